@@ -1,0 +1,106 @@
+//! What the session tells its user.
+
+use std::time::Duration;
+
+use crate::error::RejectReason;
+
+/// Local identifier of a message given to [`Session::send`](crate::Session::send). It
+/// stays the same when the message is renumbered after a peer restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64);
+
+/// Why a message was given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailReason {
+    /// It was sent `attempts` times without an acknowledgement.
+    MaxRetries {
+        /// Transmissions made.
+        attempts: u32,
+    },
+    /// It was waiting behind a message that failed: the peer is unreachable.
+    PeerUnreachable,
+}
+
+impl FailReason {
+    /// Stable machine-readable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MaxRetries { .. } => "max_retries",
+            Self::PeerUnreachable => "peer_unreachable",
+        }
+    }
+}
+
+/// Something the user of the session should know, drained with
+/// [`Session::poll_event`](crate::Session::poll_event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The peer's epoch is known; messages can flow.
+    Connected {
+        /// The peer's epoch.
+        peer_epoch: u64,
+    },
+    /// The peer started again with a new epoch. Messages it had not acknowledged are
+    /// sent again to the new run, renumbered from 0.
+    PeerRestarted {
+        /// The epoch of the run that ended.
+        old_epoch: u64,
+        /// The epoch of the new run.
+        new_epoch: u64,
+        /// Unacknowledged messages that will be sent again.
+        resent: usize,
+    },
+    /// A message from the peer, in order, exactly once.
+    Received {
+        /// Its sequence number in the peer's stream.
+        seq: u64,
+        /// Its text.
+        text: String,
+    },
+    /// A message of ours went on the wire for the first time.
+    Sent {
+        /// Its id.
+        id: MessageId,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A message of ours was sent again because no acknowledgement came in time.
+    Retransmit {
+        /// Its id.
+        id: MessageId,
+        /// Its sequence number.
+        seq: u64,
+        /// Transmissions so far, this one included.
+        attempt: u32,
+    },
+    /// The peer acknowledged a message of ours.
+    Delivered {
+        /// Its id.
+        id: MessageId,
+        /// Its sequence number.
+        seq: u64,
+        /// Transmissions it took.
+        attempts: u32,
+        /// Time from `send` to the acknowledgement.
+        elapsed: Duration,
+    },
+    /// A message of ours was given up. Its text is returned so nothing is lost silently.
+    Failed {
+        /// Its id.
+        id: MessageId,
+        /// Its text.
+        text: String,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A message already delivered arrived again; it was acknowledged, not shown.
+    Duplicate {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A datagram was dropped without effect.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+    },
+}

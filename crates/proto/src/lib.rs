@@ -1,0 +1,64 @@
+//! Sans-IO core of udpchat: a reliable, ordered, exactly-once message session with one
+//! peer over an unreliable datagram network.
+//!
+//! This crate never opens a socket, never spawns a task and never reads the clock. Time
+//! comes in as `now`, datagrams come in through [`Session::handle_datagram`], and
+//! datagrams to send, timers and events come out through the `poll_*` methods. The same
+//! code therefore runs under the real tokio driver and under the deterministic simulator,
+//! which feeds it virtual time.
+//!
+//! # Calling contract
+//!
+//! 1. Create one [`Session`] per peer with [`Session::new`], a random non-zero epoch
+//!    (once per process start) and the current time.
+//! 2. After **every** input — [`Session::new`], [`Session::send`],
+//!    [`Session::handle_datagram`], [`Session::handle_timeout`] — drain
+//!    [`Session::poll_transmit`] until `None` (send each datagram), then drain
+//!    [`Session::poll_event`] until `None`, then read [`Session::poll_timeout`].
+//! 3. Call [`Session::handle_timeout`] once the clock reaches the instant `poll_timeout`
+//!    returned (calling it early is harmless; it just fires nothing). `None` means no
+//!    timer is armed: sleep until a datagram or a message arrives.
+//! 4. `now` must not go backwards; if it does, the session uses the latest value seen.
+//!
+//! ```
+//! use std::time::Instant;
+//! use udpchat_proto::{Config, Event, Session};
+//!
+//! let now = Instant::now();
+//! let addr = "127.0.0.1:12000".parse().unwrap();
+//! // A session whose peer is itself, as in the seed's local test.
+//! let mut me = Session::new(Config::default(), 0x5eed, addr, now);
+//! me.send(now, "hello".to_string()).unwrap();
+//! while let Some(datagram) = me.poll_transmit() {
+//!     me.handle_datagram(now, addr, &datagram.payload);
+//! }
+//! let got: Vec<_> = std::iter::from_fn(|| me.poll_event())
+//!     .filter_map(|e| match e { Event::Received { text, .. } => Some(text), _ => None })
+//!     .collect();
+//! assert_eq!(got, ["hello"]);
+//! ```
+//!
+//! # Layout
+//!
+//! - [`wire`]: the packet format and its codec (normative text: `docs/PROTOCOL.md`).
+//! - `sender`, `receiver`: the two halves of one direction of the stream.
+//! - [`Session`]: epochs, the HELLO exchange, restarts, and the two halves together.
+//! - [`Event`], [`Transmit`], [`Stats`], [`Config`] and the error types.
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod event;
+mod receiver;
+mod sender;
+mod session;
+mod stats;
+mod transmit;
+pub mod wire;
+
+pub use config::{Config, SeqBits};
+pub use error::{DecodeError, RejectReason, SendError};
+pub use event::{Event, FailReason, MessageId};
+pub use session::Session;
+pub use stats::Stats;
+pub use transmit::Transmit;

@@ -1,0 +1,416 @@
+//! The sending half of one direction: numbers messages, keeps them until acknowledged,
+//! retransmits on timeout and gives up after too many tries, never silently.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::config::SeqBits;
+use crate::event::{FailReason, MessageId};
+use crate::wire::AckFrame;
+
+/// A message accepted by `send` and not yet on the wire.
+#[derive(Debug)]
+struct Queued {
+    id: MessageId,
+    text: String,
+    queued_at: Instant,
+}
+
+/// A message on the wire, not yet acknowledged.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub(crate) id: MessageId,
+    pub(crate) seq: u64,
+    pub(crate) text: String,
+    queued_at: Instant,
+    /// Transmissions so far.
+    pub(crate) attempts: u32,
+    retransmit_at: Instant,
+    /// Reported received by a selective acknowledgement; not retransmitted.
+    sacked: bool,
+}
+
+/// What the sender wants done after an input.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SenderOutput {
+    /// Put this message on the wire (first transmission when `attempt == 1`).
+    Transmit {
+        id: MessageId,
+        seq: u64,
+        text: String,
+        attempt: u32,
+    },
+    /// The peer acknowledged this message.
+    Delivered {
+        id: MessageId,
+        seq: u64,
+        attempts: u32,
+        elapsed: Duration,
+    },
+    /// This message is given up.
+    Failed {
+        id: MessageId,
+        text: String,
+        reason: FailReason,
+    },
+}
+
+/// Outcome of an acknowledgement.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AckOutcome {
+    /// Applied (it may have acknowledged nothing new).
+    Applied,
+    /// It acknowledges messages never sent; ignored.
+    BeyondSent,
+}
+
+/// Send state of our stream toward the peer's current epoch.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    queue: VecDeque<Queued>,
+    in_flight: VecDeque<InFlight>,
+    next_seq: u64,
+    /// Everything below has been acknowledged or skipped.
+    acked_below: u64,
+    /// Messages below this were given up; the receiver must be told (SKIP frame).
+    skip_below: u64,
+    window: u16,
+    seq_bits: SeqBits,
+    rto: Duration,
+    max_retries: u32,
+}
+
+impl Sender {
+    pub(crate) fn new(window: u16, seq_bits: SeqBits, rto: Duration, max_retries: u32) -> Self {
+        Self {
+            queue: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            acked_below: 0,
+            skip_below: 0,
+            window,
+            seq_bits,
+            rto,
+            max_retries,
+        }
+    }
+
+    /// Accepts a message for sending.
+    pub(crate) fn push(&mut self, id: MessageId, text: String, now: Instant) {
+        self.queue.push_back(Queued {
+            id,
+            text,
+            queued_at: now,
+        });
+    }
+
+    /// True when nothing is queued or in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Messages queued or in flight.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.queue.len() + self.in_flight.len()
+    }
+
+    /// The SKIP frame value to send with data, while the receiver may not know yet.
+    pub(crate) fn pending_skip(&self) -> Option<u64> {
+        (self.seq_bits == SeqBits::Full && self.skip_below > self.acked_below)
+            .then_some(self.skip_below)
+    }
+
+    /// Moves queued messages onto the wire while the window has room.
+    pub(crate) fn fill_window(&mut self, now: Instant, out: &mut Vec<SenderOutput>) {
+        while self.in_flight.len() < usize::from(self.window) {
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            out.push(SenderOutput::Transmit {
+                id: q.id,
+                seq: self.seq_bits.on_wire(seq),
+                text: q.text.clone(),
+                attempt: 1,
+            });
+            self.in_flight.push_back(InFlight {
+                id: q.id,
+                seq,
+                text: q.text,
+                queued_at: q.queued_at,
+                attempts: 1,
+                retransmit_at: now + self.rto,
+                sacked: false,
+            });
+        }
+    }
+
+    /// Applies an acknowledgement from the peer.
+    pub(crate) fn on_ack(
+        &mut self,
+        ack: AckFrame,
+        now: Instant,
+        out: &mut Vec<SenderOutput>,
+    ) -> AckOutcome {
+        let cumulative = match self.seq_bits {
+            // The alternating bit can only say "the one outstanding got through".
+            SeqBits::One => match self.in_flight.front() {
+                Some(head) if ack.cumulative == (head.seq + 1) & 1 => head.seq + 1,
+                _ => return AckOutcome::Applied,
+            },
+            SeqBits::Full => {
+                if ack.cumulative > self.next_seq {
+                    return AckOutcome::BeyondSent;
+                }
+                ack.cumulative
+            }
+        };
+        while let Some(head) = self.in_flight.front() {
+            if head.seq >= cumulative {
+                break;
+            }
+            if let Some(done) = self.in_flight.pop_front() {
+                out.push(SenderOutput::Delivered {
+                    id: done.id,
+                    seq: done.seq,
+                    attempts: done.attempts,
+                    elapsed: now.saturating_duration_since(done.queued_at),
+                });
+            }
+        }
+        self.acked_below = self.acked_below.max(cumulative);
+        for m in &mut self.in_flight {
+            if let Some(bit) = m.seq.checked_sub(cumulative + 1) {
+                if bit < 64 && ack.sack & (1 << bit) != 0 {
+                    m.sacked = true;
+                }
+            }
+        }
+        AckOutcome::Applied
+    }
+
+    /// When the earliest retransmission is due.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.in_flight
+            .iter()
+            .filter(|m| !m.sacked)
+            .map(|m| m.retransmit_at)
+            .min()
+    }
+
+    /// Retransmits what is due; a message out of retries fails, and with it everything
+    /// behind it, because the peer is evidently unreachable.
+    pub(crate) fn on_timeout(&mut self, now: Instant, out: &mut Vec<SenderOutput>) {
+        let mut exhausted = false;
+        for m in &mut self.in_flight {
+            if m.sacked || m.retransmit_at > now {
+                continue;
+            }
+            if m.attempts > self.max_retries {
+                exhausted = true;
+                break;
+            }
+            m.attempts += 1;
+            m.retransmit_at = now + self.rto;
+            out.push(SenderOutput::Transmit {
+                id: m.id,
+                seq: self.seq_bits.on_wire(m.seq),
+                text: m.text.clone(),
+                attempt: m.attempts,
+            });
+        }
+        if exhausted {
+            self.fail_all(out);
+        }
+    }
+
+    /// Gives up every message in flight or queued, in order, and arranges for the
+    /// receiver to be told to stop waiting for them.
+    pub(crate) fn fail_all(&mut self, out: &mut Vec<SenderOutput>) {
+        let mut first = true;
+        for m in self.in_flight.drain(..) {
+            let reason = if first && !m.sacked {
+                first = false;
+                FailReason::MaxRetries {
+                    attempts: m.attempts,
+                }
+            } else {
+                FailReason::PeerUnreachable
+            };
+            out.push(SenderOutput::Failed {
+                id: m.id,
+                text: m.text,
+                reason,
+            });
+        }
+        for q in self.queue.drain(..) {
+            out.push(SenderOutput::Failed {
+                id: q.id,
+                text: q.text,
+                reason: FailReason::PeerUnreachable,
+            });
+        }
+        self.skip_below = self.next_seq;
+    }
+
+    /// The peer restarted: its new run expects our stream from 0. Every unacknowledged
+    /// message goes back to the queue, in order, to be renumbered. Returns how many.
+    pub(crate) fn restart_stream(&mut self) -> usize {
+        let resent = self.in_flight.len();
+        for m in self.in_flight.drain(..).rev() {
+            self.queue.push_front(Queued {
+                id: m.id,
+                text: m.text,
+                queued_at: m.queued_at,
+            });
+        }
+        self.next_seq = 0;
+        self.acked_below = 0;
+        self.skip_below = 0;
+        resent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ack(cumulative: u64, sack: u64) -> AckFrame {
+        AckFrame {
+            cumulative,
+            sack,
+            window: 1,
+        }
+    }
+
+    fn sender(window: u16) -> Sender {
+        Sender::new(window, SeqBits::Full, Duration::from_secs(3), 2)
+    }
+
+    #[test]
+    fn stop_and_wait_sends_one_at_a_time() {
+        let t0 = Instant::now();
+        let mut s = sender(1);
+        s.push(MessageId(1), "a".into(), t0);
+        s.push(MessageId(2), "b".into(), t0);
+        let mut out = Vec::new();
+        s.fill_window(t0, &mut out);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        s.on_ack(ack(1, 0), t0 + Duration::from_millis(10), &mut out);
+        assert!(matches!(
+            out[0],
+            SenderOutput::Delivered {
+                seq: 0,
+                attempts: 1,
+                ..
+            }
+        ));
+        out.clear();
+        s.fill_window(t0, &mut out);
+        assert!(matches!(out[0], SenderOutput::Transmit { seq: 1, .. }));
+    }
+
+    #[test]
+    fn retransmits_then_fails_everything_with_its_text() {
+        let t0 = Instant::now();
+        let mut s = sender(1);
+        s.push(MessageId(1), "a".into(), t0);
+        s.push(MessageId(2), "b".into(), t0);
+        let mut out = Vec::new();
+        s.fill_window(t0, &mut out);
+        let mut now = t0;
+        for attempt in 2..=3 {
+            out.clear();
+            now = s.next_timeout().unwrap();
+            s.on_timeout(now, &mut out);
+            assert!(matches!(out[0], SenderOutput::Transmit { attempt: a, .. } if a == attempt));
+        }
+        out.clear();
+        s.on_timeout(now + Duration::from_secs(3), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                SenderOutput::Failed {
+                    id: MessageId(1),
+                    text: "a".into(),
+                    reason: FailReason::MaxRetries { attempts: 3 }
+                },
+                SenderOutput::Failed {
+                    id: MessageId(2),
+                    text: "b".into(),
+                    reason: FailReason::PeerUnreachable
+                },
+            ]
+        );
+        assert!(s.is_idle());
+        assert_eq!(s.pending_skip(), Some(1));
+        s.push(MessageId(3), "c".into(), now);
+        out.clear();
+        s.fill_window(now, &mut out);
+        assert!(matches!(out[0], SenderOutput::Transmit { seq: 1, .. }));
+        s.on_ack(ack(2, 0), now, &mut out);
+        assert_eq!(s.pending_skip(), None);
+    }
+
+    #[test]
+    fn ack_beyond_sent_is_refused_and_stale_ack_is_harmless() {
+        let t0 = Instant::now();
+        let mut s = sender(4);
+        s.push(MessageId(1), "a".into(), t0);
+        let mut out = Vec::new();
+        s.fill_window(t0, &mut out);
+        assert_eq!(s.on_ack(ack(5, 0), t0, &mut out), AckOutcome::BeyondSent);
+        out.clear();
+        assert_eq!(s.on_ack(ack(0, 0), t0, &mut out), AckOutcome::Applied);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sacked_messages_are_not_retransmitted() {
+        let t0 = Instant::now();
+        let mut s = sender(4);
+        for i in 0..3 {
+            s.push(MessageId(i), format!("m{i}"), t0);
+        }
+        let mut out = Vec::new();
+        s.fill_window(t0, &mut out);
+        out.clear();
+        s.on_ack(ack(0, 0b11), t0, &mut out);
+        s.on_timeout(t0 + Duration::from_secs(3), &mut out);
+        let resent: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                SenderOutput::Transmit { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, vec![0]);
+    }
+
+    #[test]
+    fn restart_requeues_unacknowledged_in_order_from_zero() {
+        let t0 = Instant::now();
+        let mut s = sender(2);
+        for i in 0..3 {
+            s.push(MessageId(i), format!("m{i}"), t0);
+        }
+        let mut out = Vec::new();
+        s.fill_window(t0, &mut out);
+        s.on_ack(ack(1, 0), t0, &mut out);
+        out.clear();
+        s.fill_window(t0, &mut out);
+        assert_eq!(s.restart_stream(), 2);
+        out.clear();
+        s.fill_window(t0, &mut out);
+        let sent: Vec<_> = out
+            .iter()
+            .map(|o| match o {
+                SenderOutput::Transmit { id, seq, .. } => (id.0, *seq),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sent, vec![(1, 0), (2, 1)]);
+    }
+}

@@ -1,0 +1,30 @@
+//! Counters of what a session has done, for `--stats`, the status bar and benchmarks.
+
+/// Running totals since the session was created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages accepted by `send`.
+    pub messages_queued: u64,
+    /// Messages acknowledged by the peer.
+    pub messages_delivered: u64,
+    /// Messages reported failed.
+    pub messages_failed: u64,
+    /// Messages received and handed to the user.
+    pub messages_received: u64,
+    /// First transmissions of messages.
+    pub data_sent: u64,
+    /// Retransmissions of messages.
+    pub retransmissions: u64,
+    /// Messages received again after delivery (re-acknowledged, not shown).
+    pub duplicates: u64,
+    /// Acknowledgements sent.
+    pub acks_sent: u64,
+    /// Datagrams that were dropped as malformed, stale or misaddressed.
+    pub rejected: u64,
+    /// Datagrams the session produced.
+    pub datagrams_sent: u64,
+    /// Datagrams the session was given.
+    pub datagrams_received: u64,
+    /// Times the peer was seen to restart.
+    pub peer_restarts: u64,
+}

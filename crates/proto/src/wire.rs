@@ -1,0 +1,483 @@
+//! The wire format: one UDP datagram is one [`Packet`], a fixed header followed by
+//! one or more [`Frame`]s and a CRC-32C trailer.
+//!
+//! ```text
+//! offset  size  field
+//!      0     2  magic      0x55 0x43 ("UC")
+//!      2     1  version    0x01
+//!      3     1  flags      reserved, sent as 0, a packet with any bit set is rejected
+//!      4     8  src_epoch  sender's session id, big-endian, never 0
+//!     12     8  dst_epoch  the receiver's session id as the sender knows it, 0 = unknown
+//!     20     …  frames     at least one
+//!    N-4     4  crc32c     CRC-32C (Castagnoli) of bytes 0..N-4, big-endian
+//! ```
+//!
+//! `docs/PROTOCOL.md` is the normative description; the tests at the bottom of this file
+//! check its hex vectors byte for byte.
+//!
+//! Decoding is total: any byte string yields either a packet or a [`DecodeError`],
+//! never a panic (checked by proptest here and by the fuzz target).
+
+use crate::error::DecodeError;
+
+/// The two bytes every packet starts with, "UC".
+pub const MAGIC: [u8; 2] = *b"UC";
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Bytes before the first frame.
+pub const HEADER_LEN: usize = 20;
+/// Bytes of the CRC-32C trailer.
+pub const CRC_LEN: usize = 4;
+/// Largest datagram either side ever sends or accepts. 1200 bytes passes every path
+/// that carries IPv6 or QUIC without IP fragmentation.
+pub const MAX_DATAGRAM: usize = 1200;
+/// Encoded size of a HELLO frame.
+pub const HELLO_FRAME_LEN: usize = 1;
+/// Encoded size of an ACK frame.
+pub const ACK_FRAME_LEN: usize = 1 + 8 + 8 + 2;
+/// Encoded size of a SKIP frame.
+pub const SKIP_FRAME_LEN: usize = 1 + 8;
+/// Encoded size of a DATA frame without its text.
+pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 2;
+/// Longest message text in bytes of UTF-8: it fits in one datagram together with an
+/// ACK and a SKIP frame, so a sender never has to split a packet to make room.
+pub const MAX_TEXT_LEN: usize =
+    MAX_DATAGRAM - HEADER_LEN - CRC_LEN - ACK_FRAME_LEN - SKIP_FRAME_LEN - DATA_FRAME_OVERHEAD;
+
+/// Frame type bytes.
+mod frame_type {
+    pub(super) const HELLO: u8 = 0x01;
+    pub(super) const DATA: u8 = 0x02;
+    pub(super) const ACK: u8 = 0x03;
+    pub(super) const SKIP: u8 = 0x04;
+}
+
+/// One decoded datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// The sender's epoch: a random non-zero id chosen once per process start.
+    pub src_epoch: u64,
+    /// The receiver's epoch as the sender believes it, or 0 when it does not know it yet.
+    pub dst_epoch: u64,
+    /// The frames, in order; never empty in a valid packet.
+    pub frames: Vec<Frame>,
+}
+
+/// A unit of protocol meaning inside a packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// "I am `src_epoch`; I believe you are `dst_epoch`." Answered with a HELLO when the
+    /// receiver's epoch differs from `dst_epoch`, so both sides learn each other's epoch.
+    Hello,
+    /// One chat message.
+    Data {
+        /// Message sequence number within the (src_epoch → dst_epoch) stream.
+        seq: u64,
+        /// The text, valid UTF-8, at most [`MAX_TEXT_LEN`] bytes.
+        text: String,
+    },
+    /// Acknowledges the stream flowing the other way.
+    Ack(AckFrame),
+    /// "I gave up on every message below `below`": the receiver stops waiting for them.
+    Skip {
+        /// First sequence number still to be expected.
+        below: u64,
+    },
+}
+
+/// Receiver state reported back to the sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckFrame {
+    /// Every message with a lower sequence number has been received: the next one expected.
+    pub cumulative: u64,
+    /// Bit `i` set: message `cumulative + 1 + i` has been received and is buffered.
+    pub sack: u64,
+    /// How many sequence numbers from `cumulative` on the receiver is willing to accept.
+    pub window: u16,
+}
+
+impl Frame {
+    /// Bytes this frame takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::Hello => HELLO_FRAME_LEN,
+            Self::Data { text, .. } => DATA_FRAME_OVERHEAD + text.len(),
+            Self::Ack(_) => ACK_FRAME_LEN,
+            Self::Skip { .. } => SKIP_FRAME_LEN,
+        }
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Hello => out.push(frame_type::HELLO),
+            Self::Data { seq, text } => {
+                out.push(frame_type::DATA);
+                out.extend_from_slice(&seq.to_be_bytes());
+                // Callers keep text within MAX_TEXT_LEN, so the length fits in u16;
+                // saturating keeps a misuse detectable (the packet fails to decode)
+                // instead of silently wrapping.
+                let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            Self::Ack(ack) => {
+                out.push(frame_type::ACK);
+                out.extend_from_slice(&ack.cumulative.to_be_bytes());
+                out.extend_from_slice(&ack.sack.to_be_bytes());
+                out.extend_from_slice(&ack.window.to_be_bytes());
+            }
+            Self::Skip { below } => {
+                out.push(frame_type::SKIP);
+                out.extend_from_slice(&below.to_be_bytes());
+            }
+        }
+    }
+}
+
+impl Packet {
+    /// Bytes this packet takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + self.frames.iter().map(Frame::encoded_len).sum::<usize>() + CRC_LEN
+    }
+
+    /// Serialises the packet. The session never builds a packet larger than
+    /// [`MAX_DATAGRAM`]; `decode` rejects one that is.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(0); // flags
+        out.extend_from_slice(&self.src_epoch.to_be_bytes());
+        out.extend_from_slice(&self.dst_epoch.to_be_bytes());
+        for frame in &self.frames {
+            frame.encode_into(&mut out);
+        }
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    /// Parses and validates one datagram: size, magic, version, flags, checksum, epoch,
+    /// every frame, UTF-8 of every text.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(DecodeError::TooLarge { len: bytes.len() });
+        }
+        if bytes.len() < HEADER_LEN + CRC_LEN {
+            return Err(DecodeError::TooShort { len: bytes.len() });
+        }
+        if bytes[0..2] != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        if bytes[2] != VERSION {
+            return Err(DecodeError::UnsupportedVersion { version: bytes[2] });
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - CRC_LEN);
+        let carried = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        if crc32c::crc32c(body) != carried {
+            return Err(DecodeError::BadChecksum);
+        }
+        if body[3] != 0 {
+            return Err(DecodeError::ReservedFlags { flags: body[3] });
+        }
+        let mut reader = Reader { bytes: &body[4..] };
+        let src_epoch = reader.u64()?;
+        let dst_epoch = reader.u64()?;
+        if src_epoch == 0 {
+            return Err(DecodeError::ZeroEpoch);
+        }
+        let mut frames = Vec::new();
+        while !reader.bytes.is_empty() {
+            frames.push(reader.frame()?);
+        }
+        if frames.is_empty() {
+            return Err(DecodeError::NoFrames);
+        }
+        Ok(Self {
+            src_epoch,
+            dst_epoch,
+            frames,
+        })
+    }
+}
+
+/// What a datagram is, for the impairment layer and for logs, without trusting it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Classification {
+    /// Carries at least one message; `seq` is the first message's sequence number.
+    Data {
+        /// Sequence number of the first DATA frame.
+        seq: u64,
+    },
+    /// Carries an acknowledgement and no message.
+    Ack {
+        /// The cumulative acknowledgement.
+        cumulative: u64,
+    },
+    /// Only handshake or other control frames.
+    Control,
+    /// Does not decode; the session will reject it.
+    Invalid,
+}
+
+/// Classifies a datagram by decoding it. Used to apply the seed's separate loss rates to
+/// messages and to acknowledgements.
+pub fn classify(bytes: &[u8]) -> Classification {
+    let Ok(packet) = Packet::decode(bytes) else {
+        return Classification::Invalid;
+    };
+    let mut ack = None;
+    for frame in &packet.frames {
+        match frame {
+            Frame::Data { seq, .. } => return Classification::Data { seq: *seq },
+            Frame::Ack(a) => ack = Some(a.cumulative),
+            Frame::Hello | Frame::Skip { .. } => {}
+        }
+    }
+    match ack {
+        Some(cumulative) => Classification::Ack { cumulative },
+        None => Classification::Control,
+    }
+}
+
+/// A cursor over untrusted bytes that returns errors instead of panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < n {
+            return Err(DecodeError::TruncatedFrame);
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn frame(&mut self) -> Result<Frame, DecodeError> {
+        match self.u8()? {
+            frame_type::HELLO => Ok(Frame::Hello),
+            frame_type::DATA => {
+                let seq = self.u64()?;
+                let len = usize::from(self.u16()?);
+                if len > MAX_TEXT_LEN {
+                    return Err(DecodeError::TextTooLong { len });
+                }
+                let raw = self.take(len)?;
+                let text = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
+                Ok(Frame::Data {
+                    seq,
+                    text: text.to_owned(),
+                })
+            }
+            frame_type::ACK => Ok(Frame::Ack(AckFrame {
+                cumulative: self.u64()?,
+                sack: self.u64()?,
+                window: self.u16()?,
+            })),
+            frame_type::SKIP => Ok(Frame::Skip { below: self.u64()? }),
+            other => Err(DecodeError::UnknownFrame { frame_type: other }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hex_of(p: &Packet) -> String {
+        hex::encode(p.encode())
+    }
+
+    // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
+    // tests/protocol_doc.rs checks that the document still carries them.
+    pub(crate) const VECTOR_HELLO: &str = "5543010000000000000000010000000000000000015f748d30";
+    pub(crate) const VECTOR_DATA: &str =
+        "5543010000000000000000010000000000000002020000000000000000000268696e763f08";
+    pub(crate) const VECTOR_ACK: &str =
+        "554301000000000000000002000000000000000103000000000000000100000000000000000001ef8b00fb";
+
+    #[test]
+    fn vectors_match_the_protocol_document() {
+        let hello = Packet {
+            src_epoch: 1,
+            dst_epoch: 0,
+            frames: vec![Frame::Hello],
+        };
+        let data = Packet {
+            src_epoch: 1,
+            dst_epoch: 2,
+            frames: vec![Frame::Data {
+                seq: 0,
+                text: "hi".into(),
+            }],
+        };
+        let ack = Packet {
+            src_epoch: 2,
+            dst_epoch: 1,
+            frames: vec![Frame::Ack(AckFrame {
+                cumulative: 1,
+                sack: 0,
+                window: 1,
+            })],
+        };
+        assert_eq!(hex_of(&hello), VECTOR_HELLO);
+        assert_eq!(hex_of(&data), VECTOR_DATA);
+        assert_eq!(hex_of(&ack), VECTOR_ACK);
+        for (packet, vector) in [
+            (hello, VECTOR_HELLO),
+            (data, VECTOR_DATA),
+            (ack, VECTOR_ACK),
+        ] {
+            let bytes = hex::decode(vector).unwrap();
+            assert_eq!(Packet::decode(&bytes).unwrap(), packet);
+        }
+    }
+
+    #[test]
+    fn max_text_fills_exactly_one_datagram() {
+        let p = Packet {
+            src_epoch: 7,
+            dst_epoch: 9,
+            frames: vec![
+                Frame::Skip { below: 3 },
+                Frame::Ack(AckFrame {
+                    cumulative: 1,
+                    sack: 0,
+                    window: 1,
+                }),
+                Frame::Data {
+                    seq: 4,
+                    text: "x".repeat(MAX_TEXT_LEN),
+                },
+            ],
+        };
+        assert_eq!(p.encode().len(), MAX_DATAGRAM);
+        assert_eq!(Packet::decode(&p.encode()).unwrap(), p);
+    }
+
+    #[test]
+    fn rejects_each_kind_of_damage() {
+        let good = hex::decode(VECTOR_DATA).unwrap();
+        assert_eq!(Packet::decode(&[]), Err(DecodeError::TooShort { len: 0 }));
+        assert_eq!(
+            Packet::decode(&vec![0; 65_507]),
+            Err(DecodeError::TooLarge { len: 65_507 })
+        );
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert_eq!(Packet::decode(&b), Err(DecodeError::BadMagic));
+        let mut b = good.clone();
+        b[2] = 9;
+        assert_eq!(
+            Packet::decode(&b),
+            Err(DecodeError::UnsupportedVersion { version: 9 })
+        );
+        let mut b = good.clone();
+        let last = b.len() - 1;
+        b[last] ^= 1;
+        assert_eq!(Packet::decode(&b), Err(DecodeError::BadChecksum));
+        for cut in 0..good.len() {
+            assert!(Packet::decode(&good[..cut]).is_err(), "truncation at {cut}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_even_with_a_valid_checksum() {
+        let p = Packet {
+            src_epoch: 1,
+            dst_epoch: 2,
+            frames: vec![Frame::Data {
+                seq: 0,
+                text: "ab".into(),
+            }],
+        };
+        let mut b = p.encode();
+        // Replace the text with 0xff 0xfe and fix the checksum so only UTF-8 is wrong.
+        let text_at = HEADER_LEN + DATA_FRAME_OVERHEAD;
+        b[text_at] = 0xff;
+        b[text_at + 1] = 0xfe;
+        let body_len = b.len() - CRC_LEN;
+        let crc = crc32c::crc32c(&b[..body_len]).to_be_bytes();
+        b[body_len..].copy_from_slice(&crc);
+        assert_eq!(Packet::decode(&b), Err(DecodeError::InvalidUtf8));
+    }
+
+    #[test]
+    fn classify_names_what_a_datagram_carries() {
+        assert_eq!(
+            classify(&hex::decode(VECTOR_DATA).unwrap()),
+            Classification::Data { seq: 0 }
+        );
+        assert_eq!(
+            classify(&hex::decode(VECTOR_ACK).unwrap()),
+            Classification::Ack { cumulative: 1 }
+        );
+        assert_eq!(
+            classify(&hex::decode(VECTOR_HELLO).unwrap()),
+            Classification::Control
+        );
+        assert_eq!(classify(b"garbage"), Classification::Invalid);
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            Just(Frame::Hello),
+            (any::<u64>(), "\\PC{0,40}").prop_map(|(seq, text)| Frame::Data { seq, text }),
+            (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(cumulative, sack, window)| {
+                Frame::Ack(AckFrame {
+                    cumulative,
+                    sack,
+                    window,
+                })
+            }),
+            any::<u64>().prop_map(|below| Frame::Skip { below }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn round_trip(src in 1u64.., dst in any::<u64>(), frames in prop::collection::vec(arb_frame(), 1..8)) {
+            let p = Packet { src_epoch: src, dst_epoch: dst, frames };
+            prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1300)) {
+            let _ = Packet::decode(&bytes);
+            let _ = classify(&bytes);
+        }
+
+        #[test]
+        fn decode_of_damaged_valid_packets_never_panics(
+            frames in prop::collection::vec(arb_frame(), 1..4),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let mut b = Packet { src_epoch: 5, dst_epoch: 6, frames }.encode();
+            let i = flip.index(b.len());
+            b[i] ^= 1 << bit;
+            prop_assert!(Packet::decode(&b).is_err());
+        }
+    }
+}
