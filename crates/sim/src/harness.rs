@@ -1,0 +1,266 @@
+//! Two protocol endpoints, one impairment per direction between them, and virtual time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
+use udpchat_proto::wire::{classify, Classification};
+use udpchat_proto::{Config, Event, MessageId, Session};
+
+use crate::outcome::{Outcome, SideOutcome};
+use crate::trace::Trace;
+
+/// One simulated run, fully determined by this value and its seed.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// A short name for reports.
+    pub name: String,
+    /// Protocol settings of both endpoints.
+    pub protocol: Config,
+    /// Impairment of each direction until the network heals.
+    pub link: ImpairConfig,
+    /// Messages each side sends, all queued at time zero so both directions run at once.
+    pub messages: usize,
+    /// Virtual time at which the network heals (the impairment is switched off).
+    pub heal_at: Duration,
+    /// How long after healing everything must have been delivered (liveness bound).
+    pub settle: Duration,
+    /// If set, side B crashes at this time and a new run of it starts in its place.
+    pub restart_b_at: Option<Duration>,
+}
+
+/// The address of side A, as B sees it.
+const ADDR_A: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1);
+/// The address of side B, as A sees it.
+const ADDR_B: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2);
+
+/// An endpoint and what it observed.
+struct Side {
+    session: Session,
+    /// Texts of the messages this side queued, by id.
+    sent: BTreeMap<MessageId, String>,
+    /// Virtual time of the first transmission of each message.
+    first_sent_at: BTreeMap<MessageId, Instant>,
+    outcome: SideOutcome,
+}
+
+impl Side {
+    fn new(session: Session) -> Self {
+        Self {
+            session,
+            sent: BTreeMap::new(),
+            first_sent_at: BTreeMap::new(),
+            outcome: SideOutcome::default(),
+        }
+    }
+}
+
+/// Derives an independent, reproducible stream id from the run seed.
+fn sub_seed(seed: u64, stream: u64) -> u64 {
+    // SplitMix64 finaliser: cheap and well mixed, so streams of neighbouring seeds differ.
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Runs `scenario` with `seed` and reports what each side saw. Never panics on protocol
+/// misbehaviour: that is for the caller to judge with [`Outcome::violations`].
+pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
+    let t0 = Instant::now();
+    let epoch_a = sub_seed(seed, 1) | 1;
+    let epoch_b = sub_seed(seed, 2) | 1;
+    let mut a = Side::new(Session::new(scenario.protocol.clone(), epoch_a, ADDR_B, t0));
+    let mut b = Side::new(Session::new(scenario.protocol.clone(), epoch_b, ADDR_A, t0));
+    let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
+    let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
+    let mut trace = Trace::default();
+
+    for i in 0..scenario.messages {
+        for (side, tag) in [(&mut a, "a"), (&mut b, "b")] {
+            let text = format!("{tag}{i}");
+            if let Ok(id) = side.session.send(t0, text.clone()) {
+                side.sent.insert(id, text);
+            }
+        }
+    }
+
+    let heal_at = t0 + scenario.heal_at;
+    let deadline = heal_at + scenario.settle;
+    let mut restart_at = scenario.restart_b_at.map(|d| t0 + d);
+    let mut healed = false;
+    let mut now = t0;
+    loop {
+        if !healed && now >= heal_at {
+            healed = true;
+            ab.set_config(ImpairConfig::default());
+            ba.set_config(ImpairConfig::default());
+        }
+        if restart_at.is_some_and(|at| now >= at) {
+            restart_at = None;
+            // The crash loses everything B held in memory; the new run keeps only what a
+            // person would still see: the messages it had already shown.
+            let epoch = sub_seed(seed, 5) | 1;
+            let session = Session::new(scenario.protocol.clone(), epoch, ADDR_A, now);
+            let mut reborn = Side::new(session);
+            reborn.outcome.received_before_restart = std::mem::take(&mut b.outcome.received);
+            reborn.outcome.restarted = true;
+            reborn.sent = std::mem::take(&mut b.sent);
+            b = reborn;
+            trace.note(now.saturating_duration_since(t0), "restart b");
+        }
+        a.session.handle_timeout(now);
+        b.session.handle_timeout(now);
+        loop {
+            let mut moved = false;
+            moved |= flush(&mut a, &mut ab, now, t0, &mut trace, "a");
+            moved |= flush(&mut b, &mut ba, now, t0, &mut trace, "b");
+            while let Some(((), bytes)) = ab.poll_output(now) {
+                b.session.handle_datagram(now, ADDR_A, &bytes);
+                moved = true;
+            }
+            while let Some(((), bytes)) = ba.poll_output(now) {
+                a.session.handle_datagram(now, ADDR_B, &bytes);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        // An idle sender has had every message acknowledged, so both idle means done.
+        let done = a.session.is_idle() && b.session.is_idle() && restart_at.is_none();
+        if done || now >= deadline {
+            break;
+        }
+        let next = [
+            a.session.poll_timeout(),
+            b.session.poll_timeout(),
+            ab.poll_timeout(),
+            ba.poll_timeout(),
+            (!healed).then_some(heal_at),
+            restart_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) => now = t.max(now).min(deadline),
+            None => break,
+        }
+    }
+
+    let elapsed = now.saturating_duration_since(t0);
+    Outcome {
+        trace_tail: trace.tail(),
+        scenario: scenario.name.clone(),
+        seed,
+        messages: scenario.messages,
+        elapsed,
+        trace_hash: trace.hash(),
+        a: finish(a),
+        b: finish(b),
+    }
+}
+
+fn finish(side: Side) -> SideOutcome {
+    let mut outcome = side.outcome;
+    outcome.sent = side.sent.into_values().collect();
+    outcome.stats = *side.session.stats();
+    outcome
+}
+
+/// Moves one side's transmits into its outgoing link and records its events.
+fn flush(
+    side: &mut Side,
+    link: &mut Impairment<()>,
+    now: Instant,
+    t0: Instant,
+    trace: &mut Trace,
+    tag: &'static str,
+) -> bool {
+    let at = now.saturating_duration_since(t0);
+    let mut moved = false;
+    while let Some(transmit) = side.session.poll_transmit() {
+        moved = true;
+        let class = match classify(&transmit.payload) {
+            Classification::Data { .. } => PacketClass::Data,
+            Classification::Ack { .. } => PacketClass::Ack,
+            Classification::Control | Classification::Invalid => PacketClass::Control,
+        };
+        trace.datagram(at, tag, &transmit.payload);
+        link.handle_input(now, class, transmit.payload, ());
+    }
+    while let Some(event) = side.session.poll_event() {
+        trace.event(at, tag, &event);
+        match event {
+            Event::Received { text, .. } => side.outcome.received.push(text),
+            Event::Sent { id, .. } => {
+                side.first_sent_at.insert(id, now);
+            }
+            Event::Delivered { id, attempts, .. } => {
+                let since = side.first_sent_at.get(&id).copied().unwrap_or(now);
+                side.outcome
+                    .latencies
+                    .push(now.saturating_duration_since(since));
+                side.outcome.attempts.push(attempts);
+                if let Some(text) = side.sent.get(&id) {
+                    side.outcome.delivered.push(text.clone());
+                }
+            }
+            Event::Failed { text, .. } => side.outcome.failed.push(text),
+            Event::PeerRestarted { .. }
+            | Event::Connected { .. }
+            | Event::Retransmit { .. }
+            | Event::Duplicate { .. }
+            | Event::Rejected { .. } => {}
+        }
+    }
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(messages: usize) -> Scenario {
+        Scenario {
+            name: "clean".into(),
+            protocol: Config {
+                rto: Duration::from_millis(200),
+                ..Config::default()
+            },
+            link: ImpairConfig {
+                delay: Duration::from_millis(10),
+                ..ImpairConfig::default()
+            },
+            messages,
+            heal_at: Duration::from_secs(60),
+            settle: Duration::from_secs(60),
+            restart_b_at: None,
+        }
+    }
+
+    #[test]
+    fn a_clean_network_delivers_everything_in_one_attempt() {
+        let outcome = run(&clean(20), 1);
+        assert!(
+            outcome.violations().is_empty(),
+            "{:?}",
+            outcome.violations()
+        );
+        assert!(outcome.a.attempts.iter().all(|&n| n == 1));
+        // Stop-and-wait at 20 ms round trip: 20 messages take about 20 round trips.
+        assert!(
+            outcome.elapsed < Duration::from_millis(20 * 25),
+            "{:?}",
+            outcome.elapsed
+        );
+    }
+
+    #[test]
+    fn sub_seeds_differ_per_stream() {
+        assert_ne!(sub_seed(7, 1), sub_seed(7, 2));
+        assert_ne!(sub_seed(7, 1), sub_seed(8, 1));
+    }
+}
