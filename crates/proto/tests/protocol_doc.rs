@@ -1,0 +1,100 @@
+//! docs/PROTOCOL.md is normative: every hex vector in it must decode as it says, encode
+//! back to the same bytes, and the rejected ones must fail for the stated reason.
+
+use udpchat_proto::wire::{AckFrame, Frame, Packet, MAX_TEXT_LEN};
+
+const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
+
+/// The fenced blocks of the document with the given info string.
+fn blocks(info: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut lines = DOC.lines();
+    let fence = format!("```{info}");
+    while let Some(line) = lines.next() {
+        if line.trim() == fence {
+            let body: String = lines
+                .by_ref()
+                .take_while(|l| l.trim() != "```")
+                .collect::<Vec<_>>()
+                .join("");
+            found.push(body.trim().to_owned());
+        }
+    }
+    found
+}
+
+fn data(src: u64, dst: u64, frames: Vec<Frame>) -> Packet {
+    Packet {
+        src_epoch: src,
+        dst_epoch: dst,
+        frames,
+    }
+}
+
+#[test]
+fn every_vector_in_the_document_matches_the_codec() {
+    let expected = [
+        data(1, 0, vec![Frame::Hello]),
+        data(2, 1, vec![Frame::Hello]),
+        data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 0,
+                text: "hi".into(),
+            }],
+        ),
+        data(
+            2,
+            1,
+            vec![Frame::Ack(AckFrame {
+                cumulative: 1,
+                sack: 0,
+                window: 1,
+            })],
+        ),
+        data(
+            2,
+            1,
+            vec![Frame::Ack(AckFrame {
+                cumulative: 3,
+                sack: 0b101,
+                window: 8,
+            })],
+        ),
+        data(
+            1,
+            2,
+            vec![
+                Frame::Skip { below: 5 },
+                Frame::Data {
+                    seq: 5,
+                    text: "€".into(),
+                },
+            ],
+        ),
+    ];
+    let vectors = blocks("hex");
+    assert_eq!(vectors.len(), expected.len(), "vectors in docs/PROTOCOL.md");
+    for (hex_text, packet) in vectors.iter().zip(expected) {
+        let bytes = hex::decode(hex_text).unwrap();
+        assert_eq!(Packet::decode(&bytes).unwrap(), packet, "{hex_text}");
+        assert_eq!(hex::encode(packet.encode()), *hex_text);
+    }
+}
+
+#[test]
+fn rejected_vectors_fail_for_the_stated_reason() {
+    for code in ["invalid_utf8", "bad_checksum"] {
+        let vectors = blocks(&format!("reject-{code}"));
+        assert_eq!(vectors.len(), 1, "{code}");
+        let bytes = hex::decode(&vectors[0]).unwrap();
+        assert_eq!(Packet::decode(&bytes).unwrap_err().code(), code);
+    }
+}
+
+#[test]
+fn the_documented_text_limit_is_the_codes() {
+    assert!(DOC.contains(&format!("**{MAX_TEXT_LEN}**")));
+    assert!(DOC.contains("**1200 bytes**"));
+}
