@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::rtt::RtoPolicy;
+
 /// How many bits of the sequence number the receiver compares.
 ///
 /// [`SeqBits::Full`] is the protocol. [`SeqBits::One`] is the seed's alternating bit,
@@ -26,44 +28,68 @@ impl SeqBits {
     }
 }
 
+/// The largest window: the selective acknowledgement bitmap covers 64 messages.
+pub const MAX_WINDOW: u16 = 64;
+
+/// The default window, chosen from the benchmarks (docs/BENCHMARKS.md): the largest the
+/// acknowledgement bitmap covers, so a burst of messages shares datagrams and round trips.
+pub const DEFAULT_WINDOW: u16 = MAX_WINDOW;
+
 /// Session settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Retransmission timeout: how long to wait for an acknowledgement (the seed's 3 s).
-    pub rto: Duration,
+    /// How the retransmission timeout is chosen: adaptive (RFC 6298) by default, fixed
+    /// with `--timeout` and in classic mode (the seed's 3 s).
+    pub rto: RtoPolicy,
     /// Retransmissions of one message without an acknowledgement before it is
-    /// reported failed. The default, 20 at 3 s, gives up after about a minute.
+    /// reported failed. With the default policy, 20 gives up after about a minute.
     pub max_retries: u32,
     /// Messages in flight per direction, and messages the receiver buffers ahead of a
-    /// gap. 1 is stop-and-wait, as in the seed.
+    /// gap. 1 is stop-and-wait, as in the seed; at most [`MAX_WINDOW`].
     pub window: u16,
     /// Sequence-number width; [`SeqBits::Full`] except in the simulation's teeth test.
     pub seq_bits: SeqBits,
+    /// Messages that may wait to be sent; `send` refuses more (back-pressure), so memory
+    /// stays bounded however fast the user types.
+    pub send_queue: usize,
+    /// Ping the peer after this much silence, to tell whether it is still there and keep
+    /// a fresh round-trip estimate. `None` sends no keepalives (classic mode).
+    pub keepalive: Option<Duration>,
+    /// Silence after which the peer is reported unreachable.
+    pub peer_timeout: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            rto: Duration::from_secs(3),
+            rto: RtoPolicy::adaptive(),
             max_retries: 20,
-            window: 1,
+            window: DEFAULT_WINDOW,
             seq_bits: SeqBits::Full,
+            send_queue: 16_384,
+            keepalive: Some(Duration::from_secs(5)),
+            peer_timeout: Duration::from_secs(15),
         }
     }
 }
 
 impl Config {
-    /// The seed's setup: fixed 3 s timeout, stop-and-wait.
+    /// The seed's setup: fixed 3 s timeout, stop-and-wait, no keepalives.
     pub fn classic() -> Self {
-        Self::default()
+        Self {
+            rto: RtoPolicy::Fixed(Duration::from_secs(3)),
+            window: 1,
+            keepalive: None,
+            ..Self::default()
+        }
     }
 
-    /// The window actually used: at least 1, and 1 with the alternating bit, which
-    /// cannot tell more than two messages apart.
+    /// The window actually used: 1 to [`MAX_WINDOW`], and 1 with the alternating bit,
+    /// which cannot tell more than two messages apart.
     pub(crate) fn effective_window(&self) -> u16 {
         match self.seq_bits {
             SeqBits::One => 1,
-            SeqBits::Full => self.window.clamp(1, 64),
+            SeqBits::Full => self.window.clamp(1, MAX_WINDOW),
         }
     }
 }
@@ -73,11 +99,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_seeds() {
-        let c = Config::default();
-        assert_eq!(c.rto, Duration::from_secs(3));
+    fn classic_is_the_seeds_setup() {
+        let c = Config::classic();
+        assert_eq!(c.rto, RtoPolicy::Fixed(Duration::from_secs(3)));
         assert_eq!(c.effective_window(), 1);
-        assert_eq!(u64::from(c.max_retries) * c.rto.as_secs(), 60);
+        assert_eq!(c.keepalive, None);
+        // 20 retransmissions 3 s apart: the message fails after about a minute.
+        assert_eq!(c.max_retries * 3, 60);
     }
 
     #[test]
@@ -90,5 +118,14 @@ mod tests {
         assert_eq!(c.effective_window(), 1);
         assert_eq!(SeqBits::One.on_wire(5), 1);
         assert_eq!(SeqBits::Full.on_wire(5), 5);
+    }
+
+    #[test]
+    fn window_is_clamped_to_what_the_bitmap_covers() {
+        let c = Config {
+            window: 1000,
+            ..Config::default()
+        };
+        assert_eq!(c.effective_window(), MAX_WINDOW);
     }
 }

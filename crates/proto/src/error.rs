@@ -128,6 +128,12 @@ pub enum SendError {
         /// The limit.
         max: usize,
     },
+    /// Too many messages are waiting; try again once some are delivered.
+    #[error("send queue full ({limit} messages waiting)")]
+    QueueFull {
+        /// The queue's capacity.
+        limit: usize,
+    },
 }
 
 #[cfg(test)]

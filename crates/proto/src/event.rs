@@ -31,6 +31,28 @@ impl FailReason {
     }
 }
 
+/// Whether the peer answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Its epoch is not known yet: HELLOs are being sent.
+    Connecting,
+    /// It answered recently.
+    Online,
+    /// It has not answered for the peer timeout, or a message ran out of retries.
+    Unreachable,
+}
+
+impl PeerState {
+    /// Stable machine-readable name.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// Something the user of the session should know, drained with
 /// [`Session::poll_event`](crate::Session::poll_event).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +71,11 @@ pub enum Event {
         new_epoch: u64,
         /// Unacknowledged messages that will be sent again.
         resent: usize,
+    },
+    /// The peer became unreachable, or came back online.
+    PeerStateChanged {
+        /// The new state.
+        state: PeerState,
     },
     /// A message from the peer, in order, exactly once.
     Received {

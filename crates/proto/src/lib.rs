@@ -57,10 +57,10 @@ mod stats;
 mod transmit;
 pub mod wire;
 
-pub use config::{Config, SeqBits};
+pub use config::{Config, SeqBits, DEFAULT_WINDOW, MAX_WINDOW};
 pub use error::{DecodeError, RejectReason, SendError};
-pub use event::{Event, FailReason, MessageId};
-pub use session::Session;
+pub use event::{Event, FailReason, MessageId, PeerState};
 pub use rtt::{RtoPolicy, RttEstimator};
+pub use session::Session;
 pub use stats::Stats;
 pub use transmit::Transmit;

@@ -24,13 +24,14 @@ pub enum RtoPolicy {
 }
 
 impl RtoPolicy {
-    /// The default adaptive policy: 1 s before the first sample, 10 ms floor, 10 s
-    /// ceiling (a chat should notice a returning peer within seconds, not a minute).
+    /// The default adaptive policy: 1 s before the first sample, 10 ms floor, 5 s
+    /// ceiling. RFC 6298 allows a ceiling of 60 s; a chat should notice a returning peer
+    /// within seconds, and with 5 s the default 20 retries give up after about a minute.
     pub const fn adaptive() -> Self {
         Self::Adaptive {
             initial: Duration::from_secs(1),
             min: Duration::from_millis(10),
-            max: Duration::from_secs(10),
+            max: Duration::from_secs(5),
         }
     }
 }
@@ -73,7 +74,7 @@ impl RttEstimator {
             }
             Some(srtt) => {
                 // RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'|; SRTT <- 7/8 SRTT + 1/8 R'
-                let delta = if srtt > rtt { srtt - rtt } else { rtt - srtt };
+                let delta = srtt.abs_diff(rtt);
                 self.rttvar = (self.rttvar * 3 + delta) / 4;
                 self.srtt = Some((srtt * 7 + rtt) / 8);
             }

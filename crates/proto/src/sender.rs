@@ -1,5 +1,6 @@
-//! The sending half of one direction: numbers messages, keeps them until acknowledged,
-//! retransmits on timeout and gives up after too many tries, never silently.
+//! The sending half of one direction: numbers messages, keeps up to a window of them in
+//! flight, retransmits what is lost (on timeout, or at once when selective
+//! acknowledgements show a hole), and gives up after too many tries, never silently.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -7,6 +8,10 @@ use std::time::{Duration, Instant};
 use crate::config::SeqBits;
 use crate::event::{FailReason, MessageId};
 use crate::wire::AckFrame;
+
+/// Later messages that must be selectively acknowledged past a missing one before it
+/// is resent without waiting for the timer (TCP's duplicate-ACK threshold).
+const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
 
 /// A message accepted by `send` and not yet on the wire.
 #[derive(Debug)]
@@ -18,16 +23,19 @@ struct Queued {
 
 /// A message on the wire, not yet acknowledged.
 #[derive(Debug)]
-pub(crate) struct InFlight {
-    pub(crate) id: MessageId,
-    pub(crate) seq: u64,
-    pub(crate) text: String,
+struct InFlight {
+    id: MessageId,
+    seq: u64,
+    text: String,
     queued_at: Instant,
+    first_sent_at: Instant,
     /// Transmissions so far.
-    pub(crate) attempts: u32,
+    attempts: u32,
     retransmit_at: Instant,
     /// Reported received by a selective acknowledgement; not retransmitted.
     sacked: bool,
+    /// Already resent because of a hole; the timer handles any further loss.
+    fast_retransmitted: bool,
 }
 
 /// What the sender wants done after an input.
@@ -55,13 +63,15 @@ pub(crate) enum SenderOutput {
     },
 }
 
-/// Outcome of an acknowledgement.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum AckOutcome {
-    /// Applied (it may have acknowledged nothing new).
-    Applied,
-    /// It acknowledges messages never sent; ignored.
-    BeyondSent,
+/// What an acknowledgement did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct AckResult {
+    /// It acknowledges messages never sent; it was ignored.
+    pub(crate) beyond_sent: bool,
+    /// Something new was acknowledged (ends retransmission backoff).
+    pub(crate) progress: bool,
+    /// A round-trip sample from a message sent only once (Karn's rule).
+    pub(crate) rtt_sample: Option<Duration>,
 }
 
 /// Send state of our stream toward the peer's current epoch.
@@ -75,13 +85,14 @@ pub(crate) struct Sender {
     /// Messages below this were given up; the receiver must be told (SKIP frame).
     skip_below: u64,
     window: u16,
+    /// The receiver's advertised window; starts equal to ours.
+    peer_window: u16,
     seq_bits: SeqBits,
-    rto: Duration,
     max_retries: u32,
 }
 
 impl Sender {
-    pub(crate) fn new(window: u16, seq_bits: SeqBits, rto: Duration, max_retries: u32) -> Self {
+    pub(crate) fn new(window: u16, seq_bits: SeqBits, max_retries: u32) -> Self {
         Self {
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -89,8 +100,8 @@ impl Sender {
             acked_below: 0,
             skip_below: 0,
             window,
+            peer_window: window,
             seq_bits,
-            rto,
             max_retries,
         }
     }
@@ -114,15 +125,24 @@ impl Sender {
         self.queue.len() + self.in_flight.len()
     }
 
+    /// Messages on the wire awaiting acknowledgement.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// The SKIP frame value to send with data, while the receiver may not know yet.
     pub(crate) fn pending_skip(&self) -> Option<u64> {
         (self.seq_bits == SeqBits::Full && self.skip_below > self.acked_below)
             .then_some(self.skip_below)
     }
 
+    fn effective_window(&self) -> usize {
+        usize::from(self.window.min(self.peer_window).max(1))
+    }
+
     /// Moves queued messages onto the wire while the window has room.
-    pub(crate) fn fill_window(&mut self, now: Instant, out: &mut Vec<SenderOutput>) {
-        while self.in_flight.len() < usize::from(self.window) {
+    pub(crate) fn fill_window(&mut self, now: Instant, rto: Duration, out: &mut Vec<SenderOutput>) {
+        while self.in_flight.len() < self.effective_window() {
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
@@ -139,9 +159,11 @@ impl Sender {
                 seq,
                 text: q.text,
                 queued_at: q.queued_at,
+                first_sent_at: now,
                 attempts: 1,
-                retransmit_at: now + self.rto,
+                retransmit_at: now + rto,
                 sacked: false,
+                fast_retransmitted: false,
             });
         }
     }
@@ -151,43 +173,76 @@ impl Sender {
         &mut self,
         ack: AckFrame,
         now: Instant,
+        rto: Duration,
         out: &mut Vec<SenderOutput>,
-    ) -> AckOutcome {
+    ) -> AckResult {
+        let mut result = AckResult::default();
         let cumulative = match self.seq_bits {
             // The alternating bit can only say "the one outstanding got through".
             SeqBits::One => match self.in_flight.front() {
                 Some(head) if ack.cumulative == (head.seq + 1) & 1 => head.seq + 1,
-                _ => return AckOutcome::Applied,
+                _ => return result,
             },
             SeqBits::Full => {
                 if ack.cumulative > self.next_seq {
-                    return AckOutcome::BeyondSent;
+                    result.beyond_sent = true;
+                    return result;
                 }
                 ack.cumulative
             }
         };
-        while let Some(head) = self.in_flight.front() {
-            if head.seq >= cumulative {
+        self.peer_window = ack.window.max(1);
+        let mut sample = None;
+        while self.in_flight.front().is_some_and(|m| m.seq < cumulative) {
+            let Some(done) = self.in_flight.pop_front() else {
                 break;
+            };
+            if done.attempts == 1 && !done.sacked {
+                sample = Some(now.saturating_duration_since(done.first_sent_at));
             }
-            if let Some(done) = self.in_flight.pop_front() {
-                out.push(SenderOutput::Delivered {
-                    id: done.id,
-                    seq: done.seq,
-                    attempts: done.attempts,
-                    elapsed: now.saturating_duration_since(done.queued_at),
-                });
-            }
+            result.progress = true;
+            out.push(SenderOutput::Delivered {
+                id: done.id,
+                seq: done.seq,
+                attempts: done.attempts,
+                elapsed: now.saturating_duration_since(done.queued_at),
+            });
         }
         self.acked_below = self.acked_below.max(cumulative);
+        let mut highest_sacked = None;
         for m in &mut self.in_flight {
-            if let Some(bit) = m.seq.checked_sub(cumulative + 1) {
-                if bit < 64 && ack.sack & (1 << bit) != 0 {
+            let Some(bit) = m.seq.checked_sub(cumulative + 1) else {
+                continue;
+            };
+            if bit < 64 && ack.sack & (1 << bit) != 0 {
+                if !m.sacked {
                     m.sacked = true;
+                    result.progress = true;
+                    if m.attempts == 1 {
+                        sample = Some(now.saturating_duration_since(m.first_sent_at));
+                    }
+                }
+                highest_sacked = Some(m.seq);
+            }
+        }
+        if let Some(highest) = highest_sacked {
+            for m in &mut self.in_flight {
+                let hole = !m.sacked && !m.fast_retransmitted;
+                if hole && m.seq + FAST_RETRANSMIT_THRESHOLD <= highest {
+                    m.fast_retransmitted = true;
+                    m.attempts += 1;
+                    m.retransmit_at = now + rto;
+                    out.push(SenderOutput::Transmit {
+                        id: m.id,
+                        seq: self.seq_bits.on_wire(m.seq),
+                        text: m.text.clone(),
+                        attempt: m.attempts,
+                    });
                 }
             }
         }
-        AckOutcome::Applied
+        result.rtt_sample = sample;
+        result
     }
 
     /// When the earliest retransmission is due.
@@ -199,20 +254,28 @@ impl Sender {
             .min()
     }
 
-    /// Retransmits what is due; a message out of retries fails, and with it everything
-    /// behind it, because the peer is evidently unreachable.
-    pub(crate) fn on_timeout(&mut self, now: Instant, out: &mut Vec<SenderOutput>) {
+    /// Retransmits what is due, with timers of `rto` (already backed off by the caller).
+    /// A message out of retries fails, and with it everything behind it, because the
+    /// peer is evidently unreachable. Returns true if anything was due.
+    pub(crate) fn on_timeout(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        out: &mut Vec<SenderOutput>,
+    ) -> bool {
+        let mut due = false;
         let mut exhausted = false;
         for m in &mut self.in_flight {
             if m.sacked || m.retransmit_at > now {
                 continue;
             }
+            due = true;
             if m.attempts > self.max_retries {
                 exhausted = true;
                 break;
             }
             m.attempts += 1;
-            m.retransmit_at = now + self.rto;
+            m.retransmit_at = now + rto;
             out.push(SenderOutput::Transmit {
                 id: m.id,
                 seq: self.seq_bits.on_wire(m.seq),
@@ -223,6 +286,7 @@ impl Sender {
         if exhausted {
             self.fail_all(out);
         }
+        due
     }
 
     /// Gives up every message in flight or queued, in order, and arranges for the
@@ -268,6 +332,7 @@ impl Sender {
         self.next_seq = 0;
         self.acked_below = 0;
         self.skip_below = 0;
+        self.peer_window = self.window;
         resent
     }
 }
@@ -276,29 +341,42 @@ impl Sender {
 mod tests {
     use super::*;
 
+    const RTO: Duration = Duration::from_secs(3);
+
     fn ack(cumulative: u64, sack: u64) -> AckFrame {
         AckFrame {
             cumulative,
             sack,
-            window: 1,
+            window: 64,
         }
     }
 
     fn sender(window: u16) -> Sender {
-        Sender::new(window, SeqBits::Full, Duration::from_secs(3), 2)
+        Sender::new(window, SeqBits::Full, 2)
+    }
+
+    fn sent_seqs(out: &[SenderOutput]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|o| match o {
+                SenderOutput::Transmit { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
-    fn stop_and_wait_sends_one_at_a_time() {
+    fn stop_and_wait_sends_one_at_a_time_and_samples_the_round_trip() {
         let t0 = Instant::now();
         let mut s = sender(1);
         s.push(MessageId(1), "a".into(), t0);
         s.push(MessageId(2), "b".into(), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, &mut out);
-        assert_eq!(out.len(), 1);
+        s.fill_window(t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0]);
         out.clear();
-        s.on_ack(ack(1, 0), t0 + Duration::from_millis(10), &mut out);
+        let r = s.on_ack(ack(1, 0), t0 + Duration::from_millis(10), RTO, &mut out);
+        assert_eq!(r.rtt_sample, Some(Duration::from_millis(10)));
+        assert!(r.progress);
         assert!(matches!(
             out[0],
             SenderOutput::Delivered {
@@ -308,8 +386,26 @@ mod tests {
             }
         ));
         out.clear();
-        s.fill_window(t0, &mut out);
-        assert!(matches!(out[0], SenderOutput::Transmit { seq: 1, .. }));
+        s.fill_window(t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![1]);
+    }
+
+    #[test]
+    fn karn_no_sample_from_a_retransmitted_message() {
+        let t0 = Instant::now();
+        let mut s = sender(1);
+        s.push(MessageId(1), "a".into(), t0);
+        let mut out = Vec::new();
+        s.fill_window(t0, RTO, &mut out);
+        s.on_timeout(t0 + RTO, RTO, &mut out);
+        let r = s.on_ack(
+            ack(1, 0),
+            t0 + RTO + Duration::from_millis(5),
+            RTO,
+            &mut out,
+        );
+        assert_eq!(r.rtt_sample, None);
+        assert!(r.progress);
     }
 
     #[test]
@@ -319,16 +415,16 @@ mod tests {
         s.push(MessageId(1), "a".into(), t0);
         s.push(MessageId(2), "b".into(), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, &mut out);
+        s.fill_window(t0, RTO, &mut out);
         let mut now = t0;
         for attempt in 2..=3 {
             out.clear();
             now = s.next_timeout().unwrap();
-            s.on_timeout(now, &mut out);
+            assert!(s.on_timeout(now, RTO, &mut out));
             assert!(matches!(out[0], SenderOutput::Transmit { attempt: a, .. } if a == attempt));
         }
         out.clear();
-        s.on_timeout(now + Duration::from_secs(3), &mut out);
+        s.on_timeout(now + RTO, RTO, &mut out);
         assert_eq!(
             out,
             vec![
@@ -348,9 +444,9 @@ mod tests {
         assert_eq!(s.pending_skip(), Some(1));
         s.push(MessageId(3), "c".into(), now);
         out.clear();
-        s.fill_window(now, &mut out);
-        assert!(matches!(out[0], SenderOutput::Transmit { seq: 1, .. }));
-        s.on_ack(ack(2, 0), now, &mut out);
+        s.fill_window(now, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![1]);
+        s.on_ack(ack(2, 0), now, RTO, &mut out);
         assert_eq!(s.pending_skip(), None);
     }
 
@@ -360,10 +456,11 @@ mod tests {
         let mut s = sender(4);
         s.push(MessageId(1), "a".into(), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, &mut out);
-        assert_eq!(s.on_ack(ack(5, 0), t0, &mut out), AckOutcome::BeyondSent);
+        s.fill_window(t0, RTO, &mut out);
+        assert!(s.on_ack(ack(5, 0), t0, RTO, &mut out).beyond_sent);
         out.clear();
-        assert_eq!(s.on_ack(ack(0, 0), t0, &mut out), AckOutcome::Applied);
+        let r = s.on_ack(ack(0, 0), t0, RTO, &mut out);
+        assert!(!r.beyond_sent && !r.progress);
         assert!(out.is_empty());
     }
 
@@ -375,18 +472,55 @@ mod tests {
             s.push(MessageId(i), format!("m{i}"), t0);
         }
         let mut out = Vec::new();
-        s.fill_window(t0, &mut out);
+        s.fill_window(t0, RTO, &mut out);
         out.clear();
-        s.on_ack(ack(0, 0b11), t0, &mut out);
-        s.on_timeout(t0 + Duration::from_secs(3), &mut out);
-        let resent: Vec<_> = out
-            .iter()
-            .filter_map(|o| match o {
-                SenderOutput::Transmit { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(resent, vec![0]);
+        s.on_ack(ack(0, 0b11), t0, RTO, &mut out);
+        s.on_timeout(t0 + RTO, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0]);
+    }
+
+    #[test]
+    fn a_hole_with_three_later_messages_acknowledged_is_resent_at_once() {
+        let t0 = Instant::now();
+        let mut s = sender(8);
+        for i in 0..5 {
+            s.push(MessageId(i), format!("m{i}"), t0);
+        }
+        let mut out = Vec::new();
+        s.fill_window(t0, RTO, &mut out);
+        out.clear();
+        // 0 lost; 1 and 2 arrive: not yet enough evidence.
+        s.on_ack(ack(0, 0b11), t0, RTO, &mut out);
+        assert!(sent_seqs(&out).is_empty());
+        // 3 arrives too: 0 is resent once, without waiting for the timer.
+        s.on_ack(ack(0, 0b111), t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0]);
+        out.clear();
+        s.on_ack(ack(0, 0b1111), t0, RTO, &mut out);
+        assert!(sent_seqs(&out).is_empty(), "only once per hole");
+    }
+
+    #[test]
+    fn the_receivers_window_limits_what_is_in_flight() {
+        let t0 = Instant::now();
+        let mut s = sender(64);
+        for i in 0..10 {
+            s.push(MessageId(i), format!("m{i}"), t0);
+        }
+        let mut out = Vec::new();
+        s.on_ack(
+            AckFrame {
+                cumulative: 0,
+                sack: 0,
+                window: 2,
+            },
+            t0,
+            RTO,
+            &mut out,
+        );
+        s.fill_window(t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0, 1]);
+        assert_eq!(s.in_flight(), 2);
     }
 
     #[test]
@@ -397,13 +531,13 @@ mod tests {
             s.push(MessageId(i), format!("m{i}"), t0);
         }
         let mut out = Vec::new();
-        s.fill_window(t0, &mut out);
-        s.on_ack(ack(1, 0), t0, &mut out);
+        s.fill_window(t0, RTO, &mut out);
+        s.on_ack(ack(1, 0), t0, RTO, &mut out);
         out.clear();
-        s.fill_window(t0, &mut out);
+        s.fill_window(t0, RTO, &mut out);
         assert_eq!(s.restart_stream(), 2);
         out.clear();
-        s.fill_window(t0, &mut out);
+        s.fill_window(t0, RTO, &mut out);
         let sent: Vec<_> = out
             .iter()
             .map(|o| match o {

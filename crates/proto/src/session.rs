@@ -1,5 +1,6 @@
 //! The session with one peer: epochs and the HELLO exchange, one [`Sender`] and one
-//! [`Receiver`], and the queues of transmits and events the caller drains.
+//! [`Receiver`], round-trip estimation, keepalives and the peer's state, and the queues of
+//! transmits and events the caller drains.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -7,12 +8,13 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::{RejectReason, SendError};
-use crate::event::{Event, MessageId};
+use crate::event::{Event, MessageId, PeerState};
 use crate::receiver::{Arrival, Receiver};
-use crate::sender::{AckOutcome, Sender, SenderOutput};
+use crate::rtt::RttEstimator;
+use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
-use crate::wire::{Frame, Packet, MAX_TEXT_LEN};
+use crate::wire::{Frame, Packet, CRC_LEN, HEADER_LEN, MAX_DATAGRAM, MAX_TEXT_LEN};
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
 /// recognised as stale instead of being taken for yet another restart.
@@ -30,10 +32,24 @@ pub struct Session {
     /// our epoch.
     peer_epoch: Option<u64>,
     retired: VecDeque<u64>,
+    peer_state: PeerState,
     /// While the peer's epoch is unknown, when to send the next HELLO.
     hello_at: Option<Instant>,
+    /// When the first HELLO went out, for a round-trip sample if it is answered.
+    first_hello_at: Instant,
+    /// No packet addressed to this run has arrived yet: the first one answers our first
+    /// HELLO and gives a round-trip sample, if that HELLO was the only one (Karn's rule).
+    hello_sample_pending: bool,
     /// HELLOs sent without an answer; they stand in for the first message's attempts.
     hello_attempts: u32,
+    rtt: RttEstimator,
+    /// When we last received a valid packet of the current pair from the peer.
+    last_heard: Instant,
+    /// Since when we have been waiting for any answer to something that asks for one.
+    awaiting_since: Option<Instant>,
+    /// The PING waiting for its PONG: token and when it was sent.
+    ping: Option<(u64, Instant)>,
+    next_ping_token: u64,
     sender: Sender,
     receiver: Receiver,
     next_id: u64,
@@ -51,15 +67,23 @@ impl Session {
     pub fn new(config: Config, local_epoch: u64, peer_addr: SocketAddr, now: Instant) -> Self {
         let window = config.effective_window();
         let mut session = Self {
-            sender: Sender::new(window, config.seq_bits, config.rto, config.max_retries),
+            sender: Sender::new(window, config.seq_bits, config.max_retries),
             receiver: Receiver::new(window, config.seq_bits),
+            rtt: RttEstimator::new(config.rto),
             config,
             local_epoch: local_epoch.max(1),
             peer_addr,
             peer_epoch: None,
             retired: VecDeque::new(),
+            peer_state: PeerState::Connecting,
             hello_at: None,
+            first_hello_at: now,
+            hello_sample_pending: true,
             hello_attempts: 0,
+            last_heard: now,
+            awaiting_since: None,
+            ping: None,
+            next_ping_token: 1,
             next_id: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -68,12 +92,13 @@ impl Session {
         };
         session.send_hello(0);
         session.hello_attempts = 1;
-        session.hello_at = Some(now + session.config.rto);
+        session.hello_at = Some(now + session.rtt.rto());
         session
     }
 
     /// Queues a message. It is sent when the window allows, and ends in exactly one
-    /// [`Event::Delivered`] or [`Event::Failed`] carrying the same id.
+    /// [`Event::Delivered`] or [`Event::Failed`] carrying the same id. Refused, with the
+    /// text left to the caller, when it is too long or the queue is full.
     pub fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
         if text.len() > MAX_TEXT_LEN {
             return Err(SendError::TooLong {
@@ -81,13 +106,25 @@ impl Session {
                 max: MAX_TEXT_LEN,
             });
         }
+        if !self.can_send() {
+            return Err(SendError::QueueFull {
+                limit: self.config.send_queue,
+            });
+        }
         let now = self.advance(now);
         let id = MessageId(self.next_id);
         self.next_id += 1;
         self.stats.messages_queued += 1;
+        // Not sent yet: poll_transmit fills the window, so messages queued together
+        // share datagrams.
         self.sender.push(id, text, now);
-        self.pump(now);
         Ok(id)
+    }
+
+    /// True when [`send`](Self::send) would accept a message now. A driver stops reading
+    /// input while this is false: back-pressure instead of unbounded memory.
+    pub fn can_send(&self) -> bool {
+        self.sender.outstanding() < self.config.send_queue
     }
 
     /// Feeds one datagram received from `from`.
@@ -110,6 +147,13 @@ impl Session {
         if has_hello || addressed_to_us {
             self.adopt_peer_epoch(packet.src_epoch);
         }
+        if addressed_to_us && self.hello_sample_pending {
+            self.hello_sample_pending = false;
+            if self.hello_attempts == 1 {
+                self.rtt
+                    .on_sample(now.saturating_duration_since(self.first_hello_at));
+            }
+        }
         if !addressed_to_us {
             // The sender does not know this run of ours: tell it, with a packet no larger
             // than the one it sent, and act on nothing else in it.
@@ -117,10 +161,11 @@ impl Session {
             if !has_hello {
                 self.reject(RejectReason::WrongDestinationEpoch);
             }
-            self.pump(now);
             return;
         }
+        self.heard_from_peer(now);
         let mut must_ack = false;
+        let mut outputs = Vec::new();
         for frame in packet.frames {
             match frame {
                 Frame::Hello => {}
@@ -141,40 +186,68 @@ impl Session {
                     }
                 }
                 Frame::Ack(ack) => {
-                    let mut out = Vec::new();
-                    if self.sender.on_ack(ack, now, &mut out) == AckOutcome::BeyondSent {
+                    let result = self.sender.on_ack(ack, now, self.rtt.rto(), &mut outputs);
+                    if result.beyond_sent {
                         self.reject(RejectReason::AckBeyondSent);
                     }
-                    self.apply(out);
+                    if let Some(sample) = result.rtt_sample {
+                        self.rtt.on_sample(sample);
+                    }
+                    if result.progress {
+                        self.rtt.on_progress();
+                    }
+                }
+                Frame::Ping { token } => self.push_packet(vec![Frame::Pong { token }]),
+                Frame::Pong { token } => {
+                    if let Some((expected, sent_at)) = self.ping {
+                        if expected == token {
+                            self.ping = None;
+                            self.rtt.on_sample(now.saturating_duration_since(sent_at));
+                        }
+                    }
                 }
             }
         }
+        self.apply(outputs, now);
         if must_ack {
             self.send_ack();
         }
-        self.pump(now);
     }
 
-    /// Tells the session that `now` has been reached; fires due retransmissions.
+    /// Tells the session that `now` has been reached; fires what is due: HELLO and
+    /// message retransmissions, keepalives, and the unreachable verdict.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
-        if let Some(at) = self.hello_at {
-            if at <= now {
-                self.on_hello_timeout(now);
+        if self.hello_at.is_some_and(|at| at <= now) {
+            self.on_hello_timeout(now);
+        }
+        if self.peer_epoch.is_some() {
+            if self.sender.next_timeout().is_some_and(|at| at <= now) {
+                self.rtt.on_expiry();
+                let mut out = Vec::new();
+                self.sender.on_timeout(now, self.rtt.rto(), &mut out);
+                self.apply(out, now);
+            }
+            if self.keepalive_at().is_some_and(|at| at <= now) {
+                self.send_ping(now);
+            }
+            if self.unreachable_at().is_some_and(|at| at <= now) {
+                self.set_peer_state(PeerState::Unreachable);
             }
         }
-        let mut out = Vec::new();
-        self.sender.on_timeout(now, &mut out);
-        self.apply(out);
-        self.pump(now);
     }
 
-    /// The next datagram to send, if any. Drain until `None` after every input.
+    /// The next datagram to send, if any. Drain until `None` after every input. New
+    /// messages are put on the wire here, packed as many to a datagram as fit.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.transmits.is_empty() {
+            self.pump(self.now);
+        }
         self.transmits.pop_front()
     }
 
-    /// The next event, if any. Drain until `None` after every input.
+    /// The next event, if any. Drain until `None` after every input, after
+    /// [`poll_transmit`](Self::poll_transmit) (which produces the `Sent` events).
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
@@ -183,15 +256,16 @@ impl Session {
     /// change after any input, so ask again after each.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let data = if self.peer_epoch.is_some() {
-            self.sender.next_timeout()
-        } else {
-            None
-        };
-        match (self.hello_at, data) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let connected = self.peer_epoch.is_some();
+        [
+            self.hello_at,
+            connected.then(|| self.sender.next_timeout()).flatten(),
+            connected.then(|| self.keepalive_at()).flatten(),
+            connected.then(|| self.unreachable_at()).flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// True when no message of ours is queued or awaiting acknowledgement.
@@ -202,6 +276,11 @@ impl Session {
     /// Messages queued or awaiting acknowledgement.
     pub fn outstanding(&self) -> usize {
         self.sender.outstanding()
+    }
+
+    /// Messages on the wire awaiting acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.sender.in_flight()
     }
 
     /// This run's epoch.
@@ -217,6 +296,16 @@ impl Session {
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
+    }
+
+    /// Whether the peer answers.
+    pub fn peer_state(&self) -> PeerState {
+        self.peer_state
+    }
+
+    /// The round-trip estimator: SRTT, RTTVAR and the current RTO.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
     }
 
     /// Counters since creation.
@@ -239,6 +328,55 @@ impl Session {
         self.events.push_back(Event::Rejected { reason });
     }
 
+    fn set_peer_state(&mut self, state: PeerState) {
+        if self.peer_state != state {
+            self.peer_state = state;
+            self.events.push_back(Event::PeerStateChanged { state });
+        }
+    }
+
+    /// A valid packet of the current pair arrived: the peer is there.
+    fn heard_from_peer(&mut self, now: Instant) {
+        // Backoff exists for a path that has gone quiet. A peer we hear from is reachable,
+        // and the losses a chat meets are random rather than congestion, so a retransmission
+        // after the base timeout is the right next step.
+        self.rtt.on_progress();
+        self.last_heard = now;
+        self.awaiting_since = None;
+        self.set_peer_state(PeerState::Online);
+    }
+
+    /// When to ping: after `keepalive` of silence, and again every `keepalive` while the
+    /// silence lasts.
+    fn keepalive_at(&self) -> Option<Instant> {
+        let interval = self.config.keepalive?;
+        let last_ping = self.ping.map_or(self.last_heard, |(_, at)| at);
+        Some(self.last_heard.max(last_ping) + interval)
+    }
+
+    /// When the peer will be declared unreachable: `peer_timeout` after we started waiting
+    /// for an answer that has not come.
+    fn unreachable_at(&self) -> Option<Instant> {
+        if self.peer_state != PeerState::Online {
+            return None;
+        }
+        self.awaiting_since
+            .map(|since| since + self.config.peer_timeout)
+    }
+
+    fn expect_answer(&mut self, now: Instant) {
+        self.awaiting_since.get_or_insert(now);
+    }
+
+    fn send_ping(&mut self, now: Instant) {
+        let token = self.next_ping_token;
+        self.next_ping_token += 1;
+        self.ping = Some((token, now));
+        self.stats.pings_sent += 1;
+        self.expect_answer(now);
+        self.push_packet(vec![Frame::Ping { token }]);
+    }
+
     /// Makes `epoch` the peer's current run. A different known run means the peer
     /// restarted: forget its old stream and send it ours again from the start.
     fn adopt_peer_epoch(&mut self, epoch: u64) {
@@ -254,18 +392,20 @@ impl Session {
                 let window = self.config.effective_window();
                 self.receiver = Receiver::new(window, self.config.seq_bits);
                 let resent = self.sender.restart_stream();
+                self.ping = None;
                 self.events.push_back(Event::PeerRestarted {
                     old_epoch: old,
                     new_epoch: epoch,
                     resent,
                 });
+                self.set_peer_state(PeerState::Online);
             }
             None => {
                 self.peer_epoch = Some(epoch);
                 self.hello_at = None;
-                self.hello_attempts = 0;
                 self.events
                     .push_back(Event::Connected { peer_epoch: epoch });
+                self.set_peer_state(PeerState::Online);
             }
         }
     }
@@ -276,12 +416,13 @@ impl Session {
             // queued as failed, then keep knocking in case the peer starts later.
             let mut out = Vec::new();
             self.sender.fail_all(&mut out);
-            self.apply(out);
+            self.apply(out, now);
             self.hello_attempts = 0;
         }
+        self.rtt.on_expiry();
         self.send_hello(0);
         self.hello_attempts += 1;
-        self.hello_at = Some(now + self.config.rto);
+        self.hello_at = Some(now + self.rtt.rto());
     }
 
     /// Moves queued messages onto the wire once the peer is known.
@@ -290,11 +431,14 @@ impl Session {
             return;
         }
         let mut out = Vec::new();
-        self.sender.fill_window(now, &mut out);
-        self.apply(out);
+        self.sender.fill_window(now, self.rtt.rto(), &mut out);
+        self.apply(out, now);
     }
 
-    fn apply(&mut self, outputs: Vec<SenderOutput>) {
+    /// Turns sender outputs into events and packets. Messages going out together share
+    /// datagrams, as many as fit in 1200 bytes, so a burst costs few datagrams.
+    fn apply(&mut self, outputs: Vec<SenderOutput>, now: Instant) {
+        let mut batch = Vec::new();
         for output in outputs {
             match output {
                 SenderOutput::Transmit {
@@ -303,12 +447,7 @@ impl Session {
                     text,
                     attempt,
                 } => {
-                    let mut frames = Vec::with_capacity(2);
-                    if let Some(below) = self.sender.pending_skip() {
-                        frames.push(Frame::Skip { below });
-                    }
-                    frames.push(Frame::Data { seq, text });
-                    self.push_packet(frames);
+                    batch.push(Frame::Data { seq, text });
                     if attempt == 1 {
                         self.stats.data_sent += 1;
                         self.events.push_back(Event::Sent { id, seq });
@@ -335,8 +474,48 @@ impl Session {
                 SenderOutput::Failed { id, text, reason } => {
                     self.stats.messages_failed += 1;
                     self.events.push_back(Event::Failed { id, text, reason });
+                    self.set_peer_state_if_online(PeerState::Unreachable);
                 }
             }
+        }
+        if !batch.is_empty() {
+            self.expect_answer(now);
+            self.send_data_frames(batch);
+        }
+    }
+
+    fn set_peer_state_if_online(&mut self, state: PeerState) {
+        if self.peer_state == PeerState::Online {
+            self.set_peer_state(state);
+        }
+    }
+
+    /// Packs DATA frames into as few datagrams as fit, each led by a SKIP frame while the
+    /// receiver may still be waiting for abandoned messages.
+    fn send_data_frames(&mut self, frames: Vec<Frame>) {
+        let skip = self
+            .sender
+            .pending_skip()
+            .map(|below| Frame::Skip { below });
+        let base = HEADER_LEN + CRC_LEN + skip.as_ref().map_or(0, Frame::encoded_len);
+        let mut packet: Vec<Frame> = skip.iter().cloned().collect();
+        let mut size = base;
+        let mut has_data = false;
+        for frame in frames {
+            let len = frame.encoded_len();
+            if has_data && size + len > MAX_DATAGRAM {
+                self.push_packet(std::mem::replace(
+                    &mut packet,
+                    skip.iter().cloned().collect(),
+                ));
+                size = base;
+            }
+            size += len;
+            has_data = true;
+            packet.push(frame);
+        }
+        if has_data {
+            self.push_packet(packet);
         }
     }
 
@@ -394,8 +573,8 @@ mod tests {
     }
 
     fn pair(now: Instant) -> (Session, Session) {
-        let a = Session::new(Config::default(), A, addr(2), now);
-        let b = Session::new(Config::default(), B, addr(1), now);
+        let a = Session::new(Config::classic(), A, addr(2), now);
+        let b = Session::new(Config::classic(), B, addr(1), now);
         (a, b)
     }
 
@@ -505,7 +684,7 @@ mod tests {
         a.send(t0, "two".into()).unwrap();
         let _lost = a.poll_transmit();
         // B dies; B2 starts on the same address.
-        let mut b2 = Session::new(Config::default(), 0xB2, addr(1), t0);
+        let mut b2 = Session::new(Config::classic(), 0xB2, addr(1), t0);
         exchange(&mut a, &mut b2, t0);
         assert_eq!(received(&mut b2), vec!["two"]);
         assert!(events(&mut a).contains(&Event::PeerRestarted {
@@ -535,7 +714,7 @@ mod tests {
         exchange(&mut a, &mut b, t0);
         b.send(t0, "to the old a".into()).unwrap();
         let to_old = b.poll_transmit().unwrap();
-        let mut a2 = Session::new(Config::default(), 0xA2, addr(2), t0);
+        let mut a2 = Session::new(Config::classic(), 0xA2, addr(2), t0);
         let _ = a2.poll_transmit(); // its first HELLO is lost
         a2.handle_datagram(t0, addr(2), &to_old.payload);
         assert!(events(&mut a2).contains(&Event::Rejected {
@@ -550,7 +729,7 @@ mod tests {
         let t0 = Instant::now();
         let config = Config {
             max_retries: 2,
-            ..Config::default()
+            ..Config::classic()
         };
         let mut a = Session::new(config, A, addr(2), t0);
         a.send(t0, "anyone?".into()).unwrap();
@@ -571,7 +750,7 @@ mod tests {
     #[test]
     fn chatting_with_itself_works() {
         let t0 = Instant::now();
-        let mut me = Session::new(Config::default(), A, addr(1), t0);
+        let mut me = Session::new(Config::classic(), A, addr(1), t0);
         me.send(t0, "echo".into()).unwrap();
         while let Some(t) = me.poll_transmit() {
             me.handle_datagram(t0, addr(1), &t.payload);
@@ -593,5 +772,103 @@ mod tests {
             }
         );
         assert!(a.is_idle());
+    }
+
+    #[test]
+    fn a_burst_shares_datagrams() {
+        let t0 = Instant::now();
+        let mut a = Session::new(Config::default(), A, addr(2), t0);
+        let mut b = Session::new(Config::default(), B, addr(1), t0);
+        exchange(&mut a, &mut b, t0);
+        for i in 0..40 {
+            a.send(t0, format!("{i:>100}")).unwrap();
+        }
+        let datagrams: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        // 40 messages of 111 bytes on the wire: 10 fit in a 1200-byte datagram.
+        assert_eq!(datagrams.len(), 4);
+        assert!(datagrams.iter().all(|d| d.payload.len() <= MAX_DATAGRAM));
+        for d in &datagrams {
+            b.handle_datagram(t0, addr(1), &d.payload);
+        }
+        assert_eq!(received(&mut b).len(), 40);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_and_says_so() {
+        let t0 = Instant::now();
+        let config = Config {
+            send_queue: 3,
+            ..Config::default()
+        };
+        let mut a = Session::new(config, A, addr(2), t0);
+        for _ in 0..3 {
+            a.send(t0, "x".into()).unwrap();
+        }
+        assert!(!a.can_send());
+        assert_eq!(
+            a.send(t0, "y".into()),
+            Err(SendError::QueueFull { limit: 3 })
+        );
+    }
+
+    #[test]
+    fn the_hello_exchange_gives_the_first_round_trip_sample() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        let hello = a.poll_transmit().unwrap();
+        let t1 = t0 + Duration::from_millis(40);
+        b.handle_datagram(t1, addr(1), &hello.payload);
+        while let Some(t) = b.poll_transmit() {
+            a.handle_datagram(t0 + Duration::from_millis(80), addr(2), &t.payload);
+        }
+        assert_eq!(a.rtt().srtt(), Some(Duration::from_millis(80)));
+    }
+
+    #[test]
+    fn keepalives_find_an_absent_peer_and_a_returning_one() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let mut a = Session::new(config.clone(), A, addr(2), t0);
+        let mut b = Session::new(config, B, addr(1), t0);
+        exchange(&mut a, &mut b, t0);
+        events(&mut a);
+        // Idle: the next thing to do is a keepalive 5 s after last hearing from B.
+        let ping_at = a.poll_timeout().unwrap();
+        assert_eq!(ping_at, t0 + Duration::from_secs(5));
+        a.handle_timeout(ping_at);
+        let ping = a.poll_transmit().unwrap();
+        assert!(matches!(
+            Packet::decode(&ping.payload).unwrap().frames[0],
+            Frame::Ping { .. }
+        ));
+        // B is gone: pings go unanswered; after 15 s A reports it unreachable.
+        let mut now = ping_at;
+        while a.peer_state() == PeerState::Online {
+            now = a.poll_timeout().unwrap();
+            a.handle_timeout(now);
+            while a.poll_transmit().is_some() {}
+        }
+        assert_eq!(now, ping_at + Duration::from_secs(15));
+        assert!(events(&mut a).contains(&Event::PeerStateChanged {
+            state: PeerState::Unreachable
+        }));
+        // B answers a ping: back online, with a round-trip sample.
+        a.handle_timeout(a.poll_timeout().unwrap());
+        let ping = a.poll_transmit().unwrap();
+        b.handle_datagram(now, addr(1), &ping.payload);
+        let pong = b.poll_transmit().unwrap();
+        a.handle_datagram(now, addr(2), &pong.payload);
+        assert!(events(&mut a).contains(&Event::PeerStateChanged {
+            state: PeerState::Online
+        }));
+    }
+
+    #[test]
+    fn classic_mode_is_silent_when_idle() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        exchange(&mut a, &mut b, t0);
+        assert_eq!(a.poll_timeout(), None);
+        assert_eq!(b.poll_timeout(), None);
     }
 }

@@ -27,4 +27,33 @@ pub struct Stats {
     pub datagrams_received: u64,
     /// Times the peer was seen to restart.
     pub peer_restarts: u64,
+    /// Keepalive PINGs sent.
+    pub pings_sent: u64,
+}
+
+impl Stats {
+    /// Share of message transmissions that were retransmissions: an estimate of the
+    /// loss the messages met (it also counts late acknowledgements as losses).
+    pub fn loss_estimate(&self) -> f64 {
+        let total = self.data_sent + self.retransmissions;
+        if total == 0 {
+            0.0
+        } else {
+            self.retransmissions as f64 / total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_estimate_is_retransmissions_over_transmissions() {
+        let mut s = Stats::default();
+        assert_eq!(s.loss_estimate(), 0.0);
+        s.data_sent = 3;
+        s.retransmissions = 1;
+        assert!((s.loss_estimate() - 0.25).abs() < 1e-12);
+    }
 }

@@ -37,6 +37,8 @@ pub const HELLO_FRAME_LEN: usize = 1;
 pub const ACK_FRAME_LEN: usize = 1 + 8 + 8 + 2;
 /// Encoded size of a SKIP frame.
 pub const SKIP_FRAME_LEN: usize = 1 + 8;
+/// Encoded size of a PING or PONG frame.
+pub const PING_FRAME_LEN: usize = 1 + 8;
 /// Encoded size of a DATA frame without its text.
 pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 2;
 /// Longest message text in bytes of UTF-8: it fits in one datagram together with an
@@ -50,6 +52,8 @@ mod frame_type {
     pub(super) const DATA: u8 = 0x02;
     pub(super) const ACK: u8 = 0x03;
     pub(super) const SKIP: u8 = 0x04;
+    pub(super) const PING: u8 = 0x05;
+    pub(super) const PONG: u8 = 0x06;
 }
 
 /// One decoded datagram.
@@ -83,6 +87,18 @@ pub enum Frame {
         /// First sequence number still to be expected.
         below: u64,
     },
+    /// "Are you there?": answered at once with a PONG carrying the same token. Sent while
+    /// the peer is silent, to notice when it becomes unreachable and to measure the
+    /// round trip while no messages flow.
+    Ping {
+        /// Chosen by the sender; echoed in the PONG.
+        token: u64,
+    },
+    /// The answer to a PING.
+    Pong {
+        /// The PING's token.
+        token: u64,
+    },
 }
 
 /// Receiver state reported back to the sender.
@@ -104,6 +120,7 @@ impl Frame {
             Self::Data { text, .. } => DATA_FRAME_OVERHEAD + text.len(),
             Self::Ack(_) => ACK_FRAME_LEN,
             Self::Skip { .. } => SKIP_FRAME_LEN,
+            Self::Ping { .. } | Self::Pong { .. } => PING_FRAME_LEN,
         }
     }
 
@@ -129,6 +146,14 @@ impl Frame {
             Self::Skip { below } => {
                 out.push(frame_type::SKIP);
                 out.extend_from_slice(&below.to_be_bytes());
+            }
+            Self::Ping { token } => {
+                out.push(frame_type::PING);
+                out.extend_from_slice(&token.to_be_bytes());
+            }
+            Self::Pong { token } => {
+                out.push(frame_type::PONG);
+                out.extend_from_slice(&token.to_be_bytes());
             }
         }
     }
@@ -231,7 +256,7 @@ pub fn classify(bytes: &[u8]) -> Classification {
         match frame {
             Frame::Data { seq, .. } => return Classification::Data { seq: *seq },
             Frame::Ack(a) => ack = Some(a.cumulative),
-            Frame::Hello | Frame::Skip { .. } => {}
+            Frame::Hello | Frame::Skip { .. } | Frame::Ping { .. } | Frame::Pong { .. } => {}
         }
     }
     match ack {
@@ -293,6 +318,8 @@ impl<'a> Reader<'a> {
                 window: self.u16()?,
             })),
             frame_type::SKIP => Ok(Frame::Skip { below: self.u64()? }),
+            frame_type::PING => Ok(Frame::Ping { token: self.u64()? }),
+            frame_type::PONG => Ok(Frame::Pong { token: self.u64()? }),
             other => Err(DecodeError::UnknownFrame { frame_type: other }),
         }
     }
@@ -450,6 +477,8 @@ mod tests {
                 })
             }),
             any::<u64>().prop_map(|below| Frame::Skip { below }),
+            any::<u64>().prop_map(|token| Frame::Ping { token }),
+            any::<u64>().prop_map(|token| Frame::Pong { token }),
         ]
     }
 

@@ -20,14 +20,19 @@ pub struct Scenario {
     pub protocol: Config,
     /// Impairment of each direction until the network heals.
     pub link: ImpairConfig,
-    /// Messages each side sends, all queued at time zero so both directions run at once.
+    /// Messages each side sends; both directions run at once.
     pub messages: usize,
+    /// Time between one message and the next on each side; zero queues them all at once.
+    pub send_interval: Duration,
     /// Virtual time at which the network heals (the impairment is switched off).
     pub heal_at: Duration,
     /// How long after healing everything must have been delivered (liveness bound).
     pub settle: Duration,
-    /// If set, side B crashes at this time and a new run of it starts in its place.
-    pub restart_b_at: Option<Duration>,
+    /// If set, side B crashes once it has shown this many messages, and a new run of it
+    /// starts in its place on the same address.
+    pub restart_b_after: Option<usize>,
+    /// If set, nothing crosses the network from the first time to the second.
+    pub partition: Option<(Duration, Duration)>,
 }
 
 /// The address of side A, as B sees it.
@@ -77,28 +82,46 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
 
-    for i in 0..scenario.messages {
-        for (side, tag) in [(&mut a, "a"), (&mut b, "b")] {
-            let text = format!("{tag}{i}");
-            if let Ok(id) = side.session.send(t0, text.clone()) {
-                side.sent.insert(id, text);
-            }
-        }
-    }
+    // Messages queued so far on each side, and when the next one is due.
+    let mut queued = 0;
+    let mut next_send = Some(t0);
 
     let heal_at = t0 + scenario.heal_at;
     let deadline = heal_at + scenario.settle;
-    let mut restart_at = scenario.restart_b_at.map(|d| t0 + d);
+    let mut restart_after = scenario.restart_b_after;
+    let mut partition_starts = scenario.partition.map(|(start, _)| t0 + start);
+    let mut partition_ends = scenario.partition.map(|(_, end)| t0 + end);
     let mut healed = false;
     let mut now = t0;
     loop {
-        if !healed && now >= heal_at {
+        if !healed && now >= heal_at && partition_ends.is_none() {
             healed = true;
-            ab.set_config(ImpairConfig::default());
-            ba.set_config(ImpairConfig::default());
+            ab.set_config(healed_link(&scenario.link));
+            ba.set_config(healed_link(&scenario.link));
         }
-        if restart_at.is_some_and(|at| now >= at) {
-            restart_at = None;
+        if partition_starts.is_some_and(|at| now >= at) {
+            partition_starts = None;
+            let cut = ImpairConfig {
+                partitioned: true,
+                ..ab.config().clone()
+            };
+            ab.set_config(cut.clone());
+            ba.set_config(cut);
+            trace.note(now.saturating_duration_since(t0), "partition");
+        }
+        if partition_starts.is_none() && partition_ends.is_some_and(|at| now >= at) {
+            partition_ends = None;
+            let link = if healed {
+                healed_link(&scenario.link)
+            } else {
+                scenario.link.clone()
+            };
+            ab.set_config(link.clone());
+            ba.set_config(link);
+            trace.note(now.saturating_duration_since(t0), "partition ends");
+        }
+        if restart_after.is_some_and(|n| b.outcome.received.len() >= n) {
+            restart_after = None;
             // The crash loses everything B held in memory; the new run keeps only what a
             // person would still see: the messages it had already shown.
             let epoch = sub_seed(seed, 5) | 1;
@@ -109,6 +132,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             reborn.sent = std::mem::take(&mut b.sent);
             b = reborn;
             trace.note(now.saturating_duration_since(t0), "restart b");
+        }
+        while next_send.is_some_and(|at| at <= now) {
+            for (side, tag) in [(&mut a, "a"), (&mut b, "b")] {
+                let text = format!("{tag}{queued}");
+                if let Ok(id) = side.session.send(now, text.clone()) {
+                    side.sent.insert(id, text);
+                }
+            }
+            queued += 1;
+            next_send =
+                (queued < scenario.messages).then(|| t0 + scenario.send_interval * queued as u32);
         }
         a.session.handle_timeout(now);
         b.session.handle_timeout(now);
@@ -129,7 +163,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             }
         }
         // An idle sender has had every message acknowledged, so both idle means done.
-        let done = a.session.is_idle() && b.session.is_idle() && restart_at.is_none();
+        let done = a.session.is_idle()
+            && b.session.is_idle()
+            && restart_after.is_none()
+            && partition_ends.is_none()
+            && next_send.is_none();
         if done || now >= deadline {
             break;
         }
@@ -139,7 +177,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             ab.poll_timeout(),
             ba.poll_timeout(),
             (!healed).then_some(heal_at),
-            restart_at,
+            partition_starts,
+            partition_ends,
+            next_send,
         ]
         .into_iter()
         .flatten()
@@ -160,6 +200,15 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         trace_hash: trace.hash(),
         a: finish(a),
         b: finish(b),
+    }
+}
+
+/// The network after healing: the same delay, no faults.
+fn healed_link(link: &ImpairConfig) -> ImpairConfig {
+    ImpairConfig {
+        delay: link.delay,
+        jitter: link.jitter,
+        ..ImpairConfig::default()
     }
 }
 
@@ -209,6 +258,7 @@ fn flush(
                 }
             }
             Event::Failed { text, .. } => side.outcome.failed.push(text),
+            Event::PeerStateChanged { state } => side.outcome.peer_states.push(state),
             Event::PeerRestarted { .. }
             | Event::Connected { .. }
             | Event::Retransmit { .. }
@@ -226,18 +276,17 @@ mod tests {
     fn clean(messages: usize) -> Scenario {
         Scenario {
             name: "clean".into(),
-            protocol: Config {
-                rto: Duration::from_millis(200),
-                ..Config::default()
-            },
+            protocol: Config::classic(),
             link: ImpairConfig {
                 delay: Duration::from_millis(10),
                 ..ImpairConfig::default()
             },
             messages,
+            send_interval: Duration::ZERO,
             heal_at: Duration::from_secs(60),
             settle: Duration::from_secs(60),
-            restart_b_at: None,
+            restart_b_after: None,
+            partition: None,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use udpchat_proto::Stats;
+use udpchat_proto::{PeerState, Stats};
 
 /// What one endpoint observed.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +26,8 @@ pub struct SideOutcome {
     pub latencies: Vec<Duration>,
     /// The session's counters at the end.
     pub stats: Stats,
+    /// Every change of the peer's state it reported, in order.
+    pub peer_states: Vec<PeerState>,
 }
 
 /// The result of one seeded run.

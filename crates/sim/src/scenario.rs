@@ -31,11 +31,11 @@ fn reordering(link: ImpairConfig) -> ImpairConfig {
     }
 }
 
-/// Protocol settings for the simulation: a 200 ms timeout, and retries without practical
-/// limit so that liveness, not give-up, is what the matrix checks.
+/// Protocol settings for the simulation: the real defaults (adaptive timeout,
+/// keepalives) with the given window, and retries without practical limit so that
+/// liveness, not give-up, is what the matrix checks.
 pub fn sim_protocol(window: u16) -> Config {
     Config {
-        rto: Duration::from_millis(200),
         max_retries: 100_000,
         window,
         ..Config::default()
@@ -48,9 +48,11 @@ fn scenario(name: &str, window: u16, link: ImpairConfig) -> Scenario {
         protocol: sim_protocol(window),
         link,
         messages: MATRIX_MESSAGES,
+        send_interval: Duration::ZERO,
         heal_at: Duration::from_secs(120),
         settle: Duration::from_secs(60),
-        restart_b_at: None,
+        restart_b_after: None,
+        partition: None,
     }
 }
 
@@ -123,9 +125,11 @@ pub fn reorder_and_duplicate(protocol: Config) -> Scenario {
             ..reordering(base_link())
         },
         messages: MATRIX_MESSAGES,
+        send_interval: Duration::ZERO,
         heal_at: Duration::from_secs(120),
         settle: Duration::from_secs(60),
-        restart_b_at: None,
+        restart_b_after: None,
+        partition: None,
     }
 }
 

@@ -48,3 +48,13 @@ fn check_window(window: u16) {
 fn stop_and_wait_survives_the_fault_matrix() {
     check_window(1);
 }
+
+#[test]
+fn window_8_survives_the_fault_matrix() {
+    check_window(8);
+}
+
+#[test]
+fn window_64_survives_the_fault_matrix() {
+    check_window(64);
+}

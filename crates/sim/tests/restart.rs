@@ -14,10 +14,12 @@ fn crash(link: ImpairConfig) -> Scenario {
         protocol: sim_protocol(1),
         link,
         messages: 100,
+        send_interval: Duration::ZERO,
         heal_at: Duration::from_secs(120),
         settle: Duration::from_secs(60),
-        // Mid-conversation: stop-and-wait at ~40 ms per message has sent about a third.
-        restart_b_at: Some(Duration::from_millis(1_500)),
+        // Mid-conversation.
+        restart_b_after: Some(30),
+        partition: None,
     }
 }
 
