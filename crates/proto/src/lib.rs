@@ -41,8 +41,11 @@
 //! # Layout
 //!
 //! - [`wire`]: the packet format and its codec (normative text: `docs/PROTOCOL.md`).
-//! - `sender`, `receiver`: the two halves of one direction of the stream.
-//! - [`Session`]: epochs, the HELLO exchange, restarts, and the two halves together.
+//! - `sender`, `receiver`: the two halves of one direction of the stream: a sliding
+//!   window with selective acknowledgements (stop-and-wait at window 1).
+//! - [`RttEstimator`]: RFC 6298 round-trip estimation and the retransmission timeout.
+//! - [`Session`]: epochs, the HELLO exchange, restarts, keepalives and the peer's state,
+//!   packing of messages into datagrams, and the two halves together.
 //! - [`Event`], [`Transmit`], [`Stats`], [`Config`] and the error types.
 #![forbid(unsafe_code)]
 

@@ -73,6 +73,22 @@ fn every_vector_in_the_document_matches_the_codec() {
                 },
             ],
         ),
+        data(1, 2, vec![Frame::Ping { token: 7 }]),
+        data(2, 1, vec![Frame::Pong { token: 7 }]),
+        data(
+            1,
+            2,
+            vec![
+                Frame::Data {
+                    seq: 3,
+                    text: "a".into(),
+                },
+                Frame::Data {
+                    seq: 4,
+                    text: "b".into(),
+                },
+            ],
+        ),
     ];
     let vectors = blocks("hex");
     assert_eq!(vectors.len(), expected.len(), "vectors in docs/PROTOCOL.md");
