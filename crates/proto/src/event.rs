@@ -84,6 +84,11 @@ pub enum Event {
         /// Its text.
         text: String,
     },
+    /// The peer's nickname from here on in its stream.
+    PeerNick {
+        /// The nickname.
+        nick: String,
+    },
     /// A message of ours went on the wire for the first time.
     Sent {
         /// Its id.

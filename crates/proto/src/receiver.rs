@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use crate::config::SeqBits;
-use crate::wire::AckFrame;
+use crate::wire::{AckFrame, Payload};
 
 /// What became of one received DATA frame.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Arrival {
     /// These messages are now deliverable, in order (the arrived one and any buffered
     /// ones it unblocked).
-    Deliver(Vec<(u64, String)>),
+    Deliver(Vec<(u64, Payload)>),
     /// Held until the gap before it fills.
     Buffered,
     /// Seen before; acknowledge again, show nothing.
@@ -26,7 +26,7 @@ pub(crate) struct Receiver {
     /// Next sequence number to deliver; everything below was delivered or skipped.
     expected: u64,
     /// Messages after a gap, keyed by sequence number; never more than `window - 1`.
-    buffered: BTreeMap<u64, String>,
+    buffered: BTreeMap<u64, Payload>,
     window: u16,
     seq_bits: SeqBits,
 }
@@ -42,7 +42,7 @@ impl Receiver {
     }
 
     /// Handles one DATA frame whose sequence number, as carried on the wire, is `wire_seq`.
-    pub(crate) fn on_data(&mut self, wire_seq: u64, text: String) -> Arrival {
+    pub(crate) fn on_data(&mut self, wire_seq: u64, payload: Payload) -> Arrival {
         match self.seq_bits {
             // The alternating bit: "is it the one I expect?" is all it can ask, so a late
             // copy of the message two back looks new. That is the flaw the teeth test shows.
@@ -50,16 +50,16 @@ impl Receiver {
                 if wire_seq == self.expected & 1 {
                     let seq = self.expected;
                     self.expected += 1;
-                    Arrival::Deliver(vec![(seq, text)])
+                    Arrival::Deliver(vec![(seq, payload)])
                 } else {
                     Arrival::Duplicate
                 }
             }
-            SeqBits::Full => self.on_full_data(wire_seq, text),
+            SeqBits::Full => self.on_full_data(wire_seq, payload),
         }
     }
 
-    fn on_full_data(&mut self, seq: u64, text: String) -> Arrival {
+    fn on_full_data(&mut self, seq: u64, payload: Payload) -> Arrival {
         if seq < self.expected || self.buffered.contains_key(&seq) {
             return Arrival::Duplicate;
         }
@@ -67,25 +67,25 @@ impl Receiver {
             return Arrival::BeyondWindow;
         }
         if seq > self.expected {
-            self.buffered.insert(seq, text);
+            self.buffered.insert(seq, payload);
             return Arrival::Buffered;
         }
-        let mut ready = vec![(seq, text)];
+        let mut ready = vec![(seq, payload)];
         self.expected += 1;
         self.drain_ready(&mut ready);
         Arrival::Deliver(ready)
     }
 
-    fn drain_ready(&mut self, ready: &mut Vec<(u64, String)>) {
-        while let Some(text) = self.buffered.remove(&self.expected) {
-            ready.push((self.expected, text));
+    fn drain_ready(&mut self, ready: &mut Vec<(u64, Payload)>) {
+        while let Some(payload) = self.buffered.remove(&self.expected) {
+            ready.push((self.expected, payload));
             self.expected += 1;
         }
     }
 
     /// The sender gave up on everything below `below`: stop waiting for it, and deliver
     /// whatever buffered messages that unblocks. Returns them in order.
-    pub(crate) fn on_skip(&mut self, below: u64) -> Vec<(u64, String)> {
+    pub(crate) fn on_skip(&mut self, below: u64) -> Vec<(u64, Payload)> {
         let mut ready = Vec::new();
         if self.seq_bits == SeqBits::One || below <= self.expected {
             return ready;
@@ -119,6 +119,10 @@ impl Receiver {
 mod tests {
     use super::*;
 
+    fn t(text: &str) -> Payload {
+        Payload::Text(text.into())
+    }
+
     fn texts(a: Arrival) -> Vec<u64> {
         match a {
             Arrival::Deliver(v) => v.into_iter().map(|(s, _)| s).collect(),
@@ -129,46 +133,46 @@ mod tests {
     #[test]
     fn stop_and_wait_delivers_in_order_and_flags_duplicates() {
         let mut r = Receiver::new(1, SeqBits::Full);
-        assert_eq!(texts(r.on_data(0, "a".into())), vec![0]);
-        assert_eq!(r.on_data(0, "a".into()), Arrival::Duplicate);
-        assert_eq!(r.on_data(2, "c".into()), Arrival::BeyondWindow);
-        assert_eq!(texts(r.on_data(1, "b".into())), vec![1]);
+        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
+        assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
+        assert_eq!(r.on_data(2, t("c")), Arrival::BeyondWindow);
+        assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
         assert_eq!(r.ack().cumulative, 2);
     }
 
     #[test]
     fn window_buffers_and_releases_in_order_with_sack() {
         let mut r = Receiver::new(8, SeqBits::Full);
-        assert_eq!(r.on_data(2, "c".into()), Arrival::Buffered);
-        assert_eq!(r.on_data(3, "d".into()), Arrival::Buffered);
-        assert_eq!(r.on_data(3, "d".into()), Arrival::Duplicate);
+        assert_eq!(r.on_data(2, t("c")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, t("d")), Arrival::Duplicate);
         let ack = r.ack();
         assert_eq!((ack.cumulative, ack.sack), (0, 0b110));
-        assert_eq!(texts(r.on_data(0, "a".into())), vec![0]);
-        assert_eq!(texts(r.on_data(1, "b".into())), vec![1, 2, 3]);
+        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
+        assert_eq!(texts(r.on_data(1, t("b"))), vec![1, 2, 3]);
         assert_eq!((r.ack().cumulative, r.ack().sack), (4, 0));
     }
 
     #[test]
     fn skip_moves_past_abandoned_messages() {
         let mut r = Receiver::new(8, SeqBits::Full);
-        assert_eq!(r.on_data(3, "d".into()), Arrival::Buffered);
-        assert_eq!(r.on_data(1, "b".into()), Arrival::Buffered);
+        assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
+        assert_eq!(r.on_data(1, t("b")), Arrival::Buffered);
         let ready: Vec<u64> = r.on_skip(2).into_iter().map(|(s, _)| s).collect();
         assert!(ready.is_empty());
         assert_eq!(r.ack().cumulative, 2);
         assert!(r.on_skip(1).is_empty(), "a skip never goes backwards");
-        assert_eq!(texts(r.on_data(2, "c".into())), vec![2, 3]);
+        assert_eq!(texts(r.on_data(2, t("c"))), vec![2, 3]);
     }
 
     #[test]
     fn one_bit_compares_only_the_low_bit() {
         let mut r = Receiver::new(1, SeqBits::One);
-        assert_eq!(texts(r.on_data(0, "a".into())), vec![0]);
-        assert_eq!(r.on_data(0, "a".into()), Arrival::Duplicate);
+        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
+        assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
         assert_eq!(r.ack().cumulative, 1);
-        assert_eq!(texts(r.on_data(1, "b".into())), vec![1]);
+        assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
         // A late copy of message 0 is indistinguishable from message 2.
-        assert_eq!(texts(r.on_data(0, "a".into())), vec![2]);
+        assert_eq!(texts(r.on_data(0, t("a"))), vec![2]);
     }
 }

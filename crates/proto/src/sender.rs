@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::SeqBits;
 use crate::event::{FailReason, MessageId};
-use crate::wire::AckFrame;
+use crate::wire::{AckFrame, Payload};
 
 /// Later messages that must be selectively acknowledged past a missing one before it
 /// is resent without waiting for the timer (TCP's duplicate-ACK threshold).
@@ -17,7 +17,7 @@ const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
 #[derive(Debug)]
 struct Queued {
     id: MessageId,
-    text: String,
+    payload: Payload,
     queued_at: Instant,
 }
 
@@ -26,7 +26,7 @@ struct Queued {
 struct InFlight {
     id: MessageId,
     seq: u64,
-    text: String,
+    payload: Payload,
     queued_at: Instant,
     first_sent_at: Instant,
     /// Transmissions so far.
@@ -45,7 +45,7 @@ pub(crate) enum SenderOutput {
     Transmit {
         id: MessageId,
         seq: u64,
-        text: String,
+        payload: Payload,
         attempt: u32,
     },
     /// The peer acknowledged this message.
@@ -107,10 +107,10 @@ impl Sender {
     }
 
     /// Accepts a message for sending.
-    pub(crate) fn push(&mut self, id: MessageId, text: String, now: Instant) {
+    pub(crate) fn push(&mut self, id: MessageId, payload: Payload, now: Instant) {
         self.queue.push_back(Queued {
             id,
-            text,
+            payload,
             queued_at: now,
         });
     }
@@ -151,13 +151,13 @@ impl Sender {
             out.push(SenderOutput::Transmit {
                 id: q.id,
                 seq: self.seq_bits.on_wire(seq),
-                text: q.text.clone(),
+                payload: q.payload.clone(),
                 attempt: 1,
             });
             self.in_flight.push_back(InFlight {
                 id: q.id,
                 seq,
-                text: q.text,
+                payload: q.payload,
                 queued_at: q.queued_at,
                 first_sent_at: now,
                 attempts: 1,
@@ -235,7 +235,7 @@ impl Sender {
                     out.push(SenderOutput::Transmit {
                         id: m.id,
                         seq: self.seq_bits.on_wire(m.seq),
-                        text: m.text.clone(),
+                        payload: m.payload.clone(),
                         attempt: m.attempts,
                     });
                 }
@@ -279,7 +279,7 @@ impl Sender {
             out.push(SenderOutput::Transmit {
                 id: m.id,
                 seq: self.seq_bits.on_wire(m.seq),
-                text: m.text.clone(),
+                payload: m.payload.clone(),
                 attempt: m.attempts,
             });
         }
@@ -304,14 +304,14 @@ impl Sender {
             };
             out.push(SenderOutput::Failed {
                 id: m.id,
-                text: m.text,
+                text: m.payload.to_text(),
                 reason,
             });
         }
         for q in self.queue.drain(..) {
             out.push(SenderOutput::Failed {
                 id: q.id,
-                text: q.text,
+                text: q.payload.to_text(),
                 reason: FailReason::PeerUnreachable,
             });
         }
@@ -325,7 +325,7 @@ impl Sender {
         for m in self.in_flight.drain(..).rev() {
             self.queue.push_front(Queued {
                 id: m.id,
-                text: m.text,
+                payload: m.payload,
                 queued_at: m.queued_at,
             });
         }
@@ -368,8 +368,8 @@ mod tests {
     fn stop_and_wait_sends_one_at_a_time_and_samples_the_round_trip() {
         let t0 = Instant::now();
         let mut s = sender(1);
-        s.push(MessageId(1), "a".into(), t0);
-        s.push(MessageId(2), "b".into(), t0);
+        s.push(MessageId(1), Payload::Text("a".into()), t0);
+        s.push(MessageId(2), Payload::Text("b".into()), t0);
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
         assert_eq!(sent_seqs(&out), vec![0]);
@@ -394,7 +394,7 @@ mod tests {
     fn karn_no_sample_from_a_retransmitted_message() {
         let t0 = Instant::now();
         let mut s = sender(1);
-        s.push(MessageId(1), "a".into(), t0);
+        s.push(MessageId(1), Payload::Text("a".into()), t0);
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
         s.on_timeout(t0 + RTO, RTO, &mut out);
@@ -412,8 +412,8 @@ mod tests {
     fn retransmits_then_fails_everything_with_its_text() {
         let t0 = Instant::now();
         let mut s = sender(1);
-        s.push(MessageId(1), "a".into(), t0);
-        s.push(MessageId(2), "b".into(), t0);
+        s.push(MessageId(1), Payload::Text("a".into()), t0);
+        s.push(MessageId(2), Payload::Text("b".into()), t0);
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
         let mut now = t0;
@@ -442,7 +442,7 @@ mod tests {
         );
         assert!(s.is_idle());
         assert_eq!(s.pending_skip(), Some(1));
-        s.push(MessageId(3), "c".into(), now);
+        s.push(MessageId(3), Payload::Text("c".into()), now);
         out.clear();
         s.fill_window(now, RTO, &mut out);
         assert_eq!(sent_seqs(&out), vec![1]);
@@ -454,7 +454,7 @@ mod tests {
     fn ack_beyond_sent_is_refused_and_stale_ack_is_harmless() {
         let t0 = Instant::now();
         let mut s = sender(4);
-        s.push(MessageId(1), "a".into(), t0);
+        s.push(MessageId(1), Payload::Text("a".into()), t0);
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
         assert!(s.on_ack(ack(5, 0), t0, RTO, &mut out).beyond_sent);
@@ -469,7 +469,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = sender(4);
         for i in 0..3 {
-            s.push(MessageId(i), format!("m{i}"), t0);
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
@@ -484,7 +484,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = sender(8);
         for i in 0..5 {
-            s.push(MessageId(i), format!("m{i}"), t0);
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);
@@ -505,7 +505,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = sender(64);
         for i in 0..10 {
-            s.push(MessageId(i), format!("m{i}"), t0);
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
         let mut out = Vec::new();
         s.on_ack(
@@ -528,7 +528,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = sender(2);
         for i in 0..3 {
-            s.push(MessageId(i), format!("m{i}"), t0);
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
         let mut out = Vec::new();
         s.fill_window(t0, RTO, &mut out);

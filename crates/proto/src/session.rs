@@ -14,7 +14,9 @@ use crate::rtt::RttEstimator;
 use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
-use crate::wire::{Frame, Packet, CRC_LEN, HEADER_LEN, MAX_DATAGRAM, MAX_TEXT_LEN};
+use crate::wire::{
+    Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_DATAGRAM, MAX_NICK_LEN, MAX_TEXT_LEN,
+};
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
 /// recognised as stale instead of being taken for yet another restart.
@@ -106,6 +108,22 @@ impl Session {
                 max: MAX_TEXT_LEN,
             });
         }
+        self.queue_payload(now, Payload::Text(text))
+    }
+
+    /// Tells the peer our nickname, in order with our messages: it applies from the next
+    /// message on. Delivered or failed like a message, under the returned id.
+    pub fn send_nick(&mut self, now: Instant, nick: String) -> Result<MessageId, SendError> {
+        if nick.len() > MAX_NICK_LEN {
+            return Err(SendError::TooLong {
+                len: nick.len(),
+                max: MAX_NICK_LEN,
+            });
+        }
+        self.queue_payload(now, Payload::Nick(nick))
+    }
+
+    fn queue_payload(&mut self, now: Instant, payload: Payload) -> Result<MessageId, SendError> {
         if !self.can_send() {
             return Err(SendError::QueueFull {
                 limit: self.config.send_queue,
@@ -117,7 +135,7 @@ impl Session {
         self.stats.messages_queued += 1;
         // Not sent yet: poll_transmit fills the window, so messages queued together
         // share datagrams.
-        self.sender.push(id, text, now);
+        self.sender.push(id, payload, now);
         Ok(id)
     }
 
@@ -174,9 +192,9 @@ impl Session {
                     self.deliver(ready);
                     must_ack = true;
                 }
-                Frame::Data { seq, text } => {
+                Frame::Data { seq, payload } => {
                     must_ack = true;
-                    match self.receiver.on_data(seq, text) {
+                    match self.receiver.on_data(seq, payload) {
                         Arrival::Deliver(ready) => self.deliver(ready),
                         Arrival::Duplicate => {
                             self.stats.duplicates += 1;
@@ -444,10 +462,10 @@ impl Session {
                 SenderOutput::Transmit {
                     id,
                     seq,
-                    text,
+                    payload,
                     attempt,
                 } => {
-                    batch.push(Frame::Data { seq, text });
+                    batch.push(Frame::Data { seq, payload });
                     if attempt == 1 {
                         self.stats.data_sent += 1;
                         self.events.push_back(Event::Sent { id, seq });
@@ -519,10 +537,17 @@ impl Session {
         }
     }
 
-    fn deliver(&mut self, ready: Vec<(u64, String)>) {
-        for (seq, text) in ready {
-            self.stats.messages_received += 1;
-            self.events.push_back(Event::Received { seq, text });
+    fn deliver(&mut self, ready: Vec<(u64, Payload)>) {
+        for (seq, payload) in ready {
+            match payload {
+                Payload::Text(text) => {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(Event::Received { seq, text });
+                }
+                Payload::Nick(nick) => self.events.push_back(Event::PeerNick { nick }),
+                // Acknowledged and ordered; a newer peer's kind means nothing to us.
+                Payload::Unknown { .. } => {}
+            }
         }
     }
 
@@ -563,6 +588,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::event::FailReason;
+    use crate::wire::AckFrame;
     use std::time::Duration;
 
     const A: u64 = 0xA;
@@ -698,7 +724,7 @@ mod tests {
             dst_epoch: A,
             frames: vec![Frame::Data {
                 seq: 1,
-                text: "ghost".into(),
+                payload: Payload::Text("ghost".into()),
             }],
         };
         a.handle_datagram(t0, addr(2), &stale.encode());
@@ -861,6 +887,58 @@ mod tests {
         assert!(events(&mut a).contains(&Event::PeerStateChanged {
             state: PeerState::Online
         }));
+    }
+
+    #[test]
+    fn a_nickname_arrives_in_order_with_the_messages() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        a.send(t0, "before".into()).unwrap();
+        a.send_nick(t0, "ada".into()).unwrap();
+        a.send(t0, "after".into()).unwrap();
+        for _ in 0..3 {
+            exchange(&mut a, &mut b, t0);
+        }
+        let seen: Vec<_> = events(&mut b)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Received { text, .. } => Some(text),
+                Event::PeerNick { nick } => Some(format!("nick={nick}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seen, vec!["before", "nick=ada", "after"]);
+        assert!(matches!(
+            a.send_nick(t0, "x".repeat(65)),
+            Err(SendError::TooLong { max: 64, .. })
+        ));
+    }
+
+    #[test]
+    fn an_unknown_kind_is_acknowledged_in_order_and_not_shown() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        exchange(&mut a, &mut b, t0);
+        let future = Packet {
+            src_epoch: A,
+            dst_epoch: B,
+            frames: vec![Frame::Data {
+                seq: 0,
+                payload: Payload::Unknown {
+                    kind: 9,
+                    bytes: vec![1, 2, 3],
+                },
+            }],
+        };
+        b.handle_datagram(t0, addr(1), &future.encode());
+        let ack = Packet::decode(&b.poll_transmit().unwrap().payload).unwrap();
+        assert!(matches!(
+            ack.frames[0],
+            Frame::Ack(AckFrame { cumulative: 1, .. })
+        ));
+        assert!(events(&mut b)
+            .iter()
+            .all(|e| !matches!(e, Event::Received { .. } | Event::Rejected { .. })));
     }
 
     #[test]

@@ -39,8 +39,10 @@ pub const ACK_FRAME_LEN: usize = 1 + 8 + 8 + 2;
 pub const SKIP_FRAME_LEN: usize = 1 + 8;
 /// Encoded size of a PING or PONG frame.
 pub const PING_FRAME_LEN: usize = 1 + 8;
-/// Encoded size of a DATA frame without its text.
-pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 2;
+/// Encoded size of a DATA frame without its payload.
+pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 1 + 2;
+/// Longest nickname in bytes of UTF-8.
+pub const MAX_NICK_LEN: usize = 64;
 /// Longest message text in bytes of UTF-8: it fits in one datagram together with an
 /// ACK and a SKIP frame, so a sender never has to split a packet to make room.
 pub const MAX_TEXT_LEN: usize =
@@ -73,12 +75,12 @@ pub enum Frame {
     /// "I am `src_epoch`; I believe you are `dst_epoch`." Answered with a HELLO when the
     /// receiver's epoch differs from `dst_epoch`, so both sides learn each other's epoch.
     Hello,
-    /// One chat message.
+    /// One message of the reliable, ordered stream.
     Data {
         /// Message sequence number within the (src_epoch → dst_epoch) stream.
         seq: u64,
-        /// The text, valid UTF-8, at most [`MAX_TEXT_LEN`] bytes.
-        text: String,
+        /// What it carries.
+        payload: Payload,
     },
     /// Acknowledges the stream flowing the other way.
     Ack(AckFrame),
@@ -101,6 +103,49 @@ pub enum Frame {
     },
 }
 
+/// What a DATA frame carries, told apart by its kind byte. Every kind travels in the
+/// same ordered stream, so a nickname change lands exactly between the messages typed
+/// before and after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// Kind 0: a chat message, UTF-8, at most [`MAX_TEXT_LEN`] bytes.
+    Text(String),
+    /// Kind 1: the sender's nickname from now on, UTF-8, at most [`MAX_NICK_LEN`] bytes.
+    Nick(String),
+    /// A kind this version does not know: acknowledged and ordered like any other, then
+    /// ignored, so a newer peer's additions never stall the stream.
+    Unknown {
+        /// The kind byte.
+        kind: u8,
+        /// The raw payload.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Payload {
+    /// The kind byte on the wire.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Self::Text(_) => 0,
+            Self::Nick(_) => 1,
+            Self::Unknown { kind, .. } => *kind,
+        }
+    }
+
+    /// The payload's bytes on the wire.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(t) | Self::Nick(t) => t.as_bytes(),
+            Self::Unknown { bytes, .. } => bytes,
+        }
+    }
+
+    /// The payload as text for a person (a failure report, a log line).
+    pub fn to_text(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
 /// Receiver state reported back to the sender.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AckFrame {
@@ -117,7 +162,7 @@ impl Frame {
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Hello => HELLO_FRAME_LEN,
-            Self::Data { text, .. } => DATA_FRAME_OVERHEAD + text.len(),
+            Self::Data { payload, .. } => DATA_FRAME_OVERHEAD + payload.as_bytes().len(),
             Self::Ack(_) => ACK_FRAME_LEN,
             Self::Skip { .. } => SKIP_FRAME_LEN,
             Self::Ping { .. } | Self::Pong { .. } => PING_FRAME_LEN,
@@ -127,15 +172,17 @@ impl Frame {
     fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Self::Hello => out.push(frame_type::HELLO),
-            Self::Data { seq, text } => {
+            Self::Data { seq, payload } => {
                 out.push(frame_type::DATA);
                 out.extend_from_slice(&seq.to_be_bytes());
-                // Callers keep text within MAX_TEXT_LEN, so the length fits in u16;
+                out.push(payload.kind());
+                let bytes = payload.as_bytes();
+                // Callers keep payloads within MAX_TEXT_LEN, so the length fits in u16;
                 // saturating keeps a misuse detectable (the packet fails to decode)
                 // instead of silently wrapping.
-                let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+                let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
                 out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(bytes);
             }
             Self::Ack(ack) => {
                 out.push(frame_type::ACK);
@@ -301,16 +348,27 @@ impl<'a> Reader<'a> {
             frame_type::HELLO => Ok(Frame::Hello),
             frame_type::DATA => {
                 let seq = self.u64()?;
+                let kind = self.u8()?;
                 let len = usize::from(self.u16()?);
                 if len > MAX_TEXT_LEN {
                     return Err(DecodeError::TextTooLong { len });
                 }
                 let raw = self.take(len)?;
-                let text = std::str::from_utf8(raw).map_err(|_| DecodeError::InvalidUtf8)?;
-                Ok(Frame::Data {
-                    seq,
-                    text: text.to_owned(),
-                })
+                let text = || {
+                    std::str::from_utf8(raw)
+                        .map(str::to_owned)
+                        .map_err(|_| DecodeError::InvalidUtf8)
+                };
+                let payload = match kind {
+                    0 => Payload::Text(text()?),
+                    1 if len > MAX_NICK_LEN => return Err(DecodeError::TextTooLong { len }),
+                    1 => Payload::Nick(text()?),
+                    _ => Payload::Unknown {
+                        kind,
+                        bytes: raw.to_vec(),
+                    },
+                };
+                Ok(Frame::Data { seq, payload })
             }
             frame_type::ACK => Ok(Frame::Ack(AckFrame {
                 cumulative: self.u64()?,
@@ -338,7 +396,7 @@ mod tests {
     // tests/protocol_doc.rs checks that the document still carries them.
     pub(crate) const VECTOR_HELLO: &str = "5543010000000000000000010000000000000000015f748d30";
     pub(crate) const VECTOR_DATA: &str =
-        "5543010000000000000000010000000000000002020000000000000000000268696e763f08";
+        "554301000000000000000001000000000000000202000000000000000000000268693c6499fc";
     pub(crate) const VECTOR_ACK: &str =
         "554301000000000000000002000000000000000103000000000000000100000000000000000001ef8b00fb";
 
@@ -354,7 +412,7 @@ mod tests {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: 0,
-                text: "hi".into(),
+                payload: Payload::Text("hi".into()),
             }],
         };
         let ack = Packet {
@@ -393,7 +451,7 @@ mod tests {
                 }),
                 Frame::Data {
                     seq: 4,
-                    text: "x".repeat(MAX_TEXT_LEN),
+                    payload: Payload::Text("x".repeat(MAX_TEXT_LEN)),
                 },
             ],
         };
@@ -434,7 +492,7 @@ mod tests {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: 0,
-                text: "ab".into(),
+                payload: Payload::Text("ab".into()),
             }],
         };
         let mut b = p.encode();
@@ -468,7 +526,23 @@ mod tests {
     fn arb_frame() -> impl Strategy<Value = Frame> {
         prop_oneof![
             Just(Frame::Hello),
-            (any::<u64>(), "\\PC{0,40}").prop_map(|(seq, text)| Frame::Data { seq, text }),
+            (any::<u64>(), "\\PC{0,40}").prop_map(|(seq, text)| Frame::Data {
+                seq,
+                payload: Payload::Text(text)
+            }),
+            (any::<u64>(), "\\PC{0,16}").prop_map(|(seq, nick)| Frame::Data {
+                seq,
+                payload: Payload::Nick(nick)
+            }),
+            (
+                any::<u64>(),
+                2u8..,
+                prop::collection::vec(any::<u8>(), 0..40)
+            )
+                .prop_map(|(seq, kind, bytes)| Frame::Data {
+                    seq,
+                    payload: Payload::Unknown { kind, bytes }
+                }),
             (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(cumulative, sack, window)| {
                 Frame::Ack(AckFrame {
                     cumulative,

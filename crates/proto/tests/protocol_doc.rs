@@ -1,7 +1,7 @@
 //! docs/PROTOCOL.md is normative: every hex vector in it must decode as it says, encode
 //! back to the same bytes, and the rejected ones must fail for the stated reason.
 
-use udpchat_proto::wire::{AckFrame, Frame, Packet, MAX_TEXT_LEN};
+use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, MAX_TEXT_LEN};
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
 
@@ -41,7 +41,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 0,
-                text: "hi".into(),
+                payload: Payload::Text("hi".into()),
             }],
         ),
         data(
@@ -69,9 +69,17 @@ fn every_vector_in_the_document_matches_the_codec() {
                 Frame::Skip { below: 5 },
                 Frame::Data {
                     seq: 5,
-                    text: "€".into(),
+                    payload: Payload::Text("€".into()),
                 },
             ],
+        ),
+        data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 6,
+                payload: Payload::Nick("ada".into()),
+            }],
         ),
         data(1, 2, vec![Frame::Ping { token: 7 }]),
         data(2, 1, vec![Frame::Pong { token: 7 }]),
@@ -81,11 +89,11 @@ fn every_vector_in_the_document_matches_the_codec() {
             vec![
                 Frame::Data {
                     seq: 3,
-                    text: "a".into(),
+                    payload: Payload::Text("a".into()),
                 },
                 Frame::Data {
                     seq: 4,
-                    text: "b".into(),
+                    payload: Payload::Text("b".into()),
                 },
             ],
         ),

@@ -261,6 +261,7 @@ fn flush(
             Event::PeerStateChanged { state } => side.outcome.peer_states.push(state),
             Event::PeerRestarted { .. }
             | Event::Connected { .. }
+            | Event::PeerNick { .. }
             | Event::Retransmit { .. }
             | Event::Duplicate { .. }
             | Event::Rejected { .. } => {}
