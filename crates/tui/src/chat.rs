@@ -1,0 +1,663 @@
+//! The model and its update function (the Elm architecture): every input becomes a
+//! [`Msg`], [`Chat::update`] changes the state and returns [`Effect`]s for the driver to
+//! carry out. Nothing here draws or does I/O, so all of it is tested on the state alone.
+
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use udpchat_proto::wire::MAX_TEXT_LEN;
+use udpchat_proto::{Event, FailReason, MessageId, PeerState, Stats};
+
+use crate::command::{self, Command};
+use crate::conversation::{Author, Conversation, Delivery, EntryId};
+use crate::input::InputLine;
+use crate::layout;
+
+/// What the status bar shows, refreshed by the driver from the session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    /// The peer's address as given.
+    pub peer: String,
+    /// Whether it answers.
+    pub peer_state: PeerState,
+    /// Smoothed round-trip time, once measured.
+    pub srtt: Option<Duration>,
+    /// Round-trip variation.
+    pub rttvar: Duration,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// Messages awaiting acknowledgement.
+    pub in_flight: usize,
+    /// The session's counters.
+    pub stats: Stats,
+    /// Simulated loss of received messages, if any.
+    pub sim_drop: f64,
+    /// Simulated loss of received acknowledgements, if any.
+    pub sim_ack_drop: f64,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            peer: String::new(),
+            peer_state: PeerState::Connecting,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: Duration::ZERO,
+            in_flight: 0,
+            stats: Stats::default(),
+            sim_drop: 0.0,
+            sim_ack_drop: 0.0,
+        }
+    }
+}
+
+/// Which screen is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No peer was given: ask for it, as the original program did.
+    AskPeer {
+        /// Why the last answer did not work.
+        error: Option<String>,
+    },
+    /// The conversation.
+    Chat,
+}
+
+/// An input to the model.
+#[derive(Clone, Debug)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// Pasted text.
+    Paste(String),
+    /// Mouse wheel: positive scrolls up (back in time).
+    Wheel(i32),
+    /// The terminal's size changed.
+    Resize {
+        /// Columns.
+        width: u16,
+        /// Rows.
+        height: u16,
+    },
+    /// The time to stamp new entries with.
+    Clock(String),
+    /// Something the session reported.
+    Net(Event),
+    /// The session accepted the message shown by `entry`.
+    Accepted {
+        /// The entry.
+        entry: EntryId,
+        /// The session's id for it.
+        id: MessageId,
+    },
+    /// The session refused the message shown by `entry`.
+    Refused {
+        /// The entry.
+        entry: EntryId,
+        /// Why.
+        reason: String,
+    },
+    /// Fresh figures for the status bar.
+    Status(Status),
+    /// The peer address typed at the prompt could not be used.
+    PeerError(String),
+    /// The chat is open with this peer.
+    Connected(String),
+}
+
+/// Something for the driver to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Queue this text; answer with [`Msg::Accepted`] or [`Msg::Refused`].
+    Send {
+        /// The entry showing it.
+        entry: EntryId,
+        /// The text.
+        text: String,
+    },
+    /// Tell the peer our new nickname.
+    SendNick(String),
+    /// Change simulated loss of received messages.
+    SetDrop(f64),
+    /// Change simulated loss of received acknowledgements.
+    SetAckDrop(f64),
+    /// Open the chat with the peer typed at the prompt.
+    Connect(String),
+    /// Leave.
+    Quit,
+}
+
+/// The whole state of the full-screen chat.
+#[derive(Clone, Debug)]
+pub struct Chat {
+    /// What has been said.
+    pub conversation: Conversation,
+    /// What is being typed.
+    pub input: InputLine,
+    /// The status bar's figures.
+    pub status: Status,
+    /// Our nickname.
+    pub my_nick: String,
+    /// The peer's nickname.
+    pub peer_nick: String,
+    /// The help is open.
+    pub show_help: bool,
+    /// The screen.
+    pub mode: Mode,
+    /// Time for new entries.
+    pub clock: String,
+    /// Set once the user asked to leave.
+    pub quit: bool,
+    /// Draw without colours (`NO_COLOR`).
+    pub no_color: bool,
+    /// Terminal size, for scrolling by pages.
+    pub size: (u16, u16),
+}
+
+impl Chat {
+    /// A chat with a known peer.
+    pub fn new(my_nick: &str, peer: &str) -> Self {
+        Self {
+            conversation: Conversation::default(),
+            input: InputLine::default(),
+            status: Status {
+                peer: peer.to_owned(),
+                ..Status::default()
+            },
+            my_nick: my_nick.to_owned(),
+            peer_nick: "peer".to_owned(),
+            show_help: false,
+            mode: Mode::Chat,
+            clock: String::new(),
+            quit: false,
+            no_color: false,
+            size: (80, 24),
+        }
+    }
+
+    /// A chat that first asks for the peer's address.
+    pub fn asking_for_peer(my_nick: &str) -> Self {
+        Self {
+            mode: Mode::AskPeer { error: None },
+            ..Self::new(my_nick, "")
+        }
+    }
+
+    /// Applies one input and returns what the driver must do.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Key(key) => self.on_key(key),
+            Msg::Paste(text) => {
+                self.input.insert(&text);
+                Vec::new()
+            }
+            Msg::Wheel(rows) => {
+                self.scroll(rows.saturating_mul(3));
+                Vec::new()
+            }
+            Msg::Resize { width, height } => {
+                self.size = (width, height);
+                let max = self.max_scroll();
+                self.conversation.scroll = self.conversation.scroll.min(max);
+                Vec::new()
+            }
+            Msg::Clock(clock) => {
+                self.clock = clock;
+                Vec::new()
+            }
+            Msg::Net(event) => {
+                self.on_net(event);
+                Vec::new()
+            }
+            Msg::Accepted { entry, id } => {
+                self.conversation.link(id, entry);
+                Vec::new()
+            }
+            Msg::Refused { entry, reason } => {
+                if let Some(e) = self.conversation.get_mut(entry) {
+                    e.delivery = Some(Delivery::Failed { reason });
+                }
+                Vec::new()
+            }
+            Msg::Status(status) => {
+                self.status = status;
+                Vec::new()
+            }
+            Msg::PeerError(error) => {
+                self.mode = Mode::AskPeer { error: Some(error) };
+                Vec::new()
+            }
+            Msg::Connected(peer) => {
+                self.mode = Mode::Chat;
+                self.status.peer = peer.clone();
+                let clock = self.clock.clone();
+                self.conversation
+                    .system(&clock, &format!("chatting with {peer}; /help for commands"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        match key.code {
+            KeyCode::Char('c') | KeyCode::Char('d') if ctrl => return self.quit(),
+            KeyCode::Enter => return self.on_enter(),
+            KeyCode::Esc => self.show_help = false,
+            KeyCode::Char('a') if ctrl => self.input.home(),
+            KeyCode::Char('e') if ctrl => self.input.end(),
+            KeyCode::Char('w') if ctrl => self.input.delete_word_before(),
+            KeyCode::Char('u') if ctrl => self.input.delete_to_start(),
+            KeyCode::Char('l') if ctrl => {}
+            KeyCode::Backspace if alt || ctrl => self.input.delete_word_before(),
+            KeyCode::Char(c) if !ctrl => self.input.insert(c.encode_utf8(&mut [0; 4])),
+            KeyCode::Backspace => self.input.backspace(),
+            KeyCode::Delete => self.input.delete(),
+            KeyCode::Left if ctrl || alt => self.input.word_left(),
+            KeyCode::Right if ctrl || alt => self.input.word_right(),
+            KeyCode::Left => self.input.left(),
+            KeyCode::Right => self.input.right(),
+            KeyCode::Up => self.input.history_up(),
+            KeyCode::Down => self.input.history_down(),
+            KeyCode::PageUp => self.scroll(i32::from(self.page_rows())),
+            KeyCode::PageDown => self.scroll(-i32::from(self.page_rows())),
+            KeyCode::Home => self.conversation.scroll_up(usize::MAX, self.max_scroll()),
+            KeyCode::End => self.conversation.scroll_down(usize::MAX),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn quit(&mut self) -> Vec<Effect> {
+        self.quit = true;
+        vec![Effect::Quit]
+    }
+
+    /// Rows of the conversation pane: the screen less the status bar and input line.
+    fn page_rows(&self) -> u16 {
+        self.size.1.saturating_sub(3).max(1)
+    }
+
+    fn max_scroll(&self) -> usize {
+        let rows = layout::rows(self, usize::from(self.size.0)).len();
+        rows.saturating_sub(usize::from(self.page_rows()))
+    }
+
+    fn scroll(&mut self, rows: i32) {
+        let amount = usize::try_from(rows.unsigned_abs()).unwrap_or(usize::MAX);
+        if rows > 0 {
+            let max = self.max_scroll();
+            self.conversation.scroll_up(amount, max);
+        } else {
+            self.conversation.scroll_down(amount);
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        let clock = self.clock.clone();
+        self.conversation.system(&clock, text);
+    }
+
+    fn on_enter(&mut self) -> Vec<Effect> {
+        if let Mode::AskPeer { .. } = self.mode {
+            let peer = self.input.take();
+            return if peer.trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![Effect::Connect(peer.trim().to_owned())]
+            };
+        }
+        let line = self.input.text().to_owned();
+        if line.trim().is_empty() {
+            return Vec::new();
+        }
+        if let Some(parsed) = command::parse(&line) {
+            self.input.take();
+            return match parsed {
+                Ok(cmd) => self.run(cmd),
+                Err(hint) => {
+                    self.note(&hint);
+                    Vec::new()
+                }
+            };
+        }
+        let text = command::unescape(&line).to_owned();
+        if text.len() > MAX_TEXT_LEN {
+            // Keep the text in the input so nothing typed is lost.
+            self.note(&format!(
+                "message too long: {} bytes, the limit is {MAX_TEXT_LEN}; shorten it and press Enter",
+                text.len()
+            ));
+            return Vec::new();
+        }
+        self.input.take();
+        self.conversation.scroll_down(usize::MAX);
+        let clock = self.clock.clone();
+        let nick = self.my_nick.clone();
+        let entry = self.conversation.push(&clock, Author::Me, &nick, &text);
+        vec![Effect::Send { entry, text }]
+    }
+
+    fn run(&mut self, cmd: Command) -> Vec<Effect> {
+        match cmd {
+            Command::Help => {
+                self.show_help = !self.show_help;
+                Vec::new()
+            }
+            Command::Nick(nick) => {
+                self.note(&format!("you are now {nick}"));
+                self.my_nick = nick.clone();
+                vec![Effect::SendNick(nick)]
+            }
+            Command::Drop(p) => {
+                self.status.sim_drop = p;
+                self.note(&format!(
+                    "simulating loss of {:.0}% of received messages",
+                    p * 100.0
+                ));
+                vec![Effect::SetDrop(p)]
+            }
+            Command::AckDrop(p) => {
+                self.status.sim_ack_drop = p;
+                self.note(&format!(
+                    "simulating loss of {:.0}% of received ACKs",
+                    p * 100.0
+                ));
+                vec![Effect::SetAckDrop(p)]
+            }
+            Command::Stats => {
+                let text = stats_text(&self.status);
+                self.note(&text);
+                Vec::new()
+            }
+            Command::Clear => {
+                self.conversation.clear();
+                Vec::new()
+            }
+            Command::Retry => {
+                let failed = self.conversation.failed();
+                if failed.is_empty() {
+                    self.note("nothing to retry");
+                }
+                failed
+                    .into_iter()
+                    .map(|(entry, text)| {
+                        if let Some(e) = self.conversation.get_mut(entry) {
+                            e.delivery = Some(Delivery::Sending);
+                        }
+                        Effect::Send { entry, text }
+                    })
+                    .collect()
+            }
+            Command::Quit => self.quit(),
+        }
+    }
+
+    fn on_net(&mut self, event: Event) {
+        let clock = self.clock.clone();
+        match event {
+            Event::Received { text, .. } => {
+                let nick = self.peer_nick.clone();
+                self.conversation.push(&clock, Author::Peer, &nick, &text);
+            }
+            Event::PeerNick { nick } => {
+                if nick != self.peer_nick {
+                    self.note(&format!("{} is now known as {nick}", self.peer_nick));
+                    self.peer_nick = nick;
+                }
+            }
+            Event::Retransmit { id, attempt, .. } => {
+                self.conversation
+                    .set_delivery(id, Delivery::Retrying { attempt });
+            }
+            Event::Delivered { id, elapsed, .. } => {
+                self.conversation
+                    .set_delivery(id, Delivery::Delivered { elapsed });
+            }
+            Event::Failed { id, reason, .. } => {
+                let reason = match reason {
+                    FailReason::MaxRetries { attempts } => {
+                        format!("no answer after {attempts} tries")
+                    }
+                    FailReason::PeerUnreachable => "peer unreachable".to_owned(),
+                };
+                self.conversation
+                    .set_delivery(id, Delivery::Failed { reason });
+            }
+            Event::Connected { .. } => self.note("connected"),
+            Event::PeerRestarted { resent, .. } => self.note(&format!(
+                "{} restarted; {resent} unacknowledged message(s) sent again",
+                self.peer_nick
+            )),
+            Event::PeerStateChanged { state } => {
+                self.status.peer_state = state;
+                match state {
+                    PeerState::Unreachable => {
+                        self.note(&format!("{} is unreachable", self.peer_nick))
+                    }
+                    PeerState::Online => self.note(&format!("{} is back online", self.peer_nick)),
+                    PeerState::Connecting => {}
+                }
+            }
+            // Shown in the status bar's counters, not as lines.
+            Event::Sent { .. } | Event::Duplicate { .. } | Event::Rejected { .. } => {}
+        }
+    }
+}
+
+/// The `/stats` line.
+pub fn stats_text(status: &Status) -> String {
+    let s = &status.stats;
+    let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1e3);
+    format!(
+        "sent {} delivered {} failed {} received {} | retransmissions {} duplicates {} rejected {} | srtt {} rttvar {} rto {} | loss {:.1}%",
+        s.messages_queued,
+        s.messages_delivered,
+        s.messages_failed,
+        s.messages_received,
+        s.retransmissions,
+        s.duplicates,
+        s.rejected,
+        status.srtt.map_or("-".to_owned(), ms),
+        ms(status.rttvar),
+        ms(status.rto),
+        s.loss_estimate() * 100.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> Msg {
+        Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    fn ctrl(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+    }
+
+    fn type_line(chat: &mut Chat, text: &str) -> Vec<Effect> {
+        chat.update(Msg::Paste(text.to_owned()));
+        chat.update(key(KeyCode::Enter))
+    }
+
+    #[test]
+    fn enter_sends_and_shows_the_message_as_sending() {
+        let mut chat = Chat::new("me", "127.0.0.1:12001");
+        let effects = type_line(&mut chat, "hello");
+        let [Effect::Send { entry, text }] = effects.as_slice() else {
+            panic!("{effects:?}");
+        };
+        assert_eq!(text, "hello");
+        assert!(chat.input.is_empty());
+        let e = chat.conversation.get_mut(*entry).unwrap();
+        assert_eq!(e.delivery, Some(Delivery::Sending));
+    }
+
+    #[test]
+    fn delivery_marks_follow_the_session_and_a_duplicate_shows_once() {
+        let mut chat = Chat::new("me", "p");
+        let Effect::Send { entry, .. } = type_line(&mut chat, "hi")[0].clone() else {
+            panic!();
+        };
+        chat.update(Msg::Accepted {
+            entry,
+            id: MessageId(0),
+        });
+        chat.update(Msg::Net(Event::Retransmit {
+            id: MessageId(0),
+            seq: 0,
+            attempt: 2,
+        }));
+        assert_eq!(
+            chat.conversation.get_mut(entry).unwrap().delivery,
+            Some(Delivery::Retrying { attempt: 2 })
+        );
+        chat.update(Msg::Net(Event::Delivered {
+            id: MessageId(0),
+            seq: 0,
+            attempts: 2,
+            elapsed: Duration::from_millis(40),
+        }));
+        chat.update(Msg::Net(Event::Received {
+            seq: 0,
+            text: "yo".into(),
+        }));
+        chat.update(Msg::Net(Event::Duplicate { seq: 0 }));
+        let texts: Vec<_> = chat
+            .conversation
+            .entries()
+            .map(|e| e.text.clone())
+            .collect();
+        assert_eq!(texts, vec!["hi", "yo"]);
+    }
+
+    #[test]
+    fn too_long_keeps_the_text_and_says_why() {
+        let mut chat = Chat::new("me", "p");
+        let long = "x".repeat(MAX_TEXT_LEN + 1);
+        assert!(type_line(&mut chat, &long).is_empty());
+        assert_eq!(chat.input.text(), long);
+        let last = chat.conversation.entries().last().unwrap();
+        assert!(last.text.starts_with("message too long"), "{}", last.text);
+    }
+
+    #[test]
+    fn commands_change_state_and_ask_the_driver() {
+        let mut chat = Chat::new("me", "p");
+        assert_eq!(
+            type_line(&mut chat, "/drop 0.2"),
+            vec![Effect::SetDrop(0.2)]
+        );
+        assert_eq!(chat.status.sim_drop, 0.2);
+        assert_eq!(
+            type_line(&mut chat, "/nick ada"),
+            vec![Effect::SendNick("ada".into())]
+        );
+        assert_eq!(chat.my_nick, "ada");
+        assert!(type_line(&mut chat, "/help").is_empty());
+        assert!(chat.show_help);
+        chat.update(key(KeyCode::Esc));
+        assert!(!chat.show_help);
+        assert!(type_line(&mut chat, "/bogus").is_empty());
+        assert!(chat
+            .conversation
+            .entries()
+            .last()
+            .unwrap()
+            .text
+            .contains("unknown command"));
+        type_line(&mut chat, "/clear");
+        assert_eq!(chat.conversation.entries().len(), 0);
+        assert_eq!(type_line(&mut chat, "/quit"), vec![Effect::Quit]);
+        assert!(chat.quit);
+    }
+
+    #[test]
+    fn retry_resends_failed_messages_with_their_text() {
+        let mut chat = Chat::new("me", "p");
+        let Effect::Send { entry, .. } = type_line(&mut chat, "lost")[0].clone() else {
+            panic!();
+        };
+        chat.update(Msg::Accepted {
+            entry,
+            id: MessageId(3),
+        });
+        chat.update(Msg::Net(Event::Failed {
+            id: MessageId(3),
+            text: "lost".into(),
+            reason: FailReason::PeerUnreachable,
+        }));
+        assert_eq!(
+            type_line(&mut chat, "/retry"),
+            vec![Effect::Send {
+                entry,
+                text: "lost".into()
+            }]
+        );
+        assert_eq!(
+            chat.conversation.get_mut(entry).unwrap().delivery,
+            Some(Delivery::Sending)
+        );
+    }
+
+    #[test]
+    fn ctrl_c_quits_and_keys_edit() {
+        let mut chat = Chat::new("me", "p");
+        chat.update(Msg::Paste("one two".into()));
+        chat.update(ctrl('w'));
+        assert_eq!(chat.input.text(), "one ");
+        assert_eq!(chat.update(ctrl('c')), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn the_prompt_asks_for_the_peer_first() {
+        let mut chat = Chat::asking_for_peer("me");
+        assert_eq!(
+            type_line(&mut chat, " 10.0.0.7 "),
+            vec![Effect::Connect("10.0.0.7".into())]
+        );
+        chat.update(Msg::PeerError("cannot resolve".into()));
+        assert_eq!(
+            chat.mode,
+            Mode::AskPeer {
+                error: Some("cannot resolve".into())
+            }
+        );
+        chat.update(Msg::Connected("10.0.0.7:12000".into()));
+        assert_eq!(chat.mode, Mode::Chat);
+        assert_eq!(chat.status.peer, "10.0.0.7:12000");
+    }
+
+    #[test]
+    fn scrolling_is_bounded_and_the_marker_counts_new_lines() {
+        let mut chat = Chat::new("me", "p");
+        chat.update(Msg::Resize {
+            width: 40,
+            height: 10,
+        });
+        for i in 0..30 {
+            chat.update(Msg::Net(Event::Received {
+                seq: i,
+                text: format!("line {i}"),
+            }));
+        }
+        chat.update(key(KeyCode::PageUp));
+        assert_eq!(chat.conversation.scroll, 7);
+        chat.update(key(KeyCode::Home));
+        assert_eq!(chat.conversation.scroll, 30 - 7);
+        chat.update(Msg::Net(Event::Received {
+            seq: 30,
+            text: "new".into(),
+        }));
+        assert_eq!(chat.conversation.unseen, 1);
+        chat.update(key(KeyCode::End));
+        assert_eq!(chat.conversation.unseen, 0);
+    }
+}

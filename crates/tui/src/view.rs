@@ -1,0 +1,439 @@
+//! Drawing: the conversation pane, the status bar, the input line, the help and the
+//! peer prompt. Only reads the model; every decision about content is made in
+//! [`layout`](crate::layout) and [`Chat`].
+
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use udpchat_proto::PeerState;
+use unicode_width::UnicodeWidthStr;
+
+use crate::chat::{Chat, Mode};
+use crate::command::{HELP, KEYS};
+use crate::layout::{self, short, Part};
+
+/// The style of each kind of text; plain when `NO_COLOR` is set.
+fn style(chat: &Chat, part: Part) -> Style {
+    let base = Style::default();
+    if chat.no_color {
+        return match part {
+            Part::MyNick | Part::PeerNick => base.add_modifier(Modifier::BOLD),
+            Part::Time | Part::System | Part::Pending => base.add_modifier(Modifier::DIM),
+            Part::Failed => base.add_modifier(Modifier::REVERSED),
+            Part::Text | Part::Delivered => base,
+        };
+    }
+    match part {
+        Part::Time => base.fg(Color::DarkGray),
+        Part::MyNick => base.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        Part::PeerNick => base.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+        Part::System => base.fg(Color::Yellow),
+        Part::Text => base,
+        Part::Pending => base.fg(Color::DarkGray),
+        Part::Delivered => base.fg(Color::Green),
+        Part::Failed => base.fg(Color::Red).add_modifier(Modifier::BOLD),
+    }
+}
+
+/// Draws the whole screen.
+pub fn render(chat: &Chat, frame: &mut Frame<'_>) {
+    let area = frame.area();
+    if let Mode::AskPeer { error } = &chat.mode {
+        render_prompt(chat, error.as_deref(), frame, area);
+        return;
+    }
+    let [conversation, status, input] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    render_conversation(chat, frame, conversation);
+    render_status(chat, frame, status);
+    render_input(chat, frame, input, "> ");
+    if chat.show_help {
+        render_help(chat, frame, area);
+    }
+}
+
+fn render_conversation(chat: &Chat, frame: &mut Frame<'_>, area: Rect) {
+    let rows = layout::rows(chat, usize::from(area.width));
+    let height = usize::from(area.height);
+    let max_scroll = rows.len().saturating_sub(height);
+    let scroll = chat.conversation.scroll.min(max_scroll);
+    let end = rows.len() - scroll;
+    let start = end.saturating_sub(height);
+    let lines: Vec<Line<'_>> = rows[start..end]
+        .iter()
+        .map(|row| {
+            Line::from(
+                row.iter()
+                    .map(|(text, part)| Span::styled(text.clone(), style(chat, *part)))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    // Bottom-aligned, like every chat: the newest line sits just above the status bar.
+    let pad = height.saturating_sub(lines.len());
+    let area = Rect {
+        y: area.y + u16::try_from(pad).unwrap_or(0),
+        height: area.height - u16::try_from(pad).unwrap_or(0),
+        ..area
+    };
+    frame.render_widget(Paragraph::new(lines), area);
+    if scroll > 0 && area.height > 0 {
+        let marker = if chat.conversation.unseen > 0 {
+            format!(" ↓ {} new (End) ", chat.conversation.unseen)
+        } else {
+            " ↓ more (End) ".to_owned()
+        };
+        let width = u16::try_from(marker.width())
+            .unwrap_or(u16::MAX)
+            .min(area.width);
+        let at = Rect {
+            x: area.x + area.width - width,
+            y: area.y + area.height - 1,
+            width,
+            height: 1,
+        };
+        frame.render_widget(Clear, at);
+        frame.render_widget(
+            Paragraph::new(marker)
+                .style(style(chat, Part::System).add_modifier(Modifier::REVERSED)),
+            at,
+        );
+    }
+}
+
+fn peer_state_text(state: PeerState) -> &'static str {
+    match state {
+        PeerState::Connecting => "○ connecting",
+        PeerState::Online => "● online",
+        PeerState::Unreachable => "✗ unreachable",
+    }
+}
+
+/// The status bar's text, most important first, so a narrow terminal cuts the least
+/// important part.
+pub fn status_text(chat: &Chat) -> String {
+    let st = &chat.status;
+    let mut parts = vec![
+        format!("{} {}", chat.peer_nick, peer_state_text(st.peer_state)),
+        st.peer.clone(),
+        format!(
+            "rtt {} rto {}",
+            st.srtt.map_or("-".to_owned(), short),
+            short(st.rto)
+        ),
+        format!("in flight {}", st.in_flight),
+        format!(
+            "loss {:.1}% retx {}",
+            st.stats.loss_estimate() * 100.0,
+            st.stats.retransmissions
+        ),
+    ];
+    if st.sim_drop > 0.0 || st.sim_ack_drop > 0.0 {
+        parts.push(format!(
+            "sim drop {:.0}% ack {:.0}%",
+            st.sim_drop * 100.0,
+            st.sim_ack_drop * 100.0
+        ));
+    }
+    parts.join(" │ ")
+}
+
+fn render_status(chat: &Chat, frame: &mut Frame<'_>, area: Rect) {
+    let bar = if chat.no_color {
+        Style::default().add_modifier(Modifier::REVERSED)
+    } else {
+        let fg = match chat.status.peer_state {
+            PeerState::Unreachable => Color::LightRed,
+            _ => Color::White,
+        };
+        Style::default().bg(Color::DarkGray).fg(fg)
+    };
+    frame.render_widget(Paragraph::new(status_text(chat)).style(bar), area);
+}
+
+fn render_input(chat: &Chat, frame: &mut Frame<'_>, area: Rect, prompt: &str) {
+    let prompt_width = prompt.width();
+    let text = chat.input.text();
+    let available = usize::from(area.width)
+        .saturating_sub(prompt_width + 1)
+        .max(1);
+    // Keep the cursor visible on a long line by showing the end that holds it.
+    let cursor = chat.input.cursor_column();
+    let skip = cursor.saturating_sub(available);
+    let mut shown = String::new();
+    let mut col = 0;
+    for ch in text.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if col >= skip && col + w - skip.min(col + w) <= available + skip {
+            shown.push(ch);
+        }
+        col += w;
+    }
+    let line = Line::from(vec![
+        Span::styled(prompt.to_owned(), style(chat, Part::MyNick)),
+        Span::raw(shown),
+    ]);
+    frame.render_widget(Paragraph::new(line), area);
+    let x = area.x + u16::try_from(prompt_width + cursor - skip).unwrap_or(area.width);
+    frame.set_cursor_position(Position::new(
+        x.min(area.x + area.width.saturating_sub(1)),
+        area.y,
+    ));
+}
+
+fn render_help(chat: &Chat, frame: &mut Frame<'_>, area: Rect) {
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let key_style = style(chat, Part::MyNick);
+    for (key, what) in HELP.iter().chain(KEYS) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{key:<28}"), key_style),
+            Span::raw(*what),
+        ]));
+    }
+    let width = area.width.min(72);
+    let height = area
+        .height
+        .min(u16::try_from(lines.len() + 2).unwrap_or(u16::MAX));
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" help (Esc closes) "),
+        ),
+        popup,
+    );
+}
+
+fn render_prompt(chat: &Chat, error: Option<&str>, frame: &mut Frame<'_>, area: Rect) {
+    let [_, body, _] = Layout::vertical([
+        Constraint::Fill(1),
+        Constraint::Length(4),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    let [title, input, _, message] = Layout::vertical([Constraint::Length(1); 4]).areas(body);
+    frame.render_widget(
+        Paragraph::new("udpchat: whom do you want to talk to? (host or host:port)"),
+        title,
+    );
+    render_input(chat, frame, input, "Server IP address: ");
+    if let Some(error) = error {
+        frame.render_widget(
+            Paragraph::new(error.to_owned()).style(style(chat, Part::Failed)),
+            message,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    use udpchat_proto::{Event, FailReason, MessageId, Stats};
+
+    use super::*;
+    use crate::chat::{Effect, Msg, Status};
+
+    fn screen(chat: &Chat, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| render(chat, f)).unwrap();
+        let buffer = terminal.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buffer.area.height {
+            let mut line = String::new();
+            let mut skip = 0;
+            for x in 0..buffer.area.width {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let symbol = buffer[(x, y)].symbol();
+                skip = symbol.width().saturating_sub(1);
+                line.push_str(symbol);
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn status() -> Status {
+        Status {
+            peer: "127.0.0.1:12001".into(),
+            peer_state: PeerState::Online,
+            srtt: Some(Duration::from_micros(850)),
+            rttvar: Duration::from_micros(200),
+            rto: Duration::from_millis(10),
+            in_flight: 1,
+            stats: Stats {
+                data_sent: 9,
+                retransmissions: 1,
+                ..Stats::default()
+            },
+            sim_drop: 0.2,
+            sim_ack_drop: 0.2,
+        }
+    }
+
+    fn say(chat: &mut Chat, text: &str) -> crate::conversation::EntryId {
+        chat.update(Msg::Paste(text.into()));
+        match chat
+            .update(Msg::Key(ratatui::crossterm::event::KeyEvent::from(
+                ratatui::crossterm::event::KeyCode::Enter,
+            )))
+            .as_slice()
+        {
+            [Effect::Send { entry, .. }] => *entry,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn busy() -> Chat {
+        let mut chat = Chat::new("ada", "127.0.0.1:12001");
+        chat.peer_nick = "bob".into();
+        chat.status = status();
+        chat.update(Msg::Clock("14:02".into()));
+        chat.update(Msg::Connected("127.0.0.1:12001".into()));
+        chat.update(Msg::Net(Event::Received {
+            seq: 0,
+            text: "hi ada, the network here drops one packet in five".into(),
+        }));
+        for (i, text) in [
+            "delivered fine",
+            "took a retry",
+            "still on its way",
+            "this one failed",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let entry = say(&mut chat, text);
+            chat.update(Msg::Accepted {
+                entry,
+                id: MessageId(i as u64),
+            });
+        }
+        chat.update(Msg::Net(Event::Delivered {
+            id: MessageId(0),
+            seq: 0,
+            attempts: 1,
+            elapsed: Duration::from_millis(1),
+        }));
+        chat.update(Msg::Net(Event::Retransmit {
+            id: MessageId(1),
+            seq: 1,
+            attempt: 2,
+        }));
+        chat.update(Msg::Net(Event::Delivered {
+            id: MessageId(1),
+            seq: 1,
+            attempts: 2,
+            elapsed: Duration::from_millis(23),
+        }));
+        chat.update(Msg::Net(Event::Retransmit {
+            id: MessageId(2),
+            seq: 2,
+            attempt: 3,
+        }));
+        chat.update(Msg::Net(Event::Failed {
+            id: MessageId(3),
+            text: "this one failed".into(),
+            reason: FailReason::MaxRetries { attempts: 21 },
+        }));
+        chat
+    }
+
+    #[test]
+    fn empty_chat() {
+        let mut chat = Chat::new("ada", "127.0.0.1:12001");
+        chat.status.peer = "127.0.0.1:12001".into();
+        insta::assert_snapshot!(screen(&chat, 80, 8));
+    }
+
+    #[test]
+    fn busy_conversation_with_every_delivery_state() {
+        insta::assert_snapshot!(screen(&busy(), 100, 12));
+    }
+
+    #[test]
+    fn narrow_terminal() {
+        insta::assert_snapshot!(screen(&busy(), 40, 10));
+    }
+
+    #[test]
+    fn wide_characters() {
+        let mut chat = Chat::new("ada", "p");
+        chat.update(Msg::Clock("09:30".into()));
+        chat.update(Msg::Net(Event::Received {
+            seq: 0,
+            text: "こんにちは世界、元気ですか？ 🎉🎉 emoji and 日本語 wrap by width".into(),
+        }));
+        chat.update(Msg::Paste("返事 👍".into()));
+        insta::assert_snapshot!(screen(&chat, 30, 8));
+    }
+
+    #[test]
+    fn help() {
+        let mut chat = busy();
+        chat.show_help = true;
+        insta::assert_snapshot!(screen(&chat, 80, 22));
+    }
+
+    #[test]
+    fn asking_for_the_peer() {
+        let mut chat = Chat::asking_for_peer("ada");
+        chat.update(Msg::Paste("nowhere.invalid".into()));
+        chat.update(Msg::PeerError("cannot resolve nowhere.invalid".into()));
+        insta::assert_snapshot!(screen(&chat, 70, 8));
+    }
+
+    #[test]
+    fn scrolled_up_shows_the_new_message_marker() {
+        let mut chat = busy();
+        chat.update(Msg::Resize {
+            width: 60,
+            height: 8,
+        });
+        chat.update(Msg::Key(ratatui::crossterm::event::KeyEvent::from(
+            ratatui::crossterm::event::KeyCode::Home,
+        )));
+        chat.update(Msg::Net(Event::Received {
+            seq: 1,
+            text: "are you there?".into(),
+        }));
+        let s = screen(&chat, 60, 8);
+        assert!(s.contains("↓ 1 new (End)"), "{s}");
+    }
+
+    #[test]
+    fn every_size_draws_without_panicking() {
+        let chat = busy();
+        for width in [1, 2, 5, 10, 20, 39, 80] {
+            for height in [1, 2, 3, 5, 10] {
+                screen(&chat, width, height);
+            }
+        }
+    }
+
+    #[test]
+    fn no_color_draws_the_same_text() {
+        let mut plain = busy();
+        plain.no_color = true;
+        assert_eq!(screen(&plain, 100, 12), screen(&busy(), 100, 12));
+    }
+}
