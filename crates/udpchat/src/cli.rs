@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use thiserror::Error;
 use udpchat_impair::ImpairConfig;
-use udpchat_proto::Config;
+use udpchat_proto::{Config, RtoPolicy, DEFAULT_WINDOW, MAX_WINDOW};
 
 use crate::peer_addr::DEFAULT_PORT;
 
@@ -33,10 +33,16 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub(crate) bind: Option<IpAddr>,
 
-    /// Retransmission timeout: how long to wait for an acknowledgement before sending a
-    /// message again, e.g. 3s, 250ms. Must be greater than zero.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_timeout)]
-    pub(crate) timeout: Duration,
+    /// A fixed retransmission timeout, e.g. 3s (the original program's) or 250ms. Without
+    /// it the timeout adapts to the measured round trip (RFC 6298: from 10 ms on a fast
+    /// path up to 5 s, doubling while nothing is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Messages in flight at once, 1 to 64: 1 is stop-and-wait, as the original program.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
+    pub(crate) window: u16,
 
     /// Chance, from 0 to 1, of ignoring a received message (simulated loss, as the
     /// original program's server did with 0.2).
@@ -54,13 +60,13 @@ pub(crate) struct Cli {
     pub(crate) seed: Option<u64>,
 
     /// Retransmissions without an acknowledgement before a message is reported failed
-    /// (20 at the default 3 s timeout is about a minute).
+    /// (20 is about a minute, with the adaptive timeout or a fixed 3 s).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) max_retries: u32,
 
     /// The original program's exact setup: port 12000, a fixed 3 s timeout,
-    /// stop-and-wait, --drop 0.2 and --ack-drop 0.2. Overrides --port, --timeout, --drop
-    /// and --ack-drop.
+    /// stop-and-wait, no keepalives, --drop 0.2 and --ack-drop 0.2. Overrides --port,
+    /// --timeout, --window, --drop and --ack-drop.
     #[arg(long)]
     pub(crate) classic: bool,
 
@@ -73,6 +79,11 @@ pub(crate) struct Cli {
     /// and simulated drops (human output only; --json always shows everything).
     #[arg(short, long)]
     pub(crate) verbose: bool,
+
+    /// On exit, also print round-trip time, timeout and observed loss (the `exit` event
+    /// of --json always carries them).
+    #[arg(long)]
+    pub(crate) stats: bool,
 }
 
 /// A mistake in how udpchat was invoked: reported in one line, exit status 2.
@@ -99,40 +110,38 @@ pub(crate) struct Settings {
     pub(crate) json: bool,
     /// More human status lines.
     pub(crate) verbose: bool,
+    /// Round-trip figures on exit.
+    pub(crate) stats: bool,
 }
 
 impl Cli {
     /// Resolves the options into the settings of a run; `--classic` wins over the
     /// options it fixes.
     pub(crate) fn settings(self) -> Settings {
-        let (port, rto, drop, ack_drop, window) = if self.classic {
+        let (port, protocol, drop, ack_drop) = if self.classic {
             let classic = ImpairConfig::seed_classic();
-            let protocol = Config::classic();
             (
                 DEFAULT_PORT,
-                protocol.rto,
+                Config::classic(),
                 classic.data_loss,
                 classic.ack_loss,
-                protocol.window,
             )
         } else {
-            (
-                self.port,
-                self.timeout,
-                self.drop,
-                self.ack_drop,
-                Config::default().window,
-            )
+            let rto = self.timeout.map_or(RtoPolicy::adaptive(), RtoPolicy::Fixed);
+            let protocol = Config {
+                rto,
+                window: self.window,
+                ..Config::default()
+            };
+            (self.port, protocol, self.drop, self.ack_drop)
         };
         Settings {
             peer: self.peer,
             port,
             bind: self.bind,
             protocol: Config {
-                rto,
                 max_retries: self.max_retries,
-                window,
-                ..Config::default()
+                ..protocol
             },
             impairment: ImpairConfig {
                 data_loss: drop,
@@ -142,6 +151,7 @@ impl Cli {
             seed: self.seed,
             json: self.json,
             verbose: self.verbose,
+            stats: self.stats,
         }
     }
 }
@@ -213,6 +223,8 @@ mod tests {
             "7",
             "--max-retries",
             "3",
+            "--window",
+            "8",
             "--json",
             "-v",
             "[::1]:12000",
@@ -220,7 +232,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.port, 12001);
         assert_eq!(s.bind, Some("::1".parse().unwrap()));
-        assert_eq!(s.protocol.rto, Duration::from_millis(250));
+        assert_eq!(s.protocol.rto, RtoPolicy::Fixed(Duration::from_millis(250)));
+        assert_eq!(s.protocol.window, 8);
         assert_eq!(s.protocol.max_retries, 3);
         assert_eq!(s.impairment.data_loss, 0.5);
         assert_eq!(s.impairment.ack_loss, 1.0);
@@ -239,14 +252,17 @@ mod tests {
             "1ms",
             "--drop",
             "0",
+            "--window",
+            "64",
             "--max-retries",
             "4",
             "h",
         ])
         .unwrap();
         assert_eq!(s.port, 12000);
-        assert_eq!(s.protocol.rto, Duration::from_secs(3));
+        assert_eq!(s.protocol.rto, RtoPolicy::Fixed(Duration::from_secs(3)));
         assert_eq!(s.protocol.window, 1);
+        assert_eq!(s.protocol.keepalive, None);
         assert_eq!(s.protocol.max_retries, 4, "--classic leaves retries alone");
         assert_eq!(s.impairment, ImpairConfig::seed_classic());
     }
@@ -262,6 +278,8 @@ mod tests {
             &["--timeout", "3"],
             &["--port", "70000"],
             &["--bind", "nowhere"],
+            &["--window", "0"],
+            &["--window", "65"],
             &["--frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");

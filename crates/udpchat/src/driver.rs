@@ -33,7 +33,7 @@ const MAX_RECV_ERRORS_IN_ROW: u32 = 1000;
 const MIN_LINGER: Duration = Duration::from_millis(500);
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Finish {
     /// Input ended and every message was delivered or failed.
     Completed(Totals),
@@ -61,6 +61,8 @@ pub(crate) struct Output {
     pub(crate) json: bool,
     /// More human status lines.
     pub(crate) verbose: bool,
+    /// Round-trip figures on exit.
+    pub(crate) stats: bool,
 }
 
 impl Output {
@@ -107,8 +109,7 @@ pub(crate) struct Driver {
     refused: u64,
     /// Last time a datagram arrived from the peer's address (or the start).
     last_heard: Instant,
-    /// How long the peer must have been silent before we leave at end of input.
-    linger: Duration,
+
     /// The kind of send error already warned about, so a peer that is down for a
     /// while gives one warning, not one per retransmission.
     send_warned: Option<io::ErrorKind>,
@@ -125,13 +126,6 @@ impl Driver {
         output: Output,
         lines: mpsc::Receiver<Input>,
     ) -> Self {
-        // After our last message is acknowledged the peer may still be sending to us,
-        // or may not yet have our acknowledgement of its last message (it retransmits
-        // every timeout until it has). The protocol has no goodbye, so we stay until it
-        // has been silent for two of our timeouts (at least half a second, so a peer
-        // that is briefly descheduled is not taken for gone). Simulated drops do not
-        // count as silence: the datagram did arrive.
-        let linger = session.config().rto.saturating_mul(2).max(MIN_LINGER);
         Self {
             socket,
             session,
@@ -144,7 +138,6 @@ impl Driver {
             interrupted: 0,
             refused: 0,
             last_heard: Instant::now(),
-            linger,
             send_warned: None,
             recv_errors_in_row: 0,
         }
@@ -189,7 +182,11 @@ impl Driver {
             }
             let deadline = self.next_deadline();
             let wake = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
-            let read_stdin = self.stdin_open && self.session.outstanding() < MAX_QUEUED;
+            // Back-pressure: while the session holds enough, stdin is not read, so a huge
+            // piped file is read only as fast as the peer takes it.
+            let read_stdin = self.stdin_open
+                && self.session.outstanding() < MAX_QUEUED
+                && self.session.can_send();
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
                     Ok(()) => return self.interrupt(),
@@ -216,7 +213,7 @@ impl Driver {
             }
         }
         let totals = self.totals();
-        self.emit(&Report::Exit(totals))?;
+        self.emit_exit(totals)?;
         Ok(Finish::Completed(totals))
     }
 
@@ -226,14 +223,31 @@ impl Driver {
         !self.stdin_open
             && self.session.is_idle()
             && self.impairment.pending() == 0
-            && now >= self.last_heard + self.linger
+            && now >= self.last_heard + self.linger()
+    }
+
+    /// How long the peer must have been silent before we leave at end of input.
+    ///
+    /// After our last message is acknowledged the peer may still be sending to us, or
+    /// may not yet have our acknowledgement of its last message (it retransmits every
+    /// timeout until it has). The protocol has no goodbye, so we stay until it has been
+    /// silent for two of our current timeouts (at least half a second, so a peer that is
+    /// briefly descheduled is not taken for gone), but less than the keepalive interval,
+    /// whose PINGs would otherwise keep us forever. Simulated drops do not count as
+    /// silence: the datagram did arrive.
+    fn linger(&self) -> Duration {
+        let linger = self.session.rtt().rto().saturating_mul(2).max(MIN_LINGER);
+        match self.session.config().keepalive {
+            Some(interval) => linger.min(interval.mul_f64(0.8)),
+            None => linger,
+        }
     }
 
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
         let linger_end =
-            (!self.stdin_open && self.session.is_idle()).then(|| self.last_heard + self.linger);
+            (!self.stdin_open && self.session.is_idle()).then(|| self.last_heard + self.linger());
         [
             self.session.poll_timeout(),
             self.impairment.poll_timeout(),
@@ -381,12 +395,21 @@ impl Driver {
             })?;
         }
         let totals = self.totals();
-        self.emit(&Report::Exit(totals))?;
+        self.emit_exit(totals)?;
         Ok(Finish::Interrupted(totals))
+    }
+
+    fn emit_exit(&self, totals: Totals) -> io::Result<()> {
+        if self.output.stats && !self.output.json {
+            self.emit(&Report::Stats(totals))?;
+        }
+        self.emit(&Report::Exit(totals))
     }
 
     fn totals(&self) -> Totals {
         let s = self.session.stats();
+        let rtt = self.session.rtt();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         Totals {
             sent: s.messages_queued,
             delivered: s.messages_delivered,
@@ -396,6 +419,10 @@ impl Driver {
             retransmissions: s.retransmissions,
             duplicates: s.duplicates,
             rejected: s.rejected,
+            srtt_ms: rtt.srtt().map(ms),
+            rttvar_ms: ms(rtt.rttvar()),
+            rto_ms: ms(rtt.rto()),
+            loss: s.loss_estimate(),
         }
     }
 

@@ -47,6 +47,7 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<Finish> {
     let output = Output {
         json: settings.json,
         verbose: settings.verbose,
+        stats: settings.stats,
     };
 
     let runtime = tokio::runtime::Builder::new_current_thread()

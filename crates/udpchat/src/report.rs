@@ -27,7 +27,7 @@ impl Serialize for Epoch {
 }
 
 /// Totals printed when the program ends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct Totals {
     /// Messages accepted for sending.
     pub(crate) sent: u64,
@@ -45,6 +45,14 @@ pub(crate) struct Totals {
     pub(crate) duplicates: u64,
     /// Datagrams dropped as malformed, from a stranger, stale or misaddressed.
     pub(crate) rejected: u64,
+    /// Smoothed round-trip time in milliseconds, once measured.
+    pub(crate) srtt_ms: Option<f64>,
+    /// Round-trip variation in milliseconds.
+    pub(crate) rttvar_ms: f64,
+    /// Retransmission timeout in milliseconds.
+    pub(crate) rto_ms: f64,
+    /// Share of our transmissions that were retransmissions, 0 to 1.
+    pub(crate) loss: f64,
 }
 
 /// One thing to tell the user. Serialised with its name in the field `event`.
@@ -67,6 +75,19 @@ pub(crate) enum Report {
         /// The peer's epoch.
         peer_epoch: Epoch,
     },
+    /// The peer became unreachable (no answer for the peer timeout, or a message ran out
+    /// of retries) or came back online.
+    PeerState {
+        /// `online` or `unreachable`.
+        state: &'static str,
+    },
+    /// The peer's nickname, from this point of its stream on.
+    PeerNick {
+        /// The nickname.
+        nick: String,
+    },
+    /// Round-trip figures, printed at exit with `--stats`.
+    Stats(Totals),
     /// The peer restarted; our unacknowledged messages go to its new run.
     PeerRestarted {
         /// The run that ended.
@@ -173,6 +194,10 @@ impl Report {
             Event::Connected { peer_epoch } => Self::Connected {
                 peer_epoch: Epoch(peer_epoch),
             },
+            Event::PeerStateChanged { state } => Self::PeerState {
+                state: state.code(),
+            },
+            Event::PeerNick { nick } => Self::PeerNick { nick },
             Event::PeerRestarted {
                 old_epoch,
                 new_epoch,
@@ -274,6 +299,15 @@ impl Report {
                 None => format!("udpchat: error: {message}"),
             },
             Self::Warning { message } => format!("udpchat: warning: {message}"),
+            Self::PeerState { state } => format!("udpchat: the peer is {state}"),
+            Self::PeerNick { nick } => format!("udpchat: the peer is now known as {}", printable(nick)),
+            Self::Stats(t) => format!(
+                "udpchat: round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
+                t.srtt_ms.map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
+                t.rttvar_ms,
+                t.rto_ms,
+                t.loss * 100.0
+            ),
             Self::Exit(t) => format!(
                 "udpchat: sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}, duplicates {}, rejected {})",
                 t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions, t.duplicates, t.rejected
@@ -461,11 +495,36 @@ mod tests {
             retransmissions: 5,
             duplicates: 6,
             rejected: 7,
+            srtt_ms: Some(1.5),
+            rttvar_ms: 0.5,
+            rto_ms: 10.0,
+            loss: 0.25,
         };
         assert_eq!(
             json_of(&Report::Exit(totals)),
             json!({"event": "exit", "sent": 1, "delivered": 2, "failed": 3, "refused": 8, "received": 4,
-                   "retransmissions": 5, "duplicates": 6, "rejected": 7})
+                   "retransmissions": 5, "duplicates": 6, "rejected": 7,
+                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25})
+        );
+        assert_eq!(
+            Report::Stats(totals).to_human(false).unwrap().1,
+            "udpchat: round trip 1.5 ms (variation 0.5 ms), timeout 10.0 ms, observed loss 25.0%"
+        );
+        assert_eq!(
+            json_of(&Report::from_event(
+                Event::PeerStateChanged {
+                    state: udpchat_proto::PeerState::Unreachable
+                },
+                peer()
+            )),
+            json!({"event": "peer_state", "state": "unreachable"})
+        );
+        assert_eq!(
+            json_of(&Report::from_event(
+                Event::PeerNick { nick: "ada".into() },
+                peer()
+            )),
+            json!({"event": "peer_nick", "nick": "ada"})
         );
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, DEADLINE};
 use rand::{Rng, SeedableRng};
-use udpchat_proto::wire::{AckFrame, Frame, Packet, CRC_LEN, HEADER_LEN, MAX_DATAGRAM};
+use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_DATAGRAM};
 
 /// The test peer's epoch.
 const T: u64 = 0x7e57_0000_0000_0001;
@@ -69,7 +69,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     // The garbage, with the reason each must be rejected for (None: any reason).
     let valid = packet(vec![Frame::Data {
         seq: 0,
-        text: "a valid message".into(),
+        payload: Payload::Text("a valid message".into()),
     }])
     .encode();
     let mut bad: Vec<(Vec<u8>, Option<&str>)> = vec![
@@ -155,7 +155,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
         data.frames,
         vec![Frame::Data {
             seq: 0,
-            text: "still here".into()
+            payload: Payload::Text("still here".into())
         }]
     );
     peer.send_to(

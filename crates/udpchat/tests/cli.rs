@@ -41,6 +41,8 @@ fn help_lists_every_option() {
         "--ack-drop",
         "--seed",
         "--max-retries",
+        "--window",
+        "--stats",
         "--classic",
         "--json",
         "--verbose",
@@ -52,7 +54,9 @@ fn help_lists_every_option() {
             "{option} missing from --help:\n{help}"
         );
     }
-    assert!(help.contains("Overrides --port, --timeout, --drop and --ack-drop"));
+    // --help wraps lines, so compare with the whitespace collapsed.
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Overrides --port, --timeout, --window, --drop and --ack-drop"));
 }
 
 #[test]
