@@ -1,0 +1,297 @@
+//! The command line: every option, its default, its validation, and what `--classic`
+//! turns them into.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use thiserror::Error;
+use udpchat_impair::ImpairConfig;
+use udpchat_proto::{Config, RtoPolicy, DEFAULT_WINDOW, MAX_WINDOW};
+
+use crate::peer_addr::DEFAULT_PORT;
+
+/// Chat with a peer over UDP. Every line you type reaches the peer exactly once and in
+/// order, or is reported as not delivered, with its text.
+///
+/// Run the same command on both machines, each naming the other as PEER.
+#[derive(Debug, Parser)]
+#[command(name = "udpchat", version, about, long_about)]
+pub(crate) struct Cli {
+    /// The peer: HOST or HOST:PORT (port 12000 if omitted). HOST is an IPv4 address, an
+    /// IPv6 address ([::1]:12001, or ::1 without a port) or a hostname. When omitted and
+    /// stdin is a terminal, udpchat asks for it, as the original program did.
+    #[arg(value_name = "PEER")]
+    pub(crate) peer: Option<String>,
+
+    /// Local UDP port to receive and send on (0 lets the system pick one).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT)]
+    pub(crate) port: u16,
+
+    /// Local IP address to bind [default: the unspecified address (0.0.0.0 or ::) of
+    /// the peer's address family].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) bind: Option<IpAddr>,
+
+    /// A fixed retransmission timeout, e.g. 3s (the original program's) or 250ms. Without
+    /// it the timeout adapts to the measured round trip (RFC 6298: from 10 ms on a fast
+    /// path up to 5 s, doubling while nothing is heard).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Messages in flight at once, 1 to 64: 1 is stop-and-wait, as the original program.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
+          value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
+    pub(crate) window: u16,
+
+    /// Chance, from 0 to 1, of ignoring a received message (simulated loss, as the
+    /// original program's server did with 0.2).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub(crate) drop: f64,
+
+    /// Chance, from 0 to 1, of ignoring a received acknowledgement (simulated loss, as
+    /// the original program's client did with 0.2).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    pub(crate) ack_drop: f64,
+
+    /// Seed of the simulated loss, to reproduce a run [default: random; it is shown in
+    /// the `started` event].
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+
+    /// Retransmissions without an acknowledgement before a message is reported failed
+    /// (20 is about a minute, with the adaptive timeout or a fixed 3 s).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) max_retries: u32,
+
+    /// The original program's exact setup: port 12000, a fixed 3 s timeout,
+    /// stop-and-wait, no keepalives, --drop 0.2 and --ack-drop 0.2. Overrides --port,
+    /// --timeout, --window, --drop and --ack-drop.
+    #[arg(long)]
+    pub(crate) classic: bool,
+
+    /// Print one JSON object per line on stdout for every event (field `event` names
+    /// it) instead of human-readable lines.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Also show first transmissions, retransmissions, duplicates, rejected datagrams
+    /// and simulated drops (human output only; --json always shows everything).
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+
+    /// On exit, also print round-trip time, timeout and observed loss (the `exit` event
+    /// of --json always carries them).
+    #[arg(long)]
+    pub(crate) stats: bool,
+}
+
+/// A mistake in how udpchat was invoked: reported in one line, exit status 2.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
+
+/// The settings a run uses, after `--classic` has been applied.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Settings {
+    /// The PEER argument as typed, if given.
+    pub(crate) peer: Option<String>,
+    /// Local UDP port.
+    pub(crate) port: u16,
+    /// Local IP to bind, if given.
+    pub(crate) bind: Option<IpAddr>,
+    /// Protocol settings: timeout, retries, window.
+    pub(crate) protocol: Config,
+    /// Simulated loss applied to received datagrams.
+    pub(crate) impairment: ImpairConfig,
+    /// Seed of the simulated loss, if given.
+    pub(crate) seed: Option<u64>,
+    /// JSON lines instead of human lines.
+    pub(crate) json: bool,
+    /// More human status lines.
+    pub(crate) verbose: bool,
+    /// Round-trip figures on exit.
+    pub(crate) stats: bool,
+}
+
+impl Cli {
+    /// Resolves the options into the settings of a run; `--classic` wins over the
+    /// options it fixes.
+    pub(crate) fn settings(self) -> Settings {
+        let (port, protocol, drop, ack_drop) = if self.classic {
+            let classic = ImpairConfig::seed_classic();
+            (
+                DEFAULT_PORT,
+                Config::classic(),
+                classic.data_loss,
+                classic.ack_loss,
+            )
+        } else {
+            let rto = self.timeout.map_or(RtoPolicy::adaptive(), RtoPolicy::Fixed);
+            let protocol = Config {
+                rto,
+                window: self.window,
+                ..Config::default()
+            };
+            (self.port, protocol, self.drop, self.ack_drop)
+        };
+        Settings {
+            peer: self.peer,
+            port,
+            bind: self.bind,
+            protocol: Config {
+                max_retries: self.max_retries,
+                ..protocol
+            },
+            impairment: ImpairConfig {
+                data_loss: drop,
+                ack_loss: ack_drop,
+                ..ImpairConfig::default()
+            },
+            seed: self.seed,
+            json: self.json,
+            verbose: self.verbose,
+            stats: self.stats,
+        }
+    }
+}
+
+/// Parses a `--timeout` value with humantime (`3s`, `250ms`, `1m 30s`), refusing zero:
+/// a zero timeout would retransmit in a tight loop.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as 3s or 250ms)"))?;
+    if d.is_zero() {
+        return Err("the timeout must be greater than zero".to_string());
+    }
+    Ok(d)
+}
+
+/// Parses a probability for `--drop` / `--ack-drop`: a finite number from 0 to 1.
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "expected a number from 0 to 1, such as 0.2".to_string())?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("must be from 0 to 1, got {p}"));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
+        Cli::try_parse_from(std::iter::once("udpchat").chain(args.iter().copied()))
+            .map(Cli::settings)
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_the_seeds_without_loss() {
+        let s = parse(&["127.0.0.1"]).unwrap();
+        assert_eq!(s.peer.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.port, 12000);
+        assert_eq!(s.bind, None);
+        assert_eq!(s.protocol, Config::default());
+        assert_eq!(s.impairment, ImpairConfig::default());
+        assert_eq!(s.seed, None);
+        assert!(!s.json && !s.verbose);
+    }
+
+    #[test]
+    fn options_are_applied() {
+        let s = parse(&[
+            "--port",
+            "12001",
+            "--bind",
+            "::1",
+            "--timeout",
+            "250ms",
+            "--drop",
+            "0.5",
+            "--ack-drop",
+            "1",
+            "--seed",
+            "7",
+            "--max-retries",
+            "3",
+            "--window",
+            "8",
+            "--json",
+            "-v",
+            "[::1]:12000",
+        ])
+        .unwrap();
+        assert_eq!(s.port, 12001);
+        assert_eq!(s.bind, Some("::1".parse().unwrap()));
+        assert_eq!(s.protocol.rto, RtoPolicy::Fixed(Duration::from_millis(250)));
+        assert_eq!(s.protocol.window, 8);
+        assert_eq!(s.protocol.max_retries, 3);
+        assert_eq!(s.impairment.data_loss, 0.5);
+        assert_eq!(s.impairment.ack_loss, 1.0);
+        assert_eq!(s.seed, Some(7));
+        assert!(s.json && s.verbose);
+        assert_eq!(s.peer.as_deref(), Some("[::1]:12000"));
+    }
+
+    #[test]
+    fn classic_overrides_port_timeout_and_loss() {
+        let s = parse(&[
+            "--classic",
+            "--port",
+            "5",
+            "--timeout",
+            "1ms",
+            "--drop",
+            "0",
+            "--window",
+            "64",
+            "--max-retries",
+            "4",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(s.port, 12000);
+        assert_eq!(s.protocol.rto, RtoPolicy::Fixed(Duration::from_secs(3)));
+        assert_eq!(s.protocol.window, 1);
+        assert_eq!(s.protocol.keepalive, None);
+        assert_eq!(s.protocol.max_retries, 4, "--classic leaves retries alone");
+        assert_eq!(s.impairment, ImpairConfig::seed_classic());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for args in [
+            &["--drop", "1.5"][..],
+            &["--drop", "-0.1"],
+            &["--drop", "NaN"],
+            &["--ack-drop", "x"],
+            &["--timeout", "0s"],
+            &["--timeout", "3"],
+            &["--port", "70000"],
+            &["--bind", "nowhere"],
+            &["--window", "0"],
+            &["--window", "65"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+        let err = parse(&["--timeout", "0ms"]).unwrap_err().to_string();
+        assert!(err.contains("greater than zero"), "{err}");
+        let err = parse(&["--drop", "1.5"]).unwrap_err().to_string();
+        assert!(err.contains("from 0 to 1"), "{err}");
+    }
+
+    #[test]
+    fn peer_is_optional() {
+        assert_eq!(parse(&[]).unwrap().peer, None);
+    }
+}

@@ -1,0 +1,455 @@
+//! The tokio loop around the sans-IO session: one UDP socket, stdin lines, one timer and
+//! Ctrl-C in a `select!`. After every input it sends what the session wants sent, then
+//! reports what the session has to say. It never polls: with no timer armed it sleeps
+//! until a datagram, a line or a signal arrives.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use udpchat_impair::{Impairment, PacketClass};
+use udpchat_proto::wire::{classify, Classification};
+use udpchat_proto::{Event, MessageId, Session};
+
+use crate::line_ui::{message_of, Input, LineError};
+use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED};
+
+/// Large enough for any UDP datagram, so an oversize one is received whole and
+/// rejected by the session for its size instead of being silently truncated.
+const RECV_BUFFER: usize = 65_536;
+
+/// Messages queued in the session before stdin stops being read: a huge piped file is
+/// then read only as fast as the peer takes it.
+const MAX_QUEUED: usize = 1024;
+
+/// Receive errors in a row, with nothing else happening in between, after which the
+/// socket is taken to be broken (transient ICMP errors come one per datagram sent).
+const MAX_RECV_ERRORS_IN_ROW: u32 = 1000;
+
+/// Shortest wait for a silent peer before leaving at end of input.
+const MIN_LINGER: Duration = Duration::from_millis(500);
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Finish {
+    /// Input ended and every message was delivered or failed.
+    Completed(Totals),
+    /// Ctrl-C.
+    Interrupted(Totals),
+}
+
+impl Finish {
+    /// The process exit status: 0 when every input line was delivered, 1 when a
+    /// message failed or a line was refused (too long, not UTF-8), 130 (128 + SIGINT,
+    /// the shell convention) after Ctrl-C.
+    pub(crate) fn exit_status(self) -> u8 {
+        match self {
+            Self::Completed(t) if t.failed == 0 && t.refused == 0 => 0,
+            Self::Completed(_) => 1,
+            Self::Interrupted(_) => 130,
+        }
+    }
+}
+
+/// Writes reports as JSON lines or human lines.
+#[derive(Debug)]
+pub(crate) struct Output {
+    /// One JSON object per line on stdout.
+    pub(crate) json: bool,
+    /// More human status lines.
+    pub(crate) verbose: bool,
+    /// Round-trip figures on exit.
+    pub(crate) stats: bool,
+}
+
+impl Output {
+    /// Writes one report. Failing to write the conversation (stdout) is an error: the
+    /// user would no longer see what arrives. Failing to write status to stderr is not.
+    fn emit(&self, report: &Report) -> io::Result<()> {
+        if self.json {
+            let mut out = io::stdout().lock();
+            writeln!(out, "{}", report.to_json())?;
+            return out.flush();
+        }
+        match report.to_human(self.verbose) {
+            Some((Stream::Stdout, line)) => {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{line}")?;
+                out.flush()
+            }
+            Some((Stream::Stderr, line)) => {
+                let _ = writeln!(io::stderr().lock(), "{line}");
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The running program: the socket, the session, the simulated loss on received
+/// datagrams and the bookkeeping needed to know when to stop.
+#[derive(Debug)]
+pub(crate) struct Driver {
+    socket: UdpSocket,
+    session: Session,
+    impairment: Impairment<SocketAddr>,
+    seed: u64,
+    output: Output,
+    lines: mpsc::Receiver<Input>,
+    /// Stdin has not reached its end yet.
+    stdin_open: bool,
+    /// Texts of our messages not yet delivered or failed, to report them at Ctrl-C.
+    pending: BTreeMap<MessageId, String>,
+    /// Messages reported failed because of Ctrl-C.
+    interrupted: u64,
+    /// Input lines not sent: too long or not UTF-8.
+    refused: u64,
+    /// Last time a datagram arrived from the peer's address (or the start).
+    last_heard: Instant,
+
+    /// The kind of send error already warned about, so a peer that is down for a
+    /// while gives one warning, not one per retransmission.
+    send_warned: Option<io::ErrorKind>,
+    recv_errors_in_row: u32,
+}
+
+impl Driver {
+    /// Prepares a run. The session must be fresh: its first HELLO is still queued.
+    pub(crate) fn new(
+        socket: UdpSocket,
+        session: Session,
+        impairment: Impairment<SocketAddr>,
+        seed: u64,
+        output: Output,
+        lines: mpsc::Receiver<Input>,
+    ) -> Self {
+        Self {
+            socket,
+            session,
+            impairment,
+            seed,
+            output,
+            lines,
+            stdin_open: true,
+            pending: BTreeMap::new(),
+            interrupted: 0,
+            refused: 0,
+            last_heard: Instant::now(),
+            send_warned: None,
+            recv_errors_in_row: 0,
+        }
+    }
+
+    /// Runs until stdin has ended and everything is settled, or until Ctrl-C.
+    pub(crate) async fn run(mut self) -> anyhow::Result<Finish> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        let mut ctrl_c_armed = true;
+        // Poll it once now: the handler is installed on the first poll, and a Ctrl-C
+        // that comes after `started` is printed must be caught, not kill the process.
+        let early = tokio::select! {
+            biased;
+            signal = &mut ctrl_c => Some(signal),
+            () = std::future::ready(()) => None,
+        };
+        match early {
+            Some(Ok(())) => return self.interrupt(),
+            Some(Err(e)) => {
+                // Without a handler Ctrl-C still ends the process, just without the
+                // report of unsent messages.
+                ctrl_c_armed = false;
+                tracing::warn!("cannot listen for Ctrl-C: {e}");
+            }
+            None => {}
+        }
+
+        let local = self.socket.local_addr()?;
+        self.emit(&Report::Started {
+            local,
+            peer: self.session.peer_addr(),
+            epoch: Epoch(self.session.local_epoch()),
+            seed: self.seed,
+        })?;
+        self.flush().await?;
+
+        let mut buf = vec![0u8; RECV_BUFFER];
+        loop {
+            if self.settled(Instant::now()) {
+                break;
+            }
+            let deadline = self.next_deadline();
+            let wake = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
+            // Back-pressure: while the session holds enough, stdin is not read, so a huge
+            // piped file is read only as fast as the peer takes it.
+            let read_stdin = self.stdin_open
+                && self.session.outstanding() < MAX_QUEUED
+                && self.session.can_send();
+            tokio::select! {
+                signal = &mut ctrl_c, if ctrl_c_armed => match signal {
+                    Ok(()) => return self.interrupt(),
+                    Err(e) => {
+                        ctrl_c_armed = false;
+                        tracing::warn!("cannot listen for Ctrl-C: {e}");
+                    }
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((len, from)) => {
+                        self.recv_errors_in_row = 0;
+                        self.on_datagram(Instant::now(), from, &buf[..len]).await?;
+                    }
+                    Err(e) => self.on_recv_error(&e)?,
+                },
+                input = self.lines.recv(), if read_stdin => {
+                    self.recv_errors_in_row = 0;
+                    self.on_input(Instant::now(), input).await?;
+                }
+                () = tokio::time::sleep_until(wake), if deadline.is_some() => {
+                    self.recv_errors_in_row = 0;
+                    self.on_timer(Instant::now()).await?;
+                }
+            }
+        }
+        let totals = self.totals();
+        self.emit_exit(totals)?;
+        Ok(Finish::Completed(totals))
+    }
+
+    /// Input has ended, nothing of ours is outstanding, nothing is held by the
+    /// simulated network, and the peer has been quiet long enough.
+    fn settled(&self, now: Instant) -> bool {
+        !self.stdin_open
+            && self.session.is_idle()
+            && self.impairment.pending() == 0
+            && now >= self.last_heard + self.linger()
+    }
+
+    /// How long the peer must have been silent before we leave at end of input.
+    ///
+    /// After our last message is acknowledged the peer may still be sending to us, or
+    /// may not yet have our acknowledgement of its last message (it retransmits every
+    /// timeout until it has). The protocol has no goodbye, so we stay until it has been
+    /// silent for two of our current timeouts (at least half a second, so a peer that is
+    /// briefly descheduled is not taken for gone), but less than the keepalive interval,
+    /// whose PINGs would otherwise keep us forever. Simulated drops do not count as
+    /// silence: the datagram did arrive.
+    fn linger(&self) -> Duration {
+        let linger = self.session.rtt().rto().saturating_mul(2).max(MIN_LINGER);
+        match self.session.config().keepalive {
+            Some(interval) => linger.min(interval.mul_f64(0.8)),
+            None => linger,
+        }
+    }
+
+    /// The earliest of the session's timer, the simulated network's next release and,
+    /// once input has ended with nothing outstanding, the end of the linger.
+    fn next_deadline(&self) -> Option<Instant> {
+        let linger_end =
+            (!self.stdin_open && self.session.is_idle()).then(|| self.last_heard + self.linger());
+        [
+            self.session.poll_timeout(),
+            self.impairment.poll_timeout(),
+            linger_end,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    async fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        if from == self.session.peer_addr() {
+            self.last_heard = now;
+            // The path works again: a later send error deserves a new warning.
+            self.send_warned = None;
+        }
+        let (class, kind, seq) = match classify(bytes) {
+            Classification::Data { seq } => (PacketClass::Data, "data", Some(seq)),
+            Classification::Ack { cumulative } => (PacketClass::Ack, "ack", Some(cumulative)),
+            Classification::Control | Classification::Invalid => {
+                (PacketClass::Control, "control", None)
+            }
+        };
+        let fate = self
+            .impairment
+            .handle_input(now, class, bytes.to_vec(), from);
+        if fate.is_dropped() {
+            self.emit(&Report::DroppedBySimulation { kind, seq })?;
+        }
+        self.release(now).await
+    }
+
+    /// Hands the datagrams the simulated network lets through to the session.
+    async fn release(&mut self, now: Instant) -> io::Result<()> {
+        while let Some((from, bytes)) = self.impairment.poll_output(now) {
+            self.session.handle_datagram(now, from, &bytes);
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn on_recv_error(&mut self, e: &io::Error) -> anyhow::Result<()> {
+        // On Linux an ICMP "port unreachable" for an earlier datagram (the peer is not
+        // running yet, or restarting) surfaces here as ECONNREFUSED; it says nothing
+        // about the datagrams still to come.
+        tracing::debug!("recv_from: {e}");
+        self.recv_errors_in_row += 1;
+        if self.recv_errors_in_row >= MAX_RECV_ERRORS_IN_ROW {
+            anyhow::bail!("receiving on the UDP socket keeps failing: {e}");
+        }
+        Ok(())
+    }
+
+    async fn on_input(&mut self, now: Instant, input: Option<Input>) -> io::Result<()> {
+        match input {
+            None => self.stdin_open = false,
+            Some(Input::Failed(message)) => {
+                self.stdin_open = false;
+                self.emit(&Report::Error {
+                    message,
+                    text: None,
+                })?;
+            }
+            Some(Input::Line(raw)) => match message_of(raw) {
+                Ok(None) => {}
+                Ok(Some(text)) => match self.session.send(now, text.clone()) {
+                    Ok(id) => {
+                        self.pending.insert(id, text);
+                        self.flush().await?;
+                    }
+                    Err(e) => {
+                        self.refused += 1;
+                        self.emit(&Report::Error {
+                            message: format!("{e}; not sent"),
+                            text: Some(text),
+                        })?;
+                    }
+                },
+                Err(e) => {
+                    self.refused += 1;
+                    let LineError::InvalidUtf8 { lossy, .. } = &e;
+                    self.emit(&Report::Error {
+                        message: e.to_string(),
+                        text: Some(lossy.clone()),
+                    })?;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn on_timer(&mut self, now: Instant) -> io::Result<()> {
+        self.release(now).await?;
+        self.session.handle_timeout(now);
+        self.flush().await
+    }
+
+    /// Sends every datagram the session has queued, then reports every event.
+    async fn flush(&mut self) -> io::Result<()> {
+        while let Some(transmit) = self.session.poll_transmit() {
+            if let Err(e) = self
+                .socket
+                .send_to(&transmit.payload, transmit.destination)
+                .await
+            {
+                self.on_send_error(&e, transmit.destination)?;
+            }
+        }
+        let peer = self.session.peer_addr();
+        while let Some(event) = self.session.poll_event() {
+            if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
+                self.pending.remove(id);
+            }
+            self.emit(&Report::from_event(event, peer))?;
+        }
+        Ok(())
+    }
+
+    fn on_send_error(&mut self, e: &io::Error, to: SocketAddr) -> io::Result<()> {
+        // A refused or unreachable peer is normal while it is down; the session
+        // retransmits, so this is worth one line, not an exit.
+        tracing::debug!("send_to {to}: {e}");
+        if self.send_warned == Some(e.kind()) {
+            return Ok(());
+        }
+        self.send_warned = Some(e.kind());
+        self.emit(&Report::Warning {
+            message: format!("sending to {to} failed: {e} (will retry)"),
+        })
+    }
+
+    /// Ctrl-C: every message not yet acknowledged is reported failed, with its text.
+    fn interrupt(mut self) -> anyhow::Result<Finish> {
+        for (id, text) in std::mem::take(&mut self.pending) {
+            self.interrupted += 1;
+            self.emit(&Report::Failed {
+                id: id.0,
+                text,
+                reason: INTERRUPTED,
+            })?;
+        }
+        let totals = self.totals();
+        self.emit_exit(totals)?;
+        Ok(Finish::Interrupted(totals))
+    }
+
+    fn emit_exit(&self, totals: Totals) -> io::Result<()> {
+        if self.output.stats && !self.output.json {
+            self.emit(&Report::Stats(totals))?;
+        }
+        self.emit(&Report::Exit(totals))
+    }
+
+    fn totals(&self) -> Totals {
+        let s = self.session.stats();
+        let rtt = self.session.rtt();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        Totals {
+            sent: s.messages_queued,
+            delivered: s.messages_delivered,
+            failed: s.messages_failed + self.interrupted,
+            refused: self.refused,
+            received: s.messages_received,
+            retransmissions: s.retransmissions,
+            duplicates: s.duplicates,
+            rejected: s.rejected,
+            srtt_ms: rtt.srtt().map(ms),
+            rttvar_ms: ms(rtt.rttvar()),
+            rto_ms: ms(rtt.rto()),
+            loss: s.loss_estimate(),
+        }
+    }
+
+    fn emit(&self, report: &Report) -> io::Result<()> {
+        self.output
+            .emit(report)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot write to stdout: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(failed: u64, refused: u64) -> Totals {
+        Totals {
+            failed,
+            refused,
+            ..Totals::default()
+        }
+    }
+
+    #[test]
+    fn exit_status_says_whether_everything_was_delivered() {
+        assert_eq!(Finish::Completed(totals(0, 0)).exit_status(), 0);
+        assert_eq!(Finish::Completed(totals(2, 0)).exit_status(), 1);
+        assert_eq!(Finish::Completed(totals(0, 1)).exit_status(), 1);
+        assert_eq!(Finish::Interrupted(totals(0, 0)).exit_status(), 130);
+    }
+}

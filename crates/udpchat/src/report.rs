@@ -1,0 +1,662 @@
+//! What the user sees: every protocol event and every local happening as a [`Report`],
+//! rendered either as one JSON object per line or as a human line. Rendering is pure,
+//! so it is tested here without a socket.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Serialize, Serializer};
+use udpchat_proto::Event;
+
+/// A session epoch, shown as 16 lowercase hex digits everywhere (JSON and human lines),
+/// so that it reads the same as in a packet dump and survives JSON parsers that turn
+/// large numbers into floats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(pub(crate) u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Serialize for Epoch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Totals printed when the program ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct Totals {
+    /// Messages accepted for sending.
+    pub(crate) sent: u64,
+    /// Of those, acknowledged by the peer.
+    pub(crate) delivered: u64,
+    /// Of those, given up (including those still pending at Ctrl-C).
+    pub(crate) failed: u64,
+    /// Input lines that were not sent at all: too long, or not UTF-8.
+    pub(crate) refused: u64,
+    /// Messages received from the peer and shown.
+    pub(crate) received: u64,
+    /// Retransmissions of our messages.
+    pub(crate) retransmissions: u64,
+    /// Copies of already received messages that were acknowledged again, not shown.
+    pub(crate) duplicates: u64,
+    /// Datagrams dropped as malformed, from a stranger, stale or misaddressed.
+    pub(crate) rejected: u64,
+    /// Smoothed round-trip time in milliseconds, once measured.
+    pub(crate) srtt_ms: Option<f64>,
+    /// Round-trip variation in milliseconds.
+    pub(crate) rttvar_ms: f64,
+    /// Retransmission timeout in milliseconds.
+    pub(crate) rto_ms: f64,
+    /// Share of our transmissions that were retransmissions, 0 to 1.
+    pub(crate) loss: f64,
+}
+
+/// One thing to tell the user. Serialised with its name in the field `event`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Report {
+    /// The socket is bound; the session has started.
+    Started {
+        /// The bound local address.
+        local: SocketAddr,
+        /// The peer's address.
+        peer: SocketAddr,
+        /// This run's epoch.
+        epoch: Epoch,
+        /// Seed of the simulated loss, to reproduce the run with `--seed`.
+        seed: u64,
+    },
+    /// The peer answered; messages flow.
+    Connected {
+        /// The peer's epoch.
+        peer_epoch: Epoch,
+    },
+    /// The peer became unreachable (no answer for the peer timeout, or a message ran out
+    /// of retries) or came back online.
+    PeerState {
+        /// `online` or `unreachable`.
+        state: &'static str,
+    },
+    /// The peer's nickname, from this point of its stream on.
+    PeerNick {
+        /// The nickname.
+        nick: String,
+    },
+    /// Round-trip figures, printed at exit with `--stats`.
+    Stats(Totals),
+    /// The peer restarted; our unacknowledged messages go to its new run.
+    PeerRestarted {
+        /// The run that ended.
+        old_epoch: Epoch,
+        /// The new run.
+        new_epoch: Epoch,
+        /// Messages that will be sent again.
+        resent: usize,
+    },
+    /// A message from the peer, in order, exactly once.
+    Received {
+        /// Where it came from (always the peer).
+        from: SocketAddr,
+        /// Its number in the peer's stream.
+        seq: u64,
+        /// Its text.
+        text: String,
+    },
+    /// A message of ours went out for the first time (again after a peer restart).
+    Sent {
+        /// Our id for it.
+        id: u64,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// A message of ours was sent again after a timeout.
+    Retransmit {
+        /// Our id for it.
+        id: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// Transmissions so far, this one included.
+        attempt: u32,
+    },
+    /// The peer acknowledged a message of ours.
+    Delivered {
+        /// Our id for it.
+        id: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// Transmissions it took.
+        attempts: u32,
+        /// Milliseconds from typing to acknowledgement.
+        elapsed_ms: u64,
+    },
+    /// A message of ours was given up.
+    Failed {
+        /// Our id for it.
+        id: u64,
+        /// Its text, so nothing is lost silently.
+        text: String,
+        /// `max_retries`, `peer_unreachable` or `interrupted`.
+        reason: &'static str,
+    },
+    /// A message we already had arrived again; acknowledged again, not shown.
+    Duplicate {
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// `--drop` / `--ack-drop` ignored a received datagram.
+    DroppedBySimulation {
+        /// `data`, `ack` or `control`.
+        kind: &'static str,
+        /// The message's seq or the acknowledgement's cumulative number; none for control.
+        seq: Option<u64>,
+    },
+    /// A received datagram was dropped without effect.
+    Rejected {
+        /// Stable machine-readable reason.
+        reason: &'static str,
+        /// Human explanation.
+        detail: String,
+    },
+    /// Something went wrong locally; the program goes on.
+    Error {
+        /// What went wrong.
+        message: String,
+        /// The input line concerned, if any.
+        text: Option<String>,
+    },
+    /// Something the user should know that does not stop anything (e.g. a send failed
+    /// with "connection refused" while the peer is down; the message will be retried).
+    Warning {
+        /// What happened.
+        message: String,
+    },
+    /// The program ends.
+    Exit(Totals),
+}
+
+/// Where a human line goes: the conversation on stdout, everything else on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stream {
+    /// The conversation.
+    Stdout,
+    /// Status, warnings and errors.
+    Stderr,
+}
+
+impl Report {
+    /// Translates a protocol event; `peer` is the address received messages came from.
+    pub(crate) fn from_event(event: Event, peer: SocketAddr) -> Self {
+        match event {
+            Event::Connected { peer_epoch } => Self::Connected {
+                peer_epoch: Epoch(peer_epoch),
+            },
+            Event::PeerStateChanged { state } => Self::PeerState {
+                state: state.code(),
+            },
+            Event::PeerNick { nick } => Self::PeerNick { nick },
+            Event::PeerRestarted {
+                old_epoch,
+                new_epoch,
+                resent,
+            } => Self::PeerRestarted {
+                old_epoch: Epoch(old_epoch),
+                new_epoch: Epoch(new_epoch),
+                resent,
+            },
+            Event::Received { seq, text } => Self::Received {
+                from: peer,
+                seq,
+                text,
+            },
+            Event::Sent { id, seq } => Self::Sent { id: id.0, seq },
+            Event::Retransmit { id, seq, attempt } => Self::Retransmit {
+                id: id.0,
+                seq,
+                attempt,
+            },
+            Event::Delivered {
+                id,
+                seq,
+                attempts,
+                elapsed,
+            } => Self::Delivered {
+                id: id.0,
+                seq,
+                attempts,
+                elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            },
+            Event::Failed { id, text, reason } => Self::Failed {
+                id: id.0,
+                text,
+                reason: reason.code(),
+            },
+            Event::Duplicate { seq } => Self::Duplicate { seq },
+            Event::Rejected { reason } => Self::Rejected {
+                reason: reason.code(),
+                detail: reason.to_string(),
+            },
+        }
+    }
+
+    /// One JSON object, without the trailing newline.
+    pub(crate) fn to_json(&self) -> String {
+        // Every field is a string, a number or null, so serialisation cannot fail; the
+        // fallback only keeps the output a valid JSON line if that ever changes.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({"event": "error", "message": e.to_string(), "text": null})
+                .to_string()
+        })
+    }
+
+    /// The human line for this report, if it is shown at this verbosity.
+    pub(crate) fn to_human(&self, verbose: bool) -> Option<(Stream, String)> {
+        use Stream::{Stderr, Stdout};
+        let line = match self {
+            Self::Received { text, .. } => return Some((Stdout, format!("peer> {}", printable(text)))),
+            Self::Started {
+                local,
+                peer,
+                epoch,
+                seed,
+            } => format!(
+                "udpchat: listening on {local}, peer {peer} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
+            ),
+            Self::Connected { peer_epoch } => {
+                format!("udpchat: connected to the peer (epoch {peer_epoch})")
+            }
+            Self::PeerRestarted {
+                old_epoch,
+                new_epoch,
+                resent,
+            } => format!(
+                "udpchat: the peer restarted (epoch {old_epoch} -> {new_epoch}); sending it {resent} unacknowledged message{} again",
+                plural(*resent as u64)
+            ),
+            Self::Delivered {
+                id,
+                attempts,
+                elapsed_ms,
+                ..
+            } => format!(
+                "udpchat: delivered #{id} ({attempts} attempt{}, {elapsed_ms} ms)",
+                plural(u64::from(*attempts))
+            ),
+            Self::Failed { id, text, reason } => {
+                let why = match *reason {
+                    "max_retries" => "no acknowledgement after the maximum number of retries",
+                    "peer_unreachable" => "the peer is unreachable",
+                    "interrupted" => "interrupted before it was acknowledged",
+                    other => other,
+                };
+                format!("udpchat: NOT delivered #{id} ({why}): {}", printable(text))
+            }
+            Self::Error { message, text } => match text {
+                Some(t) => format!("udpchat: error: {message}: {}", printable(t)),
+                None => format!("udpchat: error: {message}"),
+            },
+            Self::Warning { message } => format!("udpchat: warning: {message}"),
+            Self::PeerState { state } => format!("udpchat: the peer is {state}"),
+            Self::PeerNick { nick } => format!("udpchat: the peer is now known as {}", printable(nick)),
+            Self::Stats(t) => format!(
+                "udpchat: round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
+                t.srtt_ms.map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
+                t.rttvar_ms,
+                t.rto_ms,
+                t.loss * 100.0
+            ),
+            Self::Exit(t) => format!(
+                "udpchat: sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}, duplicates {}, rejected {})",
+                t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions, t.duplicates, t.rejected
+            ),
+            _ if !verbose => return None,
+            Self::Sent { id, seq } => format!("udpchat: sent #{id} (seq {seq})"),
+            Self::Retransmit { id, seq, attempt } => {
+                format!("udpchat: retransmit #{id} (seq {seq}, attempt {attempt})")
+            }
+            Self::Duplicate { seq } => {
+                format!("udpchat: duplicate of message {seq} acknowledged again, not shown")
+            }
+            Self::DroppedBySimulation { kind, seq } => match seq {
+                Some(seq) => format!("udpchat: simulated loss of a received {kind} datagram (seq {seq})"),
+                None => format!("udpchat: simulated loss of a received {kind} datagram"),
+            },
+            Self::Rejected { reason, detail } => {
+                format!("udpchat: rejected a datagram: {detail} ({reason})")
+            }
+        };
+        Some((Stderr, line))
+    }
+}
+
+/// The name of a failure reason that is not a protocol [`FailReason`].
+pub(crate) const INTERRUPTED: &str = "interrupted";
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Escapes control characters so a peer cannot move the cursor, clear the screen or
+/// forge extra lines on the user's terminal.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+    use udpchat_proto::{DecodeError, FailReason, MessageId, RejectReason};
+
+    /// Every failure reason the human wording must cover.
+    fn all_fail_codes() -> [&'static str; 3] {
+        [
+            FailReason::MaxRetries { attempts: 1 }.code(),
+            FailReason::PeerUnreachable.code(),
+            INTERRUPTED,
+        ]
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:12001".parse().unwrap()
+    }
+
+    fn json_of(r: &Report) -> Value {
+        serde_json::from_str(&r.to_json()).unwrap()
+    }
+
+    #[test]
+    fn every_protocol_event_has_its_json_shape() {
+        let cases = [
+            (
+                Event::Connected { peer_epoch: 0xab },
+                json!({"event": "connected", "peer_epoch": "00000000000000ab"}),
+            ),
+            (
+                Event::PeerRestarted {
+                    old_epoch: 1,
+                    new_epoch: u64::MAX,
+                    resent: 2,
+                },
+                json!({"event": "peer_restarted", "old_epoch": "0000000000000001",
+                       "new_epoch": "ffffffffffffffff", "resent": 2}),
+            ),
+            (
+                Event::Received {
+                    seq: 3,
+                    text: "hi".into(),
+                },
+                json!({"event": "received", "from": "127.0.0.1:12001", "seq": 3, "text": "hi"}),
+            ),
+            (
+                Event::Sent {
+                    id: MessageId(4),
+                    seq: 5,
+                },
+                json!({"event": "sent", "id": 4, "seq": 5}),
+            ),
+            (
+                Event::Retransmit {
+                    id: MessageId(4),
+                    seq: 5,
+                    attempt: 2,
+                },
+                json!({"event": "retransmit", "id": 4, "seq": 5, "attempt": 2}),
+            ),
+            (
+                Event::Delivered {
+                    id: MessageId(4),
+                    seq: 5,
+                    attempts: 2,
+                    elapsed: Duration::from_micros(1_500),
+                },
+                json!({"event": "delivered", "id": 4, "seq": 5, "attempts": 2, "elapsed_ms": 1}),
+            ),
+            (
+                Event::Failed {
+                    id: MessageId(6),
+                    text: "lost?".into(),
+                    reason: FailReason::MaxRetries { attempts: 21 },
+                },
+                json!({"event": "failed", "id": 6, "text": "lost?", "reason": "max_retries"}),
+            ),
+            (
+                Event::Duplicate { seq: 7 },
+                json!({"event": "duplicate", "seq": 7}),
+            ),
+            (
+                Event::Rejected {
+                    reason: RejectReason::Malformed(DecodeError::BadChecksum),
+                },
+                json!({"event": "rejected", "reason": "bad_checksum", "detail": "bad checksum"}),
+            ),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(json_of(&Report::from_event(event, peer())), expected);
+        }
+    }
+
+    #[test]
+    fn local_reports_have_their_json_shape() {
+        let started = Report::Started {
+            local: "0.0.0.0:12000".parse().unwrap(),
+            peer: "[::1]:12001".parse().unwrap(),
+            epoch: Epoch(0x1234),
+            seed: 42,
+        };
+        assert_eq!(
+            json_of(&started),
+            json!({"event": "started", "local": "0.0.0.0:12000", "peer": "[::1]:12001",
+                   "epoch": "0000000000001234", "seed": 42})
+        );
+        assert_eq!(
+            json_of(&Report::DroppedBySimulation {
+                kind: "ack",
+                seq: Some(9)
+            }),
+            json!({"event": "dropped_by_simulation", "kind": "ack", "seq": 9})
+        );
+        assert_eq!(
+            json_of(&Report::DroppedBySimulation {
+                kind: "control",
+                seq: None
+            }),
+            json!({"event": "dropped_by_simulation", "kind": "control", "seq": null})
+        );
+        assert_eq!(
+            json_of(&Report::Error {
+                message: "too long".into(),
+                text: Some("x".into())
+            }),
+            json!({"event": "error", "message": "too long", "text": "x"})
+        );
+        let totals = Totals {
+            sent: 1,
+            delivered: 2,
+            failed: 3,
+            refused: 8,
+            received: 4,
+            retransmissions: 5,
+            duplicates: 6,
+            rejected: 7,
+            srtt_ms: Some(1.5),
+            rttvar_ms: 0.5,
+            rto_ms: 10.0,
+            loss: 0.25,
+        };
+        assert_eq!(
+            json_of(&Report::Exit(totals)),
+            json!({"event": "exit", "sent": 1, "delivered": 2, "failed": 3, "refused": 8, "received": 4,
+                   "retransmissions": 5, "duplicates": 6, "rejected": 7,
+                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25})
+        );
+        assert_eq!(
+            Report::Stats(totals).to_human(false).unwrap().1,
+            "udpchat: round trip 1.5 ms (variation 0.5 ms), timeout 10.0 ms, observed loss 25.0%"
+        );
+        assert_eq!(
+            json_of(&Report::from_event(
+                Event::PeerStateChanged {
+                    state: udpchat_proto::PeerState::Unreachable
+                },
+                peer()
+            )),
+            json!({"event": "peer_state", "state": "unreachable"})
+        );
+        assert_eq!(
+            json_of(&Report::from_event(
+                Event::PeerNick { nick: "ada".into() },
+                peer()
+            )),
+            json!({"event": "peer_nick", "nick": "ada"})
+        );
+    }
+
+    #[test]
+    fn json_is_one_line_even_for_multiline_text() {
+        let r = Report::Received {
+            from: peer(),
+            seq: 0,
+            text: "a\nb".into(),
+        };
+        assert!(!r.to_json().contains('\n'));
+    }
+
+    #[test]
+    fn received_messages_go_to_stdout_everything_else_to_stderr() {
+        let r = Report::Received {
+            from: peer(),
+            seq: 0,
+            text: "hello there".into(),
+        };
+        assert_eq!(
+            r.to_human(false),
+            Some((Stream::Stdout, "peer> hello there".into()))
+        );
+        let d = Report::Delivered {
+            id: 0,
+            seq: 0,
+            attempts: 1,
+            elapsed_ms: 3,
+        };
+        assert_eq!(
+            d.to_human(false),
+            Some((
+                Stream::Stderr,
+                "udpchat: delivered #0 (1 attempt, 3 ms)".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn failed_and_errors_carry_the_text() {
+        for code in all_fail_codes() {
+            let f = Report::Failed {
+                id: 2,
+                text: "my words".into(),
+                reason: code,
+            };
+            let (stream, line) = f.to_human(false).unwrap();
+            assert_eq!(stream, Stream::Stderr);
+            assert!(line.starts_with("udpchat: NOT delivered #2 ("), "{line}");
+            assert!(line.ends_with("): my words"), "{line}");
+            assert!(!line.contains('_'), "{line} should say {code} in words");
+        }
+        let e = Report::Error {
+            message: "message too long: 2000 bytes, the limit is 1131 bytes".into(),
+            text: Some("xx".into()),
+        };
+        assert_eq!(
+            e.to_human(false).unwrap().1,
+            "udpchat: error: message too long: 2000 bytes, the limit is 1131 bytes: xx"
+        );
+    }
+
+    #[test]
+    fn protocol_details_only_when_verbose() {
+        let quiet = [
+            Report::Sent { id: 0, seq: 0 },
+            Report::Retransmit {
+                id: 0,
+                seq: 0,
+                attempt: 2,
+            },
+            Report::Duplicate { seq: 0 },
+            Report::DroppedBySimulation {
+                kind: "data",
+                seq: Some(0),
+            },
+            Report::Rejected {
+                reason: "bad_magic",
+                detail: "not a udpchat packet (bad magic)".into(),
+            },
+        ];
+        for r in &quiet {
+            assert_eq!(r.to_human(false), None, "{r:?}");
+            let (stream, line) = r.to_human(true).unwrap();
+            assert_eq!(stream, Stream::Stderr);
+            assert!(line.starts_with("udpchat: "), "{line}");
+        }
+        assert_eq!(
+            Report::Rejected {
+                reason: "bad_magic",
+                detail: "not a udpchat packet (bad magic)".into(),
+            }
+            .to_human(true)
+            .unwrap()
+            .1,
+            "udpchat: rejected a datagram: not a udpchat packet (bad magic) (bad_magic)"
+        );
+    }
+
+    #[test]
+    fn status_lines_are_always_shown() {
+        let always = [
+            Report::Connected {
+                peer_epoch: Epoch(1),
+            },
+            Report::PeerRestarted {
+                old_epoch: Epoch(1),
+                new_epoch: Epoch(2),
+                resent: 1,
+            },
+            Report::Warning {
+                message: "x".into(),
+            },
+            Report::Exit(Totals::default()),
+        ];
+        for r in &always {
+            assert!(r.to_human(false).is_some(), "{r:?}");
+        }
+        assert_eq!(
+            Report::Exit(Totals::default()).to_human(false).unwrap().1,
+            "udpchat: sent 0, delivered 0, failed 0, refused 0, received 0 (retransmissions 0, duplicates 0, rejected 0)"
+        );
+    }
+
+    #[test]
+    fn control_characters_from_the_peer_are_escaped() {
+        let r = Report::Received {
+            from: peer(),
+            seq: 0,
+            text: "a\u{1b}[2Jb\nc\td".into(),
+        };
+        assert_eq!(r.to_human(false).unwrap().1, "peer> a\\u{1b}[2Jb\\nc\td");
+    }
+}

@@ -1,0 +1,286 @@
+//! The command line as a user meets it: help, one-line errors with exit status 2,
+//! refused lines that do not stop the chat, and chatting with oneself.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{bin, free_port, run, Proc};
+
+/// Exit status 2 and exactly one line on stderr that contains every one of `needles`.
+fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one line, got {stderr:?}"
+    );
+    assert!(stderr.starts_with("udpchat: "), "{stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} missing in {stderr:?}"
+        );
+    }
+    assert!(out.stdout.is_empty(), "{args:?}");
+}
+
+#[test]
+fn help_lists_every_option() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for option in [
+        "[PEER]",
+        "--port",
+        "--bind",
+        "--timeout",
+        "--drop",
+        "--ack-drop",
+        "--seed",
+        "--max-retries",
+        "--window",
+        "--stats",
+        "--classic",
+        "--json",
+        "--verbose",
+        "--help",
+        "--version",
+    ] {
+        assert!(
+            help.contains(option),
+            "{option} missing from --help:\n{help}"
+        );
+    }
+    // --help wraps lines, so compare with the whitespace collapsed.
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Overrides --port, --timeout, --window, --drop and --ack-drop"));
+}
+
+#[test]
+fn bad_options_give_one_line_and_status_2() {
+    assert_usage_error(&["--frobnicate", "127.0.0.1"], &["--frobnicate"]);
+    assert_usage_error(
+        &["--drop", "1.5", "127.0.0.1"],
+        &["--drop", "1.5", "from 0 to 1"],
+    );
+    assert_usage_error(
+        &["--ack-drop", "lots", "127.0.0.1"],
+        &["--ack-drop", "lots"],
+    );
+    assert_usage_error(
+        &["--timeout", "0s", "127.0.0.1"],
+        &["--timeout", "greater than zero"],
+    );
+    assert_usage_error(&["--timeout", "soon", "127.0.0.1"], &["--timeout", "soon"]);
+    assert_usage_error(&["--port", "65536", "127.0.0.1"], &["--port", "65536"]);
+}
+
+#[test]
+fn no_peer_without_a_terminal_is_a_usage_error() {
+    assert_usage_error(&[], &["no PEER given", "not a terminal"]);
+}
+
+#[test]
+fn bad_peers_are_usage_errors() {
+    assert_usage_error(
+        &["no-such-host.invalid"],
+        &["cannot resolve", "no-such-host.invalid"],
+    );
+    assert_usage_error(&["127.0.0.1:99999"], &["invalid port", "99999"]);
+    assert_usage_error(&["[::1"], &["invalid peer address"]);
+    assert_usage_error(&["--bind", "::", "127.0.0.1"], &["IPv4", "IPv6"]);
+}
+
+#[test]
+fn port_in_use_is_one_line_naming_the_port() {
+    let holder = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let out = run(&["127.0.0.1", "--port", &port]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains(&format!("port {port}")), "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+}
+
+/// `udpchat 127.0.0.1:P --port P` talks to itself.
+fn self_chat(extra: &[&str]) -> Proc {
+    let port = free_port().to_string();
+    let peer = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        peer.as_str(),
+        "--port",
+        &port,
+        "--timeout",
+        "50ms",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn("self", &args)
+}
+
+#[test]
+fn chatting_with_oneself_receives_each_line_and_exits_0() {
+    let mut me = self_chat(&[]);
+    me.write_lines(["hello, me", "", "second"]);
+    me.close_stdin();
+    let status = me.wait_exit();
+    assert!(status.success(), "{status}\n{}", me.dump());
+    assert_eq!(me.received(), ["hello, me", "second"], "{}", me.dump());
+    let exit = me.exit_event();
+    assert_eq!(exit["sent"], 2, "{exit}");
+    assert_eq!(exit["delivered"], 2, "{exit}");
+}
+
+#[test]
+fn refused_lines_are_reported_with_their_text_and_the_chat_goes_on() {
+    let mut me = self_chat(&[]);
+    let long = "x".repeat(2000);
+    me.write_lines([long.as_str(), "after the long one"]);
+    me.write_bytes(b"bad \xff utf-8\n");
+    me.write_lines(["after the bad one"]);
+    me.close_stdin();
+    let status = me.wait_exit();
+    assert_eq!(
+        me.received(),
+        ["after the long one", "after the bad one"],
+        "{}",
+        me.dump()
+    );
+    let errors = me.events_named("error");
+    assert_eq!(errors.len(), 2, "{}", me.dump());
+    assert_eq!(errors[0]["text"], long.as_str());
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("too long") && message.contains("limit is"),
+        "{message}"
+    );
+    assert!(errors[1]["message"].as_str().unwrap().contains("UTF-8"));
+    assert_eq!(errors[1]["text"], "bad \u{fffd} utf-8");
+    // Two lines were not sent, so not everything typed was delivered.
+    assert_eq!(status.code(), Some(1), "{}", me.dump());
+    assert_eq!(me.exit_event()["refused"], 2);
+    assert_eq!(me.exit_event()["failed"], 0);
+}
+
+#[test]
+fn human_output_keeps_the_conversation_on_stdout() {
+    let port = free_port().to_string();
+    let peer = format!("127.0.0.1:{port}");
+    let mut child = Command::new(bin())
+        .args([peer.as_str(), "--port", &port, "--timeout", "50ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"one\ntwo\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "peer> one\npeer> two\n"
+    );
+    assert!(stderr.contains("delivered #0"), "{stderr}");
+    assert!(stderr.contains("sent 2, delivered 2, failed 0"), "{stderr}");
+}
+
+#[test]
+fn an_unanswered_message_fails_with_its_text_and_status_1() {
+    // Nobody listens on the peer's port: HELLOs go unanswered until the retries run out.
+    let port = free_port().to_string();
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut me = Proc::spawn(
+        "lonely",
+        &[
+            &peer,
+            "--port",
+            &port,
+            "--timeout",
+            "20ms",
+            "--max-retries",
+            "3",
+            "--json",
+        ],
+    );
+    me.write_lines(["anyone there?"]);
+    me.close_stdin();
+    let status = me.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", me.dump());
+    let failed = me.events_named("failed");
+    assert_eq!(failed.len(), 1, "{}", me.dump());
+    assert_eq!(failed[0]["text"], "anyone there?");
+    assert_eq!(failed[0]["reason"], "peer_unreachable");
+    assert_eq!(me.exit_event()["failed"], 1);
+}
+
+#[test]
+fn chatting_with_oneself_over_ipv6() {
+    let Ok(probe) = std::net::UdpSocket::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let port = probe.local_addr().unwrap().port().to_string();
+    drop(probe);
+    let peer = format!("[::1]:{port}");
+    let mut me = Proc::spawn(
+        "self6",
+        &[&peer, "--port", &port, "--timeout", "50ms", "--json"],
+    );
+    let started = me.wait_event("started", |e| e["event"] == "started");
+    assert_eq!(
+        started["local"],
+        format!("[::]:{port}"),
+        "binds the peer's family"
+    );
+    me.write_lines(["over v6"]);
+    me.close_stdin();
+    let status = me.wait_exit();
+    assert!(status.success(), "{status}\n{}", me.dump());
+    assert_eq!(me.received(), ["over v6"]);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
+    use udpchat_proto::wire::{Frame, Packet};
+    // The test socket is a peer that answers the handshake but never acknowledges.
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(common::DEADLINE)).unwrap();
+    let peer_arg = peer.local_addr().unwrap().to_string();
+    let mut me = Proc::spawn("interrupted", &[&peer_arg, "--port", "0", "--json"]);
+    let (epoch, port) = me.started();
+    let mut buf = [0u8; 2048];
+    let (n, _) = peer.recv_from(&mut buf).unwrap();
+    let hello = Packet::decode(&buf[..n]).unwrap();
+    let answer = Packet {
+        src_epoch: 0x5eed,
+        dst_epoch: hello.src_epoch,
+        frames: vec![Frame::Hello],
+    };
+    assert_eq!(format!("{:016x}", hello.src_epoch), epoch);
+    peer.send_to(&answer.encode(), ("127.0.0.1", port)).unwrap();
+    me.write_lines(["never acknowledged"]);
+    me.wait_event("sent", |e| e["event"] == "sent");
+
+    let kill = Command::new("kill")
+        .args(["-INT", &me.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = me.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", me.dump());
+    let failed = me.events_named("failed");
+    assert_eq!(failed.len(), 1, "{}", me.dump());
+    assert_eq!(failed[0]["text"], "never acknowledged");
+    assert_eq!(failed[0]["reason"], "interrupted");
+    assert_eq!(me.exit_event()["failed"], 1);
+}

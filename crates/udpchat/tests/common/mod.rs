@@ -1,0 +1,262 @@
+//! Running real `udpchat` processes: spawn with arguments, feed stdin, collect the JSON
+//! events they print, wait for an event or for the exit with a generous deadline, and
+//! fail with everything they printed.
+
+// Test support: a panic with the captured output is the right way to fail here.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::UdpSocket;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any wait may take before the test fails. Far above what a run needs, so a
+/// slow CI machine does not fail the test; a hang still ends.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_udpchat")
+}
+
+/// Runs `udpchat` to completion with stdin closed (not a terminal).
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A UDP port nobody was using a moment ago.
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Default)]
+struct Captured {
+    events: Vec<Value>,
+    stdout_closed: bool,
+}
+
+/// One running `udpchat --json`.
+pub struct Proc {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    captured: Arc<(Mutex<Captured>, Condvar)>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `udpchat` with `args` (add `--json` yourself) and piped stdin.
+    pub fn spawn(name: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let captured = Arc::new((Mutex::new(Captured::default()), Condvar::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = Arc::clone(&captured);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "event": "NOT_JSON", "line": line }));
+                let (lock, cv) = &*sink;
+                lock.lock().unwrap().events.push(value);
+                cv.notify_all();
+            }
+            let (lock, cv) = &*sink;
+            lock.lock().unwrap().stdout_closed = true;
+            cv.notify_all();
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let err_sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                err_sink
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdin = child.stdin.take();
+        Self {
+            name: name.to_string(),
+            child,
+            stdin,
+            captured,
+            stderr,
+        }
+    }
+
+    /// Everything printed so far, for failure messages.
+    pub fn dump(&self) -> String {
+        let events = self.events();
+        let shown: Vec<String> = events
+            .iter()
+            .filter(|e| e["event"] != "retransmit" && e["event"] != "dropped_by_simulation")
+            .map(|e| e.to_string())
+            .collect();
+        format!(
+            "--- {} ({} events, retransmit/dropped_by_simulation not shown) ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            events.len(),
+            shown.join("\n"),
+            self.name,
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// The JSON events printed so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.captured.0.lock().unwrap().events.clone()
+    }
+
+    /// The events named `name` printed so far.
+    pub fn events_named(&self, name: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .collect()
+    }
+
+    /// Texts of the `received` events so far, in order.
+    pub fn received(&self) -> Vec<String> {
+        self.events_named("received")
+            .iter()
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits until `done` holds for the events printed so far; returns how many there
+    /// were then. Fails the test, with all output, after [`DEADLINE`].
+    pub fn wait_until(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> usize {
+        let until = Instant::now() + DEADLINE;
+        let (lock, cv) = &*self.captured;
+        let mut captured = lock.lock().unwrap();
+        loop {
+            if done(&captured.events) {
+                return captured.events.len();
+            }
+            let now = Instant::now();
+            if now >= until || captured.stdout_closed {
+                drop(captured);
+                panic!("{}: gave up waiting for {what}\n{}", self.name, self.dump());
+            }
+            captured = cv.wait_timeout(captured, until - now).unwrap().0;
+        }
+    }
+
+    /// Waits for the first event satisfying `pred` and returns it.
+    pub fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_until(what, |events| events.iter().any(&pred));
+        self.events().into_iter().find(|e| pred(e)).unwrap()
+    }
+
+    /// Writes lines to stdin.
+    pub fn write_lines<S: AsRef<str>>(&mut self, lines: impl IntoIterator<Item = S>) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        let mut all = String::new();
+        for line in lines {
+            all.push_str(line.as_ref());
+            all.push('\n');
+        }
+        stdin.write_all(all.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Writes raw bytes to stdin.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Ends stdin: the program finishes what it has and exits.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.wait_stdout_closed();
+                return status;
+            }
+            if Instant::now() >= until {
+                let _ = self.child.kill();
+                panic!("{}: did not exit in time\n{}", self.name, self.dump());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets the reader thread take the last lines of an exited process.
+    fn wait_stdout_closed(&self) {
+        let until = Instant::now() + DEADLINE;
+        let (lock, cv) = &*self.captured;
+        let mut captured = lock.lock().unwrap();
+        while !captured.stdout_closed {
+            let now = Instant::now();
+            assert!(now < until, "{}: stdout stayed open after exit", self.name);
+            captured = cv.wait_timeout(captured, until - now).unwrap().0;
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// The `exit` event, once the process has exited.
+    pub fn exit_event(&self) -> Value {
+        let exits = self.events_named("exit");
+        assert_eq!(exits.len(), 1, "one exit event\n{}", self.dump());
+        exits[0].clone()
+    }
+
+    /// The `started` event's epoch and local port.
+    pub fn started(&self) -> (String, u16) {
+        let e = self.wait_event("started", |e| e["event"] == "started");
+        let local: std::net::SocketAddr = e["local"].as_str().unwrap().parse().unwrap();
+        (e["epoch"].as_str().unwrap().to_string(), local.port())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

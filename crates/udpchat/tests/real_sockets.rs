@@ -1,0 +1,86 @@
+//! Two real `udpchat` processes on loopback, each ignoring 20% of the messages and 20%
+//! of the acknowledgements it receives, send 200 messages each way at the same time:
+//! every message arrives exactly once, in order, on both sides. Once as the issue asks
+//! (stop-and-wait, a fixed 50 ms timeout), once with the defaults (a window of 64 and
+//! the adaptive timeout).
+
+mod common;
+
+use common::{free_port, Proc};
+
+const MESSAGES: usize = 200;
+
+fn lines(side: &str) -> Vec<String> {
+    (0..MESSAGES)
+        .map(|i| format!("{side} message {i}"))
+        .collect()
+}
+
+fn start(name: &str, port: u16, peer_port: u16, seed: &str, extra: &[&str]) -> Proc {
+    let peer = format!("127.0.0.1:{peer_port}");
+    let port = port.to_string();
+    let mut args = vec![
+        peer.as_str(),
+        "--port",
+        &port,
+        "--drop",
+        "0.2",
+        "--ack-drop",
+        "0.2",
+        "--seed",
+        seed,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, &args)
+}
+
+#[test]
+fn two_hundred_messages_each_way_under_loss_arrive_once_in_order() {
+    exchange(&["--timeout", "50ms", "--window", "1"]);
+}
+
+#[test]
+fn the_same_with_the_default_window_and_adaptive_timeout() {
+    exchange(&[]);
+}
+
+fn exchange(extra: &[&str]) {
+    let started = std::time::Instant::now();
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = start("A", pa, pb, "1", extra);
+    let mut b = start("B", pb, pa, "2", extra);
+    // Both are bound before anything is sent, so no line meets a port that is closed.
+    a.started();
+    b.started();
+
+    a.write_lines(lines("a"));
+    b.write_lines(lines("b"));
+    a.close_stdin();
+    b.close_stdin();
+
+    let status_a = a.wait_exit();
+    let status_b = b.wait_exit();
+    let context = || format!("{}\n{}", a.dump(), b.dump());
+    assert_eq!(b.received(), lines("a"), "B got A's lines\n{}", context());
+    assert_eq!(a.received(), lines("b"), "A got B's lines\n{}", context());
+    for (p, status) in [(&a, status_a), (&b, status_b)] {
+        assert!(status.success(), "{status}\n{}", context());
+        let exit = p.exit_event();
+        assert_eq!(exit["failed"], 0, "{exit}");
+        assert_eq!(exit["sent"], MESSAGES, "{exit}");
+        assert_eq!(exit["delivered"], MESSAGES, "{exit}");
+        assert_eq!(exit["received"], MESSAGES, "{exit}");
+        // The loss really happened and was repaired.
+        assert!(exit["retransmissions"].as_u64().unwrap_or(0) > 0, "{exit}");
+        assert!(!p.events_named("dropped_by_simulation").is_empty());
+        // Received sequence numbers are exactly 0..200, in order.
+        let seqs: Vec<u64> = p
+            .events_named("received")
+            .iter()
+            .filter_map(|e| e["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, (0..MESSAGES as u64).collect::<Vec<_>>());
+    }
+    eprintln!("real_sockets {extra:?}: {:?}", started.elapsed());
+}
