@@ -5,29 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::net::SocketAddr;
+
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use udpchat_impair::{Impairment, PacketClass};
-use udpchat_proto::wire::{classify, Classification};
-use udpchat_proto::{Event, MessageId, Session};
+use udpchat_proto::{Event, MessageId};
 
+use crate::endpoint::{Endpoint, RECV_BUFFER};
 use crate::line_ui::{message_of, Input, LineError};
 use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED};
-
-/// Large enough for any UDP datagram, so an oversize one is received whole and
-/// rejected by the session for its size instead of being silently truncated.
-const RECV_BUFFER: usize = 65_536;
 
 /// Messages queued in the session before stdin stops being read: a huge piped file is
 /// then read only as fast as the peer takes it.
 const MAX_QUEUED: usize = 1024;
-
-/// Receive errors in a row, with nothing else happening in between, after which the
-/// socket is taken to be broken (transient ICMP errors come one per datagram sent).
-const MAX_RECV_ERRORS_IN_ROW: u32 = 1000;
 
 /// Shortest wait for a silent peer before leaving at end of input.
 const MIN_LINGER: Duration = Duration::from_millis(500);
@@ -89,13 +79,11 @@ impl Output {
     }
 }
 
-/// The running program: the socket, the session, the simulated loss on received
-/// datagrams and the bookkeeping needed to know when to stop.
+/// The running line interface: the network endpoint, stdin lines, and the bookkeeping
+/// needed to know when to stop.
 #[derive(Debug)]
 pub(crate) struct Driver {
-    socket: UdpSocket,
-    session: Session,
-    impairment: Impairment<SocketAddr>,
+    net: Endpoint,
     seed: u64,
     output: Output,
     lines: mpsc::Receiver<Input>,
@@ -107,29 +95,18 @@ pub(crate) struct Driver {
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
     refused: u64,
-    /// Last time a datagram arrived from the peer's address (or the start).
-    last_heard: Instant,
-
-    /// The kind of send error already warned about, so a peer that is down for a
-    /// while gives one warning, not one per retransmission.
-    send_warned: Option<io::ErrorKind>,
-    recv_errors_in_row: u32,
 }
 
 impl Driver {
     /// Prepares a run. The session must be fresh: its first HELLO is still queued.
     pub(crate) fn new(
-        socket: UdpSocket,
-        session: Session,
-        impairment: Impairment<SocketAddr>,
+        net: Endpoint,
         seed: u64,
         output: Output,
         lines: mpsc::Receiver<Input>,
     ) -> Self {
         Self {
-            socket,
-            session,
-            impairment,
+            net,
             seed,
             output,
             lines,
@@ -137,9 +114,6 @@ impl Driver {
             pending: BTreeMap::new(),
             interrupted: 0,
             refused: 0,
-            last_heard: Instant::now(),
-            send_warned: None,
-            recv_errors_in_row: 0,
         }
     }
 
@@ -166,11 +140,11 @@ impl Driver {
             None => {}
         }
 
-        let local = self.socket.local_addr()?;
+        let local = self.net.socket.local_addr()?;
         self.emit(&Report::Started {
             local,
-            peer: self.session.peer_addr(),
-            epoch: Epoch(self.session.local_epoch()),
+            peer: self.net.session.peer_addr(),
+            epoch: Epoch(self.net.session.local_epoch()),
             seed: self.seed,
         })?;
         self.flush().await?;
@@ -185,8 +159,8 @@ impl Driver {
             // Back-pressure: while the session holds enough, stdin is not read, so a huge
             // piped file is read only as fast as the peer takes it.
             let read_stdin = self.stdin_open
-                && self.session.outstanding() < MAX_QUEUED
-                && self.session.can_send();
+                && self.net.session.outstanding() < MAX_QUEUED
+                && self.net.session.can_send();
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
                     Ok(()) => return self.interrupt(),
@@ -195,20 +169,21 @@ impl Driver {
                         tracing::warn!("cannot listen for Ctrl-C: {e}");
                     }
                 },
-                received = self.socket.recv_from(&mut buf) => match received {
+                received = self.net.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        self.recv_errors_in_row = 0;
-                        self.on_datagram(Instant::now(), from, &buf[..len]).await?;
+                        if let Some(drop) = self.net.on_datagram(Instant::now(), from, &buf[..len]) {
+                            self.emit(&Report::DroppedBySimulation { kind: drop.kind, seq: drop.seq })?;
+                        }
+                        self.flush().await?;
                     }
-                    Err(e) => self.on_recv_error(&e)?,
+                    Err(e) => self.net.on_recv_error(&e)?,
                 },
                 input = self.lines.recv(), if read_stdin => {
-                    self.recv_errors_in_row = 0;
                     self.on_input(Instant::now(), input).await?;
                 }
                 () = tokio::time::sleep_until(wake), if deadline.is_some() => {
-                    self.recv_errors_in_row = 0;
-                    self.on_timer(Instant::now()).await?;
+                    self.net.on_timer(Instant::now());
+                    self.flush().await?;
                 }
             }
         }
@@ -221,9 +196,9 @@ impl Driver {
     /// simulated network, and the peer has been quiet long enough.
     fn settled(&self, now: Instant) -> bool {
         !self.stdin_open
-            && self.session.is_idle()
-            && self.impairment.pending() == 0
-            && now >= self.last_heard + self.linger()
+            && self.net.session.is_idle()
+            && self.net.impairment.pending() == 0
+            && now >= self.net.last_heard + self.linger()
     }
 
     /// How long the peer must have been silent before we leave at end of input.
@@ -236,8 +211,14 @@ impl Driver {
     /// whose PINGs would otherwise keep us forever. Simulated drops do not count as
     /// silence: the datagram did arrive.
     fn linger(&self) -> Duration {
-        let linger = self.session.rtt().rto().saturating_mul(2).max(MIN_LINGER);
-        match self.session.config().keepalive {
+        let linger = self
+            .net
+            .session
+            .rtt()
+            .rto()
+            .saturating_mul(2)
+            .max(MIN_LINGER);
+        match self.net.session.config().keepalive {
             Some(interval) => linger.min(interval.mul_f64(0.8)),
             None => linger,
         }
@@ -246,64 +227,12 @@ impl Driver {
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end =
-            (!self.stdin_open && self.session.is_idle()).then(|| self.last_heard + self.linger());
-        [
-            self.session.poll_timeout(),
-            self.impairment.poll_timeout(),
-            linger_end,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    async fn on_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        bytes: &[u8],
-    ) -> io::Result<()> {
-        if from == self.session.peer_addr() {
-            self.last_heard = now;
-            // The path works again: a later send error deserves a new warning.
-            self.send_warned = None;
-        }
-        let (class, kind, seq) = match classify(bytes) {
-            Classification::Data { seq } => (PacketClass::Data, "data", Some(seq)),
-            Classification::Ack { cumulative } => (PacketClass::Ack, "ack", Some(cumulative)),
-            Classification::Control | Classification::Invalid => {
-                (PacketClass::Control, "control", None)
-            }
-        };
-        let fate = self
-            .impairment
-            .handle_input(now, class, bytes.to_vec(), from);
-        if fate.is_dropped() {
-            self.emit(&Report::DroppedBySimulation { kind, seq })?;
-        }
-        self.release(now).await
-    }
-
-    /// Hands the datagrams the simulated network lets through to the session.
-    async fn release(&mut self, now: Instant) -> io::Result<()> {
-        while let Some((from, bytes)) = self.impairment.poll_output(now) {
-            self.session.handle_datagram(now, from, &bytes);
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    fn on_recv_error(&mut self, e: &io::Error) -> anyhow::Result<()> {
-        // On Linux an ICMP "port unreachable" for an earlier datagram (the peer is not
-        // running yet, or restarting) surfaces here as ECONNREFUSED; it says nothing
-        // about the datagrams still to come.
-        tracing::debug!("recv_from: {e}");
-        self.recv_errors_in_row += 1;
-        if self.recv_errors_in_row >= MAX_RECV_ERRORS_IN_ROW {
-            anyhow::bail!("receiving on the UDP socket keeps failing: {e}");
-        }
-        Ok(())
+        let linger_end = (!self.stdin_open && self.net.session.is_idle())
+            .then(|| self.net.last_heard + self.linger());
+        [self.net.next_deadline(), linger_end]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     async fn on_input(&mut self, now: Instant, input: Option<Input>) -> io::Result<()> {
@@ -318,7 +247,7 @@ impl Driver {
             }
             Some(Input::Line(raw)) => match message_of(raw) {
                 Ok(None) => {}
-                Ok(Some(text)) => match self.session.send(now, text.clone()) {
+                Ok(Some(text)) => match self.net.session.send(now, text.clone()) {
                     Ok(id) => {
                         self.pending.insert(id, text);
                         self.flush().await?;
@@ -344,44 +273,19 @@ impl Driver {
         Ok(())
     }
 
-    async fn on_timer(&mut self, now: Instant) -> io::Result<()> {
-        self.release(now).await?;
-        self.session.handle_timeout(now);
-        self.flush().await
-    }
-
     /// Sends every datagram the session has queued, then reports every event.
     async fn flush(&mut self) -> io::Result<()> {
-        while let Some(transmit) = self.session.poll_transmit() {
-            if let Err(e) = self
-                .socket
-                .send_to(&transmit.payload, transmit.destination)
-                .await
-            {
-                self.on_send_error(&e, transmit.destination)?;
-            }
+        if let Some(message) = self.net.send_all().await {
+            self.emit(&Report::Warning { message })?;
         }
-        let peer = self.session.peer_addr();
-        while let Some(event) = self.session.poll_event() {
+        let peer = self.net.session.peer_addr();
+        while let Some(event) = self.net.session.poll_event() {
             if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
                 self.pending.remove(id);
             }
             self.emit(&Report::from_event(event, peer))?;
         }
         Ok(())
-    }
-
-    fn on_send_error(&mut self, e: &io::Error, to: SocketAddr) -> io::Result<()> {
-        // A refused or unreachable peer is normal while it is down; the session
-        // retransmits, so this is worth one line, not an exit.
-        tracing::debug!("send_to {to}: {e}");
-        if self.send_warned == Some(e.kind()) {
-            return Ok(());
-        }
-        self.send_warned = Some(e.kind());
-        self.emit(&Report::Warning {
-            message: format!("sending to {to} failed: {e} (will retry)"),
-        })
     }
 
     /// Ctrl-C: every message not yet acknowledged is reported failed, with its text.
@@ -407,8 +311,8 @@ impl Driver {
     }
 
     fn totals(&self) -> Totals {
-        let s = self.session.stats();
-        let rtt = self.session.rtt();
+        let s = self.net.session.stats();
+        let rtt = self.net.session.rtt();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         Totals {
             sent: s.messages_queued,

@@ -11,6 +11,7 @@ use udpchat_proto::Session;
 
 use crate::cli::{Settings, UsageError};
 use crate::driver::{Driver, Finish, Output};
+use crate::endpoint::Endpoint;
 use crate::line_ui;
 use crate::peer_addr::PeerSpec;
 
@@ -59,9 +60,14 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<Finish> {
         let socket =
             tokio::net::UdpSocket::from_std(socket).context("cannot register the UDP socket")?;
         let session = Session::new(settings.protocol, epoch, peer, Instant::now());
-        Driver::new(socket, session, impairment, seed, output, lines)
-            .run()
-            .await
+        Driver::new(
+            Endpoint::new(socket, session, impairment),
+            seed,
+            output,
+            lines,
+        )
+        .run()
+        .await
     })
 }
 

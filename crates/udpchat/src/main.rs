@@ -9,6 +9,7 @@
 
 mod cli;
 mod driver;
+mod endpoint;
 mod launch;
 mod line_ui;
 mod peer_addr;
