@@ -13,8 +13,13 @@
 //!    (once per process start) and the current time.
 //! 2. After **every** input — [`Session::new`], [`Session::send`],
 //!    [`Session::handle_datagram`], [`Session::handle_timeout`] — drain
-//!    [`Session::poll_transmit`] until `None` (send each datagram), then drain
-//!    [`Session::poll_event`] until `None`, then read [`Session::poll_timeout`].
+//!    [`Session::poll_event`] until `None` and hand received messages to the user, then
+//!    drain [`Session::poll_transmit`] until `None` (send each datagram), then drain
+//!    [`Session::poll_event`] again (first transmissions are reported as they are
+//!    packed), then read [`Session::poll_timeout`]. Showing before sending matters: the
+//!    acknowledgement of a message is among the transmits, and a process that crashed
+//!    after acknowledging but before showing would lose a message its peer counts as
+//!    delivered.
 //! 3. Call [`Session::handle_timeout`] once the clock reaches the instant `poll_timeout`
 //!    returned (calling it early is harmless; it just fires nothing). `None` means no
 //!    timer is armed: sleep until a datagram or a message arrives.

@@ -104,6 +104,8 @@ pub enum Msg {
     PeerError(String),
     /// The chat is open with this peer.
     Connected(String),
+    /// A line from udpchat itself, such as a warning from the network.
+    Note(String),
 }
 
 /// Something for the driver to do.
@@ -226,6 +228,10 @@ impl Chat {
             }
             Msg::PeerError(error) => {
                 self.mode = Mode::AskPeer { error: Some(error) };
+                Vec::new()
+            }
+            Msg::Note(text) => {
+                self.note(&text);
                 Vec::new()
             }
             Msg::Connected(peer) => {
@@ -435,13 +441,15 @@ impl Chat {
                 self.peer_nick
             )),
             Event::PeerStateChanged { state } => {
-                self.status.peer_state = state;
-                match state {
-                    PeerState::Unreachable => {
-                        self.note(&format!("{} is unreachable", self.peer_nick))
+                let was = std::mem::replace(&mut self.status.peer_state, state);
+                match (was, state) {
+                    (_, PeerState::Unreachable) => {
+                        self.note(&format!("{} is unreachable", self.peer_nick));
                     }
-                    PeerState::Online => self.note(&format!("{} is back online", self.peer_nick)),
-                    PeerState::Connecting => {}
+                    (PeerState::Unreachable, PeerState::Online) => {
+                        self.note(&format!("{} is back online", self.peer_nick));
+                    }
+                    _ => {}
                 }
             }
             // Shown in the status bar's counters, not as lines.
@@ -614,6 +622,22 @@ mod tests {
         chat.update(ctrl('w'));
         assert_eq!(chat.input.text(), "one ");
         assert_eq!(chat.update(ctrl('c')), vec![Effect::Quit]);
+    }
+
+    #[test]
+    fn back_online_is_said_only_after_unreachable() {
+        let mut chat = Chat::new("me", "p");
+        let state = |state| Msg::Net(Event::PeerStateChanged { state });
+        chat.update(state(PeerState::Online));
+        assert_eq!(chat.conversation.entries().len(), 0);
+        chat.update(state(PeerState::Unreachable));
+        chat.update(state(PeerState::Online));
+        let notes: Vec<_> = chat
+            .conversation
+            .entries()
+            .map(|e| e.text.clone())
+            .collect();
+        assert_eq!(notes, vec!["peer is unreachable", "peer is back online"]);
     }
 
     #[test]

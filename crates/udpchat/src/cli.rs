@@ -84,6 +84,16 @@ pub(crate) struct Cli {
     /// of --json always carries them).
     #[arg(long)]
     pub(crate) stats: bool,
+
+    /// Use the line interface even on a terminal (it is always used when stdin or
+    /// stdout is not a terminal, and with --json).
+    #[arg(long)]
+    pub(crate) plain: bool,
+
+    /// Your nickname in the full-screen chat, sent to the peer [default: your user
+    /// name].
+    #[arg(long, value_name = "NAME", value_parser = parse_nick)]
+    pub(crate) nick: Option<String>,
 }
 
 /// A mistake in how udpchat was invoked: reported in one line, exit status 2.
@@ -112,6 +122,10 @@ pub(crate) struct Settings {
     pub(crate) verbose: bool,
     /// Round-trip figures on exit.
     pub(crate) stats: bool,
+    /// The line interface even on a terminal.
+    pub(crate) plain: bool,
+    /// Nickname, if given.
+    pub(crate) nick: Option<String>,
 }
 
 impl Cli {
@@ -152,6 +166,8 @@ impl Cli {
             json: self.json,
             verbose: self.verbose,
             stats: self.stats,
+            plain: self.plain,
+            nick: self.nick,
         }
     }
 }
@@ -165,6 +181,18 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         return Err("the timeout must be greater than zero".to_string());
     }
     Ok(d)
+}
+
+/// A nickname: 1 to 64 bytes of text without control characters.
+fn parse_nick(s: &str) -> Result<String, String> {
+    let nick = s.trim();
+    if nick.is_empty() || nick.len() > udpchat_proto::wire::MAX_NICK_LEN {
+        return Err("a nickname is 1 to 64 bytes".to_string());
+    }
+    if nick.chars().any(char::is_control) {
+        return Err("a nickname cannot contain control characters".to_string());
+    }
+    Ok(nick.to_owned())
 }
 
 /// Parses a probability for `--drop` / `--ack-drop`: a finite number from 0 to 1.
@@ -279,6 +307,7 @@ mod tests {
             &["--port", "70000"],
             &["--bind", "nowhere"],
             &["--window", "0"],
+            &["--nick", ""],
             &["--window", "65"],
             &["--frobnicate"],
         ] {

@@ -29,6 +29,12 @@ pub(crate) enum Finish {
     Completed(Totals),
     /// Ctrl-C.
     Interrupted(Totals),
+    /// The full-screen chat was left; this many messages were not yet delivered (their
+    /// texts were printed).
+    Left {
+        /// Messages not delivered.
+        undelivered: usize,
+    },
 }
 
 impl Finish {
@@ -40,6 +46,8 @@ impl Finish {
             Self::Completed(t) if t.failed == 0 && t.refused == 0 => 0,
             Self::Completed(_) => 1,
             Self::Interrupted(_) => 130,
+            Self::Left { undelivered: 0 } => 0,
+            Self::Left { .. } => 1,
         }
     }
 }
@@ -273,11 +281,19 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends every datagram the session has queued, then reports every event.
+    /// Shows what the session reports, sends what it has queued, then shows what
+    /// sending reported (first transmissions). Received messages are written out before
+    /// their acknowledgements leave, so a crash between the two cannot lose a message the
+    /// peer believes delivered.
     async fn flush(&mut self) -> io::Result<()> {
+        self.report_events()?;
         if let Some(message) = self.net.send_all().await {
             self.emit(&Report::Warning { message })?;
         }
+        self.report_events()
+    }
+
+    fn report_events(&mut self) -> io::Result<()> {
         let peer = self.net.session.peer_addr();
         while let Some(event) = self.net.session.poll_event() {
             if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {

@@ -1,7 +1,7 @@
 //! Everything between the parsed command line and the running loop: the peer's
 //! address, the bound socket, the epoch, the seeded simulated loss and the runtime.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
@@ -14,17 +14,50 @@ use crate::driver::{Driver, Finish, Output};
 use crate::endpoint::Endpoint;
 use crate::line_ui;
 use crate::peer_addr::PeerSpec;
+use crate::tui_driver;
 
-/// Starts a chat with the given settings and runs it to the end.
+/// Starts a chat with the given settings and runs it to the end: full screen when
+/// stdin and stdout are a terminal (unless `--plain` or `--json`), lines otherwise.
 ///
 /// # Errors
 /// A [`UsageError`] for a bad or unresolvable PEER (exit status 2); any other error
 /// (the port is in use, stdout is gone, ...) is a runtime failure (exit status 1).
 pub(crate) fn run(settings: Settings) -> anyhow::Result<Finish> {
-    let peer_text = match settings.peer {
-        Some(p) => p,
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
+    if terminal && !settings.plain && !settings.json {
+        return runtime.block_on(tui_driver::run(settings));
+    }
+    let peer_text = match &settings.peer {
+        Some(p) => p.clone(),
         None => line_ui::ask_peer()?,
     };
+    let (socket, peer) = open(&settings, &peer_text)?;
+    let seed = settings.seed.unwrap_or_else(rand::random);
+    let output = Output {
+        json: settings.json,
+        verbose: settings.verbose,
+        stats: settings.stats,
+    };
+    let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
+    runtime.block_on(async move {
+        let net = endpoint(socket, peer, &settings, seed)?;
+        Driver::new(net, seed, output, lines).run().await
+    })
+}
+
+/// Resolves the peer and binds the local socket.
+///
+/// # Errors
+/// A [`UsageError`] if the peer cannot be parsed or resolved; a runtime error if the
+/// port cannot be bound.
+pub(crate) fn open(
+    settings: &Settings,
+    peer_text: &str,
+) -> anyhow::Result<(std::net::UdpSocket, SocketAddr)> {
     let peer = peer_text
         .parse::<PeerSpec>()
         .and_then(|spec| spec.resolve(settings.bind))
@@ -38,37 +71,25 @@ pub(crate) fn run(settings: Settings) -> anyhow::Result<Finish> {
     socket
         .set_nonblocking(true)
         .context("cannot make the UDP socket non-blocking")?;
+    Ok((socket, peer))
+}
 
-    // A fresh random epoch per start is what lets the peer tell a restart from a late
-    // datagram; the seed only drives the simulated loss and is printed to reproduce it.
-    let epoch = rand::random_range(1..=u64::MAX);
-    let seed = settings.seed.unwrap_or_else(rand::random);
+/// The network side of a run, inside the runtime: a fresh random epoch per start is
+/// what lets the peer tell a restart from a late datagram; the seed only drives the
+/// simulated loss and is printed to reproduce it.
+pub(crate) fn endpoint(
+    socket: std::net::UdpSocket,
+    peer: SocketAddr,
+    settings: &Settings,
+    seed: u64,
+) -> anyhow::Result<Endpoint> {
     settings.impairment.validate()?;
-    let impairment = Impairment::new(settings.impairment, seed);
-    let output = Output {
-        json: settings.json,
-        verbose: settings.verbose,
-        stats: settings.stats,
-    };
-
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
-    runtime.block_on(async move {
-        let socket =
-            tokio::net::UdpSocket::from_std(socket).context("cannot register the UDP socket")?;
-        let session = Session::new(settings.protocol, epoch, peer, Instant::now());
-        Driver::new(
-            Endpoint::new(socket, session, impairment),
-            seed,
-            output,
-            lines,
-        )
-        .run()
-        .await
-    })
+    let socket =
+        tokio::net::UdpSocket::from_std(socket).context("cannot register the UDP socket")?;
+    let epoch = rand::random_range(1..=u64::MAX);
+    let session = Session::new(settings.protocol.clone(), epoch, peer, Instant::now());
+    let impairment = Impairment::new(settings.impairment.clone(), seed);
+    Ok(Endpoint::new(socket, session, impairment))
 }
 
 /// One line that names the port and says what to do about it.

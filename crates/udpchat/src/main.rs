@@ -14,6 +14,7 @@ mod launch;
 mod line_ui;
 mod peer_addr;
 mod report;
+mod tui_driver;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,161 @@
+//! The full-screen chat, end to end: the real binary in a real terminal (tmux), chatting
+//! with a second udpchat process. Typed text reaches the other side, the delivery mark
+//! turns to delivered, the reply appears, `/quit` exits 0 and the terminal is restored.
+//!
+//! tmux is installed if it is missing and the test can (root with apt-get); otherwise
+//! the test is skipped with the reason printed.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{bin, free_port, Proc};
+
+/// True when tmux runs, installing it first if it is missing and we can.
+fn tmux_available() -> Result<(), String> {
+    let works = || {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works() {
+        return Ok(());
+    }
+    let installed = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "tmux"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if installed && works() {
+        Ok(())
+    } else {
+        Err("tmux is not installed and `apt-get install tmux` did not work".to_owned())
+    }
+}
+
+/// A tmux session that is killed when dropped.
+struct Pane {
+    name: String,
+}
+
+impl Pane {
+    fn start(name: &str, command: &str) -> Self {
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "100",
+                "-y",
+                "20",
+                command,
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(status, "tmux new-session failed");
+        Self {
+            name: name.to_owned(),
+        }
+    }
+
+    fn capture(&self) -> String {
+        Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn type_line(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", text])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tmux send-keys");
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "Enter"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tmux send-keys Enter");
+    }
+
+    /// Waits until the screen satisfies `done`, failing with the screen after 30 s.
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.capture();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+#[test]
+fn full_screen_chat_with_a_second_process() {
+    if let Err(reason) = tmux_available() {
+        eprintln!("SKIPPED full_screen_chat_with_a_second_process: {reason}");
+        return;
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let mut bob = Proc::spawn(
+        "bob",
+        &[
+            &format!("127.0.0.1:{pa}"),
+            "--port",
+            &pb.to_string(),
+            "--json",
+        ],
+    );
+    bob.started();
+    // After udpchat leaves, the shell prints its exit status where the chat was: seeing
+    // it proves the alternate screen is gone and the terminal is back.
+    let command = format!(
+        "{} 127.0.0.1:{pb} --port {pa} --nick ada; echo EXIT=$?; sleep 60",
+        bin()
+    );
+    let pane = Pane::start(&format!("udpchat-test-{pa}"), &command);
+    pane.wait_for("the chat to open", |s| s.contains("chatting with"));
+
+    pane.type_line("hello over udp");
+    bob.wait_event("bob to receive the line", |e| {
+        e["event"] == "received" && e["text"] == "hello over udp"
+    });
+    bob.wait_event("bob to learn the nickname", |e| {
+        e["event"] == "peer_nick" && e["nick"] == "ada"
+    });
+    pane.wait_for("the delivered mark", |s| {
+        s.lines()
+            .any(|l| l.contains("ada: hello over udp") && l.contains('✓'))
+    });
+
+    bob.write_lines(["hi ada"]);
+    pane.wait_for("bob's reply", |s| s.contains("peer: hi ada"));
+
+    pane.type_line("/quit");
+    let screen = pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        !screen.contains("│ rtt"),
+        "the status bar is still on screen: the terminal was not restored\n{screen}"
+    );
+    bob.close_stdin();
+    bob.wait_exit();
+}
