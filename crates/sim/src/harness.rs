@@ -47,6 +47,8 @@ struct Side {
     sent: BTreeMap<MessageId, String>,
     /// Virtual time of the first transmission of each message.
     first_sent_at: BTreeMap<MessageId, Instant>,
+    /// Messages offered to the session so far.
+    offered: usize,
     outcome: SideOutcome,
 }
 
@@ -56,6 +58,7 @@ impl Side {
             session,
             sent: BTreeMap::new(),
             first_sent_at: BTreeMap::new(),
+            offered: 0,
             outcome: SideOutcome::default(),
         }
     }
@@ -81,10 +84,6 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
-
-    // Messages queued so far on each side, and when the next one is due.
-    let mut queued = 0;
-    let mut next_send = Some(t0);
 
     let heal_at = t0 + scenario.heal_at;
     let deadline = heal_at + scenario.settle;
@@ -130,20 +129,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             reborn.outcome.received_before_restart = std::mem::take(&mut b.outcome.received);
             reborn.outcome.restarted = true;
             reborn.sent = std::mem::take(&mut b.sent);
+            // Whatever the old run had still to type died with it.
+            reborn.offered = scenario.messages;
             b = reborn;
             trace.note(now.saturating_duration_since(t0), "restart b");
         }
-        while next_send.is_some_and(|at| at <= now) {
-            for (side, tag) in [(&mut a, "a"), (&mut b, "b")] {
-                let text = format!("{tag}{queued}");
-                if let Ok(id) = side.session.send(now, text.clone()) {
-                    side.sent.insert(id, text);
-                }
-            }
-            queued += 1;
-            next_send =
-                (queued < scenario.messages).then(|| t0 + scenario.send_interval * queued as u32);
-        }
+        offer(&mut a, "a", scenario, t0, now);
+        offer(&mut b, "b", scenario, t0, now);
         a.session.handle_timeout(now);
         b.session.handle_timeout(now);
         loop {
@@ -158,6 +150,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
                 a.session.handle_datagram(now, ADDR_B, &bytes);
                 moved = true;
             }
+            // Acknowledgements free room in the queue: offer more before time moves on.
+            moved |= offer(&mut a, "a", scenario, t0, now);
+            moved |= offer(&mut b, "b", scenario, t0, now);
             if !moved {
                 break;
             }
@@ -167,7 +162,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             && b.session.is_idle()
             && restart_after.is_none()
             && partition_ends.is_none()
-            && next_send.is_none();
+            && a.offered == scenario.messages
+            && b.offered == scenario.messages;
         if done || now >= deadline {
             break;
         }
@@ -179,7 +175,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             (!healed).then_some(heal_at),
             partition_starts,
             partition_ends,
-            next_send,
+            next_offer(&a, scenario, t0, now),
+            next_offer(&b, scenario, t0, now),
         ]
         .into_iter()
         .flatten()
@@ -201,6 +198,39 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         a: finish(a),
         b: finish(b),
     }
+}
+
+/// The time the next message of `side` is due, `send_interval` after the previous one.
+fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
+    t0 + scenario.send_interval * u32::try_from(side.offered).unwrap_or(u32::MAX)
+}
+
+/// Offers `side`'s due messages to its session while the session has room: a producer
+/// faster than the network is held back, never dropped. True if anything was offered.
+fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
+    let mut offered = false;
+    while side.offered < scenario.messages && due(side, scenario, t0) <= now {
+        if !side.session.can_send() {
+            break;
+        }
+        let text = format!("{tag}{}", side.offered);
+        let Ok(id) = side.session.send(now, text.clone()) else {
+            break;
+        };
+        side.sent.insert(id, text);
+        side.offered += 1;
+        offered = true;
+        let outstanding = side.session.outstanding();
+        side.outcome.peak_outstanding = side.outcome.peak_outstanding.max(outstanding);
+    }
+    offered
+}
+
+/// When `side` will next have a message to offer, if it is waiting on the clock (one
+/// held back by a full queue waits for an acknowledgement instead).
+fn next_offer(side: &Side, scenario: &Scenario, t0: Instant, now: Instant) -> Option<Instant> {
+    let at = due(side, scenario, t0);
+    (side.offered < scenario.messages && at > now).then_some(at)
 }
 
 /// The network after healing: the same delay, no faults.

@@ -28,6 +28,8 @@ pub struct SideOutcome {
     pub stats: Stats,
     /// Every change of the peer's state it reported, in order.
     pub peer_states: Vec<PeerState>,
+    /// Most messages its session held at once (queued or in flight).
+    pub peak_outstanding: usize,
 }
 
 /// The result of one seeded run.
