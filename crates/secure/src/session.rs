@@ -1,0 +1,140 @@
+//! One established session: the stateless transport keys, the send counter and the
+//! receive replay window.
+
+use std::time::Instant;
+
+use snow::StatelessTransportState;
+
+use crate::error::{Reject, SealError};
+use crate::key::Psk;
+use crate::replay::ReplayWindow;
+use crate::wire::{Timestamp, TransportHeader, OVERHEAD, TRANSPORT_HEADER_LEN};
+
+/// Stop using a session's keys well before the 64-bit nonce runs out (Noise reserves
+/// 2⁶⁴ − 1); as WireGuard's `REJECT_AFTER_MESSAGES`.
+pub(crate) const REJECT_AFTER_MESSAGES: u64 = u64::MAX - (1 << 13);
+
+/// Deliberately broken variants, compiled into tests only, to prove the tests catch them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // the broken variants are built only by tests
+pub(crate) enum Mutation {
+    /// The real thing.
+    #[default]
+    None,
+    /// Never consult the replay window.
+    NoReplayWindow,
+    /// Mark the nonce in the window before the packet authenticated.
+    MarkBeforeAuth,
+}
+
+/// Keys and counters of one session.
+pub(crate) struct Session {
+    /// Our index: the peer addresses transport packets to it.
+    pub local_index: u32,
+    /// The peer's index: we address transport packets to it.
+    pub remote_index: u32,
+    transport: StatelessTransportState,
+    /// When the handshake finished.
+    pub created: Instant,
+    /// Whether we initiated the handshake.
+    pub initiator: bool,
+    /// The peer's epoch, from the authenticated handshake.
+    pub peer_epoch: u64,
+    /// The Noise handshake hash.
+    pub handshake_hash: [u8; 32],
+    /// Without a passphrase: the secret that keys the next (rekey) handshake.
+    pub chain: Option<Psk>,
+    /// As responder: the timestamp of the initiation this session answered.
+    pub init_timestamp: Timestamp,
+    /// Whether the handshake was keyed by the previous session's chain secret.
+    pub chained: bool,
+    /// Nonce of the next packet we send.
+    send_nonce: u64,
+    window: ReplayWindow,
+    /// Whether any packet authenticated under this session yet.
+    pub received_any: bool,
+}
+
+/// The fields a finished handshake gives a session.
+pub(crate) struct SessionParams {
+    pub local_index: u32,
+    pub remote_index: u32,
+    pub created: Instant,
+    pub initiator: bool,
+    pub peer_epoch: u64,
+    pub handshake_hash: [u8; 32],
+    pub chain: Option<Psk>,
+    pub init_timestamp: Timestamp,
+    pub chained: bool,
+}
+
+impl Session {
+    pub(crate) fn new(transport: StatelessTransportState, p: SessionParams) -> Self {
+        Self {
+            local_index: p.local_index,
+            remote_index: p.remote_index,
+            transport,
+            created: p.created,
+            initiator: p.initiator,
+            peer_epoch: p.peer_epoch,
+            handshake_hash: p.handshake_hash,
+            chain: p.chain,
+            init_timestamp: p.init_timestamp,
+            chained: p.chained,
+            send_nonce: 0,
+            window: ReplayWindow::new(),
+            received_any: false,
+        }
+    }
+
+    /// Packets sent so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.send_nonce
+    }
+
+    /// Encrypts one inner packet into a whole transport datagram. Each nonce is used once.
+    pub(crate) fn seal(&mut self, inner: &[u8]) -> Result<Vec<u8>, SealError> {
+        if self.send_nonce >= REJECT_AFTER_MESSAGES {
+            return Err(SealError::NotEstablished);
+        }
+        let nonce = self.send_nonce;
+        let mut out = vec![0u8; OVERHEAD + inner.len()];
+        out[..TRANSPORT_HEADER_LEN]
+            .copy_from_slice(&TransportHeader::write(self.remote_index, nonce));
+        let n = self
+            .transport
+            .write_message(nonce, inner, &mut out[TRANSPORT_HEADER_LEN..])
+            .map_err(|_| SealError::Internal)?;
+        out.truncate(TRANSPORT_HEADER_LEN + n);
+        self.send_nonce += 1;
+        Ok(out)
+    }
+
+    /// Authenticates and decrypts one transport packet: replay check, decryption, then
+    /// (only if it authenticated) marking the nonce. Returns the inner packet and whether
+    /// its nonce is the highest seen so far (the only kind allowed to move the peer's
+    /// address: a delayed packet must not move it back).
+    pub(crate) fn open(
+        &mut self,
+        nonce: u64,
+        ciphertext: &[u8],
+        mutation: Mutation,
+    ) -> Result<(Vec<u8>, bool), Reject> {
+        let newest = self.window.top().is_none_or(|top| nonce > top);
+        if mutation != Mutation::NoReplayWindow && !self.window.check(nonce) {
+            return Err(Reject::Replay);
+        }
+        if mutation == Mutation::MarkBeforeAuth {
+            self.window.mark(nonce);
+        }
+        let mut inner = vec![0u8; ciphertext.len()];
+        let n = self
+            .transport
+            .read_message(nonce, ciphertext, &mut inner)
+            .map_err(|_| Reject::BadMac)?;
+        inner.truncate(n);
+        self.window.mark(nonce);
+        self.received_any = true;
+        Ok((inner, newest))
+    }
+}

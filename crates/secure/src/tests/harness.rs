@@ -1,0 +1,346 @@
+//! A two-endpoint, in-memory, virtual-time network for the scenario tests.
+//!
+//! Datagrams go into a FIFO and are delivered by address; every delivery is recorded
+//! (receiver, sender address, bytes, whether it was accepted), so the adversarial tests
+//! can replay, flip, truncate and reflect exactly what went over the wire.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::{
+    derive_psk_with, KdfParams, Plaintext, Psk, Reject, SealError, SecureConfig, SecureEndpoint,
+    SecureEvent, Transmit,
+};
+
+pub(crate) const UNIX0: Duration = Duration::from_secs(1_750_000_000);
+
+/// Which endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub(crate) fn other(self) -> Self {
+        match self {
+            Self::A => Self::B,
+            Self::B => Self::A,
+        }
+    }
+}
+
+/// One delivered datagram.
+#[derive(Clone, Debug)]
+pub(crate) struct Record {
+    pub to: Side,
+    pub from: SocketAddr,
+    pub bytes: Vec<u8>,
+    pub accepted: bool,
+}
+
+pub(crate) struct Peer {
+    pub ep: SecureEndpoint,
+    pub addr: SocketAddr,
+    /// Inner packets delivered, in order.
+    pub received: Vec<Vec<u8>>,
+    pub events: Vec<SecureEvent>,
+    pub rejects: Vec<Reject>,
+}
+
+impl Peer {
+    pub(crate) fn established(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, SecureEvent::Established { .. }))
+            .count()
+    }
+    pub(crate) fn rekeyed(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, SecureEvent::Rekeyed { .. }))
+            .count()
+    }
+    pub(crate) fn sas(&self) -> Option<String> {
+        self.events.iter().rev().find_map(|e| match e {
+            SecureEvent::Established { sas, .. } | SecureEvent::PeerRestarted { sas, .. } => {
+                Some(sas.clone())
+            }
+            _ => None,
+        })
+    }
+}
+
+pub(crate) fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], port))
+}
+
+/// A cheap passphrase key for tests (Argon2 with minimal cost).
+pub(crate) fn test_psk(passphrase: &str) -> Psk {
+    derive_psk_with(passphrase.as_bytes(), None, KdfParams::INSECURE_TEST_ONLY).unwrap()
+}
+
+pub(crate) fn config(psk: Option<Psk>, peer: Option<SocketAddr>) -> SecureConfig {
+    SecureConfig {
+        psk,
+        peer,
+        ..SecureConfig::default()
+    }
+}
+
+pub(crate) struct Net {
+    pub a: Peer,
+    pub b: Peer,
+    pub t0: Instant,
+    pub now: Instant,
+    /// (destination address, source address, bytes) not yet delivered.
+    pub queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    pub log: Vec<Record>,
+    /// Drops a datagram before delivery when it returns true.
+    pub drop: Option<DropFn>,
+    /// Runs just before each delivery, with the receiving endpoint in exactly the state
+    /// that will handle the datagram (the adversarial tests inject mutations here).
+    pub pre_deliver: Option<PreDeliver>,
+}
+
+/// See [`Net::drop`].
+pub(crate) type DropFn = Box<dyn FnMut(&SocketAddr, &[u8]) -> bool>;
+
+/// See [`Net::pre_deliver`].
+pub(crate) type PreDeliver = Box<dyn FnMut(&mut SecureEndpoint, Instant, SocketAddr, &[u8])>;
+
+impl Net {
+    /// A and B, each configured with the other's address and the given keys.
+    pub(crate) fn new(psk_a: Option<Psk>, psk_b: Option<Psk>, seed: u8) -> Self {
+        let (aa, ba) = (addr(1001), addr(1002));
+        let t0 = Instant::now();
+        let a = SecureEndpoint::new(config(psk_a, Some(ba)), 0xA0A0, t0, UNIX0, [seed; 32]);
+        let b = SecureEndpoint::new(
+            config(psk_b, Some(aa)),
+            0xB0B0,
+            t0,
+            UNIX0,
+            [seed.wrapping_add(100); 32],
+        );
+        Self::with(a, b, aa, ba, t0)
+    }
+
+    pub(crate) fn with(
+        a: SecureEndpoint,
+        b: SecureEndpoint,
+        aa: SocketAddr,
+        ba: SocketAddr,
+        t0: Instant,
+    ) -> Self {
+        let peer = |ep, addr| Peer {
+            ep,
+            addr,
+            received: vec![],
+            events: vec![],
+            rejects: vec![],
+        };
+        Self {
+            a: peer(a, aa),
+            b: peer(b, ba),
+            t0,
+            now: t0,
+            queue: VecDeque::new(),
+            log: vec![],
+            drop: None,
+            pre_deliver: None,
+        }
+    }
+
+    /// Both with the same passphrase.
+    pub(crate) fn psk(seed: u8) -> Self {
+        Self::new(
+            Some(test_psk("hunter2 hunter2")),
+            Some(test_psk("hunter2 hunter2")),
+            seed,
+        )
+    }
+
+    pub(crate) fn peer(&mut self, side: Side) -> &mut Peer {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    fn side_of(&self, addr: SocketAddr) -> Option<Side> {
+        if addr == self.a.addr {
+            Some(Side::A)
+        } else if addr == self.b.addr {
+            Some(Side::B)
+        } else {
+            None
+        }
+    }
+
+    /// Moves what an endpoint wants to send into the network, and its events into the log.
+    fn drain(&mut self, side: Side) {
+        let p = self.peer(side);
+        let from = p.addr;
+        let mut out = vec![];
+        while let Some(t) = p.ep.poll_transmit() {
+            out.push(t);
+        }
+        while let Some(e) = p.ep.poll_event() {
+            p.events.push(e);
+        }
+        for Transmit { to, payload } in out {
+            self.queue.push_back((to, from, payload));
+        }
+    }
+
+    /// Delivers everything in flight (and everything that causes) in FIFO order.
+    pub(crate) fn pump(&mut self) {
+        self.drain(Side::A);
+        self.drain(Side::B);
+        let mut steps = 0;
+        while let Some((to, from, bytes)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 10_000, "network never quiesces");
+            if let Some(drop) = self.drop.as_mut() {
+                if drop(&to, &bytes) {
+                    continue;
+                }
+            }
+            let Some(side) = self.side_of(to) else {
+                continue;
+            };
+            self.deliver(side, from, bytes);
+        }
+    }
+
+    /// Hands one datagram to an endpoint, records it, and drains the endpoint.
+    pub(crate) fn deliver(&mut self, side: Side, from: SocketAddr, bytes: Vec<u8>) {
+        let now = self.now;
+        let mut hook = self.pre_deliver.take();
+        let p = self.peer(side);
+        if let Some(h) = hook.as_mut() {
+            h(&mut p.ep, now, from, &bytes);
+        }
+        self.pre_deliver = hook;
+        let p = self.peer(side);
+        let result = p.ep.handle_datagram(now, from, &bytes);
+        let accepted = result.is_ok();
+        match result {
+            Ok(Some(Plaintext { bytes: inner, .. })) => p.received.push(inner),
+            Ok(None) => {}
+            Err(r) => p.rejects.push(r),
+        }
+        self.log.push(Record {
+            to: side,
+            from,
+            bytes,
+            accepted,
+        });
+        self.drain(side);
+    }
+
+    /// Seals an inner packet on `side` and puts it in flight.
+    pub(crate) fn send(&mut self, side: Side, inner: &[u8]) -> Result<(), SealError> {
+        let now = self.now;
+        let p = self.peer(side);
+        let from = p.addr;
+        let t = p.ep.seal(now, inner)?;
+        self.queue.push_back((t.to, from, t.payload));
+        self.drain(side);
+        Ok(())
+    }
+
+    /// Advances virtual time to `now + d`, firing every timer on the way.
+    pub(crate) fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        let mut fired = 0;
+        loop {
+            self.pump();
+            let next = [self.a.ep.poll_timeout(), self.b.ep.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= target => {
+                    fired += 1;
+                    assert!(fired < 100_000, "timers never settle");
+                    self.now = self.now.max(t);
+                    let now = self.now;
+                    self.a.ep.handle_timeout(now);
+                    self.b.ep.handle_timeout(now);
+                    self.drain(Side::A);
+                    self.drain(Side::B);
+                }
+                _ => break,
+            }
+        }
+        self.now = target;
+        self.pump();
+    }
+
+    /// A connects; everything is delivered.
+    pub(crate) fn connect(&mut self) {
+        let now = self.now;
+        self.a.ep.connect(now);
+        self.pump();
+    }
+
+    /// Sends `n` numbered messages each way, delivering as it goes.
+    pub(crate) fn chat(&mut self, n: usize, tag: &str) {
+        self.try_chat(n, tag).unwrap();
+    }
+
+    /// [`chat`](Self::chat), returning the first sealing error.
+    pub(crate) fn try_chat(&mut self, n: usize, tag: &str) -> Result<(), SealError> {
+        for i in 0..n {
+            self.send(Side::A, format!("{tag} a{i}").as_bytes())?;
+            self.pump();
+            self.send(Side::B, format!("{tag} b{i}").as_bytes())?;
+            self.pump();
+        }
+        Ok(())
+    }
+}
+
+/// What one injected datagram caused: its result, and everything the endpoint queued.
+pub(crate) struct Outcome {
+    pub result: Result<Option<Plaintext>, Reject>,
+    pub sent_bytes: usize,
+    pub events: Vec<SecureEvent>,
+}
+
+/// Feeds one datagram to an endpoint and collects (without delivering) what it queued.
+pub(crate) fn inject(
+    ep: &mut SecureEndpoint,
+    now: Instant,
+    from: SocketAddr,
+    bytes: &[u8],
+) -> Outcome {
+    let result = ep.handle_datagram(now, from, bytes);
+    let mut sent_bytes = 0;
+    while let Some(t) = ep.poll_transmit() {
+        sent_bytes += t.payload.len();
+    }
+    let events = std::iter::from_fn(|| ep.poll_event()).collect();
+    Outcome {
+        result,
+        sent_bytes,
+        events,
+    }
+}
+
+/// Checks that an injected datagram was rejected without any effect; describes the
+/// violation otherwise.
+pub(crate) fn expect_nothing(what: &str, o: &Outcome) -> Result<(), String> {
+    if o.result.is_ok() {
+        return Err(format!("{what}: accepted ({:?})", o.result));
+    }
+    if o.sent_bytes != 0 {
+        return Err(format!("{what}: {} bytes sent in answer", o.sent_bytes));
+    }
+    if !o.events.is_empty() {
+        return Err(format!("{what}: events {:?}", o.events));
+    }
+    Ok(())
+}
