@@ -1,0 +1,221 @@
+//! The protocol engine over real loopback sockets: two sessions, each on its own thread
+//! with its own UDP socket, the sender offering messages as fast as its session accepts
+//! them, the seeded impairment applied to what each side receives (as the app does).
+//!
+//! This is the bench's own driver (blocking sockets, one thread per side), so the figures
+//! measure the protocol and the kernel's UDP path, not the line interface or terminal.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
+use udpchat_proto::wire::{classify, Classification};
+use udpchat_proto::{Config, Event, Session, Stats};
+
+/// How long a blocked receive waits before the loop looks at its timers again. The
+/// shortest protocol timer is 10 ms, so 1 ms costs nothing in accuracy.
+const POLL: Duration = Duration::from_millis(1);
+
+/// A run gives up after this long, so a broken build cannot hang the bench.
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// One benchmark run of the engine.
+#[derive(Clone, Debug)]
+pub(crate) struct Run {
+    /// Session settings of both sides.
+    pub(crate) config: Config,
+    /// Impairment applied to datagrams each side receives.
+    pub(crate) impairment: ImpairConfig,
+    /// Messages sent from A to B.
+    pub(crate) messages: usize,
+    /// Bytes of text per message.
+    pub(crate) size: usize,
+    /// Seed of the impairment.
+    pub(crate) seed: u64,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outcome {
+    /// From the first message offered to the last one received.
+    pub(crate) elapsed: Duration,
+    /// Messages B showed, in order (checked).
+    pub(crate) received: usize,
+    /// First transmission to acknowledgement, per message.
+    pub(crate) latencies: Vec<Duration>,
+    /// The sender's counters.
+    pub(crate) stats: Stats,
+}
+
+impl Outcome {
+    /// Messages per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Retransmissions per message.
+    pub(crate) fn retransmissions_per_message(&self) -> f64 {
+        self.stats.retransmissions as f64 / self.stats.messages_delivered.max(1) as f64
+    }
+}
+
+struct Side {
+    socket: UdpSocket,
+    session: Session,
+    impairment: Impairment<SocketAddr>,
+}
+
+impl Side {
+    fn new(run: &Run, socket: UdpSocket, peer: SocketAddr, epoch: u64) -> anyhow::Result<Self> {
+        socket.set_read_timeout(Some(POLL))?;
+        Ok(Self {
+            socket,
+            session: Session::new(run.config.clone(), epoch, peer, Instant::now()),
+            impairment: Impairment::new(run.impairment.clone(), run.seed ^ epoch),
+        })
+    }
+
+    /// Sends what the session has queued.
+    fn send_all(&mut self) {
+        while let Some(t) = self.session.poll_transmit() {
+            // Loopback does not refuse datagrams between two bound sockets; a full
+            // socket buffer drops one, which the protocol repairs like any loss.
+            let _ = self.socket.send_to(&t.payload, t.destination);
+        }
+    }
+
+    /// Waits up to [`POLL`] for one datagram and feeds it through the impairment, then
+    /// fires due timers.
+    fn receive(&mut self, buf: &mut [u8]) {
+        if let Ok((len, from)) = self.socket.recv_from(buf) {
+            let class = match classify(&buf[..len]) {
+                Classification::Data { .. } => PacketClass::Data,
+                Classification::Ack { .. } => PacketClass::Ack,
+                Classification::Control | Classification::Invalid => PacketClass::Control,
+            };
+            let now = Instant::now();
+            self.impairment
+                .handle_input(now, class, buf[..len].to_vec(), from);
+        }
+        let now = Instant::now();
+        while let Some((from, bytes)) = self.impairment.poll_output(now) {
+            self.session.handle_datagram(now, from, &bytes);
+        }
+        if self.session.poll_timeout().is_some_and(|t| t <= now) {
+            self.session.handle_timeout(now);
+        }
+    }
+}
+
+/// Runs `run` and checks that B showed every message exactly once, in order.
+pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
+    let a_socket = UdpSocket::bind("127.0.0.1:0")?;
+    let b_socket = UdpSocket::bind("127.0.0.1:0")?;
+    let (a_addr, b_addr) = (a_socket.local_addr()?, b_socket.local_addr()?);
+    let mut a = Side::new(run, a_socket, b_addr, 0xA11CE)?;
+    let mut b = Side::new(run, b_socket, a_addr, 0xB0B)?;
+    let done = Arc::new(AtomicBool::new(false));
+
+    // B: acknowledges and counts until A says it has everything acknowledged.
+    let b_done = Arc::clone(&done);
+    let expected = run.messages;
+    let receiver = std::thread::spawn(move || -> anyhow::Result<(usize, Option<Instant>)> {
+        let mut buf = vec![0u8; 65_536];
+        let mut next = 0usize;
+        let mut last_at = None;
+        let started = Instant::now();
+        while !b_done.load(Ordering::Relaxed) && started.elapsed() < LIMIT {
+            b.receive(&mut buf);
+            while let Some(event) = b.session.poll_event() {
+                if let Event::Received { text, .. } = event {
+                    anyhow::ensure!(
+                        text.starts_with(&format!("{next:08}")),
+                        "message {next} arrived out of order: {text:.8}"
+                    );
+                    next += 1;
+                    if next == expected {
+                        last_at = Some(Instant::now());
+                    }
+                }
+            }
+            b.send_all();
+        }
+        Ok((next, last_at))
+    });
+
+    // A: offers messages while its session accepts them; records send and ack times.
+    let filler = "x".repeat(run.size.saturating_sub(8));
+    let mut buf = vec![0u8; 65_536];
+    let mut offered = 0usize;
+    let mut sent_at = std::collections::HashMap::new();
+    let mut outcome = Outcome::default();
+    let start = Instant::now();
+    while start.elapsed() < LIMIT {
+        let now = Instant::now();
+        while offered < run.messages && a.session.can_send() {
+            let text = format!("{offered:08}{filler}");
+            a.session
+                .send(now, text)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            offered += 1;
+        }
+        a.send_all();
+        let now = Instant::now();
+        while let Some(event) = a.session.poll_event() {
+            match event {
+                Event::Sent { id, .. } => {
+                    sent_at.insert(id, now);
+                }
+                Event::Delivered { id, .. } => {
+                    if let Some(at) = sent_at.remove(&id) {
+                        outcome.latencies.push(now - at);
+                    }
+                }
+                Event::Failed { text, .. } => anyhow::bail!("message failed: {text:.8}"),
+                _ => {}
+            }
+        }
+        if offered == run.messages && a.session.is_idle() {
+            break;
+        }
+        a.receive(&mut buf);
+    }
+    done.store(true, Ordering::Relaxed);
+    let (received, last_at) = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver thread panicked"))??;
+    anyhow::ensure!(
+        received == run.messages,
+        "only {received} of {} messages arrived",
+        run.messages
+    );
+    outcome.received = received;
+    outcome.elapsed = last_at.context("no last message")? - start;
+    outcome.stats = *a.session.stats();
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_lossy_run_delivers_everything_in_order() {
+        let run = Run {
+            config: Config::default(),
+            impairment: ImpairConfig {
+                loss: 0.1,
+                ..ImpairConfig::default()
+            },
+            messages: 300,
+            size: 100,
+            seed: 1,
+        };
+        let outcome = measure(&run).unwrap();
+        assert_eq!(outcome.received, 300);
+        assert_eq!(outcome.latencies.len(), 300);
+    }
+}

@@ -1,0 +1,330 @@
+//! udpchat's benchmarks: every figure a ratio against a baseline measured in the same
+//! run on the same loopback (raw UDP, TCP, QUIC), the median of several runs.
+//!
+//! ```text
+//! udpchat-bench                          # full run, prints the table
+//! udpchat-bench --write docs/BENCHMARKS.md
+//! udpchat-bench --smoke                  # every benchmark briefly, for CI: no goals judged
+//! ```
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod engine;
+mod machine;
+mod memory;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use udpchat_impair::ImpairConfig;
+use udpchat_proto::{Config, RtoPolicy};
+
+use crate::engine::{measure, Outcome, Run};
+
+/// Sizes of one run: the full run and the smoke run differ only in these.
+struct Sizes {
+    repeats: usize,
+    ping_pongs: usize,
+    one_way: Duration,
+    stop_and_wait: usize,
+    lossy: usize,
+    fixed_timeout: Duration,
+    window: usize,
+    streams: usize,
+    queued: usize,
+    idle_peers: usize,
+}
+
+const FULL: Sizes = Sizes {
+    repeats: 5,
+    ping_pongs: 20_000,
+    one_way: Duration::from_secs(1),
+    stop_and_wait: 20_000,
+    lossy: 1_000,
+    fixed_timeout: Duration::from_secs(3),
+    window: 200_000,
+    streams: 200_000,
+    queued: 10_000,
+    idle_peers: 1_000,
+};
+
+const SMOKE: Sizes = Sizes {
+    repeats: 1,
+    ping_pongs: 200,
+    one_way: Duration::from_millis(50),
+    stop_and_wait: 200,
+    lossy: 30,
+    // Labelled as such in the output: 3 s would make the smoke run take minutes.
+    fixed_timeout: Duration::from_millis(100),
+    window: 2_000,
+    streams: 2_000,
+    queued: 1_000,
+    idle_peers: 50,
+};
+
+/// Bytes per message in every throughput figure.
+const SIZE: usize = 100;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn repeat(n: usize, mut f: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut values = Vec::with_capacity(n);
+    for _ in 0..n {
+        values.push(f()?);
+    }
+    Ok(median(values))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A figure with its goal.
+struct Goal {
+    what: String,
+    value: String,
+    target: String,
+    met: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    goals: Vec<Goal>,
+}
+
+impl Report {
+    fn line(&mut self, text: String) {
+        println!("{text}");
+        self.lines.push(text);
+    }
+
+    fn goal(&mut self, what: &str, value: String, target: &str, met: bool) {
+        println!(
+            "  goal: {what}: {value} (target {target}) {}",
+            if met { "MET" } else { "NOT MET" }
+        );
+        self.goals.push(Goal {
+            what: what.to_owned(),
+            value,
+            target: target.to_owned(),
+            met,
+        });
+    }
+}
+
+fn engine(config: Config, impairment: ImpairConfig, messages: usize, seed: u64) -> Run {
+    Run {
+        config,
+        impairment,
+        messages,
+        size: SIZE,
+        seed,
+    }
+}
+
+fn lossy_latency(rto: RtoPolicy, s: &Sizes) -> anyhow::Result<Outcome> {
+    let config = Config {
+        rto,
+        max_retries: 1_000,
+        ..Config::default()
+    };
+    measure(&engine(config, ImpairConfig::seed_classic(), s.lossy, 7))
+}
+
+fn run(s: &Sizes, smoke: bool) -> anyhow::Result<Report> {
+    let mut r = Report::default();
+    let machine = machine::describe();
+    r.line(format!("machine: {machine}"));
+
+    // 1. The limit.
+    let ping_pong = repeat(s.repeats, || baseline::udp_ping_pong(s.ping_pongs, SIZE))?;
+    let one_way = repeat(s.repeats, || baseline::udp_one_way(s.one_way, SIZE))?;
+    r.line(format!(
+        "1. raw UDP: {ping_pong:.0} ping-pong round trips/s; {one_way:.0} one-way datagrams/s ({SIZE} bytes)"
+    ));
+
+    // 2. Stop-and-wait without loss against ping-pong.
+    let saw = Config {
+        window: 1,
+        ..Config::default()
+    };
+    let saw_rate = repeat(s.repeats, || {
+        Ok(measure(&engine(
+            saw.clone(),
+            ImpairConfig::default(),
+            s.stop_and_wait,
+            1,
+        ))?
+        .rate())
+    })?;
+    r.line(format!(
+        "2. stop-and-wait, no loss: {saw_rate:.0} messages/s = {:.2} x raw ping-pong",
+        saw_rate / ping_pong
+    ));
+    r.goal(
+        "stop-and-wait / raw ping-pong",
+        format!("{:.2}", saw_rate / ping_pong),
+        ">= 0.5",
+        saw_rate / ping_pong >= 0.5,
+    );
+
+    // 3. The seed's loss: fixed timeout against adaptive.
+    let fixed = lossy_latency(RtoPolicy::Fixed(s.fixed_timeout), s)?;
+    let adaptive = lossy_latency(RtoPolicy::adaptive(), s)?;
+    let describe = |name: &str, o: &Outcome| {
+        let mut l = o.latencies.clone();
+        l.sort_unstable();
+        let mean = l.iter().sum::<Duration>() / u32::try_from(l.len().max(1)).unwrap_or(1);
+        (
+            format!(
+                "   {name}: mean {:.1} ms, p99 {:.1} ms, {:.3} retransmissions/message",
+                ms(mean),
+                ms(percentile(&l, 0.99)),
+                o.retransmissions_per_message()
+            ),
+            mean,
+        )
+    };
+    let fixed_label = format!("fixed {} ms timeout", s.fixed_timeout.as_millis());
+    let (fixed_line, fixed_mean) = describe(&fixed_label, &fixed);
+    let (adaptive_line, adaptive_mean) = describe("adaptive timeout", &adaptive);
+    r.line(format!(
+        "3. seed's loss (--drop 0.2 --ack-drop 0.2), {} messages, window 64:",
+        s.lossy
+    ));
+    r.line(fixed_line);
+    r.line(adaptive_line);
+    let speedup = ms(fixed_mean) / ms(adaptive_mean).max(1e-6);
+    let theory = 1.0 / (0.8 * 0.8) - 1.0;
+    r.goal(
+        "adaptive mean latency speed-up over the fixed timeout",
+        format!("{speedup:.0}x"),
+        ">= 100x",
+        speedup >= 100.0,
+    );
+    r.goal(
+        "retransmissions per message (adaptive) / theory 0.5625",
+        format!("{:.2}", adaptive.retransmissions_per_message() / theory),
+        "<= 1.3",
+        adaptive.retransmissions_per_message() <= 1.3 * theory,
+    );
+
+    // 4. Window 64 against one-way datagrams, without and with 5% loss.
+    let clean = repeat(s.repeats, || {
+        Ok(measure(&engine(
+            Config::default(),
+            ImpairConfig::default(),
+            s.window,
+            2,
+        ))?
+        .rate())
+    })?;
+    let five = ImpairConfig {
+        loss: 0.05,
+        ..ImpairConfig::default()
+    };
+    let lossy = repeat(s.repeats, || {
+        Ok(measure(&engine(Config::default(), five.clone(), s.window, 3))?.rate())
+    })?;
+    r.line(format!(
+        "4. window 64, {SIZE}-byte messages: {clean:.0} messages/s = {:.2} x raw one-way datagrams; with 5% loss {lossy:.0}/s = {:.0}% of loss-free",
+        clean / one_way,
+        100.0 * lossy / clean
+    ));
+    r.goal(
+        "window 64 / raw one-way datagrams",
+        format!("{:.2}", clean / one_way),
+        ">= 0.5",
+        clean / one_way >= 0.5,
+    );
+    r.goal(
+        "5% loss / loss-free rate",
+        format!("{:.0}%", 100.0 * lossy / clean),
+        ">= 80%",
+        lossy / clean >= 0.8,
+    );
+
+    // 5. The alternatives.
+    let quic = repeat(s.repeats, || baseline::quic(s.streams, SIZE))?;
+    let tcp = repeat(s.repeats, || baseline::tcp(s.streams, SIZE))?;
+    r.line(format!(
+        "5. ordered {SIZE}-byte messages: quinn (one stream) {quic:.0}/s, TCP NODELAY {tcp:.0}/s; udpchat / quinn = {:.2}, udpchat / TCP = {:.2}",
+        clean / quic,
+        clean / tcp
+    ));
+    r.goal(
+        "udpchat / quinn",
+        format!("{:.2}", clean / quic),
+        ">= 1.0",
+        clean >= quic,
+    );
+
+    // 6. Memory.
+    let (queued_kib, peak_kib) = memory::queued(s.queued);
+    let idle = memory::per_idle_peer(s.idle_peers);
+    r.line(format!(
+        "6. memory: {} messages queued in one session: +{queued_kib} KiB (process peak RSS {peak_kib} KiB); {idle:.1} KiB per idle peer",
+        s.queued
+    ));
+    if smoke {
+        r.line("smoke run: sizes reduced, goals not judged".to_owned());
+    }
+    Ok(r)
+}
+
+fn markdown(r: &Report) -> String {
+    let mut md = String::from(
+        "# Benchmarks\n\nMeasured with `cargo run --release -p udpchat-bench -- --write docs/BENCHMARKS.md` \
+         (reproduce with the same command). Every udpchat figure is compared with a baseline \
+         measured in the same run on the same loopback; each is the median of 5 runs.\n\n",
+    );
+    md.push_str("## Results\n\n```text\n");
+    for l in &r.lines {
+        md.push_str(l);
+        md.push('\n');
+    }
+    md.push_str("```\n\n## Goals\n\n| figure | measured | goal | |\n| --- | --- | --- | --- |\n");
+    for g in &r.goals {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            g.what,
+            g.value,
+            g.target,
+            if g.met { "met" } else { "**not met**" }
+        );
+    }
+    md
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let write = args
+        .iter()
+        .position(|a| a == "--write")
+        .and_then(|i| args.get(i + 1));
+    if let Some(bad) = args
+        .iter()
+        .find(|a| a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write"))
+    {
+        anyhow::bail!("unknown option {bad} (use --smoke or --write PATH)");
+    }
+    let report = run(if smoke { &SMOKE } else { &FULL }, smoke)?;
+    if let Some(path) = write {
+        std::fs::write(path, markdown(&report))?;
+        println!("wrote {path}");
+    }
+    Ok(())
+}
