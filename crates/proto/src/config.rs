@@ -28,8 +28,8 @@ impl SeqBits {
     }
 }
 
-/// The largest window: the selective acknowledgement bitmap covers 64 messages.
-pub const MAX_WINDOW: u16 = 64;
+/// The largest window: the selective acknowledgement bitmap covers 512 messages.
+pub const MAX_WINDOW: u16 = 512;
 
 /// The default window, chosen from the benchmarks (docs/BENCHMARKS.md): the largest the
 /// acknowledgement bitmap covers, so a burst of messages shares datagrams and round trips.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::SeqBits;
-use crate::wire::{AckFrame, Payload};
+use crate::wire::{AckFrame, Payload, Sack};
 
 /// What became of one received DATA frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,13 +98,12 @@ impl Receiver {
 
     /// The acknowledgement describing what has been received.
     pub(crate) fn ack(&self) -> AckFrame {
-        let mut sack = 0u64;
+        let mut sack = Sack::EMPTY;
         for &seq in self.buffered.keys() {
-            // Buffered sequence numbers are within the window (at most 64) above expected.
-            if let Some(bit) = seq.checked_sub(self.expected + 1) {
-                if bit < 64 {
-                    sack |= 1 << bit;
-                }
+            // Buffered sequence numbers are within the window above expected, which the
+            // bitmap covers.
+            if let Some(offset) = seq.checked_sub(self.expected + 1) {
+                sack.insert(offset);
             }
         }
         AckFrame {
@@ -147,10 +146,10 @@ mod tests {
         assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
         assert_eq!(r.on_data(3, t("d")), Arrival::Duplicate);
         let ack = r.ack();
-        assert_eq!((ack.cumulative, ack.sack), (0, 0b110));
+        assert_eq!((ack.cumulative, ack.sack), (0, Sack::from_bits(0b110)));
         assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1, 2, 3]);
-        assert_eq!((r.ack().cumulative, r.ack().sack), (4, 0));
+        assert_eq!((r.ack().cumulative, r.ack().sack), (4, Sack::EMPTY));
     }
 
     #[test]

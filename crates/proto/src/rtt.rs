@@ -24,13 +24,16 @@ pub enum RtoPolicy {
 }
 
 impl RtoPolicy {
-    /// The default adaptive policy: 1 s before the first sample, 10 ms floor, 5 s
-    /// ceiling. RFC 6298 allows a ceiling of 60 s; a chat should notice a returning peer
-    /// within seconds, and with 5 s the default 20 retries give up after about a minute.
+    /// The default adaptive policy: 1 s before the first sample (RFC 6298), a 1 ms floor
+    /// and a 5 s ceiling. RFC 6298's 1 s floor exists for TCP's delayed ACKs; udpchat
+    /// acknowledges at once, so like QUIC (RFC 9002) it keeps only the timer granularity,
+    /// and a loss on a fast path is repaired in about a round trip, not a second. The
+    /// ceiling keeps a returning peer noticed within seconds, and with it the default 20
+    /// retries give up after about a minute.
     pub const fn adaptive() -> Self {
         Self::Adaptive {
             initial: Duration::from_secs(1),
-            min: Duration::from_millis(10),
+            min: Duration::from_millis(1),
             max: Duration::from_secs(5),
         }
     }
@@ -220,8 +223,13 @@ mod tests {
     #[test]
     fn floor_and_ceiling_clamp_and_fixed_ignores_everything() {
         let mut e = RttEstimator::new(RtoPolicy::adaptive());
+        // 50 µs + max(1 ms granularity, 4 x 25 µs): the granularity term dominates.
         e.on_sample(Duration::from_micros(50));
-        assert_eq!(e.rto(), ms(10));
+        assert_eq!(e.rto(), Duration::from_micros(1_050));
+        for _ in 0..100 {
+            e.on_expiry();
+        }
+        assert_eq!(e.rto(), Duration::from_secs(5));
         let mut f = RttEstimator::new(RtoPolicy::Fixed(Duration::from_secs(3)));
         f.on_sample(ms(1));
         f.on_expiry();

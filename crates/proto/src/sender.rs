@@ -1,17 +1,25 @@
 //! The sending half of one direction: numbers messages, keeps up to a window of them in
-//! flight, retransmits what is lost (on timeout, or at once when selective
-//! acknowledgements show a hole), and gives up after too many tries, never silently.
+//! flight, retransmits what is lost (on timeout, or at once when something sent after
+//! it has been acknowledged), and gives up after too many tries, never silently.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::SeqBits;
 use crate::event::{FailReason, MessageId};
-use crate::wire::{AckFrame, Payload};
+use crate::wire::{
+    AckFrame, Payload, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM, SKIP_FRAME_LEN,
+};
 
-/// Later messages that must be selectively acknowledged past a missing one before it
-/// is resent without waiting for the timer (TCP's duplicate-ACK threshold).
-const FAST_RETRANSMIT_THRESHOLD: u64 = 3;
+/// A message is taken for lost, and resent without waiting for its timer, once a
+/// message transmitted this many transmissions after it has been acknowledged. This is
+/// RACK's rule (RFC 8985) counted in transmissions instead of time: it tolerates a little
+/// reordering, and unlike TCP's one-shot fast retransmit it also catches a retransmission
+/// that was itself lost.
+const REORDERING_THRESHOLD: u64 = 3;
+
+/// Bytes of messages one expiry of the retransmission timer may resend: one datagram.
+const PROBE_BYTES: usize = MAX_DATAGRAM - HEADER_LEN - CRC_LEN - SKIP_FRAME_LEN;
 
 /// A message accepted by `send` and not yet on the wire.
 #[derive(Debug)]
@@ -34,8 +42,11 @@ struct InFlight {
     retransmit_at: Instant,
     /// Reported received by a selective acknowledgement; not retransmitted.
     sacked: bool,
-    /// Already resent because of a hole; the timer handles any further loss.
-    fast_retransmitted: bool,
+    /// Order of its first transmission among all of this sender's transmissions; it
+    /// grows with `seq`, which lets scans over the window stop early.
+    first_tx: u64,
+    /// Order of its latest transmission.
+    last_tx: u64,
 }
 
 /// What the sender wants done after an input.
@@ -89,6 +100,10 @@ pub(crate) struct Sender {
     peer_window: u16,
     seq_bits: SeqBits,
     max_retries: u32,
+    /// Transmissions so far (first ones and retransmissions), to order them.
+    transmissions: u64,
+    /// The latest transmission known to have arrived.
+    largest_acked_tx: u64,
 }
 
 impl Sender {
@@ -103,7 +118,14 @@ impl Sender {
             peer_window: window,
             seq_bits,
             max_retries,
+            transmissions: 0,
+            largest_acked_tx: 0,
         }
+    }
+
+    fn next_tx(&mut self) -> u64 {
+        self.transmissions += 1;
+        self.transmissions
     }
 
     /// Accepts a message for sending.
@@ -148,6 +170,7 @@ impl Sender {
             };
             let seq = self.next_seq;
             self.next_seq += 1;
+            let last_tx = self.next_tx();
             out.push(SenderOutput::Transmit {
                 id: q.id,
                 seq: self.seq_bits.on_wire(seq),
@@ -163,7 +186,8 @@ impl Sender {
                 attempts: 1,
                 retransmit_at: now + rto,
                 sacked: false,
-                fast_retransmitted: false,
+                first_tx: last_tx,
+                last_tx,
             });
         }
     }
@@ -193,6 +217,7 @@ impl Sender {
         };
         self.peer_window = ack.window.max(1);
         let mut sample = None;
+        let mut acked_tx = 0;
         while self.in_flight.front().is_some_and(|m| m.seq < cumulative) {
             let Some(done) = self.in_flight.pop_front() else {
                 break;
@@ -200,6 +225,7 @@ impl Sender {
             if done.attempts == 1 && !done.sacked {
                 sample = Some(now.saturating_duration_since(done.first_sent_at));
             }
+            acked_tx = acked_tx.max(done.last_tx);
             result.progress = true;
             out.push(SenderOutput::Delivered {
                 id: done.id,
@@ -209,40 +235,55 @@ impl Sender {
             });
         }
         self.acked_below = self.acked_below.max(cumulative);
-        let mut highest_sacked = None;
+        let sacked_span = 8 * ack.sack.as_bytes().len() as u64;
         for m in &mut self.in_flight {
-            let Some(bit) = m.seq.checked_sub(cumulative + 1) else {
+            let Some(offset) = m.seq.checked_sub(cumulative + 1) else {
                 continue;
             };
-            if bit < 64 && ack.sack & (1 << bit) != 0 {
-                if !m.sacked {
-                    m.sacked = true;
-                    result.progress = true;
-                    if m.attempts == 1 {
-                        sample = Some(now.saturating_duration_since(m.first_sent_at));
-                    }
-                }
-                highest_sacked = Some(m.seq);
+            if offset >= sacked_span {
+                break;
             }
-        }
-        if let Some(highest) = highest_sacked {
-            for m in &mut self.in_flight {
-                let hole = !m.sacked && !m.fast_retransmitted;
-                if hole && m.seq + FAST_RETRANSMIT_THRESHOLD <= highest {
-                    m.fast_retransmitted = true;
-                    m.attempts += 1;
-                    m.retransmit_at = now + rto;
-                    out.push(SenderOutput::Transmit {
-                        id: m.id,
-                        seq: self.seq_bits.on_wire(m.seq),
-                        payload: m.payload.clone(),
-                        attempt: m.attempts,
-                    });
+            if ack.sack.contains(offset) && !m.sacked {
+                m.sacked = true;
+                result.progress = true;
+                acked_tx = acked_tx.max(m.last_tx);
+                if m.attempts == 1 {
+                    sample = Some(now.saturating_duration_since(m.first_sent_at));
                 }
             }
         }
+        self.largest_acked_tx = self.largest_acked_tx.max(acked_tx);
+        self.retransmit_lost(now, rto, out);
         result.rtt_sample = sample;
         result
+    }
+
+    /// Resends, at once, every message that something transmitted well after it has
+    /// overtaken (see [`REORDERING_THRESHOLD`]).
+    fn retransmit_lost(&mut self, now: Instant, rto: Duration, out: &mut Vec<SenderOutput>) {
+        let horizon = self.largest_acked_tx;
+        for i in 0..self.in_flight.len() {
+            // Later messages were first sent later still: none of them can be overtaken.
+            if self.in_flight[i].first_tx + REORDERING_THRESHOLD > horizon {
+                break;
+            }
+            let lost = self.in_flight[i].last_tx + REORDERING_THRESHOLD <= horizon
+                && !self.in_flight[i].sacked;
+            if !lost {
+                continue;
+            }
+            let last_tx = self.next_tx();
+            let m = &mut self.in_flight[i];
+            m.attempts += 1;
+            m.last_tx = last_tx;
+            m.retransmit_at = now + rto;
+            out.push(SenderOutput::Transmit {
+                id: m.id,
+                seq: self.seq_bits.on_wire(m.seq),
+                payload: m.payload.clone(),
+                attempt: m.attempts,
+            });
+        }
     }
 
     /// When the earliest retransmission is due.
@@ -254,28 +295,44 @@ impl Sender {
             .min()
     }
 
-    /// Retransmits what is due, with timers of `rto` (already backed off by the caller).
-    /// A message out of retries fails, and with it everything behind it, because the
-    /// peer is evidently unreachable. Returns true if anything was due.
+    /// The retransmission timer expired. Only the oldest unacknowledged messages are sent
+    /// again, as many as fill one datagram (RFC 6298 resends the oldest segment; QUIC
+    /// sends one or two probe packets), each with a timer of `rto` (already backed off by
+    /// the caller); other due messages wait for the same timer. Resending a whole window
+    /// on one expiry would turn a scheduling hiccup into a storm, and the probe's
+    /// acknowledgement lets loss detection find whatever else is really missing. A message
+    /// out of retries fails, and with it everything behind it, because the peer is
+    /// evidently unreachable. Returns true if anything was due.
     pub(crate) fn on_timeout(
         &mut self,
         now: Instant,
         rto: Duration,
         out: &mut Vec<SenderOutput>,
     ) -> bool {
-        let mut due = false;
-        let mut exhausted = false;
-        for m in &mut self.in_flight {
-            if m.sacked || m.retransmit_at > now {
+        let due = |m: &InFlight| !m.sacked && m.retransmit_at <= now;
+        let Some(oldest) = self.in_flight.iter().position(due) else {
+            return false;
+        };
+        if self.in_flight[oldest].attempts > self.max_retries {
+            self.fail_all(out);
+            return true;
+        }
+        let mut room = PROBE_BYTES;
+        for i in oldest..self.in_flight.len() {
+            if !due(&self.in_flight[i]) {
                 continue;
             }
-            due = true;
-            if m.attempts > self.max_retries {
-                exhausted = true;
-                break;
+            let size = DATA_FRAME_OVERHEAD + self.in_flight[i].payload.as_bytes().len();
+            self.in_flight[i].retransmit_at = now + rto;
+            if size > room && i != oldest {
+                continue;
             }
+            room = room.saturating_sub(size);
+            self.transmissions += 1;
+            let last_tx = self.transmissions;
+            let m = &mut self.in_flight[i];
+            m.last_tx = last_tx;
             m.attempts += 1;
-            m.retransmit_at = now + rto;
             out.push(SenderOutput::Transmit {
                 id: m.id,
                 seq: self.seq_bits.on_wire(m.seq),
@@ -283,10 +340,7 @@ impl Sender {
                 attempt: m.attempts,
             });
         }
-        if exhausted {
-            self.fail_all(out);
-        }
-        due
+        true
     }
 
     /// Gives up every message in flight or queued, in order, and arranges for the
@@ -340,13 +394,14 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Sack;
 
     const RTO: Duration = Duration::from_secs(3);
 
     fn ack(cumulative: u64, sack: u64) -> AckFrame {
         AckFrame {
             cumulative,
-            sack,
+            sack: Sack::from_bits(sack),
             window: 64,
         }
     }
@@ -480,6 +535,34 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_retransmission_is_resent_again_without_waiting_for_the_timer() {
+        let t0 = Instant::now();
+        let mut s = sender(16);
+        for i in 0..10 {
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
+        }
+        let mut out = Vec::new();
+        s.fill_window(t0, RTO, &mut out);
+        out.clear();
+        // 0 lost; 1..=3 arrive: 0 is resent (transmission 11).
+        s.on_ack(ack(0, 0b111), t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0]);
+        out.clear();
+        // 4..=9 arrive, all sent before the retransmission: no new verdict on 0.
+        s.on_ack(ack(0, 0b1_1111_1111), t0, RTO, &mut out);
+        assert!(sent_seqs(&out).is_empty());
+        // More messages sent after the retransmission arrive, the retransmission did not:
+        // it was lost too, and goes again at once.
+        for i in 10..14 {
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
+        }
+        s.fill_window(t0, RTO, &mut out);
+        out.clear();
+        s.on_ack(ack(0, 0b1_1111_1111_1111), t0, RTO, &mut out);
+        assert_eq!(sent_seqs(&out), vec![0]);
+    }
+
+    #[test]
     fn a_hole_with_three_later_messages_acknowledged_is_resent_at_once() {
         let t0 = Instant::now();
         let mut s = sender(8);
@@ -511,7 +594,7 @@ mod tests {
         s.on_ack(
             AckFrame {
                 cumulative: 0,
-                sack: 0,
+                sack: Sack::EMPTY,
                 window: 2,
             },
             t0,

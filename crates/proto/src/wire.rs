@@ -33,8 +33,13 @@ pub const CRC_LEN: usize = 4;
 pub const MAX_DATAGRAM: usize = 1200;
 /// Encoded size of a HELLO frame.
 pub const HELLO_FRAME_LEN: usize = 1;
-/// Encoded size of an ACK frame.
-pub const ACK_FRAME_LEN: usize = 1 + 8 + 8 + 2;
+/// Encoded size of an ACK frame with an empty selective-acknowledgement bitmap.
+pub const ACK_FRAME_MIN_LEN: usize = 1 + 8 + 2 + 1;
+/// Longest selective-acknowledgement bitmap, in bytes: 512 messages.
+pub const SACK_MAX_BYTES: usize = 64;
+/// Room kept in every data packet for an ACK with a bitmap of up to 7 bytes, should a
+/// later version piggyback acknowledgements on data.
+pub const ACK_RESERVE: usize = ACK_FRAME_MIN_LEN + 7;
 /// Encoded size of a SKIP frame.
 pub const SKIP_FRAME_LEN: usize = 1 + 8;
 /// Encoded size of a PING or PONG frame.
@@ -46,7 +51,7 @@ pub const MAX_NICK_LEN: usize = 64;
 /// Longest message text in bytes of UTF-8: it fits in one datagram together with an
 /// ACK and a SKIP frame, so a sender never has to split a packet to make room.
 pub const MAX_TEXT_LEN: usize =
-    MAX_DATAGRAM - HEADER_LEN - CRC_LEN - ACK_FRAME_LEN - SKIP_FRAME_LEN - DATA_FRAME_OVERHEAD;
+    MAX_DATAGRAM - HEADER_LEN - CRC_LEN - ACK_RESERVE - SKIP_FRAME_LEN - DATA_FRAME_OVERHEAD;
 
 /// Frame type bytes.
 mod frame_type {
@@ -151,10 +156,80 @@ impl Payload {
 pub struct AckFrame {
     /// Every message with a lower sequence number has been received: the next one expected.
     pub cumulative: u64,
-    /// Bit `i` set: message `cumulative + 1 + i` has been received and is buffered.
-    pub sack: u64,
+    /// Which messages after `cumulative` have been received and are buffered.
+    pub sack: Sack,
     /// How many sequence numbers from `cumulative` on the receiver is willing to accept.
     pub window: u16,
+}
+
+/// A selective-acknowledgement bitmap: bit `i` (byte `i / 8`, bit `i % 8` from the least
+/// significant) set means message `cumulative + 1 + i` has been received. At most
+/// [`SACK_MAX_BYTES`] bytes; trailing zero bytes are never sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sack {
+    bytes: [u8; SACK_MAX_BYTES],
+    len: u8,
+}
+
+impl Default for Sack {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Sack {
+    /// Nothing beyond `cumulative` received.
+    pub const EMPTY: Self = Self {
+        bytes: [0; SACK_MAX_BYTES],
+        len: 0,
+    };
+    /// Offsets a bitmap can describe.
+    pub const CAPACITY: u64 = 8 * SACK_MAX_BYTES as u64;
+
+    /// The first 64 offsets from a number, bit `i` for offset `i`.
+    pub fn from_bits(bits: u64) -> Self {
+        let mut sack = Self::EMPTY;
+        for i in 0..64 {
+            if bits & (1 << i) != 0 {
+                sack.insert(i);
+            }
+        }
+        sack
+    }
+
+    /// Marks offset `i` (message `cumulative + 1 + i`); offsets beyond the capacity are
+    /// left out, and the sender learns of them from the cumulative acknowledgement.
+    pub fn insert(&mut self, i: u64) {
+        let Ok(i) = usize::try_from(i) else {
+            return;
+        };
+        if let Some(byte) = self.bytes.get_mut(i / 8) {
+            *byte |= 1 << (i % 8);
+            self.len = self.len.max(u8::try_from(i / 8 + 1).unwrap_or(u8::MAX));
+        }
+    }
+
+    /// Whether offset `i` is marked.
+    pub fn contains(&self, i: u64) -> bool {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.as_bytes().get(i / 8).map(|b| b & (1 << (i % 8)) != 0))
+            .unwrap_or(false)
+    }
+
+    /// The bitmap as sent.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    fn from_wire(raw: &[u8]) -> Self {
+        let mut sack = Self::EMPTY;
+        sack.bytes[..raw.len()].copy_from_slice(raw);
+        // Trailing zero bytes carry nothing; dropping them keeps equal bitmaps equal.
+        let len = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        sack.len = u8::try_from(len).unwrap_or(u8::MAX);
+        sack
+    }
 }
 
 impl Frame {
@@ -163,7 +238,7 @@ impl Frame {
         match self {
             Self::Hello => HELLO_FRAME_LEN,
             Self::Data { payload, .. } => DATA_FRAME_OVERHEAD + payload.as_bytes().len(),
-            Self::Ack(_) => ACK_FRAME_LEN,
+            Self::Ack(ack) => ACK_FRAME_MIN_LEN + ack.sack.as_bytes().len(),
             Self::Skip { .. } => SKIP_FRAME_LEN,
             Self::Ping { .. } | Self::Pong { .. } => PING_FRAME_LEN,
         }
@@ -187,8 +262,11 @@ impl Frame {
             Self::Ack(ack) => {
                 out.push(frame_type::ACK);
                 out.extend_from_slice(&ack.cumulative.to_be_bytes());
-                out.extend_from_slice(&ack.sack.to_be_bytes());
                 out.extend_from_slice(&ack.window.to_be_bytes());
+                let sack = ack.sack.as_bytes();
+                // At most SACK_MAX_BYTES (64), so it fits in a byte.
+                out.push(u8::try_from(sack.len()).unwrap_or(u8::MAX));
+                out.extend_from_slice(sack);
             }
             Self::Skip { below } => {
                 out.push(frame_type::SKIP);
@@ -288,22 +366,51 @@ pub enum Classification {
     },
     /// Only handshake or other control frames.
     Control,
-    /// Does not decode; the session will reject it.
+    /// Not a well-framed udpchat packet; the session will reject it.
     Invalid,
 }
 
-/// Classifies a datagram by decoding it. Used to apply the seed's separate loss rates to
-/// messages and to acknowledgements.
+/// Classifies a datagram without decoding it: checks the framing (size, magic,
+/// version) and walks the frame headers, but neither verifies the checksum nor looks at
+/// text, and allocates nothing. It runs on every received datagram before the session
+/// decodes it properly, to apply the seed's separate loss rates to messages and to
+/// acknowledgements; what it cannot parse is [`Classification::Invalid`].
 pub fn classify(bytes: &[u8]) -> Classification {
-    let Ok(packet) = Packet::decode(bytes) else {
+    if bytes.len() < HEADER_LEN + CRC_LEN
+        || bytes.len() > MAX_DATAGRAM
+        || bytes[0..2] != MAGIC
+        || bytes[2] != VERSION
+    {
         return Classification::Invalid;
+    }
+    let mut reader = Reader {
+        bytes: &bytes[HEADER_LEN..bytes.len() - CRC_LEN],
     };
     let mut ack = None;
-    for frame in &packet.frames {
-        match frame {
-            Frame::Data { seq, .. } => return Classification::Data { seq: *seq },
-            Frame::Ack(a) => ack = Some(a.cumulative),
-            Frame::Hello | Frame::Skip { .. } | Frame::Ping { .. } | Frame::Pong { .. } => {}
+    while !reader.bytes.is_empty() {
+        let Ok(kind) = reader.u8() else {
+            return Classification::Invalid;
+        };
+        let skipped = match kind {
+            frame_type::HELLO => Ok(()),
+            frame_type::DATA => match reader.u64() {
+                Ok(seq) => return Classification::Data { seq },
+                Err(e) => Err(e),
+            },
+            frame_type::ACK => reader.u64().map(|cumulative| {
+                ack.get_or_insert(cumulative);
+            }),
+            frame_type::SKIP | frame_type::PING | frame_type::PONG => reader.u64().map(drop),
+            _ => return Classification::Invalid,
+        };
+        if skipped.is_err() {
+            return Classification::Invalid;
+        }
+        if kind == frame_type::ACK {
+            let sack = reader.take(2).and_then(|_| reader.u8());
+            if sack.and_then(|len| reader.take(usize::from(len))).is_err() {
+                return Classification::Invalid;
+            }
         }
     }
     match ack {
@@ -370,11 +477,20 @@ impl<'a> Reader<'a> {
                 };
                 Ok(Frame::Data { seq, payload })
             }
-            frame_type::ACK => Ok(Frame::Ack(AckFrame {
-                cumulative: self.u64()?,
-                sack: self.u64()?,
-                window: self.u16()?,
-            })),
+            frame_type::ACK => {
+                let cumulative = self.u64()?;
+                let window = self.u16()?;
+                let len = usize::from(self.u8()?);
+                if len > SACK_MAX_BYTES {
+                    return Err(DecodeError::SackTooLong { len });
+                }
+                let sack = Sack::from_wire(self.take(len)?);
+                Ok(Frame::Ack(AckFrame {
+                    cumulative,
+                    sack,
+                    window,
+                }))
+            }
             frame_type::SKIP => Ok(Frame::Skip { below: self.u64()? }),
             frame_type::PING => Ok(Frame::Ping { token: self.u64()? }),
             frame_type::PONG => Ok(Frame::Pong { token: self.u64()? }),
@@ -398,7 +514,7 @@ mod tests {
     pub(crate) const VECTOR_DATA: &str =
         "554301000000000000000001000000000000000202000000000000000000000268693c6499fc";
     pub(crate) const VECTOR_ACK: &str =
-        "554301000000000000000002000000000000000103000000000000000100000000000000000001ef8b00fb";
+        "5543010000000000000000020000000000000001030000000000000001000100a5535731";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -420,7 +536,7 @@ mod tests {
             dst_epoch: 1,
             frames: vec![Frame::Ack(AckFrame {
                 cumulative: 1,
-                sack: 0,
+                sack: Sack::EMPTY,
                 window: 1,
             })],
         };
@@ -446,7 +562,8 @@ mod tests {
                 Frame::Skip { below: 3 },
                 Frame::Ack(AckFrame {
                     cumulative: 1,
-                    sack: 0,
+                    // The largest bitmap the text limit leaves room for: 7 bytes.
+                    sack: Sack::from_bits(1 << 55),
                     window: 1,
                 }),
                 Frame::Data {
@@ -507,6 +624,19 @@ mod tests {
     }
 
     #[test]
+    fn sack_bitmaps_cover_512_messages_and_trim_trailing_zeros() {
+        let mut sack = Sack::EMPTY;
+        sack.insert(0);
+        sack.insert(511);
+        sack.insert(512);
+        assert!(sack.contains(0) && sack.contains(511) && !sack.contains(512));
+        assert_eq!(sack.as_bytes().len(), SACK_MAX_BYTES);
+        assert_eq!(Sack::from_bits(0b101).as_bytes(), &[0b101]);
+        assert_eq!(Sack::from_wire(&[0b101, 0, 0]), Sack::from_bits(0b101));
+        assert_eq!(Sack::EMPTY.as_bytes(), &[] as &[u8]);
+    }
+
+    #[test]
     fn classify_names_what_a_datagram_carries() {
         assert_eq!(
             classify(&hex::decode(VECTOR_DATA).unwrap()),
@@ -543,13 +673,22 @@ mod tests {
                     seq,
                     payload: Payload::Unknown { kind, bytes }
                 }),
-            (any::<u64>(), any::<u64>(), any::<u16>()).prop_map(|(cumulative, sack, window)| {
-                Frame::Ack(AckFrame {
-                    cumulative,
-                    sack,
-                    window,
-                })
-            }),
+            (
+                any::<u64>(),
+                prop::collection::vec(any::<u16>(), 0..20),
+                any::<u16>()
+            )
+                .prop_map(|(cumulative, offsets, window)| {
+                    let mut sack = Sack::EMPTY;
+                    for o in offsets {
+                        sack.insert(u64::from(o % 512));
+                    }
+                    Frame::Ack(AckFrame {
+                        cumulative,
+                        sack,
+                        window,
+                    })
+                }),
             any::<u64>().prop_map(|below| Frame::Skip { below }),
             any::<u64>().prop_map(|token| Frame::Ping { token }),
             any::<u64>().prop_map(|token| Frame::Pong { token }),
@@ -563,6 +702,25 @@ mod tests {
         fn round_trip(src in 1u64.., dst in any::<u64>(), frames in prop::collection::vec(arb_frame(), 1..8)) {
             let p = Packet { src_epoch: src, dst_epoch: dst, frames };
             prop_assert_eq!(Packet::decode(&p.encode()), Ok(p));
+        }
+
+        #[test]
+        fn classify_agrees_with_a_full_decode(src in 1u64.., frames in prop::collection::vec(arb_frame(), 1..6)) {
+            let p = Packet { src_epoch: src, dst_epoch: 3, frames };
+            let first_data = p.frames.iter().find_map(|f| match f {
+                Frame::Data { seq, .. } => Some(*seq),
+                _ => None,
+            });
+            let first_ack = p.frames.iter().find_map(|f| match f {
+                Frame::Ack(a) => Some(a.cumulative),
+                _ => None,
+            });
+            let expected = match (first_data, first_ack) {
+                (Some(seq), _) => Classification::Data { seq },
+                (None, Some(cumulative)) => Classification::Ack { cumulative },
+                (None, None) => Classification::Control,
+            };
+            prop_assert_eq!(classify(&p.encode()), expected);
         }
 
         #[test]

@@ -1,7 +1,7 @@
 //! docs/PROTOCOL.md is normative: every hex vector in it must decode as it says, encode
 //! back to the same bytes, and the rejected ones must fail for the stated reason.
 
-use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, MAX_TEXT_LEN};
+use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, Sack, MAX_TEXT_LEN};
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
 
@@ -49,7 +49,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             1,
             vec![Frame::Ack(AckFrame {
                 cumulative: 1,
-                sack: 0,
+                sack: Sack::EMPTY,
                 window: 1,
             })],
         ),
@@ -58,7 +58,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             1,
             vec![Frame::Ack(AckFrame {
                 cumulative: 3,
-                sack: 0b101,
+                sack: Sack::from_bits(0b101),
                 window: 8,
             })],
         ),

@@ -39,7 +39,7 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
-    /// Messages in flight at once, 1 to 64: 1 is stop-and-wait, as the original program.
+    /// Messages in flight at once, 1 to 512: 1 is stop-and-wait, as the original program.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
     pub(crate) window: u16,
@@ -308,7 +308,7 @@ mod tests {
             &["--bind", "nowhere"],
             &["--window", "0"],
             &["--nick", ""],
-            &["--window", "65"],
+            &["--window", "513"],
             &["--frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");

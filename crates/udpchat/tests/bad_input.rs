@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::{Proc, DEADLINE};
 use rand::{Rng, SeedableRng};
-use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_DATAGRAM};
+use udpchat_proto::wire::{
+    AckFrame, Frame, Packet, Payload, Sack, CRC_LEN, HEADER_LEN, MAX_DATAGRAM,
+};
 
 /// The test peer's epoch.
 const T: u64 = 0x7e57_0000_0000_0001;
@@ -105,7 +107,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     bad.push((not_utf8, Some("invalid_utf8")));
     let ack_beyond = packet(vec![Frame::Ack(AckFrame {
         cumulative: 5,
-        sack: 0,
+        sack: Sack::EMPTY,
         window: 1,
     })])
     .encode();
@@ -161,7 +163,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     peer.send_to(
         &packet(vec![Frame::Ack(AckFrame {
             cumulative: 1,
-            sack: 0,
+            sack: Sack::EMPTY,
             window: 1,
         })])
         .encode(),
