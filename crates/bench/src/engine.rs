@@ -87,18 +87,18 @@ impl Side {
         }
     }
 
-    /// Waits up to [`POLL`] for one datagram and feeds it through the impairment, then
-    /// fires due timers.
+    /// Waits up to [`POLL`] for a datagram, then takes every datagram already queued
+    /// (so one acknowledgement can cover them all), feeds them through the impairment,
+    /// and fires due timers.
     fn receive(&mut self, buf: &mut [u8]) {
         if let Ok((len, from)) = self.socket.recv_from(buf) {
-            let class = match classify(&buf[..len]) {
-                Classification::Data { .. } => PacketClass::Data,
-                Classification::Ack { .. } => PacketClass::Ack,
-                Classification::Control | Classification::Invalid => PacketClass::Control,
-            };
-            let now = Instant::now();
-            self.impairment
-                .handle_input(now, class, buf[..len].to_vec(), from);
+            self.ingest(&buf[..len], from);
+            if self.socket.set_nonblocking(true).is_ok() {
+                while let Ok((len, from)) = self.socket.recv_from(buf) {
+                    self.ingest(&buf[..len], from);
+                }
+                let _ = self.socket.set_nonblocking(false);
+            }
         }
         let now = Instant::now();
         while let Some((from, bytes)) = self.impairment.poll_output(now) {
@@ -107,6 +107,16 @@ impl Side {
         if self.session.poll_timeout().is_some_and(|t| t <= now) {
             self.session.handle_timeout(now);
         }
+    }
+
+    fn ingest(&mut self, datagram: &[u8], from: SocketAddr) {
+        let class = match classify(datagram) {
+            Classification::Data { .. } => PacketClass::Data,
+            Classification::Ack { .. } => PacketClass::Ack,
+            Classification::Control | Classification::Invalid => PacketClass::Control,
+        };
+        self.impairment
+            .handle_input(Instant::now(), class, datagram.to_vec(), from);
     }
 }
 

@@ -20,7 +20,8 @@ fn every_benchmark_runs_in_smoke_mode() {
         "1. raw UDP",
         "2. stop-and-wait",
         "3. seed's loss",
-        "4. window 64",
+        "4. default window",
+        "4b. window sweep",
         "5. ordered",
         "6. memory",
     ] {
