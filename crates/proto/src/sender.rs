@@ -269,21 +269,27 @@ impl Sender {
             }
             let lost = self.in_flight[i].last_tx + REORDERING_THRESHOLD <= horizon
                 && !self.in_flight[i].sacked;
-            if !lost {
-                continue;
+            if lost {
+                self.resend(i, now, rto, out);
             }
-            let last_tx = self.next_tx();
-            let m = &mut self.in_flight[i];
-            m.attempts += 1;
-            m.last_tx = last_tx;
-            m.retransmit_at = now + rto;
-            out.push(SenderOutput::Transmit {
-                id: m.id,
-                seq: self.seq_bits.on_wire(m.seq),
-                payload: m.payload.clone(),
-                attempt: m.attempts,
-            });
         }
+    }
+
+    /// Sends the message at `index` of the window again, with a fresh timer of `rto`.
+    fn resend(&mut self, index: usize, now: Instant, rto: Duration, out: &mut Vec<SenderOutput>) {
+        let last_tx = self.next_tx();
+        let Some(m) = self.in_flight.get_mut(index) else {
+            return;
+        };
+        m.attempts += 1;
+        m.last_tx = last_tx;
+        m.retransmit_at = now + rto;
+        out.push(SenderOutput::Transmit {
+            id: m.id,
+            seq: self.seq_bits.on_wire(m.seq),
+            payload: m.payload.clone(),
+            attempt: m.attempts,
+        });
     }
 
     /// When the earliest retransmission is due.
@@ -328,17 +334,7 @@ impl Sender {
                 continue;
             }
             room = room.saturating_sub(size);
-            self.transmissions += 1;
-            let last_tx = self.transmissions;
-            let m = &mut self.in_flight[i];
-            m.last_tx = last_tx;
-            m.attempts += 1;
-            out.push(SenderOutput::Transmit {
-                id: m.id,
-                seq: self.seq_bits.on_wire(m.seq),
-                payload: m.payload.clone(),
-                attempt: m.attempts,
-            });
+            self.resend(i, now, rto, out);
         }
         true
     }
@@ -408,6 +404,16 @@ mod tests {
 
     fn sender(window: u16) -> Sender {
         Sender::new(window, SeqBits::Full, 2)
+    }
+
+    /// A sender with `messages` texts queued and the first window already sent.
+    fn loaded(window: u16, messages: u64, t0: Instant) -> Sender {
+        let mut s = sender(window);
+        for i in 0..messages {
+            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
+        }
+        s.fill_window(t0, RTO, &mut Vec::new());
+        s
     }
 
     fn sent_seqs(out: &[SenderOutput]) -> Vec<u64> {
@@ -522,13 +528,8 @@ mod tests {
     #[test]
     fn sacked_messages_are_not_retransmitted() {
         let t0 = Instant::now();
-        let mut s = sender(4);
-        for i in 0..3 {
-            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
-        }
+        let mut s = loaded(4, 3, t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
-        out.clear();
         s.on_ack(ack(0, 0b11), t0, RTO, &mut out);
         s.on_timeout(t0 + RTO, RTO, &mut out);
         assert_eq!(sent_seqs(&out), vec![0]);
@@ -537,13 +538,8 @@ mod tests {
     #[test]
     fn a_lost_retransmission_is_resent_again_without_waiting_for_the_timer() {
         let t0 = Instant::now();
-        let mut s = sender(16);
-        for i in 0..10 {
-            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
-        }
+        let mut s = loaded(16, 10, t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
-        out.clear();
         // 0 lost; 1..=3 arrive: 0 is resent (transmission 11).
         s.on_ack(ack(0, 0b111), t0, RTO, &mut out);
         assert_eq!(sent_seqs(&out), vec![0]);
@@ -565,13 +561,8 @@ mod tests {
     #[test]
     fn a_hole_with_three_later_messages_acknowledged_is_resent_at_once() {
         let t0 = Instant::now();
-        let mut s = sender(8);
-        for i in 0..5 {
-            s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
-        }
+        let mut s = loaded(8, 5, t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
-        out.clear();
         // 0 lost; 1 and 2 arrive: not yet enough evidence.
         s.on_ack(ack(0, 0b11), t0, RTO, &mut out);
         assert!(sent_seqs(&out).is_empty());
