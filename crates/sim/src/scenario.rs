@@ -117,19 +117,14 @@ pub fn matrix(window: u16) -> Vec<Scenario> {
 /// Reordering and duplication without loss: the network on which the alternating bit
 /// fails. Used by the teeth test with a 1-bit and a 64-bit sequence number.
 pub fn reorder_and_duplicate(protocol: Config) -> Scenario {
+    let link = ImpairConfig {
+        duplicate: 0.1,
+        ..reordering(base_link())
+    };
     Scenario {
         name: "dup 10% + reorder".into(),
         protocol,
-        link: ImpairConfig {
-            duplicate: 0.1,
-            ..reordering(base_link())
-        },
-        messages: MATRIX_MESSAGES,
-        send_interval: Duration::ZERO,
-        heal_at: Duration::from_secs(120),
-        settle: Duration::from_secs(60),
-        restart_b_after: None,
-        partition: None,
+        ..scenario("", 1, link)
     }
 }
 
