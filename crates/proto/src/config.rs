@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::rtt::RtoPolicy;
+use crate::wire::{MAX_DATAGRAM, MAX_NICK_LEN, MAX_TEXT_LEN};
 
 /// How many bits of the sequence number the receiver compares.
 ///
@@ -57,7 +58,17 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Silence after which the peer is reported unreachable.
     pub peer_timeout: Duration,
+    /// Largest packet this session builds, in bytes: [`MAX_DATAGRAM`] in the clear, less
+    /// when a layer below adds its own bytes (encryption: 1171), so the datagram on the
+    /// wire still fits 1200. The longest message shrinks by the same amount
+    /// ([`Session::max_text_len`](crate::Session::max_text_len)). Clamped to
+    /// [`MIN_DATAGRAM`]..=[`MAX_DATAGRAM`].
+    pub max_datagram: usize,
 }
+
+/// The smallest `max_datagram` a session accepts: room for the headers, a SKIP frame, an
+/// ACK reserve and a 64-byte nickname, so every payload kind still fits one packet.
+pub const MIN_DATAGRAM: usize = MAX_DATAGRAM - MAX_TEXT_LEN + MAX_NICK_LEN;
 
 impl Default for Config {
     fn default() -> Self {
@@ -69,6 +80,7 @@ impl Default for Config {
             send_queue: 16_384,
             keepalive: Some(Duration::from_secs(5)),
             peer_timeout: Duration::from_secs(15),
+            max_datagram: MAX_DATAGRAM,
         }
     }
 }
@@ -82,6 +94,17 @@ impl Config {
             keepalive: None,
             ..Self::default()
         }
+    }
+
+    /// The datagram limit actually used, within [`MIN_DATAGRAM`]..=[`MAX_DATAGRAM`].
+    pub(crate) fn effective_max_datagram(&self) -> usize {
+        self.max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM)
+    }
+
+    /// The longest message text under this configuration, in bytes of UTF-8:
+    /// [`MAX_TEXT_LEN`] less what the smaller datagram limit takes away.
+    pub fn max_text_len(&self) -> usize {
+        MAX_TEXT_LEN - (MAX_DATAGRAM - self.effective_max_datagram())
     }
 
     /// The window actually used: 1 to [`MAX_WINDOW`], and 1 with the alternating bit,

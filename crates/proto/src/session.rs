@@ -14,9 +14,7 @@ use crate::rtt::RttEstimator;
 use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
-use crate::wire::{
-    Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_DATAGRAM, MAX_NICK_LEN, MAX_TEXT_LEN,
-};
+use crate::wire::{Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN};
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
 /// recognised as stale instead of being taken for yet another restart.
@@ -105,10 +103,11 @@ impl Session {
     /// [`Event::Delivered`] or [`Event::Failed`] carrying the same id. Refused, with the
     /// text left to the caller, when it is too long or the queue is full.
     pub fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
-        if text.len() > MAX_TEXT_LEN {
+        let max = self.max_text_len();
+        if text.len() > max {
             return Err(SendError::TooLong {
                 len: text.len(),
-                max: MAX_TEXT_LEN,
+                max,
             });
         }
         self.queue_payload(now, Payload::Text(text))
@@ -140,6 +139,13 @@ impl Session {
         // share datagrams.
         self.sender.push(id, payload, now);
         Ok(id)
+    }
+
+    /// The longest text [`send`](Self::send) accepts, in bytes of UTF-8:
+    /// [`MAX_TEXT_LEN`](crate::wire::MAX_TEXT_LEN) in the clear, less under encryption (see
+    /// [`Config::max_datagram`]).
+    pub fn max_text_len(&self) -> usize {
+        self.config.max_text_len()
     }
 
     /// True when [`send`](Self::send) would accept a message now. A driver stops reading
@@ -531,7 +537,7 @@ impl Session {
         let mut has_data = false;
         for frame in frames {
             let len = frame.encoded_len();
-            if has_data && size + len > MAX_DATAGRAM {
+            if has_data && size + len > self.config.effective_max_datagram() {
                 self.push_packet(std::mem::replace(
                     &mut packet,
                     skip.iter().cloned().collect(),
@@ -599,6 +605,7 @@ mod tests {
     use super::*;
     use crate::event::FailReason;
     use crate::wire::AckFrame;
+    use crate::wire::{MAX_DATAGRAM, MAX_TEXT_LEN};
     use std::time::Duration;
 
     const A: u64 = 0xA;
@@ -829,6 +836,47 @@ mod tests {
             b.handle_datagram(t0, addr(1), &d.payload);
         }
         assert_eq!(received(&mut b).len(), 40);
+    }
+
+    #[test]
+    fn a_smaller_datagram_limit_shrinks_messages_and_packets() {
+        let t0 = Instant::now();
+        // What the encryption layer leaves: 1200 less its 29 bytes.
+        let config = Config {
+            max_datagram: 1171,
+            ..Config::default()
+        };
+        let mut a = Session::new(config.clone(), A, addr(2), t0);
+        let mut b = Session::new(config, B, addr(1), t0);
+        exchange(&mut a, &mut b, t0);
+        assert_eq!(a.max_text_len(), MAX_TEXT_LEN - 29);
+        let err = a.send(t0, "x".repeat(MAX_TEXT_LEN - 28)).unwrap_err();
+        assert_eq!(
+            err,
+            SendError::TooLong {
+                len: MAX_TEXT_LEN - 28,
+                max: MAX_TEXT_LEN - 29
+            }
+        );
+        a.send(t0, "x".repeat(MAX_TEXT_LEN - 29)).unwrap();
+        for i in 0..40 {
+            a.send(t0, format!("{i:>100}")).unwrap();
+        }
+        let datagrams: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert!(datagrams.iter().all(|d| d.payload.len() <= 1171));
+        // The longest message alone leaves room for an ACK and a SKIP frame.
+        let reserve = crate::wire::ACK_RESERVE + crate::wire::SKIP_FRAME_LEN;
+        assert_eq!(datagrams[0].payload.len(), 1171 - reserve);
+        for d in &datagrams {
+            b.handle_datagram(t0, addr(1), &d.payload);
+        }
+        assert_eq!(received(&mut b).len(), 41);
+        // Out of range limits are clamped, never break the packing.
+        let tiny = Config {
+            max_datagram: 0,
+            ..Config::default()
+        };
+        assert_eq!(tiny.max_text_len(), crate::wire::MAX_NICK_LEN);
     }
 
     #[test]
