@@ -336,7 +336,10 @@ mod tests {
         a.session_mut().send(t0, "hello".into()).unwrap();
         let rejects = exchange(&mut a, &mut b, t0);
         // Both sides initiate at start: one initiation loses the tie-break.
-        assert!(rejects.iter().all(|r| *r == Reject::Collision), "{rejects:?}");
+        assert!(
+            rejects.iter().all(|r| *r == Reject::Collision),
+            "{rejects:?}"
+        );
         let eb = events(&mut b);
         assert!(matches!(
             eb.first(),

@@ -34,6 +34,24 @@ pub struct Status {
     pub sim_drop: f64,
     /// Simulated loss of received acknowledgements, if any.
     pub sim_ack_drop: f64,
+    /// How the conversation is protected; `None` before the driver has said.
+    pub security: Option<Security>,
+    /// The longest message the session accepts, in bytes of UTF-8 (less under
+    /// encryption).
+    pub max_text: usize,
+}
+
+/// How the conversation is protected, as the status bar shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// Encrypted; the handshake is not complete yet.
+    Handshaking,
+    /// Encrypted and authenticated by the shared passphrase.
+    Passphrase,
+    /// Encrypted without a passphrase: the code the two users compare by voice.
+    Code(String),
+    /// Clear text: anyone on the path can read and inject messages.
+    Plaintext,
 }
 
 impl Default for Status {
@@ -48,6 +66,8 @@ impl Default for Status {
             stats: Stats::default(),
             sim_drop: 0.0,
             sim_ack_drop: 0.0,
+            security: None,
+            max_text: MAX_TEXT_LEN,
         }
     }
 }
@@ -333,10 +353,11 @@ impl Chat {
             };
         }
         let text = command::unescape(&line).to_owned();
-        if text.len() > MAX_TEXT_LEN {
+        let max = self.status.max_text;
+        if text.len() > max {
             // Keep the text in the input so nothing typed is lost.
             self.note(&format!(
-                "message too long: {} bytes, the limit is {MAX_TEXT_LEN}; shorten it and press Enter",
+                "message too long: {} bytes, the limit is {max}; shorten it and press Enter",
                 text.len()
             ));
             return Vec::new();

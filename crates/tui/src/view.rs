@@ -10,7 +10,7 @@ use ratatui::Frame;
 use udpchat_proto::PeerState;
 use unicode_width::UnicodeWidthStr;
 
-use crate::chat::{Chat, Mode};
+use crate::chat::{Chat, Mode, Security};
 use crate::command::{HELP, KEYS};
 use crate::layout::{self, short, Part};
 
@@ -122,6 +122,16 @@ pub fn status_text(chat: &Chat) -> String {
     let mut parts = vec![
         format!("{} {}", chat.peer_nick, peer_state_text(st.peer_state)),
         st.peer.clone(),
+    ];
+    if let Some(security) = &st.security {
+        parts.push(match security {
+            Security::Handshaking => "encrypting…".to_owned(),
+            Security::Passphrase => "encrypted (passphrase)".to_owned(),
+            Security::Code(code) => format!("encrypted, code {code}"),
+            Security::Plaintext => "NOT ENCRYPTED".to_owned(),
+        });
+    }
+    parts.extend([
         format!(
             "rtt {} rto {}",
             st.srtt.map_or("-".to_owned(), short),
@@ -133,7 +143,7 @@ pub fn status_text(chat: &Chat) -> String {
             st.stats.loss_estimate() * 100.0,
             st.stats.retransmissions
         ),
-    ];
+    ]);
     if st.sim_drop > 0.0 || st.sim_ack_drop > 0.0 {
         parts.push(format!(
             "sim drop {:.0}% ack {:.0}%",
@@ -287,6 +297,7 @@ mod tests {
             },
             sim_drop: 0.2,
             sim_ack_drop: 0.2,
+            ..Status::default()
         }
     }
 
@@ -362,6 +373,30 @@ mod tests {
     fn empty_chat() {
         let mut chat = Chat::new("ada", "127.0.0.1:12001");
         chat.status.peer = "127.0.0.1:12001".into();
+        insta::assert_snapshot!(screen(&chat, 80, 8));
+    }
+
+    #[test]
+    fn the_status_bar_says_how_the_chat_is_protected() {
+        let mut chat = Chat::new("ada", "10.0.0.2:12000");
+        let mut bar = |security| {
+            chat.status.security = Some(security);
+            status_text(&chat)
+        };
+        assert!(bar(Security::Handshaking).contains("│ encrypting… │"));
+        assert!(bar(Security::Passphrase).contains("│ encrypted (passphrase) │"));
+        assert!(bar(Security::Plaintext).contains("│ NOT ENCRYPTED │"));
+        assert!(bar(Security::Code("123 456 789 012".into()))
+            .contains("10.0.0.2:12000 │ encrypted, code 123 456 789 012 │"));
+    }
+
+    #[test]
+    fn an_encrypted_chat_shows_the_code_to_compare() {
+        let mut chat = Chat::new("ada", "10.0.0.2:12000");
+        chat.status.security = Some(Security::Code("123 456 789 012".into()));
+        chat.update(Msg::Note(
+            "encrypted session with 10.0.0.2:12000. Compare this code with your peer by voice; if it differs, someone is in the middle: 123 456 789 012".into(),
+        ));
         insta::assert_snapshot!(screen(&chat, 80, 8));
     }
 

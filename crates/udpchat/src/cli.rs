@@ -2,6 +2,7 @@
 //! turns them into.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -66,8 +67,9 @@ pub(crate) struct Cli {
 
     /// The original program's exact setup: port 12000, a fixed 3 s timeout,
     /// stop-and-wait, no keepalives, --drop 0.2 and --ack-drop 0.2. Overrides --port,
-    /// --timeout, --window, --drop and --ack-drop.
-    #[arg(long)]
+    /// --timeout, --window, --drop and --ack-drop, and --plaintext: the original
+    /// protocol is clear text.
+    #[arg(long, conflicts_with_all = ["secret_file", "ask_secret", "room"])]
     pub(crate) classic: bool,
 
     /// Print one JSON object per line on stdout for every event (field `event` names
@@ -89,6 +91,31 @@ pub(crate) struct Cli {
     /// stdout is not a terminal, and with --json).
     #[arg(long)]
     pub(crate) plain: bool,
+
+    /// Read the shared passphrase from the first line of this file. Only someone with the
+    /// same passphrase (and --room) can then connect; anyone else gets no answer at all.
+    /// The UDPCHAT_SECRET environment variable works too. Without a passphrase the chat
+    /// is still encrypted, and both sides show a code to compare by voice.
+    #[arg(long, value_name = "PATH", conflicts_with = "ask_secret")]
+    pub(crate) secret_file: Option<PathBuf>,
+
+    /// Ask for the shared passphrase on the terminal, without echoing it.
+    #[arg(long)]
+    pub(crate) ask_secret: bool,
+
+    /// A room name, mixed into the key with the passphrase: the same passphrase in
+    /// another room does not connect.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) room: Option<String>,
+
+    /// Send in the clear, as the original program did: no encryption, so anyone on the
+    /// path can read and inject messages. Implied by --classic.
+    #[arg(long, conflicts_with_all = ["secret_file", "ask_secret", "room"])]
+    pub(crate) plaintext: bool,
+
+    /// Start a new key exchange after this long [default: 2m]. For tests.
+    #[arg(long, hide = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) rekey_after: Option<Duration>,
 
     /// Your nickname in the full-screen chat, sent to the peer [default: your user
     /// name].
@@ -126,6 +153,39 @@ pub(crate) struct Settings {
     pub(crate) plain: bool,
     /// Nickname, if given.
     pub(crate) nick: Option<String>,
+    /// Encrypted (and how the passphrase is found) or clear text.
+    pub(crate) security: SecurityChoice,
+}
+
+/// How datagrams are protected, as chosen on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SecurityChoice {
+    /// Clear text: `--plaintext`, or implied by `--classic`.
+    Plaintext {
+        /// `--classic` chose it rather than `--plaintext`.
+        classic: bool,
+    },
+    /// Encrypted: with a passphrase if one is found, else with a code to compare.
+    Encrypted {
+        /// Where the passphrase comes from.
+        secret: SecretSource,
+        /// `--room`, mixed into the key.
+        room: Option<String>,
+        /// `--rekey-after`, if given.
+        rekey_after: Option<Duration>,
+    },
+}
+
+/// Where the shared passphrase comes from. Never the command line itself, where other
+/// users of the machine can read it (`ps`) and shells keep it in their history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SecretSource {
+    /// `UDPCHAT_SECRET` if it is set, else no passphrase.
+    Environment,
+    /// `--secret-file PATH`.
+    File(PathBuf),
+    /// `--ask-secret`: typed on the terminal.
+    Prompt,
 }
 
 impl Cli {
@@ -168,6 +228,21 @@ impl Cli {
             stats: self.stats,
             plain: self.plain,
             nick: self.nick,
+            security: if self.classic || self.plaintext {
+                SecurityChoice::Plaintext {
+                    classic: self.classic,
+                }
+            } else {
+                SecurityChoice::Encrypted {
+                    secret: match (self.secret_file, self.ask_secret) {
+                        (Some(path), _) => SecretSource::File(path),
+                        (None, true) => SecretSource::Prompt,
+                        (None, false) => SecretSource::Environment,
+                    },
+                    room: self.room,
+                    rekey_after: self.rekey_after,
+                }
+            },
         }
     }
 }
@@ -317,6 +392,53 @@ mod tests {
         assert!(err.contains("greater than zero"), "{err}");
         let err = parse(&["--drop", "1.5"]).unwrap_err().to_string();
         assert!(err.contains("from 0 to 1"), "{err}");
+    }
+
+    #[test]
+    fn encrypted_by_default_and_the_secret_never_on_the_command_line() {
+        let s = parse(&["h"]).unwrap();
+        assert_eq!(
+            s.security,
+            SecurityChoice::Encrypted {
+                secret: SecretSource::Environment,
+                room: None,
+                rekey_after: None
+            }
+        );
+        let s = parse(&["--secret-file", "/k", "--room", "lab", "h"]).unwrap();
+        assert_eq!(
+            s.security,
+            SecurityChoice::Encrypted {
+                secret: SecretSource::File("/k".into()),
+                room: Some("lab".into()),
+                rekey_after: None
+            }
+        );
+        let s = parse(&["--ask-secret", "h"]).unwrap();
+        assert!(matches!(
+            s.security,
+            SecurityChoice::Encrypted {
+                secret: SecretSource::Prompt,
+                ..
+            }
+        ));
+        assert!(parse(&["--secret", "hunter2", "h"]).is_err());
+    }
+
+    #[test]
+    fn plaintext_and_classic_are_clear_text_and_refuse_a_passphrase() {
+        let s = parse(&["--plaintext", "h"]).unwrap();
+        assert_eq!(s.security, SecurityChoice::Plaintext { classic: false });
+        let s = parse(&["--classic", "h"]).unwrap();
+        assert_eq!(s.security, SecurityChoice::Plaintext { classic: true });
+        for args in [
+            &["--plaintext", "--secret-file", "k", "h"][..],
+            &["--classic", "--ask-secret", "h"],
+            &["--classic", "--room", "r", "h"],
+            &["--secret-file", "k", "--ask-secret", "h"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use udpchat_proto::{Event, MessageId};
+use udpchat_stack::StackEvent;
 
-use crate::endpoint::{Endpoint, RECV_BUFFER};
+use crate::endpoint::{Arrival, Endpoint, SecurityMode, RECV_BUFFER};
 use crate::line_ui::{message_of, Input, LineError};
+use crate::reject_budget::RejectBudget;
 use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED};
 
 /// Messages queued in the session before stdin stops being read: a huge piped file is
@@ -103,6 +105,10 @@ pub(crate) struct Driver {
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
     refused: u64,
+    /// Rejected datagrams are reported only a few per second.
+    reject_budget: RejectBudget,
+    /// Warnings to show once the run has started.
+    notices: Vec<String>,
 }
 
 impl Driver {
@@ -122,7 +128,15 @@ impl Driver {
             pending: BTreeMap::new(),
             interrupted: 0,
             refused: 0,
+            reject_budget: RejectBudget::new(),
+            notices: Vec::new(),
         }
+    }
+
+    /// Warnings to show right after the `started` report (clear text, weak passphrase).
+    pub(crate) fn with_notices(mut self, notices: Vec<String>) -> Self {
+        self.notices = notices;
+        self
     }
 
     /// Runs until stdin has ended and everything is settled, or until Ctrl-C.
@@ -151,10 +165,14 @@ impl Driver {
         let local = self.net.socket.local_addr()?;
         self.emit(&Report::Started {
             local,
-            peer: self.net.session.peer_addr(),
-            epoch: Epoch(self.net.session.local_epoch()),
+            peer: self.net.stack.session().peer_addr(),
+            epoch: Epoch(self.net.stack.session().local_epoch()),
             seed: self.seed,
+            security: self.net.mode.code(),
         })?;
+        for message in std::mem::take(&mut self.notices) {
+            self.emit(&Report::Warning { message })?;
+        }
         self.flush().await?;
 
         let mut buf = vec![0u8; RECV_BUFFER];
@@ -167,8 +185,8 @@ impl Driver {
             // Back-pressure: while the session holds enough, stdin is not read, so a huge
             // piped file is read only as fast as the peer takes it.
             let read_stdin = self.stdin_open
-                && self.net.session.outstanding() < MAX_QUEUED
-                && self.net.session.can_send();
+                && self.net.stack.session().outstanding() < MAX_QUEUED
+                && self.net.stack.session().can_send();
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
                     Ok(()) => return self.interrupt(),
@@ -179,8 +197,18 @@ impl Driver {
                 },
                 received = self.net.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
-                        if let Some(drop) = self.net.on_datagram(Instant::now(), from, &buf[..len]) {
-                            self.emit(&Report::DroppedBySimulation { kind: drop.kind, seq: drop.seq })?;
+                        let now = Instant::now();
+                        match self.net.on_datagram(now, from, &buf[..len]) {
+                            Arrival::Accepted => {}
+                            Arrival::Dropped(drop) => {
+                                self.emit(&Report::DroppedBySimulation { kind: drop.kind, seq: drop.seq })?;
+                            }
+                            Arrival::Rejected { reject, .. } => {
+                                if let Some(message) = self.net.mode_hint(from, &buf[..len]) {
+                                    self.emit(&Report::Warning { message })?;
+                                }
+                                self.report_rejected(now, reject.code(), reject.to_string())?;
+                            }
                         }
                         self.flush().await?;
                     }
@@ -204,7 +232,7 @@ impl Driver {
     /// simulated network, and the peer has been quiet long enough.
     fn settled(&self, now: Instant) -> bool {
         !self.stdin_open
-            && self.net.session.is_idle()
+            && self.net.stack.session().is_idle()
             && self.net.impairment.pending() == 0
             && now >= self.net.last_heard + self.linger()
     }
@@ -221,12 +249,13 @@ impl Driver {
     fn linger(&self) -> Duration {
         let linger = self
             .net
-            .session
+            .stack
+            .session()
             .rtt()
             .rto()
             .saturating_mul(2)
             .max(MIN_LINGER);
-        match self.net.session.config().keepalive {
+        match self.net.stack.session().config().keepalive {
             Some(interval) => linger.min(interval.mul_f64(0.8)),
             None => linger,
         }
@@ -235,7 +264,7 @@ impl Driver {
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end = (!self.stdin_open && self.net.session.is_idle())
+        let linger_end = (!self.stdin_open && self.net.stack.session().is_idle())
             .then(|| self.net.last_heard + self.linger());
         [self.net.next_deadline(), linger_end]
             .into_iter()
@@ -255,7 +284,7 @@ impl Driver {
             }
             Some(Input::Line(raw)) => match message_of(raw) {
                 Ok(None) => {}
-                Ok(Some(text)) => match self.net.session.send(now, text.clone()) {
+                Ok(Some(text)) => match self.net.stack.session_mut().send(now, text.clone()) {
                     Ok(id) => {
                         self.pending.insert(id, text);
                         self.flush().await?;
@@ -294,14 +323,47 @@ impl Driver {
     }
 
     fn report_events(&mut self) -> io::Result<()> {
-        let peer = self.net.session.peer_addr();
-        while let Some(event) = self.net.session.poll_event() {
-            if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
-                self.pending.remove(id);
+        let passphrase = self.net.mode == SecurityMode::Passphrase;
+        while let Some(event) = self.net.stack.poll_event() {
+            let event = match event {
+                StackEvent::Secure(e) => {
+                    if let Some(report) = Report::from_secure(e, passphrase) {
+                        self.emit(&report)?;
+                    }
+                    continue;
+                }
+                StackEvent::Session(e) => e,
+            };
+            match &event {
+                Event::Delivered { id, .. } | Event::Failed { id, .. } => {
+                    self.pending.remove(id);
+                }
+                Event::Rejected { reason } => {
+                    self.report_rejected(Instant::now(), reason.code(), reason.to_string())?;
+                    continue;
+                }
+                _ => {}
             }
+            let peer = self.net.stack.peer_addr();
             self.emit(&Report::from_event(event, peer))?;
         }
         Ok(())
+    }
+
+    /// Reports a rejected datagram, unless too many were reported in the last second.
+    fn report_rejected(
+        &mut self,
+        now: Instant,
+        reason: &'static str,
+        detail: String,
+    ) -> io::Result<()> {
+        let Some(unshown) = self.reject_budget.admit(now) else {
+            return Ok(());
+        };
+        if unshown > 0 {
+            self.emit(&Report::RejectedUnshown { count: unshown })?;
+        }
+        self.emit(&Report::Rejected { reason, detail })
     }
 
     /// Ctrl-C: every message not yet acknowledged is reported failed, with its text.
@@ -327,8 +389,8 @@ impl Driver {
     }
 
     fn totals(&self) -> Totals {
-        let s = self.net.session.stats();
-        let rtt = self.net.session.rtt();
+        let s = self.net.stack.session().stats();
+        let rtt = self.net.stack.session().rtt();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         Totals {
             sent: s.messages_queued,
@@ -338,7 +400,7 @@ impl Driver {
             received: s.messages_received,
             retransmissions: s.retransmissions,
             duplicates: s.duplicates,
-            rejected: s.rejected,
+            rejected: self.net.rejected(),
             srtt_ms: rtt.srtt().map(ms),
             rttvar_ms: ms(rtt.rttvar()),
             rto_ms: ms(rtt.rto()),

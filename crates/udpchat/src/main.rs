@@ -1,7 +1,8 @@
 //! udpchat: a peer-to-peer chat over UDP that never loses, duplicates or reorders a
-//! message. This binary is a thin tokio driver around the sans-IO session of
-//! `udpchat-proto`, with the seeded loss of `udpchat-impair` applied to what it
-//! receives, as the original Python chat did.
+//! message, encrypted and authenticated by default. This binary is a thin tokio driver
+//! around the sans-IO stack of `udpchat-stack` (the protocol session of
+//! `udpchat-proto` inside the Noise sessions of `udpchat-secure`), with the seeded loss
+//! of `udpchat-impair` applied to what it receives, as the original Python chat did.
 //!
 //! Exit status: 0 when every input line was delivered; 1 when a message failed, a line
 //! was refused (too long, not UTF-8) or the program could not run; 2 for a usage error;
@@ -13,7 +14,9 @@ mod endpoint;
 mod launch;
 mod line_ui;
 mod peer_addr;
+mod reject_budget;
 mod report;
+mod secret;
 mod tui_driver;
 
 use std::process::ExitCode;

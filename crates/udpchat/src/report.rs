@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use serde::{Serialize, Serializer};
 use udpchat_proto::Event;
+use udpchat_secure::SecureEvent;
 
 /// A session epoch, shown as 16 lowercase hex digits everywhere (JSON and human lines),
 /// so that it reads the same as in a packet dump and survives JSON parsers that turn
@@ -69,6 +70,40 @@ pub(crate) enum Report {
         epoch: Epoch,
         /// Seed of the simulated loss, to reproduce the run with `--seed`.
         seed: u64,
+        /// `passphrase`, `compare_code` or `plaintext`.
+        security: &'static str,
+    },
+    /// An encrypted session with the peer is up; messages flow inside it.
+    Encrypted {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// `passphrase` (only holders of the passphrase can connect) or `compare_code`.
+        mode: &'static str,
+        /// Without a passphrase: the code the two users compare by voice.
+        code: Option<String>,
+    },
+    /// Without a passphrase: a new session not linked to the one whose code was
+    /// compared; the users must compare the new code.
+    CompareAgain {
+        /// The new code.
+        code: String,
+        /// `peer_restarted` or `new_session`.
+        reason: &'static str,
+    },
+    /// The session's keys were renewed (by time or message count).
+    Rekeyed,
+    /// An authenticated datagram came from a new address; everything goes there now.
+    PeerMoved {
+        /// The address used until now.
+        old: SocketAddr,
+        /// The address used from now on.
+        new: SocketAddr,
+    },
+    /// Rejected datagrams that were not reported one by one (at most 200 are per
+    /// second, so a flood cannot flood the output).
+    RejectedUnshown {
+        /// How many.
+        count: u64,
     },
     /// The peer answered; messages flow.
     Connected {
@@ -188,6 +223,40 @@ pub(crate) enum Stream {
 }
 
 impl Report {
+    /// Translates an event of the encryption layer; `None` for one the user need not
+    /// hear about. `passphrase`: whether sessions are authenticated by one.
+    pub(crate) fn from_secure(event: SecureEvent, passphrase: bool) -> Option<Self> {
+        Some(match event {
+            SecureEvent::Established {
+                peer,
+                sas,
+                passphrase,
+                ..
+            } => Self::Encrypted {
+                peer,
+                mode: if passphrase {
+                    "passphrase"
+                } else {
+                    "compare_code"
+                },
+                code: (!passphrase).then_some(sas),
+            },
+            // With a passphrase a restart needs no new comparison, and the protocol
+            // reports the restart itself.
+            SecureEvent::PeerRestarted { .. } if passphrase => return None,
+            SecureEvent::PeerRestarted { sas, .. } => Self::CompareAgain {
+                code: sas,
+                reason: "peer_restarted",
+            },
+            SecureEvent::Reverify { sas, .. } => Self::CompareAgain {
+                code: sas,
+                reason: "new_session",
+            },
+            SecureEvent::Rekeyed { .. } => Self::Rekeyed,
+            SecureEvent::PeerAddressChanged { old, new } => Self::PeerMoved { old, new },
+        })
+    }
+
     /// Translates a protocol event; `peer` is the address received messages came from.
     pub(crate) fn from_event(event: Event, peer: SocketAddr) -> Self {
         match event {
@@ -262,9 +331,36 @@ impl Report {
                 peer,
                 epoch,
                 seed,
-            } => format!(
-                "udpchat: listening on {local}, peer {peer} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
-            ),
+                security,
+            } => {
+                let how = match *security {
+                    "plaintext" => "unencrypted",
+                    "passphrase" => "encrypted with the shared passphrase",
+                    _ => "encrypted",
+                };
+                format!(
+                    "udpchat: listening on {local}, peer {peer}, {how} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
+                )
+            }
+            Self::Encrypted { peer, code, .. } => match code {
+                None => format!(
+                    "udpchat: encrypted session with {peer}; the shared passphrase proves it is your peer"
+                ),
+                Some(code) => format!(
+                    "udpchat: encrypted session with {peer}. Compare this code with your peer by voice; if it differs, someone is in the middle: {code}"
+                ),
+            },
+            Self::CompareAgain { code, reason } => match *reason {
+                "peer_restarted" => format!(
+                    "udpchat: the peer restarted with a new encrypted session; compare the new code by voice: {code}"
+                ),
+                _ => format!(
+                    "udpchat: a new encrypted session not linked to the code you compared (the old one expired, or someone in the middle forced it); compare this code again: {code}"
+                ),
+            },
+            Self::PeerMoved { old, new } => {
+                format!("udpchat: the peer moved from {old} to {new} (authenticated)")
+            }
             Self::Connected { peer_epoch } => {
                 format!("udpchat: connected to the peer (epoch {peer_epoch})")
             }
@@ -327,6 +423,13 @@ impl Report {
             Self::Rejected { reason, detail } => {
                 format!("udpchat: rejected a datagram: {detail} ({reason})")
             }
+            Self::RejectedUnshown { count } => {
+                format!(
+                    "udpchat: {count} more rejected datagram{} not shown",
+                    plural(*count)
+                )
+            }
+            Self::Rekeyed => "udpchat: session keys renewed".to_owned(),
         };
         Some((Stderr, line))
     }
@@ -453,17 +556,85 @@ mod tests {
     }
 
     #[test]
+    fn security_events_have_their_json_shape_and_words() {
+        let peer = peer();
+        let established = |passphrase| SecureEvent::Established {
+            peer,
+            peer_epoch: 2,
+            sas: "123 456 789 012".into(),
+            handshake_hash: [0; 32],
+            passphrase,
+        };
+        let with_code = Report::from_secure(established(false), false).unwrap();
+        assert_eq!(
+            json_of(&with_code),
+            json!({"event": "encrypted", "peer": "127.0.0.1:12001", "mode": "compare_code",
+                   "code": "123 456 789 012"})
+        );
+        let (_, line) = with_code.to_human(false).unwrap();
+        assert!(line.contains("Compare this code") && line.ends_with("123 456 789 012"));
+        let with_passphrase = Report::from_secure(established(true), true).unwrap();
+        assert_eq!(
+            json_of(&with_passphrase),
+            json!({"event": "encrypted", "peer": "127.0.0.1:12001", "mode": "passphrase",
+                   "code": null})
+        );
+        let restarted = SecureEvent::PeerRestarted {
+            old_epoch: 1,
+            new_epoch: 2,
+            sas: "000 111 222 333".into(),
+            handshake_hash: [0; 32],
+        };
+        assert_eq!(Report::from_secure(restarted.clone(), true), None);
+        assert_eq!(
+            json_of(&Report::from_secure(restarted, false).unwrap()),
+            json!({"event": "compare_again", "code": "000 111 222 333", "reason": "peer_restarted"})
+        );
+        let reverify = SecureEvent::Reverify {
+            peer_epoch: 2,
+            sas: "999 888 777 666".into(),
+            handshake_hash: [0; 32],
+        };
+        let again = Report::from_secure(reverify, false).unwrap();
+        assert!(again
+            .to_human(false)
+            .unwrap()
+            .1
+            .contains("compare this code again"));
+        let rekeyed = SecureEvent::Rekeyed {
+            peer_epoch: 2,
+            handshake_hash: [0; 32],
+        };
+        let rekeyed = Report::from_secure(rekeyed, true).unwrap();
+        assert_eq!(json_of(&rekeyed), json!({"event": "rekeyed"}));
+        assert_eq!(rekeyed.to_human(false), None, "verbose only");
+        let moved = SecureEvent::PeerAddressChanged {
+            old: peer,
+            new: "127.0.0.1:2".parse().unwrap(),
+        };
+        assert_eq!(
+            json_of(&Report::from_secure(moved, true).unwrap()),
+            json!({"event": "peer_moved", "old": "127.0.0.1:12001", "new": "127.0.0.1:2"})
+        );
+        assert_eq!(
+            json_of(&Report::RejectedUnshown { count: 3 }),
+            json!({"event": "rejected_unshown", "count": 3})
+        );
+    }
+
+    #[test]
     fn local_reports_have_their_json_shape() {
         let started = Report::Started {
             local: "0.0.0.0:12000".parse().unwrap(),
             peer: "[::1]:12001".parse().unwrap(),
             epoch: Epoch(0x1234),
             seed: 42,
+            security: "passphrase",
         };
         assert_eq!(
             json_of(&started),
             json!({"event": "started", "local": "0.0.0.0:12000", "peer": "[::1]:12001",
-                   "epoch": "0000000000001234", "seed": 42})
+                   "epoch": "0000000000001234", "seed": 42, "security": "passphrase"})
         );
         assert_eq!(
             json_of(&Report::DroppedBySimulation {

@@ -19,12 +19,15 @@ use crossterm::execute;
 use futures_util::StreamExt;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::{Event, MessageId};
-use udpchat_tui::{render, Chat, Effect, Msg, Status};
+use udpchat_stack::StackEvent;
+use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
-use crate::endpoint::{Endpoint, RECV_BUFFER};
+use crate::endpoint::{Arrival, Endpoint, SecurityMode, RECV_BUFFER};
 use crate::launch;
+use crate::report::Report;
+use crate::secret::Secret;
 
 /// How often the clock and the status figures are refreshed while nothing happens.
 const TICK: Duration = Duration::from_secs(1);
@@ -51,10 +54,14 @@ struct TuiDriver {
     /// Texts of our messages not yet delivered or failed, printed on the way out so
     /// nothing typed is lost silently.
     pending: BTreeMap<MessageId, String>,
+    /// The key, derived before the screen changed; `None` in clear text.
+    secret: Option<Secret>,
+    /// What the status bar says about protection.
+    security: Option<Security>,
 }
 
 /// Runs the full-screen chat until the user leaves.
-pub(crate) async fn run(settings: Settings) -> anyhow::Result<Finish> {
+pub(crate) async fn run(settings: Settings, secret: Option<Secret>) -> anyhow::Result<Finish> {
     let nick = settings.nick.clone().unwrap_or_else(default_nick);
     let mut chat = match &settings.peer {
         Some(peer) => Chat::new(&nick, peer),
@@ -69,6 +76,8 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<Finish> {
         net: None,
         seed,
         pending: BTreeMap::new(),
+        secret,
+        security: None,
     };
     if let Some(peer) = driver.settings.peer.clone() {
         // A bad PEER on the command line is a usage error, before the screen changes.
@@ -98,12 +107,25 @@ impl TuiDriver {
     /// Resolves and binds for `peer`, and starts the session.
     fn connect(&mut self, peer: &str) -> anyhow::Result<()> {
         let (socket, addr) = launch::open(&self.settings, peer)?;
-        let mut net = launch::endpoint(socket, addr, &self.settings, self.seed)?;
+        let (mut net, notices) = launch::endpoint(
+            socket,
+            addr,
+            &self.settings,
+            self.seed,
+            self.secret.as_ref(),
+        )?;
         let nick = self.chat.my_nick.clone();
         // The peer learns our nickname first thing, in order with what follows.
-        let _ = net.session.send_nick(Instant::now(), nick);
+        let _ = net.stack.session_mut().send_nick(Instant::now(), nick);
+        self.security = Some(match net.mode {
+            SecurityMode::Plaintext => Security::Plaintext,
+            SecurityMode::Passphrase | SecurityMode::CompareCode => Security::Handshaking,
+        });
         self.net = Some(net);
         self.chat.update(Msg::Connected(addr.to_string()));
+        for notice in notices {
+            self.chat.update(Msg::Note(format!("warning: {notice}")));
+        }
         Ok(())
     }
 
@@ -130,7 +152,13 @@ impl TuiDriver {
                 received = recv(self.net.as_ref(), &mut buf) => match received {
                     Ok((len, from)) => {
                         if let Some(net) = self.net.as_mut() {
-                            net.on_datagram(Instant::now(), from, &buf[..len]);
+                            // Rejections are counted, not shown: the screen is for the
+                            // conversation, and a flood must not scroll it away.
+                            if let Arrival::Rejected { .. } = net.on_datagram(Instant::now(), from, &buf[..len]) {
+                                if let Some(hint) = net.mode_hint(from, &buf[..len]) {
+                                    self.chat.update(Msg::Note(format!("warning: {hint}")));
+                                }
+                            }
                         }
                     }
                     Err(e) => {
@@ -175,7 +203,7 @@ impl TuiDriver {
                     let Some(net) = self.net.as_mut() else {
                         continue;
                     };
-                    let reply = match net.session.send(Instant::now(), text.clone()) {
+                    let reply = match net.stack.session_mut().send(Instant::now(), text.clone()) {
                         Ok(id) => {
                             self.pending.insert(id, text);
                             Msg::Accepted { entry, id }
@@ -189,7 +217,7 @@ impl TuiDriver {
                 }
                 Effect::SendNick(nick) => {
                     if let Some(net) = self.net.as_mut() {
-                        if let Err(e) = net.session.send_nick(Instant::now(), nick) {
+                        if let Err(e) = net.stack.session_mut().send_nick(Instant::now(), nick) {
                             self.chat
                                 .update(Msg::Note(format!("nickname not sent: {e}")));
                         }
@@ -222,35 +250,81 @@ impl TuiDriver {
         };
         // Events first: a received message is in the model before its acknowledgement
         // leaves (see the line driver's flush).
-        drain_events(net, &mut self.chat, &mut self.pending);
+        let mut events = Events {
+            chat: &mut self.chat,
+            pending: &mut self.pending,
+            security: &mut self.security,
+        };
+        events.drain(net);
         if let Some(warning) = net.send_all().await {
-            self.chat.update(Msg::Note(warning));
+            events.chat.update(Msg::Note(warning));
         }
-        drain_events(net, &mut self.chat, &mut self.pending);
-        let rtt = net.session.rtt();
+        events.drain(net);
+        let session = net.stack.session();
+        let rtt = session.rtt();
         let impairment = net.impairment.config();
         let status = Status {
             peer: self.chat.status.peer.clone(),
-            peer_state: net.session.peer_state(),
+            peer_state: session.peer_state(),
             srtt: rtt.srtt(),
             rttvar: rtt.rttvar(),
             rto: rtt.rto(),
-            in_flight: net.session.in_flight(),
-            stats: *net.session.stats(),
+            in_flight: session.in_flight(),
+            stats: *session.stats(),
             sim_drop: impairment.data_loss,
             sim_ack_drop: impairment.ack_loss,
+            security: self.security.clone(),
+            max_text: session.max_text_len(),
         };
         self.chat.update(Msg::Status(status));
     }
 }
 
-/// Hands the session's events to the model, keeping track of what is undelivered.
-fn drain_events(net: &mut Endpoint, chat: &mut Chat, pending: &mut BTreeMap<MessageId, String>) {
-    while let Some(event) = net.session.poll_event() {
-        if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
-            pending.remove(id);
+/// Where the stack's events go: the model, the undelivered texts, the protection shown.
+struct Events<'a> {
+    chat: &'a mut Chat,
+    pending: &'a mut BTreeMap<MessageId, String>,
+    security: &'a mut Option<Security>,
+}
+
+impl Events<'_> {
+    /// Hands the stack's events to the model, keeping track of what is undelivered and
+    /// of the code to compare.
+    fn drain(&mut self, net: &mut Endpoint) {
+        let passphrase = net.mode == SecurityMode::Passphrase;
+        while let Some(event) = net.stack.poll_event() {
+            let event = match event {
+                StackEvent::Secure(e) => {
+                    self.on_secure(e, passphrase);
+                    continue;
+                }
+                StackEvent::Session(e) => e,
+            };
+            if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
+                self.pending.remove(id);
+            }
+            self.chat.update(Msg::Net(event));
         }
-        chat.update(Msg::Net(event));
+    }
+
+    fn on_secure(&mut self, event: udpchat_secure::SecureEvent, passphrase: bool) {
+        let Some(report) = Report::from_secure(event, passphrase) else {
+            return;
+        };
+        match &report {
+            Report::Encrypted {
+                code: Some(code), ..
+            }
+            | Report::CompareAgain { code, .. } => {
+                *self.security = Some(Security::Code(code.clone()));
+            }
+            Report::Encrypted { code: None, .. } => *self.security = Some(Security::Passphrase),
+            _ => {}
+        }
+        if let Some((_, line)) = report.to_human(false) {
+            let line = line.strip_prefix("udpchat: ").unwrap_or(&line).to_owned();
+            self.chat.update(Msg::Note(line));
+        }
     }
 }
 

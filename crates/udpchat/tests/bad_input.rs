@@ -50,7 +50,16 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     let peer_arg = peer.local_addr().unwrap().to_string();
     let mut chat = Proc::spawn(
         "udpchat",
-        &[&peer_arg, "--port", "0", "--timeout", "100ms", "--json"],
+        // The test plays the peer with clear-text packets built by hand.
+        &[
+            &peer_arg,
+            "--port",
+            "0",
+            "--timeout",
+            "100ms",
+            "--json",
+            "--plaintext",
+        ],
     );
     let (epoch_hex, port) = chat.started();
     let epoch = u64::from_str_radix(&epoch_hex, 16).unwrap();

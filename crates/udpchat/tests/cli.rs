@@ -256,7 +256,10 @@ fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
     let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     peer.set_read_timeout(Some(common::DEADLINE)).unwrap();
     let peer_arg = peer.local_addr().unwrap().to_string();
-    let mut me = Proc::spawn("interrupted", &[&peer_arg, "--port", "0", "--json"]);
+    let mut me = Proc::spawn(
+        "interrupted",
+        &[&peer_arg, "--port", "0", "--json", "--plaintext"],
+    );
     let (epoch, port) = me.started();
     let mut buf = [0u8; 2048];
     let (n, _) = peer.recv_from(&mut buf).unwrap();
