@@ -397,8 +397,9 @@ impl SecureEndpoint {
         }
     }
 
-    /// A handshake initiation. Everything up to the rate limiter only reads: a datagram
-    /// rejected there leaves the endpoint exactly as it was.
+    /// A handshake initiation. Everything up to the rate limiter only reads, except that
+    /// an authenticated initiation raises the replay mark: a datagram that did not
+    /// authenticate leaves the endpoint exactly as it was.
     fn on_initiation(
         &mut self,
         now: Instant,
@@ -453,6 +454,17 @@ impl SecureEndpoint {
                 .is_some_and(|t| init.timestamp <= t)
         {
             return Err(Reject::StaleHandshake);
+        }
+        // An initiation keyed by the passphrase or by the previous session can only come
+        // from the peer: from now on nothing older than it is fresh, whatever becomes of
+        // it (answered, lost in a simultaneous open, rate-limited), as in WireGuard. A
+        // recorded one replayed later, from any address, is then stale and never
+        // answered. A first initiation without a passphrase authenticates nothing, so
+        // there only a confirmed session moves the mark (or a forgery could block the
+        // real peer).
+        if key.is_some() {
+            let ts = init.timestamp;
+            self.last_peer_timestamp = Some(self.last_peer_timestamp.map_or(ts, |t| t.max(ts)));
         }
         if self
             .pending

@@ -135,8 +135,13 @@
 //!   the responder keeps sending under the previous session until a transport packet
 //!   authenticates under the new one. The initiator switches on the response and sends
 //!   an empty keepalive at once, re-sent up to [`CONFIRM_RETRIES`] times until it hears
-//!   from the responder. Only a confirmed session updates the replay timestamp, so
-//!   forged `NN` initiations cannot block real ones.
+//!   from the responder.
+//! - **Replay mark**: an initiation that authenticates (keyed by the passphrase, or a
+//!   `0xE4` rekey keyed by the previous session) raises the mark at once, whatever
+//!   becomes of it (answered, lost in a simultaneous open, rate-limited), as in
+//!   WireGuard; a recorded initiation replayed later, from any address, is stale. A
+//!   first `NN` initiation authenticates nothing, so there only a confirmed session
+//!   raises the mark, and forged `NN` initiations cannot block real ones.
 //! - **Restart**: a peer's new run initiates with a newer timestamp and a new epoch:
 //!   [`SecureEvent::PeerRestarted`]. An old initiation replayed later is refused.
 //! - **Rekey**: after `rekey_after` (the responder 10 s later) or `rekey_after_messages`

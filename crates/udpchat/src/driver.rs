@@ -401,6 +401,11 @@ impl Driver {
             retransmissions: s.retransmissions,
             duplicates: s.duplicates,
             rejected: self.net.rejected(),
+            pending_handshakes: self
+                .net
+                .stack
+                .secure()
+                .map_or(0, |s| s.state_size().pending),
             srtt_ms: rtt.srtt().map(ms),
             rttvar_ms: ms(rtt.rttvar()),
             rto_ms: ms(rtt.rto()),

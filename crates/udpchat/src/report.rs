@@ -54,6 +54,9 @@ pub(crate) struct Totals {
     pub(crate) rto_ms: f64,
     /// Share of our transmissions that were retransmissions, 0 to 1.
     pub(crate) loss: f64,
+    /// Handshakes answered but not yet confirmed by the peer (encryption only). Zero
+    /// after datagrams that did not authenticate: they leave no state behind.
+    pub(crate) pending_handshakes: usize,
 }
 
 /// One thing to tell the user. Serialised with its name in the field `event`.
@@ -675,7 +678,7 @@ mod tests {
             json_of(&Report::Exit(totals)),
             json!({"event": "exit", "sent": 1, "delivered": 2, "failed": 3, "refused": 8, "received": 4,
                    "retransmissions": 5, "duplicates": 6, "rejected": 7,
-                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25})
+                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25, "pending_handshakes": 0})
         );
         assert_eq!(
             Report::Stats(totals).to_human(false).unwrap().1,

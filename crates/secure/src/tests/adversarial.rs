@@ -550,6 +550,35 @@ fn an_old_initiation_replayed_after_a_newer_one_is_stale() {
 }
 
 #[test]
+fn an_initiation_that_lost_a_simultaneous_open_is_stale_when_replayed_from_anywhere() {
+    for seed in 0..8u8 {
+        let key = test_psk("same");
+        let mut net = Net::new(Some(key.clone()), Some(key), 40 + seed);
+        let now = net.now;
+        net.a.ep.connect(now);
+        net.b.ep.connect(now);
+        net.pump();
+        net.chat(1, "x");
+        let initiations: Vec<_> = net
+            .log
+            .iter()
+            .filter(|d| d.bytes[0] == crate::wire::TYPE_INITIATION)
+            .cloned()
+            .collect();
+        assert_eq!(initiations.len(), 2, "seed {seed}: both sides initiated");
+        for d in &initiations {
+            for from in [d.from, addr(9999)] {
+                for side in [Side::A, Side::B] {
+                    let now = net.now;
+                    let o = inject(&mut net.peer(side).ep, now, from, &d.bytes);
+                    expect_nothing(&format!("seed {seed}: initiation replay"), &o).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn without_passphrase_initiations_from_strangers_are_refused() {
     let mut net = Net::new(None, None, 32);
     net.connect();
