@@ -9,6 +9,9 @@
 //! and 10,000 handshakes under a wrong key. Nothing may be shown, the conversation must
 //! go on, not one byte may be sent to the attacker, and memory must stay flat.
 
+// Test support: a panic with the captured output is the right way to fail here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -60,13 +63,16 @@ enum Dir {
     BtoA,
 }
 
+/// Every datagram the relay forwarded, in order, with its direction.
+type Recording = Arc<Mutex<Vec<(Dir, Vec<u8>)>>>;
+
 /// The man in the middle: forwards between A and B and records everything.
 struct Relay {
     /// A talks to this socket (A's PEER).
     for_a: UdpSocket,
     /// B talks to this socket (B's PEER).
     for_b: UdpSocket,
-    recorded: Arc<Mutex<Vec<(Dir, Vec<u8>)>>>,
+    recorded: Recording,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
