@@ -673,6 +673,7 @@ mod tests {
             rttvar_ms: 0.5,
             rto_ms: 10.0,
             loss: 0.25,
+            pending_handshakes: 0,
         };
         assert_eq!(
             json_of(&Report::Exit(totals)),
