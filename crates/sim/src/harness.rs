@@ -4,9 +4,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::sync::OnceLock;
+
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
-use udpchat_proto::wire::{classify, Classification};
-use udpchat_proto::{Config, Event, MessageId, Session};
+use udpchat_proto::wire::Classification;
+use udpchat_proto::{Config, Event, MessageId};
+use udpchat_secure::{derive_psk_with, KdfParams, Psk, SecureConfig, SecureEvent};
+use udpchat_stack::{Security, Stack, StackEvent};
 
 use crate::outcome::{Outcome, SideOutcome};
 use crate::trace::Trace;
@@ -33,6 +37,91 @@ pub struct Scenario {
     pub restart_b_after: Option<usize>,
     /// If set, nothing crosses the network from the first time to the second.
     pub partition: Option<(Duration, Duration)>,
+    /// Whether the endpoints encrypt, as the real program does by default. The
+    /// impairment then acts on ciphertext: a corrupted datagram must fail
+    /// authentication, a duplicate must be caught by the replay window.
+    pub security: SimSecurity,
+}
+
+impl Scenario {
+    /// The same scenario with the endpoints protecting their datagrams as `security`
+    /// says; the name says so too.
+    #[must_use]
+    pub fn with_security(self, security: SimSecurity) -> Self {
+        Self {
+            name: format!("{} [{}]", self.name, security.name()),
+            security,
+            ..self
+        }
+    }
+}
+
+/// How the simulated endpoints protect their datagrams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SimSecurity {
+    /// The protocol in the clear (`--plaintext`).
+    #[default]
+    Plaintext,
+    /// Encrypted, keyed by a shared passphrase (`NNpsk0`).
+    Passphrase,
+    /// Encrypted without a passphrase (`NN`, a code to compare).
+    CompareCode,
+}
+
+impl SimSecurity {
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "plaintext",
+            Self::Passphrase => "passphrase",
+            Self::CompareCode => "compare-code",
+        }
+    }
+}
+
+/// The wall-clock time the simulated runs start at (any fixed value: handshakes carry
+/// it, and a restarted side's clock must be later).
+const UNIX_START: Duration = Duration::from_secs(1_800_000_000);
+
+/// The passphrase key, derived once for all runs (cheap parameters: the simulation
+/// tests the protocol, not Argon2).
+fn sim_psk() -> Option<Psk> {
+    static PSK: OnceLock<Option<Psk>> = OnceLock::new();
+    PSK.get_or_init(|| {
+        derive_psk_with(b"simulated passphrase", None, KdfParams::INSECURE_TEST_ONLY).ok()
+    })
+    .clone()
+}
+
+/// The stack of one simulated endpoint, started at `now` (virtual) with `epoch`.
+fn new_stack(
+    scenario: &Scenario,
+    epoch: u64,
+    peer: SocketAddr,
+    t0: Instant,
+    now: Instant,
+) -> Stack {
+    let psk = match scenario.security {
+        SimSecurity::Plaintext => None,
+        SimSecurity::Passphrase => sim_psk(),
+        SimSecurity::CompareCode => None,
+    };
+    let security = match scenario.security {
+        SimSecurity::Plaintext => Security::Plaintext,
+        SimSecurity::Passphrase | SimSecurity::CompareCode => {
+            let mut rng_seed = [0u8; 32];
+            rng_seed[..8].copy_from_slice(&epoch.to_le_bytes());
+            Security::Encrypted {
+                config: SecureConfig {
+                    psk,
+                    ..SecureConfig::default()
+                },
+                unix_time: UNIX_START + now.saturating_duration_since(t0),
+                rng_seed,
+            }
+        }
+    };
+    Stack::new(scenario.protocol.clone(), security, epoch, peer, now)
 }
 
 /// The address of side A, as B sees it.
@@ -42,7 +131,7 @@ const ADDR_B: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Ad
 
 /// An endpoint and what it observed.
 struct Side {
-    session: Session,
+    stack: Stack,
     /// Texts of the messages this side queued, by id.
     sent: BTreeMap<MessageId, String>,
     /// Virtual time of the first transmission of each message.
@@ -53,9 +142,9 @@ struct Side {
 }
 
 impl Side {
-    fn new(session: Session) -> Self {
+    fn new(stack: Stack) -> Self {
         Self {
-            session,
+            stack,
             sent: BTreeMap::new(),
             first_sent_at: BTreeMap::new(),
             offered: 0,
@@ -79,8 +168,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let t0 = Instant::now();
     let epoch_a = sub_seed(seed, 1) | 1;
     let epoch_b = sub_seed(seed, 2) | 1;
-    let mut a = Side::new(Session::new(scenario.protocol.clone(), epoch_a, ADDR_B, t0));
-    let mut b = Side::new(Session::new(scenario.protocol.clone(), epoch_b, ADDR_A, t0));
+    let mut a = Side::new(new_stack(scenario, epoch_a, ADDR_B, t0, t0));
+    let mut b = Side::new(new_stack(scenario, epoch_b, ADDR_A, t0, t0));
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
@@ -124,8 +213,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             // The crash loses everything B held in memory; the new run keeps only what a
             // person would still see: the messages it had already shown.
             let epoch = sub_seed(seed, 5) | 1;
-            let session = Session::new(scenario.protocol.clone(), epoch, ADDR_A, now);
-            let mut reborn = Side::new(session);
+            let mut reborn = Side::new(new_stack(scenario, epoch, ADDR_A, t0, now));
             reborn.outcome.received_before_restart = std::mem::take(&mut b.outcome.received);
             reborn.outcome.restarted = true;
             reborn.sent = std::mem::take(&mut b.sent);
@@ -136,18 +224,18 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         }
         offer(&mut a, "a", scenario, t0, now);
         offer(&mut b, "b", scenario, t0, now);
-        a.session.handle_timeout(now);
-        b.session.handle_timeout(now);
+        a.stack.handle_timeout(now);
+        b.stack.handle_timeout(now);
         loop {
             let mut moved = false;
             moved |= flush(&mut a, &mut ab, now, t0, &mut trace, "a");
             moved |= flush(&mut b, &mut ba, now, t0, &mut trace, "b");
             while let Some(((), bytes)) = ab.poll_output(now) {
-                b.session.handle_datagram(now, ADDR_A, &bytes);
+                receive(&mut b, now, ADDR_A, &bytes);
                 moved = true;
             }
             while let Some(((), bytes)) = ba.poll_output(now) {
-                a.session.handle_datagram(now, ADDR_B, &bytes);
+                receive(&mut a, now, ADDR_B, &bytes);
                 moved = true;
             }
             // Acknowledgements free room in the queue: offer more before time moves on.
@@ -158,8 +246,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             }
         }
         // An idle sender has had every message acknowledged, so both idle means done.
-        let done = a.session.is_idle()
-            && b.session.is_idle()
+        let done = a.stack.session().is_idle()
+            && b.stack.session().is_idle()
             && restart_after.is_none()
             && partition_ends.is_none()
             && a.offered == scenario.messages
@@ -168,8 +256,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             break;
         }
         let next = [
-            a.session.poll_timeout(),
-            b.session.poll_timeout(),
+            a.stack.poll_timeout(),
+            b.stack.poll_timeout(),
             ab.poll_timeout(),
             ba.poll_timeout(),
             (!healed).then_some(heal_at),
@@ -210,17 +298,17 @@ fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
 fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
     let mut offered = false;
     while side.offered < scenario.messages && due(side, scenario, t0) <= now {
-        if !side.session.can_send() {
+        if !side.stack.session().can_send() {
             break;
         }
         let text = format!("{tag}{}", side.offered);
-        let Ok(id) = side.session.send(now, text.clone()) else {
+        let Ok(id) = side.stack.session_mut().send(now, text.clone()) else {
             break;
         };
         side.sent.insert(id, text);
         side.offered += 1;
         offered = true;
-        let outstanding = side.session.outstanding();
+        let outstanding = side.stack.session().outstanding();
         side.outcome.peak_outstanding = side.outcome.peak_outstanding.max(outstanding);
     }
     offered
@@ -245,8 +333,20 @@ fn healed_link(link: &ImpairConfig) -> ImpairConfig {
 fn finish(side: Side) -> SideOutcome {
     let mut outcome = side.outcome;
     outcome.sent = side.sent.into_values().collect();
-    outcome.stats = *side.session.stats();
+    outcome.stats = *side.stack.session().stats();
     outcome
+}
+
+/// Hands one datagram from the network to `side`; one the encryption layer rejects is
+/// counted by its reason.
+fn receive(side: &mut Side, now: Instant, from: SocketAddr, bytes: &[u8]) {
+    if let Err(reject) = side.stack.handle_datagram(now, from, bytes) {
+        *side
+            .outcome
+            .security_rejects
+            .entry(reject.code())
+            .or_insert(0) += 1;
+    }
 }
 
 /// Moves one side's transmits into its outgoing link and records its events.
@@ -260,9 +360,9 @@ fn flush(
 ) -> bool {
     let at = now.saturating_duration_since(t0);
     let mut moved = false;
-    while let Some(transmit) = side.session.poll_transmit() {
+    while let Some((transmit, class)) = side.stack.poll_transmit_classified() {
         moved = true;
-        let class = match classify(&transmit.payload) {
+        let class = match class {
             Classification::Data { .. } => PacketClass::Data,
             Classification::Ack { .. } => PacketClass::Ack,
             Classification::Control | Classification::Invalid => PacketClass::Control,
@@ -270,7 +370,16 @@ fn flush(
         trace.datagram(at, tag, &transmit.payload);
         link.handle_input(now, class, transmit.payload, ());
     }
-    while let Some(event) = side.session.poll_event() {
+    while let Some(event) = side.stack.poll_event() {
+        let event = match event {
+            StackEvent::Session(e) => e,
+            StackEvent::Secure(e) => {
+                if let SecureEvent::Established { .. } | SecureEvent::PeerRestarted { .. } = e {
+                    side.outcome.secure_sessions += 1;
+                }
+                continue;
+            }
+        };
         trace.event(at, tag, &event);
         match event {
             Event::Received { text, .. } => side.outcome.received.push(text),
@@ -318,6 +427,7 @@ mod tests {
             settle: Duration::from_secs(60),
             restart_b_after: None,
             partition: None,
+            security: SimSecurity::Plaintext,
         }
     }
 

@@ -30,6 +30,11 @@ pub struct SideOutcome {
     pub peer_states: Vec<PeerState>,
     /// Most messages its session held at once (queued or in flight).
     pub peak_outstanding: usize,
+    /// Datagrams the encryption layer rejected, by reason (`bad_mac` for corruption,
+    /// `replay` for duplicates, ...). Empty in the clear.
+    pub security_rejects: std::collections::BTreeMap<&'static str, u64>,
+    /// Encrypted sessions established with a peer run (first one, and one per restart).
+    pub secure_sessions: u64,
 }
 
 /// The result of one seeded run.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::Config;
 
-use crate::harness::Scenario;
+use crate::harness::{Scenario, SimSecurity};
 
 /// Messages each side sends per seed in the matrix.
 pub const MATRIX_MESSAGES: usize = 100;
@@ -53,6 +53,7 @@ fn scenario(name: &str, window: u16, link: ImpairConfig) -> Scenario {
         settle: Duration::from_secs(60),
         restart_b_after: None,
         partition: None,
+        security: SimSecurity::Plaintext,
     }
 }
 

@@ -31,6 +31,7 @@ fn a_flooding_sender_is_slowed_down_and_nothing_is_lost() {
         settle: Duration::from_secs(60),
         restart_b_after: None,
         partition: None,
+        security: udpchat_sim::SimSecurity::Plaintext,
     };
     for seed in 0..5 {
         let outcome = run(&scenario, seed);

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use udpchat_impair::ImpairConfig;
 use udpchat_sim::scenario::sim_protocol;
-use udpchat_sim::{run, Scenario};
+use udpchat_sim::{run, Scenario, SimSecurity};
 
-fn crash(link: ImpairConfig) -> Scenario {
+fn crash(link: ImpairConfig, security: SimSecurity) -> Scenario {
     Scenario {
         name: "restart b".into(),
         protocol: sim_protocol(1),
@@ -20,6 +20,7 @@ fn crash(link: ImpairConfig) -> Scenario {
         // Mid-conversation.
         restart_b_after: Some(30),
         partition: None,
+        security,
     }
 }
 
@@ -41,9 +42,24 @@ fn survivor_resends_unacknowledged_messages_to_the_new_run() {
             ..ImpairConfig::default()
         },
     ];
-    for link in links {
-        for seed in 0..300 {
-            let outcome = run(&crash(link.clone()), seed);
+    let modes = [
+        (SimSecurity::Plaintext, 300),
+        (SimSecurity::Passphrase, 100),
+        (SimSecurity::CompareCode, 100),
+    ];
+    for (security, seeds) in modes {
+        for link in &links {
+            for seed in 0..seeds {
+                check(&crash(link.clone(), security), seed);
+            }
+        }
+    }
+}
+
+fn check(scenario: &Scenario, seed: u64) {
+    {
+        {
+            let outcome = run(scenario, seed);
             let v = outcome.violations();
             assert!(v.is_empty(), "{}", outcome.failure_report(&v));
             let old = &outcome.b.received_before_restart;
@@ -55,6 +71,11 @@ fn survivor_resends_unacknowledged_messages_to_the_new_run() {
             // Everything A sent reached one run of B or the other, ending with the last.
             assert_eq!(new.last(), outcome.a.sent.last(), "seed {seed}");
             assert_eq!(outcome.a.stats.peer_restarts, 1, "seed {seed}");
+            if scenario.security != SimSecurity::Plaintext {
+                // A session with the first run of B, then one with the second.
+                assert_eq!(outcome.a.secure_sessions, 2, "seed {seed}");
+                assert_eq!(outcome.b.secure_sessions, 1, "seed {seed}: the new run");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use udpchat_proto::wire::{classify, Classification};
 use udpchat_proto::{Config, Event, Session, Transmit};
 use udpchat_secure::{Reject, SealError, SecureConfig, SecureEndpoint, SecureEvent, MAX_INNER};
 
@@ -160,21 +161,34 @@ impl Stack {
     /// The next datagram to send: handshake messages first, then protocol packets,
     /// sealed. Returns `None` when nothing more can be sent now.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.poll_transmit_classified().map(|(t, _)| t)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit), also saying what the protocol packet
+    /// inside is (a message, an acknowledgement, or control: handshakes, keepalives).
+    /// Under encryption only the sender can tell; a simulated network that loses
+    /// acknowledgements and messages at different rates needs to know.
+    pub fn poll_transmit_classified(&mut self) -> Option<(Transmit, Classification)> {
         let Some(secure) = self.secure.as_mut() else {
-            return self.session.poll_transmit();
+            let t = self.session.poll_transmit()?;
+            let class = classify(&t.payload);
+            return Some((t, class));
         };
-        let sealed = |t: udpchat_secure::Transmit| Transmit {
-            destination: t.to,
-            payload: t.payload,
+        let sealed = |t: udpchat_secure::Transmit, class| {
+            let t = Transmit {
+                destination: t.to,
+                payload: t.payload,
+            };
+            (t, class)
         };
         loop {
             if let Some(t) = secure.poll_transmit() {
-                return Some(sealed(t));
+                return Some(sealed(t, Classification::Control));
             }
             if secure.is_established() {
                 if let Some(inner) = self.held.pop_front() {
                     match secure.seal(self.now, &inner) {
-                        Ok(t) => return Some(sealed(t)),
+                        Ok(t) => return Some(sealed(t, classify(&inner))),
                         Err(SealError::NotEstablished) => self.held.push_front(inner),
                         Err(_) => self.unsealable += 1,
                     }
@@ -183,7 +197,7 @@ impl Stack {
             }
             let inner = self.session.poll_transmit()?.payload;
             match secure.seal(self.now, &inner) {
-                Ok(t) => return Some(sealed(t)),
+                Ok(t) => return Some(sealed(t, classify(&inner))),
                 Err(SealError::NotEstablished) => {
                     if self.held.len() == MAX_HELD {
                         self.held.pop_front();
@@ -427,6 +441,29 @@ mod tests {
             a.session().max_text_len(),
             udpchat_proto::wire::MAX_TEXT_LEN
         );
+    }
+
+    #[test]
+    fn the_class_of_a_sealed_packet_is_its_inner_packet_s() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(encrypted(None, 1), encrypted(None, 2), t0);
+        exchange(&mut a, &mut b, t0);
+        a.session_mut().send(t0, "hi".into()).unwrap();
+        let (data, class) = a.poll_transmit_classified().unwrap();
+        assert!(
+            matches!(class, Classification::Data { seq: 0 }),
+            "{class:?}"
+        );
+        assert_eq!(data.payload[0], udpchat_secure::wire::TYPE_TRANSPORT);
+        b.handle_datagram(t0, addr(1), &data.payload).unwrap();
+        let (_, class) = b.poll_transmit_classified().unwrap();
+        assert!(
+            matches!(class, Classification::Ack { cumulative: 1 }),
+            "{class:?}"
+        );
+        let mut fresh = Stack::new(Config::default(), encrypted(None, 3), A, addr(2), t0);
+        let (_, class) = fresh.poll_transmit_classified().unwrap();
+        assert_eq!(class, Classification::Control, "the handshake");
     }
 
     #[test]
