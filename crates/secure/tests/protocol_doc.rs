@@ -2,6 +2,9 @@
 //! what this crate produces. `UDPCHAT_PRINT_VECTORS=1 cargo test -p udpchat-secure
 //! --test protocol_doc -- --nocapture` prints the transcripts the document should hold.
 
+// A test: a panic with the mismatch is the right way to fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
