@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::{classify, Classification};
-use udpchat_proto::{Config, Event, Session, Stats};
+use udpchat_proto::{Config, Event, Stats};
+use udpchat_secure::{Psk, SecureConfig};
+use udpchat_stack::{Opened, Security, Stack, StackEvent};
 
 /// How long a blocked receive waits before the loop looks at its timers again. The
 /// shortest protocol timer is 10 ms, so 1 ms costs nothing in accuracy.
@@ -35,6 +37,40 @@ pub(crate) struct Run {
     pub(crate) size: usize,
     /// Seed of the impairment.
     pub(crate) seed: u64,
+    /// Encrypted (with or without a passphrase key) or clear text.
+    pub(crate) security: BenchSecurity,
+}
+
+/// How the two sides protect their datagrams.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum BenchSecurity {
+    /// The protocol in the clear (`--plaintext`).
+    #[default]
+    Plaintext,
+    /// Encrypted, keyed by a passphrase key (derived once, outside the timed part).
+    Passphrase(Psk),
+    /// Encrypted without a passphrase (a code to compare).
+    CompareCode,
+}
+
+impl BenchSecurity {
+    fn for_side(&self, seed: u8) -> Security {
+        let psk = match self {
+            Self::Plaintext => return Security::Plaintext,
+            Self::Passphrase(psk) => Some(psk.clone()),
+            Self::CompareCode => None,
+        };
+        Security::Encrypted {
+            config: SecureConfig {
+                psk,
+                ..SecureConfig::default()
+            },
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+            rng_seed: [seed; 32],
+        }
+    }
 }
 
 /// What a run measured.
@@ -64,23 +100,26 @@ impl Outcome {
 
 struct Side {
     socket: UdpSocket,
-    session: Session,
+    stack: Stack,
     impairment: Impairment<SocketAddr>,
 }
 
 impl Side {
     fn new(run: &Run, socket: UdpSocket, peer: SocketAddr, epoch: u64) -> anyhow::Result<Self> {
         socket.set_read_timeout(Some(POLL))?;
+        let security = run
+            .security
+            .for_side(u8::try_from(epoch & 0xff).unwrap_or(1));
         Ok(Self {
             socket,
-            session: Session::new(run.config.clone(), epoch, peer, Instant::now()),
+            stack: Stack::new(run.config.clone(), security, epoch, peer, Instant::now()),
             impairment: Impairment::new(run.impairment.clone(), run.seed ^ epoch),
         })
     }
 
-    /// Sends what the session has queued.
+    /// Sends what the stack has queued.
     fn send_all(&mut self) {
-        while let Some(t) = self.session.poll_transmit() {
+        while let Some(t) = self.stack.poll_transmit() {
             // Loopback does not refuse datagrams between two bound sockets; a full
             // socket buffer drops one, which the protocol repairs like any loss.
             let _ = self.socket.send_to(&t.payload, t.destination);
@@ -102,21 +141,26 @@ impl Side {
         }
         let now = Instant::now();
         while let Some((from, bytes)) = self.impairment.poll_output(now) {
-            self.session.handle_datagram(now, from, &bytes);
+            self.stack.handle_inner(now, from, &bytes);
         }
-        if self.session.poll_timeout().is_some_and(|t| t <= now) {
-            self.session.handle_timeout(now);
+        if self.stack.poll_timeout().is_some_and(|t| t <= now) {
+            self.stack.handle_timeout(now);
         }
     }
 
+    /// Decrypts (as the program does), then applies the impairment to the protocol
+    /// packet inside.
     fn ingest(&mut self, datagram: &[u8], from: SocketAddr) {
-        let class = match classify(datagram) {
+        let now = Instant::now();
+        let Ok(Opened::Inner { from, bytes }) = self.stack.open(now, from, datagram) else {
+            return;
+        };
+        let class = match classify(&bytes) {
             Classification::Data { .. } => PacketClass::Data,
             Classification::Ack { .. } => PacketClass::Ack,
             Classification::Control | Classification::Invalid => PacketClass::Control,
         };
-        self.impairment
-            .handle_input(Instant::now(), class, datagram.to_vec(), from);
+        self.impairment.handle_input(now, class, bytes, from);
     }
 }
 
@@ -139,8 +183,8 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
         let started = Instant::now();
         while !b_done.load(Ordering::Relaxed) && started.elapsed() < LIMIT {
             b.receive(&mut buf);
-            while let Some(event) = b.session.poll_event() {
-                if let Event::Received { text, .. } = event {
+            while let Some(event) = b.stack.poll_event() {
+                if let StackEvent::Session(Event::Received { text, .. }) = event {
                     anyhow::ensure!(
                         text.starts_with(&format!("{next:08}")),
                         "message {next} arrived out of order: {text:.8}"
@@ -165,16 +209,20 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     while start.elapsed() < LIMIT {
         let now = Instant::now();
-        while offered < run.messages && a.session.can_send() {
+        while offered < run.messages && a.stack.session().can_send() {
             let text = format!("{offered:08}{filler}");
-            a.session
+            a.stack
+                .session_mut()
                 .send(now, text)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             offered += 1;
         }
         a.send_all();
         let now = Instant::now();
-        while let Some(event) = a.session.poll_event() {
+        while let Some(event) = a.stack.poll_event() {
+            let StackEvent::Session(event) = event else {
+                continue;
+            };
             match event {
                 Event::Sent { id, .. } => {
                     sent_at.insert(id, now);
@@ -188,7 +236,7 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
                 _ => {}
             }
         }
-        if offered == run.messages && a.session.is_idle() {
+        if offered == run.messages && a.stack.session().is_idle() {
             break;
         }
         a.receive(&mut buf);
@@ -204,7 +252,7 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
     );
     outcome.received = received;
     outcome.elapsed = last_at.context("no last message")? - start;
-    outcome.stats = *a.session.stats();
+    outcome.stats = *a.stack.session().stats();
     Ok(outcome)
 }
 
@@ -223,9 +271,15 @@ mod tests {
             messages: 300,
             size: 100,
             seed: 1,
+            security: BenchSecurity::Plaintext,
         };
         let outcome = measure(&run).unwrap();
         assert_eq!(outcome.received, 300);
         assert_eq!(outcome.latencies.len(), 300);
+        let encrypted = Run {
+            security: BenchSecurity::CompareCode,
+            ..run
+        };
+        assert_eq!(measure(&encrypted).unwrap().received, 300);
     }
 }

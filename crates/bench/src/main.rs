@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod crypto;
 mod engine;
 mod machine;
 mod memory;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::{Config, RtoPolicy};
 
-use crate::engine::{measure, Outcome, Run};
+use crate::engine::{measure, BenchSecurity, Outcome, Run};
 
 /// Sizes of one run: the full run and the smoke run differ only in these.
 struct Sizes {
@@ -130,6 +131,7 @@ fn engine(config: Config, impairment: ImpairConfig, messages: usize, seed: u64) 
         messages,
         size: SIZE,
         seed,
+        security: BenchSecurity::Plaintext,
     }
 }
 
@@ -305,10 +307,80 @@ fn run(s: &Sizes, smoke: bool) -> anyhow::Result<Report> {
     );
 
     r.line(memory_line);
+
+    // 7. What encryption costs.
+    encryption(&mut r, s, one_way)?;
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
     Ok(r)
+}
+
+/// Section 7: encrypted against clear text, the same runs side by side.
+fn encryption(r: &mut Report, s: &Sizes, one_way: f64) -> anyhow::Result<()> {
+    let (psk, derive) = crypto::passphrase_key()?;
+    r.line(format!(
+        "7. encryption (ChaCha20-Poly1305 per datagram after a Noise handshake); the passphrase key took {:.0} ms to derive (Argon2id, once per start)",
+        ms(derive)
+    ));
+    let mut rates = Vec::new();
+    for (name, security) in crypto::modes(&psk) {
+        let run = |config: Config, messages, seed| Run {
+            security: security.clone(),
+            ..engine(config, ImpairConfig::default(), messages, seed)
+        };
+        let window = repeat(s.repeats, || {
+            Ok(crypto::cost(&run(Config::default(), s.window, 6))?.rate)
+        })?;
+        let cpu = crypto::cost(&run(Config::default(), s.window, 7))?;
+        let saw = Config {
+            window: 1,
+            ..Config::default()
+        };
+        let saw_rate = repeat(s.repeats, || {
+            Ok(crypto::cost(&run(saw.clone(), s.stop_and_wait, 8))?.rate)
+        })?;
+        let mut first = Vec::new();
+        for seed in 0..s.repeats.max(3) {
+            first.push(ms(crypto::first_message(&run(
+                Config::default(),
+                1,
+                9 + seed as u64,
+            ))?));
+        }
+        let first = median(first);
+        r.line(format!(
+            "   {name}: default window {window:.0} msg/s ({:.2} x raw one-way), {} CPU per message (both ends); stop-and-wait {saw_rate:.0} msg/s; first message acknowledged {first:.1} ms after start",
+            window / one_way,
+            cpu.cpu_us.map_or("unmeasured".to_owned(), |us| format!("{us:.1} µs"))
+        ));
+        rates.push((name, window, cpu.cpu_us, saw_rate));
+    }
+    let count = if s.repeats > 1 { 100_000 } else { 2_000 };
+    let big = crypto::seal_open_ns(1171, count)?;
+    let small = crypto::seal_open_ns(50, count)?;
+    r.line(format!(
+        "   seal + open in memory, no sockets: {:.2} µs for a 1171-byte packet, {:.2} µs for 50 bytes",
+        big / 1e3,
+        small / 1e3
+    ));
+    if let [(_, clear, clear_cpu, clear_saw), (_, psk_rate, psk_cpu, psk_saw), ..] = rates[..] {
+        r.line(format!(
+            "   passphrase / clear text: {:.2} x the rate with the default window, {:.2} x stop-and-wait, {} the CPU per message",
+            psk_rate / clear,
+            psk_saw / clear_saw,
+            psk_cpu
+                .zip(clear_cpu)
+                .map_or("unmeasured".to_owned(), |(e, c)| format!("{:.2} x", e / c.max(1e-9)))
+        ));
+        r.goal(
+            "encrypted / clear-text rate, default window",
+            format!("{:.2}", psk_rate / clear),
+            ">= 0.8",
+            psk_rate / clear >= 0.8,
+        );
+    }
+    Ok(())
 }
 
 fn markdown(r: &Report) -> String {

@@ -24,6 +24,7 @@ fn every_benchmark_runs_in_smoke_mode() {
         "4b. window sweep",
         "5. ordered",
         "6. memory",
+        "7. encryption",
     ] {
         assert!(stdout.contains(section), "{section} missing:\n{stdout}");
     }
