@@ -578,6 +578,24 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_is_the_session_s_smaller_one_under_encryption() {
+        let mut chat = Chat::new("me", "p");
+        chat.update(Msg::Status(Status {
+            max_text: MAX_TEXT_LEN - 29,
+            ..Status::default()
+        }));
+        let long = "x".repeat(MAX_TEXT_LEN - 28);
+        assert!(type_line(&mut chat, &long).is_empty());
+        let last = chat.conversation.entries().last().unwrap();
+        assert!(last.text.contains("the limit is 1107"), "{}", last.text);
+        let fits = "x".repeat(MAX_TEXT_LEN - 29);
+        assert!(matches!(
+            type_line(&mut chat, &fits).as_slice(),
+            [Effect::Send { .. }]
+        ));
+    }
+
+    #[test]
     fn commands_change_state_and_ask_the_driver() {
         let mut chat = Chat::new("me", "p");
         assert_eq!(

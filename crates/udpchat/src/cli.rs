@@ -67,7 +67,7 @@ pub(crate) struct Cli {
 
     /// The original program's exact setup: port 12000, a fixed 3 s timeout,
     /// stop-and-wait, no keepalives, --drop 0.2 and --ack-drop 0.2. Overrides --port,
-    /// --timeout, --window, --drop and --ack-drop, and --plaintext: the original
+    /// --timeout, --window, --drop and --ack-drop. Implies --plaintext: the original
     /// protocol is clear text.
     #[arg(long, conflicts_with_all = ["secret_file", "ask_secret", "room"])]
     pub(crate) classic: bool,

@@ -44,6 +44,10 @@ fn help_lists_every_option() {
         "--window",
         "--stats",
         "--classic",
+        "--plaintext",
+        "--secret-file",
+        "--ask-secret",
+        "--room",
         "--json",
         "--verbose",
         "--help",
@@ -76,6 +80,37 @@ fn bad_options_give_one_line_and_status_2() {
     );
     assert_usage_error(&["--timeout", "soon", "127.0.0.1"], &["--timeout", "soon"]);
     assert_usage_error(&["--port", "65536", "127.0.0.1"], &["--port", "65536"]);
+}
+
+#[test]
+fn passphrase_mistakes_give_one_line_and_status_2() {
+    let missing = std::env::temp_dir().join("udpchat-cli-no-such-secret");
+    let missing = missing.to_str().unwrap();
+    assert_usage_error(
+        &["--port", "0", "--secret-file", missing, "127.0.0.1:9"],
+        &["cannot read the passphrase file", missing],
+    );
+    let empty = std::env::temp_dir().join(format!("udpchat-cli-empty-{}", std::process::id()));
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    assert_usage_error(
+        &["--port", "0", "--secret-file", empty, "127.0.0.1:9"],
+        &["is empty"],
+    );
+    assert_usage_error(
+        &["--classic", "--secret-file", empty, "127.0.0.1"],
+        &["--classic", "--secret-file"],
+    );
+    assert_usage_error(
+        &["--plaintext", "--room", "lab", "127.0.0.1"],
+        &["--plaintext", "--room"],
+    );
+    assert_usage_error(
+        &["--port", "0", "--room", "lab", "127.0.0.1:9"],
+        &["--room needs a passphrase"],
+    );
+    // The passphrase itself is never an option.
+    assert_usage_error(&["--secret", "hunter2", "127.0.0.1"], &["--secret"]);
 }
 
 #[test]

@@ -149,6 +149,11 @@ fn full_screen_chat_with_a_second_process() {
     bob.write_lines(["hi ada"]);
     pane.wait_for("bob's reply", |s| s.contains("peer: hi ada"));
 
+    // Encrypted without a passphrase: both show the same code to compare.
+    let encrypted = bob.wait_event("bob's code", |e| e["event"] == "encrypted");
+    let code = encrypted["code"].as_str().unwrap().to_owned();
+    pane.wait_for("the same code on ada's screen", |s| s.contains(&code));
+
     pane.type_line("/quit");
     let screen = pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=0"), "{screen}");
