@@ -423,8 +423,37 @@ fn main() -> anyhow::Result<()> {
     }
     let report = run(if smoke { &SMOKE } else { &FULL }, smoke)?;
     if let Some(path) = write {
-        std::fs::write(path, markdown(&report))?;
+        // The reading of the figures is written by hand below the marker; keep it.
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        std::fs::write(path, markdown(&report) + &analysis_of(&old))?;
         println!("wrote {path}");
     }
     Ok(())
+}
+
+/// Where the generated part of docs/BENCHMARKS.md ends and the hand-written reading of
+/// the figures begins.
+const ANALYSIS_MARKER: &str = "<!-- written by hand below; --write keeps it -->";
+
+/// The hand-written part of an existing document, marker included, or just the marker.
+fn analysis_of(document: &str) -> String {
+    match document.find(ANALYSIS_MARKER) {
+        Some(at) => format!("\n{}", &document[at..]),
+        None => format!("\n{ANALYSIS_MARKER}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_keeps_the_hand_written_reading() {
+        let old = format!("# Benchmarks\nold figures\n{ANALYSIS_MARKER}\nwhy it is so\n");
+        assert_eq!(
+            analysis_of(&old),
+            format!("\n{ANALYSIS_MARKER}\nwhy it is so\n")
+        );
+        assert_eq!(analysis_of("no marker"), format!("\n{ANALYSIS_MARKER}\n"));
+    }
 }
