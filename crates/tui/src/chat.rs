@@ -588,6 +588,8 @@ mod tests {
         assert!(type_line(&mut chat, &long).is_empty());
         let last = chat.conversation.entries().last().unwrap();
         assert!(last.text.contains("the limit is 1107"), "{}", last.text);
+        // The refused text stays in the input; start again.
+        chat.input.take();
         let fits = "x".repeat(MAX_TEXT_LEN - 29);
         assert!(matches!(
             type_line(&mut chat, &fits).as_slice(),
