@@ -285,6 +285,26 @@ impl Frame {
 }
 
 impl Packet {
+    /// What [`classify`] says of this packet's bytes: a message if it carries one (the
+    /// first one's sequence number), else an acknowledgement if it carries one (the
+    /// first one's cumulative number), else control. The classifier must agree with
+    /// this on every packet that decodes; the tests and the fuzzer check that it does.
+    pub fn classification(&self) -> Classification {
+        let first_data = self.frames.iter().find_map(|f| match f {
+            Frame::Data { seq, .. } => Some(*seq),
+            _ => None,
+        });
+        let first_ack = self.frames.iter().find_map(|f| match f {
+            Frame::Ack(a) => Some(a.cumulative),
+            _ => None,
+        });
+        match (first_data, first_ack) {
+            (Some(seq), _) => Classification::Data { seq },
+            (None, Some(cumulative)) => Classification::Ack { cumulative },
+            (None, None) => Classification::Control,
+        }
+    }
+
     /// Bytes this packet takes on the wire.
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + self.frames.iter().map(Frame::encoded_len).sum::<usize>() + CRC_LEN
@@ -707,20 +727,7 @@ mod tests {
         #[test]
         fn classify_agrees_with_a_full_decode(src in 1u64.., frames in prop::collection::vec(arb_frame(), 1..6)) {
             let p = Packet { src_epoch: src, dst_epoch: 3, frames };
-            let first_data = p.frames.iter().find_map(|f| match f {
-                Frame::Data { seq, .. } => Some(*seq),
-                _ => None,
-            });
-            let first_ack = p.frames.iter().find_map(|f| match f {
-                Frame::Ack(a) => Some(a.cumulative),
-                _ => None,
-            });
-            let expected = match (first_data, first_ack) {
-                (Some(seq), _) => Classification::Data { seq },
-                (None, Some(cumulative)) => Classification::Ack { cumulative },
-                (None, None) => Classification::Control,
-            };
-            prop_assert_eq!(classify(&p.encode()), expected);
+            prop_assert_eq!(classify(&p.encode()), p.classification());
         }
 
         #[test]
