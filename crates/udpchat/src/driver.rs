@@ -198,15 +198,16 @@ impl Driver {
                 received = self.net.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
                         let now = Instant::now();
-                        match self.net.on_datagram(now, from, &buf[..len]) {
+                        let arrival = self.net.on_datagram(now, from, &buf[..len]);
+                        if let Some(message) = self.net.take_hint() {
+                            self.emit(&Report::Warning { message })?;
+                        }
+                        match arrival {
                             Arrival::Accepted => {}
                             Arrival::Dropped(drop) => {
                                 self.emit(&Report::DroppedBySimulation { kind: drop.kind, seq: drop.seq })?;
                             }
                             Arrival::Rejected { reject, .. } => {
-                                if let Some(message) = self.net.mode_hint(from, &buf[..len]) {
-                                    self.emit(&Report::Warning { message })?;
-                                }
                                 self.report_rejected(now, reject.code(), reject.to_string())?;
                             }
                         }

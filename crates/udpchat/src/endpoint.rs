@@ -89,6 +89,8 @@ pub(crate) struct Endpoint {
     recv_errors_in_row: u32,
     /// Whether the user was told that the peer seems to use the other mode.
     mode_mismatch_warned: bool,
+    /// A hint for the user not yet taken by the driver.
+    hint: Option<String>,
     /// How datagrams are protected.
     pub(crate) mode: SecurityMode,
 }
@@ -110,6 +112,7 @@ impl Endpoint {
             send_warned: None,
             recv_errors_in_row: 0,
             mode_mismatch_warned: false,
+            hint: None,
         }
     }
 
@@ -118,9 +121,16 @@ impl Endpoint {
     pub(crate) fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Arrival {
         self.recv_errors_in_row = 0;
         let encrypted = self.stack.is_encrypted();
+        if !encrypted {
+            // In the clear the protocol rejects what it cannot read, later.
+            self.notice_mode(from, bytes, None);
+        }
         let opened = match self.stack.open(now, from, bytes) {
             Ok(opened) => opened,
-            Err(reject) => return Arrival::Rejected { reject, from },
+            Err(reject) => {
+                self.notice_mode(from, bytes, Some(reject));
+                return Arrival::Rejected { reject, from };
+            }
         };
         // Under encryption only authenticated datagrams get here, from wherever the peer
         // is now; in the clear, only the peer's address counts as hearing from it.
@@ -148,24 +158,38 @@ impl Endpoint {
         }
     }
 
-    /// A hint, once, when a datagram from the peer's address looks like the other mode:
-    /// clear text arriving at an encrypted chat, or the reverse. The datagram itself was
-    /// rejected either way; the hint only saves the user from guessing why nothing
-    /// connects.
-    pub(crate) fn mode_hint(&mut self, from: SocketAddr, bytes: &[u8]) -> Option<String> {
+    /// Notes a hint, once, when a rejected datagram from the peer's address says why nothing
+    /// connects: it looks like the other mode (clear text arriving at an encrypted chat,
+    /// or the reverse), or it is our own handshake come back (PEER is this very program
+    /// under another of the machine's addresses). The datagram was rejected either way;
+    /// the hint only saves the user from guessing.
+    fn notice_mode(&mut self, from: SocketAddr, bytes: &[u8], reject: Option<Reject>) {
+        if let Some(hint) = self.mode_hint(from, bytes, reject) {
+            self.mode_mismatch_warned = true;
+            self.hint = Some(hint);
+        }
+    }
+
+    fn mode_hint(&self, from: SocketAddr, bytes: &[u8], reject: Option<Reject>) -> Option<String> {
         if self.mode_mismatch_warned || from != self.stack.peer_addr() {
             return None;
         }
         let first = *bytes.first()?;
-        let hint = if self.stack.is_encrypted() && first == b'U' {
+        let hint = if reject == Some(Reject::Reflected) {
+            "the peer is this udpchat itself (its own handshake came back); to chat with yourself, give 127.0.0.1 and this port as PEER"
+        } else if self.stack.is_encrypted() && first == b'U' {
             "the peer sends unencrypted datagrams (it runs with --plaintext or --classic); use the same mode on both sides"
         } else if !self.stack.is_encrypted() && (0xE1..=0xE4).contains(&first) {
             "the peer sends encrypted datagrams; run without --plaintext and --classic on both sides, or with them on both"
         } else {
             return None;
         };
-        self.mode_mismatch_warned = true;
         Some(hint.to_owned())
+    }
+
+    /// The hint the last datagrams gave, once (see `notice_mode`).
+    pub(crate) fn take_hint(&mut self) -> Option<String> {
+        self.hint.take()
     }
 
     /// Hands the packets the simulated network lets through to the protocol session.

@@ -24,7 +24,7 @@ use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
-use crate::endpoint::{Arrival, Endpoint, SecurityMode, RECV_BUFFER};
+use crate::endpoint::{Endpoint, SecurityMode, RECV_BUFFER};
 use crate::launch;
 use crate::report::Report;
 use crate::secret::Secret;
@@ -154,10 +154,9 @@ impl TuiDriver {
                         if let Some(net) = self.net.as_mut() {
                             // Rejections are counted, not shown: the screen is for the
                             // conversation, and a flood must not scroll it away.
-                            if let Arrival::Rejected { .. } = net.on_datagram(Instant::now(), from, &buf[..len]) {
-                                if let Some(hint) = net.mode_hint(from, &buf[..len]) {
-                                    self.chat.update(Msg::Note(format!("warning: {hint}")));
-                                }
+                            net.on_datagram(Instant::now(), from, &buf[..len]);
+                            if let Some(hint) = net.take_hint() {
+                                self.chat.update(Msg::Note(format!("warning: {hint}")));
                             }
                         }
                     }

@@ -521,3 +521,42 @@ fn replays_after_a_rekey_and_after_a_restart_are_refused() {
     assert!(a.wait_exit().success(), "{}", a.dump());
     assert!(b.wait_exit().success(), "{}", b.dump());
 }
+
+#[test]
+fn a_clear_text_peer_and_an_encrypted_one_are_told_why_nothing_connects() {
+    let (pa, pb) = (free_port(), free_port());
+    let quick = ["--max-retries", "2"];
+    let mut a = chat(
+        "A",
+        pa,
+        localhost(pb),
+        &[&quick[..], &["--plaintext"]].concat(),
+    );
+    let mut b = chat("B", pb, localhost(pa), &quick);
+    a.write_lines(["in the clear"]);
+    b.write_lines(["encrypted"]);
+    let hint = |p: &Proc, words: &'static str| {
+        p.wait_event(words, move |e| {
+            e["event"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains(words))
+        })
+    };
+    hint(&a, "the peer sends encrypted datagrams");
+    hint(&b, "the peer sends unencrypted datagrams");
+    a.close_stdin();
+    b.close_stdin();
+    assert_eq!(a.wait_exit().code(), Some(1), "{}", a.dump());
+    assert_eq!(b.wait_exit().code(), Some(1), "{}", b.dump());
+    assert!(received(&a).is_empty() && received(&b).is_empty());
+    for p in [&a, &b] {
+        let hints = p
+            .events_named("warning")
+            .iter()
+            .filter(|e| {
+                e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("the peer sends"))
+            })
+            .count();
+        assert_eq!(hints, 1, "said once: {}", p.dump());
+    }
+}
