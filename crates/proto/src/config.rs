@@ -58,6 +58,17 @@ pub struct Config {
     pub keepalive: Option<Duration>,
     /// Silence after which the peer is reported unreachable.
     pub peer_timeout: Duration,
+    /// How long to wait for the peer's first answer before saying that nobody answers.
+    ///
+    /// Until the peer's run (epoch) is known, messages simply wait: nothing is sent, so
+    /// no retransmission is spent. Only once nobody has answered for this long does the
+    /// session report [`Event::NoAnswer`](crate::Event::NoAnswer) and fail what is
+    /// queued, so a message typed before the other side is started is not lost to a
+    /// short retransmission timeout (`--timeout 50ms` with 20 retries is a second). It
+    /// keeps trying afterwards, with the next verdict this much later. 30 s leaves time
+    /// to start the other side. Values below 1 ms count as 1 ms, so a zero cannot make
+    /// the verdict fire in a loop.
+    pub connect_timeout: Duration,
     /// Largest packet this session builds, in bytes: [`MAX_DATAGRAM`] in the clear, less
     /// when a layer below adds its own bytes (encryption: 1171), so the datagram on the
     /// wire still fits 1200. The longest message shrinks by the same amount
@@ -80,13 +91,15 @@ impl Default for Config {
             send_queue: 16_384,
             keepalive: Some(Duration::from_secs(5)),
             peer_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(30),
             max_datagram: MAX_DATAGRAM,
         }
     }
 }
 
 impl Config {
-    /// The seed's setup: fixed 3 s timeout, stop-and-wait, no keepalives.
+    /// The seed's setup: fixed 3 s timeout, stop-and-wait, no keepalives (and the default
+    /// 30 s connect timeout).
     pub fn classic() -> Self {
         Self {
             rto: RtoPolicy::Fixed(Duration::from_secs(3)),
@@ -105,6 +118,11 @@ impl Config {
     /// [`MAX_TEXT_LEN`] less what the smaller datagram limit takes away.
     pub fn max_text_len(&self) -> usize {
         MAX_TEXT_LEN - (MAX_DATAGRAM - self.effective_max_datagram())
+    }
+
+    /// The connect timeout actually used: at least 1 ms (see [`Config::connect_timeout`]).
+    pub(crate) fn effective_connect_timeout(&self) -> Duration {
+        self.connect_timeout.max(Duration::from_millis(1))
     }
 
     /// The window actually used: 1 to [`MAX_WINDOW`], and 1 with the alternating bit,
@@ -129,6 +147,7 @@ mod tests {
         assert_eq!(c.keepalive, None);
         // 20 retransmissions 3 s apart: the message fails after about a minute.
         assert_eq!(c.max_retries * 3, 60);
+        assert_eq!(c.connect_timeout, Duration::from_secs(30));
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum FailReason {
         /// Transmissions made.
         attempts: u32,
     },
-    /// It was waiting behind a message that failed: the peer is unreachable.
+    /// It was waiting behind a message that failed, or nobody answered for the connect
+    /// timeout ([`Event::NoAnswer`]): the peer is unreachable.
     PeerUnreachable,
 }
 
@@ -71,6 +72,18 @@ pub enum Event {
         new_epoch: u64,
         /// Unacknowledged messages that will be sent again.
         resent: usize,
+    },
+    /// Nobody answered for [`Config::connect_timeout`](crate::Config::connect_timeout):
+    /// the peer is probably not running, or not at that address/port, or UDP is blocked.
+    ///
+    /// The peer's epoch is still unknown. This event comes first; then every queued
+    /// message is reported [`Failed`](Self::Failed) with
+    /// [`FailReason::PeerUnreachable`], its text returned. The session keeps trying, and
+    /// says this again `connect_timeout` later if nobody answers by then.
+    NoAnswer {
+        /// How long the session has waited for the peer so far: `connect_timeout` at the
+        /// first verdict, a multiple of it at later ones.
+        waited: Duration,
     },
     /// The peer became unreachable, or came back online.
     PeerStateChanged {

@@ -40,8 +40,14 @@ pub struct Session {
     /// No packet addressed to this run has arrived yet: the first one answers our first
     /// HELLO and gives a round-trip sample, if that HELLO was the only one (Karn's rule).
     hello_sample_pending: bool,
-    /// HELLOs sent without an answer; they stand in for the first message's attempts.
+    /// HELLOs sent so far without an answer, for Karn's rule on the HELLO sample. They
+    /// spend no message's retry budget: before the peer is known messages just wait.
     hello_attempts: u32,
+    /// When the session was created: [`Event::NoAnswer`] says how long it has waited.
+    started: Instant,
+    /// While the peer's epoch is unknown, when to say that nobody answers
+    /// ([`Event::NoAnswer`]) and fail what is queued.
+    no_answer_at: Option<Instant>,
     rtt: RttEstimator,
     /// When we last received a valid packet of the current pair from the peer.
     last_heard: Instant,
@@ -82,6 +88,8 @@ impl Session {
             first_hello_at: now,
             hello_sample_pending: true,
             hello_attempts: 0,
+            started: now,
+            no_answer_at: None,
             last_heard: now,
             awaiting_since: None,
             ping: None,
@@ -93,6 +101,7 @@ impl Session {
             stats: Stats::default(),
             now,
         };
+        session.no_answer_at = Some(now + session.config.effective_connect_timeout());
         session.send_hello(0);
         session.hello_attempts = 1;
         session.hello_at = Some(now + session.rtt.rto());
@@ -245,9 +254,12 @@ impl Session {
     }
 
     /// Tells the session that `now` has been reached; fires what is due: HELLO and
-    /// message retransmissions, keepalives, and the unreachable verdict.
+    /// message retransmissions, keepalives, and the no-answer and unreachable verdicts.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
+        if self.no_answer_at.is_some_and(|at| at <= now) {
+            self.on_connect_timeout(now);
+        }
         if self.hello_at.is_some_and(|at| at <= now) {
             self.on_hello_timeout(now);
         }
@@ -293,6 +305,7 @@ impl Session {
         let connected = self.peer_epoch.is_some();
         [
             self.hello_at,
+            self.no_answer_at,
             connected.then(|| self.sender.next_timeout()).flatten(),
             connected.then(|| self.keepalive_at()).flatten(),
             connected.then(|| self.unreachable_at()).flatten(),
@@ -437,6 +450,7 @@ impl Session {
             None => {
                 self.peer_epoch = Some(epoch);
                 self.hello_at = None;
+                self.no_answer_at = None;
                 self.events
                     .push_back(Event::Connected { peer_epoch: epoch });
                 self.set_peer_state(PeerState::Online);
@@ -445,18 +459,24 @@ impl Session {
     }
 
     fn on_hello_timeout(&mut self, now: Instant) {
-        if self.hello_attempts > self.config.max_retries && !self.sender.is_idle() {
-            // Nobody has answered for as long as a message may wait: report everything
-            // queued as failed, then keep knocking in case the peer starts later.
-            let mut out = Vec::new();
-            self.sender.fail_all(&mut out);
-            self.apply(out, now);
-            self.hello_attempts = 0;
-        }
         self.rtt.on_expiry();
         self.send_hello(0);
-        self.hello_attempts += 1;
+        self.hello_attempts = self.hello_attempts.saturating_add(1);
         self.hello_at = Some(now + self.rtt.rto());
+    }
+
+    /// Nobody has answered for the connect timeout: say so, then report everything queued
+    /// as failed, so no text waits unseen for a peer that may never come. Keeps trying
+    /// (HELLOs go on, if this session sends them), with the next verdict a connect
+    /// timeout later.
+    fn on_connect_timeout(&mut self, now: Instant) {
+        self.events.push_back(Event::NoAnswer {
+            waited: now.saturating_duration_since(self.started),
+        });
+        let mut out = Vec::new();
+        self.sender.fail_all(&mut out);
+        self.apply(out, now);
+        self.no_answer_at = Some(now + self.config.effective_connect_timeout());
     }
 
     /// Moves queued messages onto the wire once the peer is known.
@@ -770,7 +790,7 @@ mod tests {
     }
 
     #[test]
-    fn unanswered_handshake_fails_queued_messages_after_max_retries() {
+    fn unanswered_handshake_fails_queued_messages_after_the_connect_timeout() {
         let t0 = Instant::now();
         let config = Config {
             max_retries: 2,
@@ -783,13 +803,132 @@ mod tests {
             now = a.poll_timeout().unwrap();
             a.handle_timeout(now);
         }
-        assert_eq!(now, t0 + Duration::from_secs(9));
+        // Not after max_retries HELLOs (9 s) any more: the connect timeout decides.
+        assert_eq!(now, t0 + Duration::from_secs(30));
         assert!(events(&mut a).contains(&Event::Failed {
             id: MessageId(0),
             text: "anyone?".into(),
             reason: FailReason::PeerUnreachable
         }));
         assert!(a.poll_timeout().is_some(), "keeps knocking for a late peer");
+    }
+
+    /// Runs `s`'s timers up to `until` with nobody answering; returns what it put on the
+    /// wire, decoded.
+    fn run_alone(s: &mut Session, until: Instant) -> Vec<Packet> {
+        let mut wire = Vec::new();
+        loop {
+            while let Some(t) = s.poll_transmit() {
+                wire.push(Packet::decode(&t.payload).unwrap());
+            }
+            match s.poll_timeout() {
+                Some(at) if at <= until => s.handle_timeout(at),
+                _ => return wire,
+            }
+        }
+    }
+
+    fn is_hello(p: &Packet) -> bool {
+        p.frames == [Frame::Hello]
+    }
+
+    #[test]
+    fn a_message_typed_before_the_peer_starts_waits_without_spending_retries() {
+        let t0 = Instant::now();
+        let config = Config {
+            rto: crate::rtt::RtoPolicy::Fixed(Duration::from_millis(50)),
+            max_retries: 3,
+            ..Config::default()
+        };
+        let mut a = Session::new(config.clone(), A, addr(2), t0);
+        a.send(t0, "early".into()).unwrap();
+        // The peer is silent for 10 s: 200 times the timeout, far beyond 3 retries.
+        let t1 = t0 + Duration::from_secs(10);
+        let wire = run_alone(&mut a, t1);
+        assert!(wire.len() > 100 && wire.iter().all(is_hello), "only HELLOs");
+        assert!(events(&mut a).is_empty(), "nothing failed, nothing sent");
+        assert_eq!(a.outstanding(), 1);
+        // The peer appears.
+        let mut b = Session::new(config, B, addr(1), t1);
+        exchange(&mut a, &mut b, t1);
+        assert_eq!(received(&mut b), vec!["early"]);
+        assert!(events(&mut a).iter().any(|e| matches!(
+            e,
+            Event::Delivered {
+                id: MessageId(0),
+                attempts: 1,
+                ..
+            }
+        )));
+        let stats = a.stats();
+        assert_eq!(stats.messages_failed, 0);
+        assert_eq!(stats.retransmissions, 0);
+        assert_eq!(stats.messages_delivered, 1);
+        assert!(a.is_idle());
+    }
+
+    #[test]
+    fn nobody_answering_for_the_connect_timeout_fails_what_is_queued_and_keeps_knocking() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let connect = config.connect_timeout;
+        let mut a = Session::new(config, A, addr(2), t0);
+        a.send(t0, "one".into()).unwrap();
+        a.send(t0, "two".into()).unwrap();
+        let wire = run_alone(&mut a, t0 + connect - Duration::from_millis(1));
+        assert!(wire.iter().all(is_hello));
+        assert!(
+            events(&mut a).is_empty(),
+            "no verdict before the connect timeout"
+        );
+        // Exactly at the connect timeout: the verdict, then each message, in that order.
+        assert_eq!(a.poll_timeout(), Some(t0 + connect));
+        let wire = run_alone(&mut a, t0 + connect);
+        assert!(wire.iter().all(is_hello));
+        assert_eq!(
+            events(&mut a),
+            vec![
+                Event::NoAnswer { waited: connect },
+                Event::Failed {
+                    id: MessageId(0),
+                    text: "one".into(),
+                    reason: FailReason::PeerUnreachable
+                },
+                Event::Failed {
+                    id: MessageId(1),
+                    text: "two".into(),
+                    reason: FailReason::PeerUnreachable
+                },
+            ]
+        );
+        assert_eq!(a.peer_state(), PeerState::Connecting);
+        assert!(a.is_idle());
+        // A message sent afterwards waits for the next verdict, a connect timeout later,
+        // while the HELLOs go on.
+        let t1 = t0 + connect + Duration::from_secs(1);
+        a.send(t1, "three".into()).unwrap();
+        let wire = run_alone(&mut a, t0 + 2 * connect - Duration::from_millis(1));
+        assert!(!wire.is_empty() && wire.iter().all(is_hello));
+        assert!(events(&mut a).is_empty());
+        assert_eq!(a.outstanding(), 1);
+        let wire = run_alone(&mut a, t0 + 2 * connect);
+        assert!(wire.iter().all(is_hello));
+        assert_eq!(
+            events(&mut a),
+            vec![
+                Event::NoAnswer {
+                    waited: 2 * connect
+                },
+                Event::Failed {
+                    id: MessageId(2),
+                    text: "three".into(),
+                    reason: FailReason::PeerUnreachable
+                },
+            ]
+        );
+        // The next HELLO is due within the 5 s ceiling of the backoff.
+        let next = a.poll_timeout().unwrap();
+        assert!(next <= t0 + 2 * connect + Duration::from_secs(5));
     }
 
     #[test]
