@@ -101,23 +101,35 @@ pub enum RejectReason {
     /// It came from an earlier run of the peer, which has since restarted.
     #[error("datagram from an earlier run of the peer (stale epoch)")]
     StaleEpoch,
-    /// It was addressed to another run of this program (we restarted); the sender is
-    /// told our current epoch with a HELLO.
+    /// It was addressed to another run of this program (we restarted). A session that
+    /// sends HELLOs tells the sender our current epoch with one; a session without HELLO
+    /// ([`Session::new_without_hello`](crate::Session::new_without_hello)) leaves that to
+    /// the layer below and does not answer.
     #[error("datagram addressed to an earlier run of this program")]
     WrongDestinationEpoch,
+    /// Addressed to this run, but from a run of the peer that the layer below has not
+    /// authenticated (a session without HELLO, see
+    /// [`Session::new_without_hello`](crate::Session::new_without_hello)). There only
+    /// [`Session::adopt_peer`](crate::Session::adopt_peer) may say that the peer
+    /// restarted, so such a datagram is dropped instead of being taken for a new run.
+    #[error("datagram from a run of the peer not authenticated by the layer below")]
+    UnknownEpoch,
     /// An acknowledgement for a message never sent.
     #[error("acknowledgement beyond anything sent")]
     AckBeyondSent,
 }
 
 impl RejectReason {
-    /// Stable machine-readable name.
+    /// Stable machine-readable name: the [`DecodeError`] code for a malformed datagram,
+    /// else `unknown_source`, `stale_epoch`, `wrong_destination_epoch`, `unknown_epoch` or
+    /// `ack_beyond_sent`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Malformed(e) => e.code(),
             Self::UnknownSource => "unknown_source",
             Self::StaleEpoch => "stale_epoch",
             Self::WrongDestinationEpoch => "wrong_destination_epoch",
+            Self::UnknownEpoch => "unknown_epoch",
             Self::AckBeyondSent => "ack_beyond_sent",
         }
     }
@@ -166,6 +178,7 @@ mod tests {
             RejectReason::UnknownSource,
             RejectReason::StaleEpoch,
             RejectReason::WrongDestinationEpoch,
+            RejectReason::UnknownEpoch,
             RejectReason::AckBeyondSent,
         ];
         let mut codes: Vec<_> = all.iter().map(RejectReason::code).collect();

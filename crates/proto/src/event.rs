@@ -35,7 +35,8 @@ impl FailReason {
 /// Whether the peer answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerState {
-    /// Its epoch is not known yet: HELLOs are being sent.
+    /// Its epoch is not known yet: HELLOs are being sent, or (in a session without HELLO)
+    /// the layer below has not authenticated the peer yet.
     Connecting,
     /// It answered recently.
     Online,

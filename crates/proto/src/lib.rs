@@ -9,10 +9,17 @@
 //!
 //! # Calling contract
 //!
-//! 1. Create one [`Session`] per peer with [`Session::new`], a random non-zero epoch
-//!    (once per process start) and the current time.
-//! 2. After **every** input — [`Session::new`], [`Session::send`],
-//!    [`Session::handle_datagram`], [`Session::handle_timeout`] — drain
+//! 1. Create one [`Session`] per peer with a random non-zero epoch (once per process
+//!    start) and the current time: with [`Session::new`] in the clear, where the session
+//!    learns the peer's run (epoch) from a HELLO exchange; with
+//!    [`Session::new_without_hello`] under a layer that authenticates the peer itself
+//!    (the secure handshake), which sends no HELLO. That layer then calls
+//!    [`Session::adopt_peer`] each time its handshake authenticates a run of the peer:
+//!    the first time connects ([`Event::Connected`]), another run later is a restart
+//!    ([`Event::PeerRestarted`]).
+//! 2. After **every** input — [`Session::new`], [`Session::new_without_hello`],
+//!    [`Session::send`], [`Session::handle_datagram`], [`Session::handle_timeout`],
+//!    [`Session::adopt_peer`] — drain
 //!    [`Session::poll_event`] until `None` and hand received messages to the user, then
 //!    drain [`Session::poll_transmit`] until `None` (send each datagram), then drain
 //!    [`Session::poll_event`] again (first transmissions are reported as they are
@@ -24,6 +31,11 @@
 //!    returned (calling it early is harmless; it just fires nothing). `None` means no
 //!    timer is armed: sleep until a datagram or a message arrives.
 //! 4. `now` must not go backwards; if it does, the session uses the latest value seen.
+//!
+//! Until the peer's run is known, messages wait unsent and spend no retries. If nobody
+//! answers for [`Config::connect_timeout`] (30 s by default), the session reports
+//! [`Event::NoAnswer`], then each queued message as [`Event::Failed`] with its text, and
+//! keeps trying; it says so again every `connect_timeout` while nobody answers.
 //!
 //! ```
 //! use std::time::Instant;
@@ -49,8 +61,9 @@
 //! - `sender`, `receiver`: the two halves of one direction of the stream: a sliding
 //!   window with selective acknowledgements (stop-and-wait at window 1).
 //! - [`RttEstimator`]: RFC 6298 round-trip estimation and the retransmission timeout.
-//! - [`Session`]: epochs, the HELLO exchange, restarts, keepalives and the peer's state,
-//!   packing of messages into datagrams, and the two halves together.
+//! - [`Session`]: epochs, the HELLO exchange (or the peer's run from the layer below),
+//!   restarts, keepalives and the peer's state, packing of messages into datagrams, and
+//!   the two halves together.
 //! - [`Event`], [`Transmit`], [`Stats`], [`Config`] and the error types.
 #![forbid(unsafe_code)]
 

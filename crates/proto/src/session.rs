@@ -28,9 +28,12 @@ pub struct Session {
     config: Config,
     local_epoch: u64,
     peer_addr: SocketAddr,
-    /// The peer's current run, once learnt from a HELLO or from any packet addressed to
-    /// our epoch.
+    /// The peer's current run, once learnt from a HELLO, from any packet addressed to our
+    /// epoch (in a HELLO session), or from [`Session::adopt_peer`].
     peer_epoch: Option<u64>,
+    /// Whether this session runs the HELLO exchange ([`Session::new`]) or leaves the
+    /// peer's run to the layer below ([`Session::new_without_hello`]).
+    sends_hello: bool,
     retired: VecDeque<u64>,
     peer_state: PeerState,
     /// While the peer's epoch is unknown, when to send the next HELLO.
@@ -69,10 +72,49 @@ pub struct Session {
 }
 
 impl Session {
-    /// Creates a session with the peer at `peer_addr`. `local_epoch` must be random and
-    /// non-zero, chosen once per process start (0 is replaced by 1). The first HELLO is
-    /// ready in [`poll_transmit`](Self::poll_transmit) at once.
+    /// Creates a session with the peer at `peer_addr` that learns the peer's run with the
+    /// HELLO exchange. `local_epoch` must be random and non-zero, chosen once per process
+    /// start (0 is replaced by 1). The first HELLO is ready in
+    /// [`poll_transmit`](Self::poll_transmit) at once.
     pub fn new(config: Config, local_epoch: u64, peer_addr: SocketAddr, now: Instant) -> Self {
+        let mut session = Self::build(config, local_epoch, peer_addr, now, true);
+        session.send_hello(0);
+        session.hello_attempts = 1;
+        session.hello_at = Some(now + session.rtt.rto());
+        session
+    }
+
+    /// Creates a session for use under a layer that authenticates the peer itself (the
+    /// secure handshake of `udpchat-secure`, which already carries both epochs): no HELLO
+    /// is ever sent, which saves the round trip a HELLO exchange would add after that
+    /// handshake.
+    ///
+    /// Messages wait until the layer below calls [`adopt_peer`](Self::adopt_peer); until
+    /// then nothing is sent, and the connect-timeout verdict ([`Event::NoAnswer`]) applies
+    /// as in a HELLO session. The peer's run changes only through `adopt_peer`: a datagram
+    /// addressed to us from any other run is rejected as
+    /// [`RejectReason::UnknownEpoch`], and a misaddressed one as
+    /// [`RejectReason::WrongDestinationEpoch`] without an answer. `local_epoch` is as for
+    /// [`new`](Self::new), and must be the one the layer below announces.
+    pub fn new_without_hello(
+        config: Config,
+        local_epoch: u64,
+        peer_addr: SocketAddr,
+        now: Instant,
+    ) -> Self {
+        let mut session = Self::build(config, local_epoch, peer_addr, now, false);
+        // No HELLO goes out, so none can be answered with a round-trip sample.
+        session.hello_sample_pending = false;
+        session
+    }
+
+    fn build(
+        config: Config,
+        local_epoch: u64,
+        peer_addr: SocketAddr,
+        now: Instant,
+        sends_hello: bool,
+    ) -> Self {
         let window = config.effective_window();
         let mut session = Self {
             sender: Sender::new(window, config.seq_bits, config.max_retries),
@@ -82,6 +124,7 @@ impl Session {
             local_epoch: local_epoch.max(1),
             peer_addr,
             peer_epoch: None,
+            sends_hello,
             retired: VecDeque::new(),
             peer_state: PeerState::Connecting,
             hello_at: None,
@@ -102,10 +145,31 @@ impl Session {
             now,
         };
         session.no_answer_at = Some(now + session.config.effective_connect_timeout());
-        session.send_hello(0);
-        session.hello_attempts = 1;
-        session.hello_at = Some(now + session.rtt.rto());
         session
+    }
+
+    /// Tells the session that the layer below authenticated the peer's run `peer_epoch`
+    /// (its handshake carries the epochs of both sides).
+    ///
+    /// The first call connects, as the first HELLO does: [`Event::Connected`], the peer
+    /// is online, and queued messages go out at the next
+    /// [`poll_transmit`](Self::poll_transmit). A later call with another epoch is a
+    /// restart of the peer: [`Event::PeerRestarted`], its old stream is forgotten and our
+    /// unacknowledged messages are sent again to the new run, renumbered from 0. The
+    /// current epoch again changes nothing, and so does 0, which no run may use. The layer
+    /// below is the authority: a run it authenticates is taken as current even if it had
+    /// been retired. Works on a HELLO session too.
+    pub fn adopt_peer(&mut self, now: Instant, peer_epoch: u64) {
+        let now = self.advance(now);
+        if peer_epoch == 0 || self.peer_epoch == Some(peer_epoch) {
+            return;
+        }
+        self.retired.retain(|&epoch| epoch != peer_epoch);
+        // A packet addressed to us no longer tells when our first HELLO was answered.
+        self.hello_sample_pending = false;
+        self.adopt_peer_epoch(peer_epoch);
+        // The handshake below came from the peer: it is there now.
+        self.heard_from_peer(now);
     }
 
     /// Queues a message. It is sent when the window allows, and ends in exactly one
@@ -180,6 +244,17 @@ impl Session {
         }
         let has_hello = packet.frames.contains(&Frame::Hello);
         let addressed_to_us = packet.dst_epoch == self.local_epoch;
+        if !self.sends_hello {
+            // The layer below authenticates the peer and tells us its run (adopt_peer);
+            // a packet cannot change it, and we do not announce ourselves with HELLOs.
+            if !addressed_to_us {
+                return self.reject(RejectReason::WrongDestinationEpoch);
+            }
+            if self.peer_epoch != Some(packet.src_epoch) {
+                return self.reject(RejectReason::UnknownEpoch);
+            }
+            return self.accept(now, packet);
+        }
         if has_hello || addressed_to_us {
             self.adopt_peer_epoch(packet.src_epoch);
         }
@@ -199,6 +274,11 @@ impl Session {
             }
             return;
         }
+        self.accept(now, packet);
+    }
+
+    /// Acts on a packet of the current pair: from the peer's current run, to ours.
+    fn accept(&mut self, now: Instant, packet: Packet) {
         self.heard_from_peer(now);
         let mut must_ack = false;
         let mut outputs = Vec::new();
@@ -929,6 +1009,220 @@ mod tests {
         // The next HELLO is due within the 5 s ceiling of the backoff.
         let next = a.poll_timeout().unwrap();
         assert!(next <= t0 + 2 * connect + Duration::from_secs(5));
+    }
+
+    /// Like [`exchange`], and checks that no HELLO ever goes on the wire.
+    fn exchange_without_hello(a: &mut Session, b: &mut Session, now: Instant) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = a.poll_transmit() {
+                assert!(!Packet::decode(&t.payload)
+                    .unwrap()
+                    .frames
+                    .contains(&Frame::Hello));
+                b.handle_datagram(now, addr(1), &t.payload);
+                moved = true;
+            }
+            while let Some(t) = b.poll_transmit() {
+                assert!(!Packet::decode(&t.payload)
+                    .unwrap()
+                    .frames
+                    .contains(&Frame::Hello));
+                a.handle_datagram(now, addr(2), &t.payload);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn rejections(ev: &[Event]) -> Vec<&'static str> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Rejected { reason } => Some(reason.code()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_session_without_hello_waits_for_the_layer_below_to_adopt_the_peer() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let mut a = Session::new_without_hello(config.clone(), A, addr(2), t0);
+        let mut b = Session::new_without_hello(config.clone(), B, addr(1), t0);
+        a.send(t0, "hi".into()).unwrap();
+        // Nothing goes out, not even a HELLO; the only timer is the connect verdict.
+        assert!(a.poll_transmit().is_none());
+        assert!(b.poll_transmit().is_none());
+        assert_eq!(a.poll_timeout(), Some(t0 + config.connect_timeout));
+        assert_eq!(a.peer_state(), PeerState::Connecting);
+        assert!(events(&mut a).is_empty());
+
+        // A's handshake below authenticated B: the message goes out at once, to B.
+        let t1 = t0 + Duration::from_millis(10);
+        a.adopt_peer(t1, B);
+        assert_eq!(
+            events(&mut a),
+            vec![
+                Event::Connected { peer_epoch: B },
+                Event::PeerStateChanged {
+                    state: PeerState::Online
+                }
+            ]
+        );
+        let data = a.poll_transmit().unwrap();
+        let packet = Packet::decode(&data.payload).unwrap();
+        assert_eq!((packet.src_epoch, packet.dst_epoch), (A, B));
+        assert!(matches!(packet.frames[..], [Frame::Data { seq: 0, .. }]));
+        assert!(a.poll_transmit().is_none());
+        assert_eq!(
+            events(&mut a),
+            vec![Event::Sent {
+                id: MessageId(0),
+                seq: 0
+            }]
+        );
+        // B's handshake has not finished: A's run is unknown to it, and it says nothing.
+        b.handle_datagram(t1, addr(1), &data.payload);
+        assert_eq!(rejections(&events(&mut b)), vec!["unknown_epoch"]);
+        assert!(b.poll_transmit().is_none());
+        // Now it has: the retransmission is delivered, exactly once.
+        b.adopt_peer(t1, A);
+        a.adopt_peer(t1, B); // the same run again changes nothing
+        assert!(events(&mut a).is_empty());
+        b.handle_datagram(t1, addr(1), &data.payload);
+        b.handle_datagram(t1, addr(1), &data.payload);
+        exchange_without_hello(&mut a, &mut b, t1);
+        let ev = events(&mut b);
+        let got: Vec<_> = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Received { .. }))
+            .collect();
+        assert_eq!(
+            got,
+            [&Event::Received {
+                seq: 0,
+                text: "hi".into()
+            }]
+        );
+        assert!(events(&mut a).iter().any(|e| matches!(
+            e,
+            Event::Delivered {
+                id: MessageId(0),
+                ..
+            }
+        )));
+        assert!(a.is_idle());
+
+        // B restarts as B2; the layer below authenticates the new run to A.
+        a.send(t1, "two".into()).unwrap();
+        let _lost = a.poll_transmit().unwrap();
+        let mut b2 = Session::new_without_hello(config, 0xB2, addr(1), t1);
+        b2.adopt_peer(t1, A);
+        a.adopt_peer(t1, 0xB2);
+        assert!(events(&mut a).contains(&Event::PeerRestarted {
+            old_epoch: B,
+            new_epoch: 0xB2,
+            resent: 1
+        }));
+        let resent = Packet::decode(&a.poll_transmit().unwrap().payload).unwrap();
+        assert_eq!(resent.dst_epoch, 0xB2);
+        assert!(matches!(resent.frames[..], [Frame::Data { seq: 0, .. }]));
+        b2.handle_datagram(t1, addr(1), &resent.encode());
+        exchange_without_hello(&mut a, &mut b2, t1);
+        assert_eq!(received(&mut b2), vec!["two"]);
+        assert!(a.is_idle());
+
+        // Addressed to A from a run the layer below never authenticated: no adoption.
+        let stranger = Packet {
+            src_epoch: 0xC,
+            dst_epoch: A,
+            frames: vec![Frame::Data {
+                seq: 0,
+                payload: Payload::Text("spoof".into()),
+            }],
+        };
+        a.handle_datagram(t1, addr(2), &stranger.encode());
+        // From the old run: stale. Misaddressed (or a HELLO): rejected, never answered.
+        let old = Packet {
+            src_epoch: B,
+            ..stranger.clone()
+        };
+        a.handle_datagram(t1, addr(2), &old.encode());
+        let misaddressed = Packet {
+            src_epoch: 0xB2,
+            dst_epoch: 0xA0,
+            ..stranger
+        };
+        a.handle_datagram(t1, addr(2), &misaddressed.encode());
+        let hello = Packet {
+            src_epoch: 0xB3,
+            dst_epoch: 0,
+            frames: vec![Frame::Hello],
+        };
+        a.handle_datagram(t1, addr(2), &hello.encode());
+        assert_eq!(
+            rejections(&events(&mut a)),
+            vec![
+                "unknown_epoch",
+                "stale_epoch",
+                "wrong_destination_epoch",
+                "wrong_destination_epoch"
+            ]
+        );
+        assert_eq!(a.peer_epoch(), Some(0xB2));
+        assert!(a.poll_transmit().is_none(), "no HELLO in answer");
+    }
+
+    #[test]
+    fn a_session_without_hello_gives_its_no_answer_verdict_too() {
+        let t0 = Instant::now();
+        let config = Config::default();
+        let connect = config.connect_timeout;
+        let mut a = Session::new_without_hello(config, A, addr(2), t0);
+        a.send(t0, "anyone?".into()).unwrap();
+        assert!(run_alone(&mut a, t0 + connect).is_empty());
+        assert_eq!(
+            events(&mut a),
+            vec![
+                Event::NoAnswer { waited: connect },
+                Event::Failed {
+                    id: MessageId(0),
+                    text: "anyone?".into(),
+                    reason: FailReason::PeerUnreachable
+                }
+            ]
+        );
+        assert_eq!(a.poll_timeout(), Some(t0 + 2 * connect));
+        // The peer turns up after all.
+        a.adopt_peer(t0 + 2 * connect, B);
+        a.send(t0 + 2 * connect, "there you are".into()).unwrap();
+        assert!(a.poll_transmit().is_some());
+    }
+
+    #[test]
+    fn adopt_peer_connects_a_hello_session_too() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        let _hello = a.poll_transmit().unwrap();
+        let _hello = b.poll_transmit().unwrap();
+        a.send(t0, "hi".into()).unwrap();
+        a.adopt_peer(t0, B);
+        assert!(events(&mut a).contains(&Event::Connected { peer_epoch: B }));
+        // No more HELLOs: the message goes straight to B, which learns A from it.
+        let data = a.poll_transmit().unwrap();
+        let packet = Packet::decode(&data.payload).unwrap();
+        assert_eq!(packet.dst_epoch, B);
+        assert!(!packet.frames.contains(&Frame::Hello));
+        assert!(a
+            .poll_timeout()
+            .is_some_and(|at| at == t0 + Duration::from_secs(3)));
+        b.handle_datagram(t0, addr(1), &data.payload);
+        exchange(&mut a, &mut b, t0);
+        assert_eq!(received(&mut b), vec!["hi"]);
+        assert!(a.is_idle());
     }
 
     #[test]
