@@ -16,7 +16,9 @@
 //!    (the secure handshake), which sends no HELLO. That layer then calls
 //!    [`Session::adopt_peer`] each time its handshake authenticates a run of the peer:
 //!    the first time connects ([`Event::Connected`]), another run later is a restart
-//!    ([`Event::PeerRestarted`]).
+//!    ([`Event::PeerRestarted`]). Before the first `adopt_peer`, it may hand the
+//!    handshake's round trip to [`Session::on_rtt_sample`], so the first timeout comes
+//!    from a measurement.
 //! 2. After **every** input — [`Session::new`], [`Session::new_without_hello`],
 //!    [`Session::send`], [`Session::handle_datagram`], [`Session::handle_timeout`],
 //!    [`Session::adopt_peer`] — drain

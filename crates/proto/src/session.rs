@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{RejectReason, SendError};
@@ -170,6 +170,21 @@ impl Session {
         self.adopt_peer_epoch(peer_epoch);
         // The handshake below came from the peer: it is there now.
         self.heard_from_peer(now);
+    }
+
+    /// Feeds one round-trip sample measured by the layer below: the secure handshake's
+    /// request and response are a round trip.
+    ///
+    /// Without it, the first retransmission timeout is RFC 6298's initial 1 s, and in a
+    /// HELLO session the first sample would include the wait for the handshake. RFC 6298
+    /// (2.2) sets SRTT and RTTVAR from the first measurement, and QUIC (RFC 9002) takes
+    /// its first sample from the handshake; this lets the first messages' timers rest on
+    /// a real measurement, so call it before [`adopt_peer`](Self::adopt_peer). The sample
+    /// must come from an exchange sent once (Karn's rule). A fixed timeout
+    /// ([`RtoPolicy::Fixed`](crate::RtoPolicy::Fixed)) is not changed by it.
+    pub fn on_rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        self.advance(now);
+        self.rtt.on_sample(rtt);
     }
 
     /// Queues a message. It is sent when the window allows, and ends in exactly one
@@ -706,7 +721,6 @@ mod tests {
     use crate::event::FailReason;
     use crate::wire::AckFrame;
     use crate::wire::{MAX_DATAGRAM, MAX_TEXT_LEN};
-    use std::time::Duration;
 
     const A: u64 = 0xA;
     const B: u64 = 0xB;
@@ -1223,6 +1237,27 @@ mod tests {
         exchange(&mut a, &mut b, t0);
         assert_eq!(received(&mut b), vec!["hi"]);
         assert!(a.is_idle());
+    }
+
+    #[test]
+    fn a_round_trip_from_the_layer_below_sets_the_first_timeout() {
+        let t0 = Instant::now();
+        let mut a = Session::new_without_hello(Config::default(), A, addr(2), t0);
+        assert_eq!(
+            a.rtt().rto(),
+            Duration::from_secs(1),
+            "RFC 6298's initial value"
+        );
+        a.on_rtt_sample(t0, Duration::from_millis(2));
+        // RFC 6298 2.2: SRTT = 2 ms, RTTVAR = 1 ms, RTO = SRTT + 4 RTTVAR = 6 ms.
+        assert_eq!(a.rtt().srtt(), Some(Duration::from_millis(2)));
+        assert_eq!(a.rtt().rttvar(), Duration::from_millis(1));
+        assert_eq!(a.rtt().rto(), Duration::from_millis(6));
+        // The first message's retransmission timer rests on it.
+        a.adopt_peer(t0, B);
+        a.send(t0, "quick".into()).unwrap();
+        assert!(a.poll_transmit().is_some());
+        assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_millis(6)));
     }
 
     #[test]
