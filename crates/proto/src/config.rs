@@ -67,7 +67,8 @@ pub struct Config {
     /// short retransmission timeout (`--timeout 50ms` with 20 retries is a second). It
     /// keeps trying afterwards, with the next verdict this much later. 30 s leaves time
     /// to start the other side. Values below 1 ms count as 1 ms, so a zero cannot make
-    /// the verdict fire in a loop.
+    /// the verdict fire in a loop; one too long for the clock (`Duration::MAX`) means
+    /// waiting for ever.
     pub connect_timeout: Duration,
     /// Largest packet this session builds, in bytes: [`MAX_DATAGRAM`] in the clear, less
     /// when a layer below adds its own bytes (encryption: 1171), so the datagram on the

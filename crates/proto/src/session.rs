@@ -144,7 +144,7 @@ impl Session {
             stats: Stats::default(),
             now,
         };
-        session.no_answer_at = Some(now + session.config.effective_connect_timeout());
+        session.no_answer_at = session.no_answer_after(now);
         session
     }
 
@@ -571,7 +571,13 @@ impl Session {
         let mut out = Vec::new();
         self.sender.fail_all(&mut out);
         self.apply(out, now);
-        self.no_answer_at = Some(now + self.config.effective_connect_timeout());
+        self.no_answer_at = self.no_answer_after(now);
+    }
+
+    /// When the next no-answer verdict is due, counting from `now`; never, when the
+    /// connect timeout is too long for the clock (`Duration::MAX` waits for ever).
+    fn no_answer_after(&self, now: Instant) -> Option<Instant> {
+        now.checked_add(self.config.effective_connect_timeout())
     }
 
     /// Moves queued messages onto the wire once the peer is known.
@@ -1188,6 +1194,22 @@ mod tests {
         );
         assert_eq!(a.peer_epoch(), Some(0xB2));
         assert!(a.poll_transmit().is_none(), "no HELLO in answer");
+    }
+
+    #[test]
+    fn a_connect_timeout_too_long_for_the_clock_means_wait_for_ever() {
+        let t0 = Instant::now();
+        let config = Config {
+            connect_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        let a = Session::new_without_hello(config.clone(), A, addr(2), t0);
+        assert_eq!(a.poll_timeout(), None);
+        let mut b = Session::new(config, B, addr(1), t0);
+        b.send(t0, "patient".into()).unwrap();
+        run_alone(&mut b, t0 + Duration::from_secs(3600));
+        assert!(events(&mut b).is_empty());
+        assert_eq!(b.outstanding(), 1);
     }
 
     #[test]
