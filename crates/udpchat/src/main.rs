@@ -11,6 +11,7 @@
 mod cli;
 mod driver;
 mod endpoint;
+mod home;
 mod launch;
 mod line_ui;
 mod peer_addr;
