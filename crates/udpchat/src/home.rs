@@ -203,7 +203,7 @@ impl Home {
         self.path.join(IDENTITY)
     }
 
-    /// Where the pinned peers are kept.
+    /// Where the pinned peers are kept, for [`crate::known_peers::KnownPeers::load`].
     pub(crate) fn known_peers_path(&self) -> PathBuf {
         self.path.join(KNOWN_PEERS)
     }

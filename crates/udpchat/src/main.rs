@@ -12,6 +12,7 @@ mod cli;
 mod driver;
 mod endpoint;
 mod home;
+mod known_peers;
 mod launch;
 mod line_ui;
 mod peer_addr;
