@@ -6,7 +6,7 @@
 //! that a crash never leaves half a file and two udpchat processes starting at once end
 //! with one key: a temporary file beside the target, created private, synced, then moved
 //! into place. The helpers that do this, and that refuse to read anything but a regular
-//! file, are meant to be shared with the other files udpchat reads and writes.
+//! file, are shared with [`crate::known_peers`] and [`crate::secret`].
 
 // The identity and the known peers are stored here before the code that uses them
 // lands; the expectation fails, and must be removed, once they are used.
