@@ -150,7 +150,7 @@ fn security(
             notices.push(format!(
                 "{why}: messages travel unencrypted; anyone on the path can read them and inject messages"
             ));
-            if std::env::var_os(secret::SECRET_ENV).is_some() {
+            if secret::in_environment() {
                 notices.push(format!("{} is ignored with {why}", secret::SECRET_ENV));
             }
             return Ok((Security::Plaintext, SecurityMode::Plaintext, notices));

@@ -11,6 +11,8 @@
 mod cli;
 mod driver;
 mod endpoint;
+mod home;
+mod known_peers;
 mod launch;
 mod line_ui;
 mod peer_addr;
@@ -32,6 +34,8 @@ const USAGE: u8 = 2;
 const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
+    // First: it may execute the program again, which must happen before anything else.
+    secret::scrub_environment();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e),
