@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use udpchat_secure::{derive_psk, Psk, SecureConfig, SecureEndpoint};
+use udpchat_secure::{derive_psk, Psk, SecureConfig, SecureEndpoint, Trust};
 
 use crate::engine::{measure, BenchSecurity, Run};
 
@@ -66,15 +66,21 @@ pub(crate) fn seal_open_ns(size: usize, count: u32) -> anyhow::Result<f64> {
     let a_addr = "127.0.0.1:1".parse()?;
     let b_addr = "127.0.0.1:2".parse()?;
     let now = Instant::now();
-    let unix = Duration::from_secs(1_800_000_000);
-    let config = |peer| SecureConfig {
-        peer: Some(peer),
-        // No rekey during the measurement.
-        rekey_after_messages: u64::MAX,
-        ..SecureConfig::default()
+    let config = |me: u8, other: u8, peer| {
+        let key = crate::engine::identity(other).public();
+        SecureConfig {
+            peer: Some(peer),
+            trust: Trust {
+                pinned: [key].into_iter().collect(),
+                expected: Some(key),
+            },
+            // No rekey during the measurement.
+            rekey_after_messages: u64::MAX,
+            ..SecureConfig::new(crate::engine::identity(me))
+        }
     };
-    let mut a = SecureEndpoint::new(config(b_addr), 1, now, unix, [1; 32]);
-    let mut b = SecureEndpoint::new(config(a_addr), 2, now, unix, [2; 32]);
+    let mut a = SecureEndpoint::new(config(1, 2, b_addr), 1, now, [1; 32]);
+    let mut b = SecureEndpoint::new(config(2, 1, a_addr), 2, now, [2; 32]);
     a.connect(now);
     for _ in 0..10 {
         while let Some(t) = a.poll_transmit() {
@@ -102,7 +108,7 @@ pub(crate) fn modes(psk: &Psk) -> [(&'static str, BenchSecurity); 3] {
     [
         ("clear text", BenchSecurity::Plaintext),
         ("passphrase", BenchSecurity::Passphrase(psk.clone())),
-        ("no passphrase", BenchSecurity::CompareCode),
+        ("pinned keys", BenchSecurity::Pinned),
     ]
 }
 

@@ -14,7 +14,7 @@ use anyhow::Context;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::{classify, Classification};
 use udpchat_proto::{Config, Event, Stats};
-use udpchat_secure::{Psk, SecureConfig};
+use udpchat_secure::{Identity, Psk, SecureConfig, Trust};
 use udpchat_stack::{Opened, Security, Stack, StackEvent};
 
 /// How long a blocked receive waits before the loop looks at its timers again. The
@@ -49,25 +49,38 @@ pub(crate) enum BenchSecurity {
     Plaintext,
     /// Encrypted, keyed by a passphrase key (derived once, outside the timed part).
     Passphrase(Psk),
-    /// Encrypted without a passphrase (a code to compare).
-    CompareCode,
+    /// Encrypted, each side with the other's key pinned (the program's default after a
+    /// first contact).
+    Pinned,
+}
+
+/// Side A's epoch (and how a side knows it is A).
+const A_EPOCH: u64 = 0xA11CE;
+/// Side B's epoch.
+const B_EPOCH: u64 = 0xB0B;
+
+/// The long-term identity of a side, by its seed.
+pub(crate) fn identity(seed: u8) -> Identity {
+    Identity::from_private([seed; 32])
 }
 
 impl BenchSecurity {
-    fn for_side(&self, seed: u8) -> Security {
-        let psk = match self {
+    /// `seed` is this side's, `peer_seed` the other's.
+    fn for_side(&self, seed: u8, peer_seed: u8) -> Security {
+        let mut config = SecureConfig::new(identity(seed));
+        match self {
             Self::Plaintext => return Security::Plaintext,
-            Self::Passphrase(psk) => Some(psk.clone()),
-            Self::CompareCode => None,
-        };
+            Self::Passphrase(psk) => config.psk = Some(psk.clone()),
+            Self::Pinned => {
+                let other = identity(peer_seed).public();
+                config.trust = Trust {
+                    pinned: [other].into_iter().collect(),
+                    expected: Some(other),
+                };
+            }
+        }
         Security::Encrypted {
-            config: SecureConfig {
-                psk,
-                ..SecureConfig::default()
-            },
-            unix_time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default(),
+            config: Box::new(config),
             rng_seed: [seed; 32],
         }
     }
@@ -107,12 +120,18 @@ struct Side {
 impl Side {
     fn new(run: &Run, socket: UdpSocket, peer: SocketAddr, epoch: u64) -> anyhow::Result<Self> {
         socket.set_read_timeout(Some(POLL))?;
-        let security = run
-            .security
-            .for_side(u8::try_from(epoch & 0xff).unwrap_or(1));
+        // Side A (epoch 0xA11CE) has identity 1, side B identity 2.
+        let (seed, peer_seed) = if epoch == A_EPOCH { (1, 2) } else { (2, 1) };
+        let security = run.security.for_side(seed, peer_seed);
         Ok(Self {
             socket,
-            stack: Stack::new(run.config.clone(), security, epoch, peer, Instant::now()),
+            stack: Stack::new(
+                run.config.clone(),
+                security,
+                epoch,
+                Some(peer),
+                Instant::now(),
+            ),
             impairment: Impairment::new(run.impairment.clone(), run.seed ^ epoch),
         })
     }
@@ -169,8 +188,8 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
     let a_socket = UdpSocket::bind("127.0.0.1:0")?;
     let b_socket = UdpSocket::bind("127.0.0.1:0")?;
     let (a_addr, b_addr) = (a_socket.local_addr()?, b_socket.local_addr()?);
-    let mut a = Side::new(run, a_socket, b_addr, 0xA11CE)?;
-    let mut b = Side::new(run, b_socket, a_addr, 0xB0B)?;
+    let mut a = Side::new(run, a_socket, b_addr, A_EPOCH)?;
+    let mut b = Side::new(run, b_socket, a_addr, B_EPOCH)?;
     let done = Arc::new(AtomicBool::new(false));
 
     // B: acknowledges and counts until A says it has everything acknowledged.
@@ -209,10 +228,9 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     while start.elapsed() < LIMIT {
         let now = Instant::now();
-        while offered < run.messages && a.stack.session().can_send() {
+        while offered < run.messages && a.stack.can_send() {
             let text = format!("{offered:08}{filler}");
             a.stack
-                .session_mut()
                 .send(now, text)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             offered += 1;
@@ -236,7 +254,7 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
                 _ => {}
             }
         }
-        if offered == run.messages && a.stack.session().is_idle() {
+        if offered == run.messages && a.stack.is_idle() {
             break;
         }
         a.receive(&mut buf);
@@ -252,7 +270,7 @@ pub(crate) fn measure(run: &Run) -> anyhow::Result<Outcome> {
     );
     outcome.received = received;
     outcome.elapsed = last_at.context("no last message")? - start;
-    outcome.stats = *a.stack.session().stats();
+    outcome.stats = *a.stack.stats();
     Ok(outcome)
 }
 
@@ -277,7 +295,7 @@ mod tests {
         assert_eq!(outcome.received, 300);
         assert_eq!(outcome.latencies.len(), 300);
         let encrypted = Run {
-            security: BenchSecurity::CompareCode,
+            security: BenchSecurity::Pinned,
             ..run
         };
         assert_eq!(measure(&encrypted).unwrap().received, 300);

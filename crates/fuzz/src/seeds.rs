@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, Sack, MAX_DATAGRAM};
 use udpchat_proto::Config;
-use udpchat_secure::{derive_psk_with, KdfParams, Psk, SecureConfig, SecureEndpoint};
+use udpchat_secure::{
+    derive_psk_with, Identity, InviteCode, KdfParams, Psk, SecureConfig, SecureEndpoint, Trust,
+};
 use udpchat_stack::{Security, Stack};
 
 use crate::join_datagrams;
@@ -20,8 +22,58 @@ pub(crate) const FROM: SocketAddr =
 /// The endpoint under test's own address, as its peer sees it.
 pub(crate) const TO: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2);
-/// The wall clock every endpoint starts at.
-pub(crate) const UNIX: Duration = Duration::from_secs(1_800_000_000);
+/// How the fuzzed endpoints know each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trusting {
+    /// Each has the other's key pinned.
+    Pinned,
+    /// Both hold the same passphrase.
+    Passphrase,
+    /// A first contact by an invitation code (the responder waits, knowing no address).
+    Invitation,
+}
+
+impl Trusting {
+    /// All three, in a fixed order.
+    pub(crate) const ALL: [Self; 3] = [Self::Pinned, Self::Passphrase, Self::Invitation];
+
+    /// A short name for features.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Pinned => "pin",
+            Self::Passphrase => "psk",
+            Self::Invitation => "inv",
+        }
+    }
+}
+
+/// The long-term identity of the peer at `FROM` (`a`) or of the endpoint under test.
+pub(crate) fn identity(a: bool) -> Identity {
+    Identity::from_private(if a { [0xA1; 32] } else { [0xB2; 32] })
+}
+
+/// The configuration of one side (`a`: the peer at `FROM`; else the endpoint under test)
+/// in a way of trusting.
+pub(crate) fn config(trusting: Trusting, a: bool) -> SecureConfig {
+    let other = identity(!a).public();
+    let mut c = SecureConfig::new(identity(a));
+    match trusting {
+        Trusting::Pinned => {
+            c.trust = Trust {
+                pinned: [other].into_iter().collect(),
+                expected: Some(other),
+            };
+        }
+        Trusting::Passphrase => c.psk = Some(fuzz_psk()),
+        Trusting::Invitation => c.code = InviteCode::parse("7-ribbon-tunnel").ok(),
+    }
+    c.peer = if a {
+        Some(TO)
+    } else {
+        (trusting != Trusting::Invitation).then_some(FROM)
+    };
+    c
+}
 
 /// The passphrase key of every fuzzed endpoint, derived once.
 pub(crate) fn fuzz_psk() -> Psk {
@@ -33,14 +85,10 @@ pub(crate) fn fuzz_psk() -> Psk {
     .clone()
 }
 
-fn encrypted(seed: u8) -> Security {
+fn encrypted(a: bool) -> Security {
     Security::Encrypted {
-        config: SecureConfig {
-            psk: Some(fuzz_psk()),
-            ..SecureConfig::default()
-        },
-        unix_time: UNIX,
-        rng_seed: [seed; 32],
+        config: Box::new(config(Trusting::Pinned, a)),
+        rng_seed: [if a { 0xA } else { 0xB }; 32],
     }
 }
 
@@ -52,12 +100,11 @@ fn encrypted(seed: u8) -> Security {
 /// texts under the same nonces, which an attacker could never obtain.)
 pub(crate) fn live_pair() -> (Stack, Stack, Instant, Vec<Vec<u8>>) {
     let now = Instant::now();
-    let mut a = Stack::new(Config::default(), encrypted(0xA), 0xA, TO, now);
-    let mut b = Stack::new(Config::default(), encrypted(0xB), 0xB, FROM, now);
+    let mut a = Stack::new(Config::default(), encrypted(true), 0xA, Some(TO), now);
+    let mut b = Stack::new(Config::default(), encrypted(false), 0xB, Some(FROM), now);
     let sent = [(&mut a, "warm-up from a"), (&mut b, "warm-up from b")];
     for (side, text) in sent {
-        side.session_mut()
-            .send(now, text.to_owned())
+        side.send(now, text.to_owned())
             .unwrap_or_else(|e| panic!("cannot queue: {e}"));
     }
     let mut recorded = Vec::new();
@@ -172,19 +219,14 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Real handshakes with and without a passphrase: each initiation alone, and whole
-/// transcripts (initiation, response, transport) as the responder would see them.
+/// Real handshakes in every way of trusting: each initiation alone, and whole
+/// transcripts (initiation, finish, transport) as the responder would see them.
 fn handshake_transcripts() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for psk in [Some(fuzz_psk()), None] {
+    for trusting in Trusting::ALL {
         let now = Instant::now();
-        let config = |peer| SecureConfig {
-            psk: psk.clone(),
-            peer: Some(peer),
-            ..SecureConfig::default()
-        };
-        let mut initiator = SecureEndpoint::new(config(TO), 0xA, now, UNIX, [0xA; 32]);
-        let mut responder = SecureEndpoint::new(config(FROM), 0xB, now, UNIX, [0xB; 32]);
+        let mut initiator = SecureEndpoint::new(config(trusting, true), 0xA, now, [0xA; 32]);
+        let mut responder = SecureEndpoint::new(config(trusting, false), 0xB, now, [0xB; 32]);
         initiator.connect(now);
         let mut to_responder = Vec::new();
         for _ in 0..10 {
@@ -196,7 +238,6 @@ fn handshake_transcripts() -> Vec<Vec<u8>> {
             }
             while let Some(t) = responder.poll_transmit() {
                 let _ = initiator.handle_datagram(now, TO, &t.payload);
-                to_responder.push(t.payload);
                 moved = true;
             }
             if !moved {

@@ -36,15 +36,13 @@ fn encrypted_receive(hostile: &[&[u8]]) -> String {
             rejects.push(r.code());
         }
         if let Some(text) = GENUINE.get(i) {
-            a.session_mut()
-                .send(now, (*text).to_owned())
+            a.send(now, (*text).to_owned())
                 .unwrap_or_else(|e| panic!("cannot queue a genuine message: {e}"));
         }
         shuttle(&mut a, &mut b, now, &mut shown);
     }
     for text in GENUINE.iter().skip(hostile.len()) {
-        a.session_mut()
-            .send(now, (*text).to_owned())
+        a.send(now, (*text).to_owned())
             .unwrap_or_else(|e| panic!("cannot queue a genuine message: {e}"));
     }
     for _ in 0..50 {
@@ -52,7 +50,7 @@ fn encrypted_receive(hostile: &[&[u8]]) -> String {
         a.handle_timeout(now);
         b.handle_timeout(now);
         shuttle(&mut a, &mut b, now, &mut shown);
-        if shown.len() == GENUINE.len() && a.session().is_idle() {
+        if shown.len() == GENUINE.len() && a.is_idle() {
             break;
         }
     }
@@ -89,7 +87,7 @@ fn shuttle(a: &mut Stack, b: &mut Stack, now: Instant, shown: &mut Vec<String>) 
 
 fn clear_receive(hostile: &[&[u8]]) -> String {
     let now = Instant::now();
-    let mut b = Stack::new(Config::default(), Security::Plaintext, 0xB, FROM, now);
+    let mut b = Stack::new(Config::default(), Security::Plaintext, 0xB, Some(FROM), now);
     let mut injectable = Vec::new();
     let mut shown = 0;
     for datagram in hostile {

@@ -27,51 +27,53 @@ pub enum Reject {
         /// The first byte received.
         first_byte: u8,
     },
-    /// A handshake message of the wrong size for its type and this endpoint's mode.
+    /// A packet of another version of the encrypted protocol: version 1's types, or a
+    /// handshake packet whose version byte is not ours.
+    #[error("packet of encrypted protocol version {version}; this udpchat speaks version 2")]
+    OtherVersion {
+        /// The version the packet says it is (1 for version 1's types).
+        version: u8,
+    },
+    /// A handshake message of the wrong size for its type.
     #[error("handshake message of the wrong length ({len} bytes)")]
     BadLength {
         /// Length received.
         len: usize,
     },
-    /// A packet type this endpoint's mode never accepts (a passphrase-less rekey
-    /// initiation at an endpoint with a passphrase).
-    #[error("packet type not used in this mode")]
-    UnexpectedType,
+    /// Reserved flag bits set in a handshake message.
+    #[error("reserved handshake flags set ({flags:#04x})")]
+    BadFlags {
+        /// The flags byte.
+        flags: u8,
+    },
     /// No session or handshake of ours has the index the packet is addressed to.
     #[error("unknown receiver index")]
     UnknownIndex,
-    /// Authentication failed: wrong key (passphrase), damaged, forged or reflected.
+    /// An initiation whose MAC1 is wrong: the sender does not have our passphrase (or
+    /// room), or does not know our public key while we only accept known contacts.
+    /// Checked before any other work; nothing is answered.
+    #[error("handshake not authenticated (another passphrase or room, or an unexpected contact)")]
+    BadMac1,
+    /// Authentication failed: wrong key, damaged, forged or reflected.
     #[error("authentication failed")]
     BadMac,
     /// A handshake payload that authenticated but breaks the format (a zero epoch or
-    /// index, nanoseconds ≥ 10⁹, padding not zero). In `NN` mode initiations are not
-    /// authenticated, so this can also be a forgery.
+    /// index, padding not zero, a malformed SPAKE2 message).
     #[error("malformed handshake payload")]
     BadPayload,
-    /// A transport nonce already seen or older than the replay window, or an exact
-    /// repeat of a handshake initiation still being answered.
+    /// A transport nonce already seen or older than the replay window.
     #[error("replayed packet")]
     Replay,
     /// A transport packet for a session older than `reject_after`.
     #[error("session expired")]
     Expired,
-    /// Too many handshake initiations from this source address.
+    /// Too many handshake initiations from this source address and port.
     #[error("handshake rate limit exceeded")]
     RateLimited,
-    /// An initiation whose timestamp is not newer than the last one accepted, or older
-    /// than this endpoint's start (less the allowed clock skew): a replayed handshake.
-    #[error("stale handshake initiation")]
-    StaleHandshake,
-    /// A handshake message carrying our own epoch: our own packet sent back to us.
+    /// A handshake message carrying our own ephemeral key or epoch: our own packet sent
+    /// back to us.
     #[error("reflected packet")]
     Reflected,
-    /// A passphrase-less initiation from an address other than the configured peer's.
-    #[error("handshake from an unknown source")]
-    UnknownSource,
-    /// A valid initiation that crossed our own (both sides initiated at once); ours has
-    /// the lower ephemeral key, so ours proceeds and the peer answers it.
-    #[error("simultaneous handshake: ours proceeds")]
-    Collision,
     /// The cryptographic library failed in a way input cannot cause (e.g. a rejected
     /// key). Counted, never expected.
     #[error("internal cryptographic error")]
@@ -80,22 +82,21 @@ pub enum Reject {
 
 impl Reject {
     /// Every code [`code`](Self::code) can return, in declaration order.
-    pub const CODES: [&'static str; 16] = [
+    pub const CODES: [&'static str; 15] = [
         "too_large",
         "too_short",
         "not_secure",
+        "other_version",
         "bad_length",
-        "unexpected_type",
+        "bad_flags",
         "unknown_index",
+        "bad_mac1",
         "bad_mac",
         "bad_payload",
         "replay",
         "expired",
         "rate_limited",
-        "stale_handshake",
         "reflected",
-        "unknown_source",
-        "collision",
         "internal",
     ];
 
@@ -106,18 +107,17 @@ impl Reject {
             Self::TooLarge { .. } => "too_large",
             Self::TooShort { .. } => "too_short",
             Self::NotSecure { .. } => "not_secure",
+            Self::OtherVersion { .. } => "other_version",
             Self::BadLength { .. } => "bad_length",
-            Self::UnexpectedType => "unexpected_type",
+            Self::BadFlags { .. } => "bad_flags",
             Self::UnknownIndex => "unknown_index",
+            Self::BadMac1 => "bad_mac1",
             Self::BadMac => "bad_mac",
             Self::BadPayload => "bad_payload",
             Self::Replay => "replay",
             Self::Expired => "expired",
             Self::RateLimited => "rate_limited",
-            Self::StaleHandshake => "stale_handshake",
             Self::Reflected => "reflected",
-            Self::UnknownSource => "unknown_source",
-            Self::Collision => "collision",
             Self::Internal => "internal",
         }
     }
@@ -140,6 +140,11 @@ pub enum SealError {
         /// Length given.
         len: usize,
     },
+    /// The contact was refused (its key is unknown or changed, or the invitation code
+    /// did not match): this endpoint makes no more sessions. See
+    /// [`SecureEvent::Refused`](crate::SecureEvent::Refused).
+    #[error("the contact was refused")]
+    Refused,
     /// The cryptographic library refused to encrypt (not expected).
     #[error("internal cryptographic error")]
     Internal,
@@ -155,18 +160,17 @@ mod tests {
             Reject::TooLarge { len: 0 },
             Reject::TooShort { len: 0 },
             Reject::NotSecure { first_byte: 0 },
+            Reject::OtherVersion { version: 1 },
             Reject::BadLength { len: 0 },
-            Reject::UnexpectedType,
+            Reject::BadFlags { flags: 0 },
             Reject::UnknownIndex,
+            Reject::BadMac1,
             Reject::BadMac,
             Reject::BadPayload,
             Reject::Replay,
             Reject::Expired,
             Reject::RateLimited,
-            Reject::StaleHandshake,
             Reject::Reflected,
-            Reject::UnknownSource,
-            Reject::Collision,
             Reject::Internal,
         ];
         let codes: Vec<_> = all.iter().map(Reject::code).collect();

@@ -1,31 +1,33 @@
-//! Per-source handshake rate limit: a bounded table of GCRA token buckets.
+//! Handshake rate limits: a bounded table of GCRA token buckets, keyed by source address
+//! and port (or by `()` for one global bucket).
 //!
-//! Answering an initiation costs a Diffie-Hellman and a datagram, so each source IP gets
-//! a rate (per second) and a small burst. The table never holds more than
+//! Answering an initiation costs Diffie-Hellman work and a datagram, so each source gets
+//! a rate (per second) and a small burst. Keying by address *and port* means a flood
+//! from one port of a host does not lock out a peer behind the same address. The table never holds more than
 //! [`MAX_SOURCES`] entries: when full, entries whose bucket has refilled completely (the
 //! same as having no entry) are dropped, and if none has, a new source is refused until
 //! one does. A flood from many spoofed sources therefore costs bounded memory and at
 //! most briefly delays a new source.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 /// Most sources tracked at once.
 pub const MAX_SOURCES: usize = 4096;
 
-/// A bounded per-IP rate limiter (generic cell rate algorithm).
+/// A bounded per-key rate limiter (generic cell rate algorithm).
 #[derive(Debug)]
-pub(crate) struct RateLimiter {
+pub(crate) struct RateLimiter<K> {
     /// Time between two handshakes at the sustained rate; `None` refuses everything.
     interval: Option<Duration>,
     /// How far ahead of `now` a source's theoretical arrival time may run (the burst).
     tolerance: Duration,
     /// Theoretical arrival time of each source's next handshake.
-    tat: HashMap<IpAddr, Instant>,
+    tat: HashMap<K, Instant>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// `rate` handshakes per second per source, bursts of up to `burst` (at least 1).
     pub(crate) fn new(rate: u32, burst: u32) -> Self {
         let interval = (rate > 0).then(|| Duration::from_secs(1) / rate);
@@ -37,22 +39,22 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one handshake from `ip` at `now`; false if it exceeds the limit.
-    pub(crate) fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+    /// Counts one handshake from `key` at `now`; false if it exceeds the limit.
+    pub(crate) fn allow(&mut self, key: K, now: Instant) -> bool {
         let Some(interval) = self.interval else {
             return false;
         };
-        let tat = self.tat.get(&ip).copied().map_or(now, |t| t.max(now));
+        let tat = self.tat.get(&key).copied().map_or(now, |t| t.max(now));
         if tat > now + self.tolerance {
             return false;
         }
-        if !self.tat.contains_key(&ip) && self.tat.len() >= MAX_SOURCES {
+        if !self.tat.contains_key(&key) && self.tat.len() >= MAX_SOURCES {
             self.tat.retain(|_, t| *t > now);
             if self.tat.len() >= MAX_SOURCES {
                 return false;
             }
         }
-        self.tat.insert(ip, tat + interval);
+        self.tat.insert(key, tat + interval);
         true
     }
 
@@ -66,8 +68,22 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    fn ip(n: u32) -> IpAddr {
-        IpAddr::from(n.to_be_bytes())
+    fn ip(n: u32) -> std::net::IpAddr {
+        std::net::IpAddr::from(n.to_be_bytes())
+    }
+
+    #[test]
+    fn address_and_port_are_separate_sources() {
+        let t0 = Instant::now();
+        let mut rl = RateLimiter::new(20, 1);
+        let a: std::net::SocketAddr = "192.0.2.1:1".parse().unwrap();
+        let b: std::net::SocketAddr = "192.0.2.1:2".parse().unwrap();
+        assert!(rl.allow(a, t0));
+        assert!(!rl.allow(a, t0));
+        assert!(
+            rl.allow(b, t0),
+            "another port of the same host is another source"
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::time::Instant;
 use snow::StatelessTransportState;
 
 use crate::error::{Reject, SealError};
-use crate::key::Psk;
+use crate::identity::PublicKey;
 use crate::replay::ReplayWindow;
-use crate::wire::{Timestamp, TransportHeader, OVERHEAD, TRANSPORT_HEADER_LEN};
+use crate::wire::{transport, Transport, MAC_LEN, OVERHEAD};
 
 /// Stop using a session's keys well before the 64-bit nonce runs out (Noise reserves
 /// 2⁶⁴ − 1); as WireGuard's `REJECT_AFTER_MESSAGES`.
@@ -25,6 +25,9 @@ pub(crate) enum Mutation {
     NoReplayWindow,
     /// Mark the nonce in the window before the packet authenticated.
     MarkBeforeAuth,
+    /// Answer an initiation whatever its MAC1 (what a man in the middle does; the
+    /// relay tests give their attacker this).
+    AcceptAnyMac1,
 }
 
 /// Keys and counters of one session.
@@ -40,14 +43,13 @@ pub(crate) struct Session {
     pub initiator: bool,
     /// The peer's epoch, from the authenticated handshake.
     pub peer_epoch: u64,
+    /// The peer's long-term key, proved by the handshake.
+    pub peer_key: PublicKey,
     /// The Noise handshake hash.
     pub handshake_hash: [u8; 32],
-    /// Without a passphrase: the secret that keys the next (rekey) handshake.
-    pub chain: Option<Psk>,
-    /// As responder: the timestamp of the initiation this session answered.
-    pub init_timestamp: Timestamp,
-    /// Whether the handshake was keyed by the previous session's chain secret.
-    pub chained: bool,
+    /// As responder: a digest of the message 3 that made this session, so a copy of it
+    /// (our confirmation was lost) is answered with another confirmation.
+    pub finish_digest: Option<[u8; MAC_LEN]>,
     /// Nonce of the next packet we send.
     send_nonce: u64,
     window: ReplayWindow,
@@ -62,10 +64,9 @@ pub(crate) struct SessionParams {
     pub created: Instant,
     pub initiator: bool,
     pub peer_epoch: u64,
+    pub peer_key: PublicKey,
     pub handshake_hash: [u8; 32],
-    pub chain: Option<Psk>,
-    pub init_timestamp: Timestamp,
-    pub chained: bool,
+    pub finish_digest: Option<[u8; MAC_LEN]>,
 }
 
 impl Session {
@@ -77,10 +78,9 @@ impl Session {
             created: p.created,
             initiator: p.initiator,
             peer_epoch: p.peer_epoch,
+            peer_key: p.peer_key,
             handshake_hash: p.handshake_hash,
-            chain: p.chain,
-            init_timestamp: p.init_timestamp,
-            chained: p.chained,
+            finish_digest: p.finish_digest,
             send_nonce: 0,
             window: ReplayWindow::new(),
             received_any: false,
@@ -99,13 +99,12 @@ impl Session {
         }
         let nonce = self.send_nonce;
         let mut out = vec![0u8; OVERHEAD + inner.len()];
-        out[..TRANSPORT_HEADER_LEN]
-            .copy_from_slice(&TransportHeader::write(self.remote_index, nonce));
+        out[..transport::HEADER_LEN].copy_from_slice(&Transport::header(self.remote_index, nonce));
         let n = self
             .transport
-            .write_message(nonce, inner, &mut out[TRANSPORT_HEADER_LEN..])
+            .write_message(nonce, inner, &mut out[transport::HEADER_LEN..])
             .map_err(|_| SealError::Internal)?;
-        out.truncate(TRANSPORT_HEADER_LEN + n);
+        out.truncate(transport::HEADER_LEN + n);
         self.send_nonce += 1;
         Ok(out)
     }

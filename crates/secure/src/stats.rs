@@ -15,8 +15,21 @@ pub struct SecureStats {
     pub handshakes_completed: u64,
     /// Handshake responses sent.
     pub handshake_responses_sent: u64,
-    /// Our initiations dropped because the peer's crossed them and won the tie-break.
+    /// Our initiations dropped because the peer's crossed them, won the tie-break and
+    /// completed.
     pub initiations_abandoned: u64,
+    /// Initiations that crossed ours and lost the tie-break (not answered).
+    pub collisions: u64,
+    /// Copies of handshake messages already handled (answered again or ignored).
+    pub duplicate_handshakes: u64,
+    /// Cookie replies sent instead of handshake work, while under load.
+    pub cookie_replies_sent: u64,
+    /// Cookie replies received and accepted for our initiation.
+    pub cookies_received: u64,
+    /// Handshakes answered for an open invitation (each one guess for its sender).
+    pub code_attempts: u64,
+    /// Contacts refused (unknown or changed key, code mismatch).
+    pub refusals: u64,
     /// Transport packets sealed (including keepalives).
     pub transport_sent: u64,
     /// Transport packets authenticated and accepted (including keepalives).
@@ -53,11 +66,12 @@ impl SecureStats {
 pub struct StateSize {
     /// Established sessions (current and previous: at most 2).
     pub sessions: usize,
-    /// Responder sessions waiting for the initiator's first packet (at most 4).
+    /// Handshakes we answered and wait to see finished (at most
+    /// [`MAX_PENDING`](crate::MAX_PENDING)).
     pub pending: usize,
     /// Whether an initiation of ours is in flight.
     pub initiating: bool,
-    /// Source addresses in the handshake rate limiter (at most 4096).
+    /// Sources (address and port) in the handshake rate limiter (at most 4096).
     pub rate_limiter_entries: usize,
     /// Datagrams queued and not yet taken by `poll_transmit`.
     pub queued_transmits: usize,

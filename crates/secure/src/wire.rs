@@ -1,198 +1,423 @@
-//! The encrypted packet layout: four datagram types, their sizes, and the handshake
-//! payloads. Normative description: the crate documentation (`lib.rs`).
+//! The encrypted packet layouts (protocol version 2): five datagram types, each a view
+//! over bytes with named field ranges (the smoltcp idiom), and the payloads carried
+//! inside the Noise messages. Normative description: `docs/PROTOCOL.md`, section 9.
 //!
-//! All integers are big-endian. The first byte tells the types apart, and none of them is
-//! 0x55, the first byte of every plaintext protocol packet ("UC").
+//! All integers are big-endian. The first byte is the type; none of the types is 0x55,
+//! the first byte of every plaintext protocol packet ("UC"), and none is one of version
+//! 1's types (0xE1–0xE4), so a peer of the other version is recognised as such. Every
+//! handshake packet carries the version in its second byte, so a later version can be
+//! told apart too.
 
-use std::time::Duration;
+use std::ops::{Range, RangeInclusive};
 
 use crate::error::Reject;
+
+/// A field of a packet: the byte range it occupies.
+pub type Field = Range<usize>;
+
+/// The version of the encrypted protocol this crate speaks.
+pub const VERSION: u8 = 2;
 
 /// A datagram never exceeds this many bytes, encrypted or not (the protocol's limit).
 pub const MAX_DATAGRAM: usize = 1200;
 
-/// Handshake initiation (`Noise_NNpsk0` with the passphrase key, or `Noise_NN`).
-pub const TYPE_INITIATION: u8 = 0xE1;
-/// Handshake response, to either kind of initiation.
-pub const TYPE_RESPONSE: u8 = 0xE2;
-/// Transport data: one inner (plaintext protocol) packet, encrypted.
-pub const TYPE_TRANSPORT: u8 = 0xE3;
-/// Rekey initiation without a passphrase: `Noise_NNpsk0` keyed with a secret of the
-/// session being replaced, so that a man in the middle cannot step in at a rekey.
-pub const TYPE_REKEY_INITIATION: u8 = 0xE4;
+/// Handshake message 1 (`Noise_XXpsk2` → e), with its MACs.
+pub const TYPE_INITIATION: u8 = 0xD1;
+/// Handshake message 2 (← e, ee, s, es, psk).
+pub const TYPE_RESPONSE: u8 = 0xD2;
+/// Handshake message 3 (→ s, se).
+pub const TYPE_FINISH: u8 = 0xD3;
+/// A responder under load answers an initiation with a cookie instead of doing
+/// Diffie–Hellman work (WireGuard's cookie reply).
+pub const TYPE_COOKIE_REPLY: u8 = 0xD4;
+/// Transport data: one inner packet (a protocol packet, a keepalive or a close),
+/// encrypted.
+pub const TYPE_TRANSPORT: u8 = 0xD5;
+/// The types version 1 used (initiation, response, transport, rekey initiation).
+pub const V1_TYPES: RangeInclusive<u8> = 0xE1..=0xE4;
+
+/// Initiation and response flag: the message carries a SPAKE2 message (first contact by
+/// an invitation code). The other bits are reserved and must be zero.
+pub const FLAG_PAKE: u8 = 0x01;
 
 /// X25519 public key length.
 pub const DH_LEN: usize = 32;
 /// ChaCha20-Poly1305 tag length.
 pub const TAG_LEN: usize = 16;
+/// Length of MAC1, MAC2 and a cookie (keyed BLAKE2s with a 16-byte output).
+pub const MAC_LEN: usize = 16;
+/// Length of a symmetric SPAKE2 message on Ed25519: the side byte 'S' and a point.
+pub const SPAKE_LEN: usize = 33;
+/// Length of the cookie reply's XChaCha20-Poly1305 nonce.
+pub const COOKIE_NONCE_LEN: usize = 24;
 
-/// Transport header: type (1), receiver index (4), nonce (8).
-pub const TRANSPORT_HEADER_LEN: usize = 13;
+/// First byte of an inner packet that is a control message of this layer, not a
+/// protocol packet (protocol packets start with 0x55; a keepalive is empty).
+pub const INNER_CLOSE: u8 = 0x01;
+
+/// Handshake message 1.
+///
+/// ```text
+/// 0      type 0xD1
+/// 1      version
+/// 2      flags
+/// 3..7   sender index: where the initiator wants packets addressed (non-zero)
+/// 7..39  e: the initiator's ephemeral public key            } the Noise message
+/// 39..100 payload, sealed under a key derived from e alone  }
+/// 100..116 its tag                                          }
+/// 116..132 mac1 over bytes 0..116
+/// 132..148 mac2 over bytes 0..132 (zeros without a cookie)
+/// ```
+///
+/// Bytes 0..7 are appended to the Noise prologue, so the tag of the first payload
+/// authenticates them as part of the handshake.
+pub mod initiation {
+    use super::{payload1, Field, DH_LEN, MAC_LEN, TAG_LEN};
+    /// Packet type.
+    pub const TYPE: usize = 0;
+    /// Protocol version.
+    pub const VERSION: usize = 1;
+    /// Flags ([`FLAG_PAKE`](super::FLAG_PAKE)).
+    pub const FLAGS: usize = 2;
+    /// The index the initiator wants packets addressed to.
+    pub const SENDER_INDEX: Field = 3..7;
+    /// The header that goes into the prologue.
+    pub const HEADER: Field = 0..SENDER_INDEX.end;
+    /// The Noise message: `e` and the payload with its tag. With a PSK modifier, Noise
+    /// mixes `e` into the key, so even the first payload is sealed, under a key anyone
+    /// can compute: it hides nothing, but it binds the prologue.
+    pub const NOISE: Field = HEADER.end..HEADER.end + DH_LEN + payload1::LEN + TAG_LEN;
+    /// The ephemeral key inside the Noise message.
+    pub const EPHEMERAL: Field = NOISE.start..NOISE.start + DH_LEN;
+    /// MAC1: proves the sender knows the responder's public key, or the passphrase.
+    pub const MAC1: Field = NOISE.end..NOISE.end + MAC_LEN;
+    /// MAC2: proves the sender receives at its address (a cookie); zeros without one.
+    pub const MAC2: Field = MAC1.end..MAC1.end + MAC_LEN;
+    /// Total length.
+    pub const LEN: usize = MAC2.end;
+}
+
+/// The payload of message 1 (sealed under a key derived from `e` only: readable by
+/// anyone, bound to the handshake).
+pub mod payload1 {
+    use super::{Field, SPAKE_LEN};
+    /// The SPAKE2 message, or zeros without [`FLAG_PAKE`](super::FLAG_PAKE).
+    pub const SPAKE: Field = 0..SPAKE_LEN;
+    /// Zeros: they keep message 1 as large as the message 2 it can earn.
+    pub const PADDING: Field = SPAKE.end..SPAKE.end + 28;
+    /// Length.
+    pub const LEN: usize = PADDING.end;
+}
+
+/// Handshake message 2.
+///
+/// ```text
+/// 0      type 0xD2
+/// 1      version
+/// 2      flags
+/// 3..7   receiver index (the initiator's sender index)
+/// 7..40  the responder's SPAKE2 message, or zeros
+/// 40..148 the Noise message: e (32), encrypted s (48), encrypted payload (28)
+/// ```
+pub mod response {
+    use super::{payload2, Field, DH_LEN, SPAKE_LEN, TAG_LEN};
+    /// Packet type.
+    pub const TYPE: usize = 0;
+    /// Protocol version.
+    pub const VERSION: usize = 1;
+    /// Flags.
+    pub const FLAGS: usize = 2;
+    /// Which initiation this answers.
+    pub const RECEIVER_INDEX: Field = 3..7;
+    /// The SPAKE2 message (outside the Noise message: its key is needed to read it).
+    pub const SPAKE: Field = 7..7 + SPAKE_LEN;
+    /// The Noise message.
+    pub const NOISE: Field =
+        SPAKE.end..SPAKE.end + DH_LEN + DH_LEN + TAG_LEN + payload2::LEN + TAG_LEN;
+    /// Total length.
+    pub const LEN: usize = NOISE.end;
+}
+
+/// The payload of message 2 (encrypted).
+pub mod payload2 {
+    use super::Field;
+    /// The index the responder wants packets addressed to (non-zero).
+    pub const SENDER_INDEX: Field = 0..4;
+    /// The responder's epoch (its process run, non-zero).
+    pub const EPOCH: Field = 4..12;
+    /// Length.
+    pub const LEN: usize = EPOCH.end;
+}
+
+/// Handshake message 3.
+///
+/// ```text
+/// 0      type 0xD3
+/// 1      version
+/// 2..6   receiver index (the responder's sender index)
+/// 6..78  the Noise message: encrypted s (48), encrypted payload (24)
+/// ```
+pub mod finish {
+    use super::{payload3, Field, DH_LEN, TAG_LEN};
+    /// Packet type.
+    pub const TYPE: usize = 0;
+    /// Protocol version.
+    pub const VERSION: usize = 1;
+    /// Which response this finishes.
+    pub const RECEIVER_INDEX: Field = 2..6;
+    /// The Noise message.
+    pub const NOISE: Field = 6..6 + DH_LEN + TAG_LEN + payload3::LEN + TAG_LEN;
+    /// Total length.
+    pub const LEN: usize = NOISE.end;
+}
+
+/// The payload of message 3 (encrypted).
+pub mod payload3 {
+    use super::Field;
+    /// The initiator's epoch (non-zero).
+    pub const EPOCH: Field = 0..8;
+    /// Length.
+    pub const LEN: usize = EPOCH.end;
+}
+
+/// Cookie reply.
+///
+/// ```text
+/// 0      type 0xD4
+/// 1      version
+/// 2..6   receiver index (the initiator's sender index)
+/// 6..30  nonce
+/// 30..62 the cookie, XChaCha20-Poly1305-sealed (16 + tag 16)
+/// ```
+pub mod cookie_reply {
+    use super::{Field, COOKIE_NONCE_LEN, MAC_LEN, TAG_LEN};
+    /// Packet type.
+    pub const TYPE: usize = 0;
+    /// Protocol version.
+    pub const VERSION: usize = 1;
+    /// Which initiation this answers.
+    pub const RECEIVER_INDEX: Field = 2..6;
+    /// Random nonce.
+    pub const NONCE: Field = 6..6 + COOKIE_NONCE_LEN;
+    /// The sealed cookie.
+    pub const COOKIE: Field = NONCE.end..NONCE.end + MAC_LEN + TAG_LEN;
+    /// Total length.
+    pub const LEN: usize = COOKIE.end;
+}
+
+/// Transport data.
+///
+/// ```text
+/// 0      type 0xD5
+/// 1..5   receiver index
+/// 5..13  nonce (per session and direction, from 0, never reused)
+/// 13..   ChaCha20-Poly1305(inner packet) and its tag
+/// ```
+pub mod transport {
+    use super::{Field, TAG_LEN};
+    /// Packet type.
+    pub const TYPE: usize = 0;
+    /// The receiver's session index.
+    pub const RECEIVER_INDEX: Field = 1..5;
+    /// The AEAD nonce.
+    pub const NONCE: Field = 5..13;
+    /// Header length.
+    pub const HEADER_LEN: usize = NONCE.end;
+    /// Bytes a transport datagram adds to the inner packet.
+    pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+}
+
 /// Bytes a transport datagram adds to the inner packet: header plus tag.
-pub const OVERHEAD: usize = TRANSPORT_HEADER_LEN + TAG_LEN;
+pub const OVERHEAD: usize = transport::OVERHEAD;
 /// The largest inner packet that fits in one datagram: the plaintext protocol must keep
 /// its packets at or below this size when it runs inside this layer.
 pub const MAX_INNER: usize = MAX_DATAGRAM - OVERHEAD;
 
-/// Handshake initiation payload: sender index (4), epoch (8), seconds (8), nanoseconds
-/// (4), zero padding (16). The padding keeps every initiation larger than the response
-/// it can earn.
-pub const INIT_PAYLOAD_LEN: usize = 40;
-/// Handshake response payload: sender index (4), epoch (8).
-pub const RESPONSE_PAYLOAD_LEN: usize = 12;
-
-/// Initiation datagram size with a passphrase: type, `e`, encrypted payload and tag.
-pub const INITIATION_PSK_LEN: usize = 1 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
-/// Initiation datagram size without a passphrase: type, `e`, payload (in the clear: `NN`
-/// has no key before the first DH).
-pub const INITIATION_NN_LEN: usize = 1 + DH_LEN + INIT_PAYLOAD_LEN;
-/// Rekey initiation datagram size: type, session index, `e`, encrypted payload and tag.
-pub const REKEY_INITIATION_LEN: usize = 1 + 4 + DH_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
-/// Response datagram size: type, receiver index, `e`, encrypted payload and tag.
-pub const RESPONSE_LEN: usize = 1 + 4 + DH_LEN + RESPONSE_PAYLOAD_LEN + TAG_LEN;
-
-/// A wall-clock instant in the handshake, TAI64N-like: seconds and nanoseconds since the
-/// Unix epoch. Ordered by time, which is how replayed initiations are recognised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Timestamp {
-    /// Whole seconds since 1970-01-01T00:00:00Z.
-    pub secs: u64,
-    /// Nanoseconds, below 10⁹.
-    pub nanos: u32,
-}
-
-impl Timestamp {
-    /// The timestamp of a duration since the Unix epoch.
-    #[must_use]
-    pub fn from_unix(d: Duration) -> Self {
-        Self {
-            secs: d.as_secs(),
-            nanos: d.subsec_nanos(),
-        }
-    }
-
-    /// Back to a duration since the Unix epoch.
-    #[must_use]
-    pub fn to_unix(self) -> Duration {
-        Duration::new(self.secs, self.nanos)
-    }
-}
-
-/// What an initiator says about itself, inside the (encrypted, with a key) first message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct InitPayload {
-    /// The index the initiator wants transport packets addressed to.
-    pub sender_index: u32,
-    /// The initiator's epoch (its process run).
-    pub epoch: u64,
-    /// When the initiator made this message.
-    pub timestamp: Timestamp,
-}
-
-impl InitPayload {
-    pub(crate) fn encode(&self) -> [u8; INIT_PAYLOAD_LEN] {
-        let mut b = [0u8; INIT_PAYLOAD_LEN];
-        b[0..4].copy_from_slice(&self.sender_index.to_be_bytes());
-        b[4..12].copy_from_slice(&self.epoch.to_be_bytes());
-        b[12..20].copy_from_slice(&self.timestamp.secs.to_be_bytes());
-        b[20..24].copy_from_slice(&self.timestamp.nanos.to_be_bytes());
-        b
-    }
-
-    pub(crate) fn decode(b: &[u8]) -> Result<Self, Reject> {
-        if b.len() != INIT_PAYLOAD_LEN || b[24..].iter().any(|&x| x != 0) {
-            return Err(Reject::BadPayload);
-        }
-        let p = Self {
-            sender_index: be_u32(&b[0..4]),
-            epoch: be_u64(&b[4..12]),
-            timestamp: Timestamp {
-                secs: be_u64(&b[12..20]),
-                nanos: be_u32(&b[20..24]),
-            },
-        };
-        if p.sender_index == 0 || p.epoch == 0 || p.timestamp.nanos >= 1_000_000_000 {
-            return Err(Reject::BadPayload);
-        }
-        Ok(p)
-    }
-}
-
-/// What a responder says about itself, inside the (always encrypted) second message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ResponsePayload {
-    /// The index the responder wants transport packets addressed to.
-    pub sender_index: u32,
-    /// The responder's epoch.
-    pub epoch: u64,
-}
-
-impl ResponsePayload {
-    pub(crate) fn encode(&self) -> [u8; RESPONSE_PAYLOAD_LEN] {
-        let mut b = [0u8; RESPONSE_PAYLOAD_LEN];
-        b[0..4].copy_from_slice(&self.sender_index.to_be_bytes());
-        b[4..12].copy_from_slice(&self.epoch.to_be_bytes());
-        b
-    }
-
-    pub(crate) fn decode(b: &[u8]) -> Result<Self, Reject> {
-        if b.len() != RESPONSE_PAYLOAD_LEN {
-            return Err(Reject::BadPayload);
-        }
-        let p = Self {
-            sender_index: be_u32(&b[0..4]),
-            epoch: be_u64(&b[4..12]),
-        };
-        if p.sender_index == 0 || p.epoch == 0 {
-            return Err(Reject::BadPayload);
-        }
-        Ok(p)
-    }
-}
-
-/// The fields of a transport datagram's header, and its ciphertext.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TransportHeader<'a> {
-    pub receiver_index: u32,
-    pub nonce: u64,
-    pub ciphertext: &'a [u8],
-}
-
-impl<'a> TransportHeader<'a> {
-    /// Splits a transport datagram (type byte already checked).
-    pub(crate) fn parse(b: &'a [u8]) -> Result<Self, Reject> {
-        if b.len() < OVERHEAD {
-            return Err(Reject::TooShort { len: b.len() });
-        }
-        Ok(Self {
-            receiver_index: be_u32(&b[1..5]),
-            nonce: be_u64(&b[5..13]),
-            ciphertext: &b[TRANSPORT_HEADER_LEN..],
-        })
-    }
-
-    /// Writes the 13-byte header.
-    pub(crate) fn write(receiver_index: u32, nonce: u64) -> [u8; TRANSPORT_HEADER_LEN] {
-        let mut h = [0u8; TRANSPORT_HEADER_LEN];
-        h[0] = TYPE_TRANSPORT;
-        h[1..5].copy_from_slice(&receiver_index.to_be_bytes());
-        h[5..13].copy_from_slice(&nonce.to_be_bytes());
-        h
-    }
-}
-
-/// Big-endian u32 from exactly four bytes (callers slice exactly).
-pub(crate) fn be_u32(b: &[u8]) -> u32 {
+/// Big-endian u32 of a 4-byte field.
+pub(crate) fn be_u32(b: &[u8], field: Field) -> u32 {
     let mut a = [0u8; 4];
-    a.copy_from_slice(b);
+    if let Some(src) = b.get(field) {
+        if src.len() == 4 {
+            a.copy_from_slice(src);
+        }
+    }
     u32::from_be_bytes(a)
 }
 
-/// Big-endian u64 from exactly eight bytes (callers slice exactly).
-pub(crate) fn be_u64(b: &[u8]) -> u64 {
+/// Big-endian u64 of an 8-byte field.
+pub(crate) fn be_u64(b: &[u8], field: Field) -> u64 {
     let mut a = [0u8; 8];
-    a.copy_from_slice(b);
+    if let Some(src) = b.get(field) {
+        if src.len() == 8 {
+            a.copy_from_slice(src);
+        }
+    }
     u64::from_be_bytes(a)
+}
+
+/// A fixed-size array copied out of a field (zeros if the field is out of range, which
+/// the length checks of the views rule out).
+pub(crate) fn array<const N: usize>(b: &[u8], field: Field) -> [u8; N] {
+    let mut a = [0u8; N];
+    if let Some(src) = b.get(field) {
+        if src.len() == N {
+            a.copy_from_slice(src);
+        }
+    }
+    a
+}
+
+/// Checks a handshake packet's length and version.
+fn check(bytes: &[u8], len: usize, version_at: usize) -> Result<(), Reject> {
+    let version = bytes.get(version_at).copied().unwrap_or(0);
+    if version != VERSION {
+        return Err(Reject::OtherVersion { version });
+    }
+    if bytes.len() != len {
+        return Err(Reject::BadLength { len: bytes.len() });
+    }
+    Ok(())
+}
+
+/// Checks a flags byte: only [`FLAG_PAKE`] may be set.
+fn check_flags(flags: u8) -> Result<u8, Reject> {
+    if flags & !FLAG_PAKE != 0 {
+        return Err(Reject::BadFlags { flags });
+    }
+    Ok(flags)
+}
+
+/// A view of handshake message 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Initiation<'a>(&'a [u8]);
+
+impl<'a> Initiation<'a> {
+    /// Checks length, version and flags.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
+        check(bytes, initiation::LEN, initiation::VERSION)?;
+        check_flags(bytes[initiation::FLAGS])?;
+        Ok(Self(bytes))
+    }
+    pub(crate) fn flags(&self) -> u8 {
+        self.0[initiation::FLAGS]
+    }
+    pub(crate) fn header(&self) -> &'a [u8] {
+        &self.0[initiation::HEADER]
+    }
+    pub(crate) fn sender_index(&self) -> u32 {
+        be_u32(self.0, initiation::SENDER_INDEX)
+    }
+    pub(crate) fn noise(&self) -> &'a [u8] {
+        &self.0[initiation::NOISE]
+    }
+    pub(crate) fn ephemeral(&self) -> [u8; DH_LEN] {
+        array(self.0, initiation::EPHEMERAL)
+    }
+    /// The bytes MAC1 covers.
+    pub(crate) fn mac1_input(&self) -> &'a [u8] {
+        &self.0[..initiation::MAC1.start]
+    }
+    pub(crate) fn mac1(&self) -> [u8; MAC_LEN] {
+        array(self.0, initiation::MAC1)
+    }
+    /// The bytes MAC2 covers.
+    pub(crate) fn mac2_input(&self) -> &'a [u8] {
+        &self.0[..initiation::MAC2.start]
+    }
+    pub(crate) fn mac2(&self) -> [u8; MAC_LEN] {
+        array(self.0, initiation::MAC2)
+    }
+}
+
+/// A view of handshake message 2.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Response<'a>(&'a [u8]);
+
+impl<'a> Response<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
+        check(bytes, response::LEN, response::VERSION)?;
+        check_flags(bytes[response::FLAGS])?;
+        Ok(Self(bytes))
+    }
+    pub(crate) fn flags(&self) -> u8 {
+        self.0[response::FLAGS]
+    }
+    pub(crate) fn receiver_index(&self) -> u32 {
+        be_u32(self.0, response::RECEIVER_INDEX)
+    }
+    pub(crate) fn spake(&self) -> &'a [u8] {
+        &self.0[response::SPAKE]
+    }
+    pub(crate) fn noise(&self) -> &'a [u8] {
+        &self.0[response::NOISE]
+    }
+}
+
+/// A view of handshake message 3.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish<'a>(&'a [u8]);
+
+impl<'a> Finish<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
+        check(bytes, finish::LEN, finish::VERSION)?;
+        Ok(Self(bytes))
+    }
+    pub(crate) fn receiver_index(&self) -> u32 {
+        be_u32(self.0, finish::RECEIVER_INDEX)
+    }
+    pub(crate) fn noise(&self) -> &'a [u8] {
+        &self.0[finish::NOISE]
+    }
+}
+
+/// A view of a cookie reply.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CookieReply<'a>(&'a [u8]);
+
+impl<'a> CookieReply<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
+        check(bytes, cookie_reply::LEN, cookie_reply::VERSION)?;
+        Ok(Self(bytes))
+    }
+    pub(crate) fn receiver_index(&self) -> u32 {
+        be_u32(self.0, cookie_reply::RECEIVER_INDEX)
+    }
+    pub(crate) fn nonce(&self) -> [u8; COOKIE_NONCE_LEN] {
+        array(self.0, cookie_reply::NONCE)
+    }
+    pub(crate) fn sealed(&self) -> &'a [u8] {
+        &self.0[cookie_reply::COOKIE]
+    }
+}
+
+/// A view of a transport datagram.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Transport<'a>(&'a [u8]);
+
+impl<'a> Transport<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
+        if bytes.len() < OVERHEAD {
+            return Err(Reject::TooShort { len: bytes.len() });
+        }
+        Ok(Self(bytes))
+    }
+    pub(crate) fn receiver_index(&self) -> u32 {
+        be_u32(self.0, transport::RECEIVER_INDEX)
+    }
+    pub(crate) fn nonce(&self) -> u64 {
+        be_u64(self.0, transport::NONCE)
+    }
+    pub(crate) fn ciphertext(&self) -> &'a [u8] {
+        &self.0[transport::HEADER_LEN..]
+    }
+    /// Writes the header of a transport datagram.
+    pub(crate) fn header(receiver_index: u32, nonce: u64) -> [u8; transport::HEADER_LEN] {
+        let mut h = [0u8; transport::HEADER_LEN];
+        h[transport::TYPE] = TYPE_TRANSPORT;
+        h[transport::RECEIVER_INDEX].copy_from_slice(&receiver_index.to_be_bytes());
+        h[transport::NONCE].copy_from_slice(&nonce.to_be_bytes());
+        h
+    }
 }
 
 #[cfg(test)]
@@ -203,98 +428,83 @@ mod tests {
     fn sizes() {
         assert_eq!(OVERHEAD, 29);
         assert_eq!(MAX_INNER, 1171);
-        assert_eq!(INITIATION_PSK_LEN, 89);
-        assert_eq!(INITIATION_NN_LEN, 73);
-        assert_eq!(REKEY_INITIATION_LEN, 93);
-        assert_eq!(RESPONSE_LEN, 65);
-        // No amplification: a response is never larger than the initiation it answers,
-        // and the confirming keepalive (OVERHEAD bytes) is smaller still.
-        for init in [INITIATION_PSK_LEN, INITIATION_NN_LEN, REKEY_INITIATION_LEN] {
-            assert!(RESPONSE_LEN <= init);
-        }
-        const { assert!(OVERHEAD < RESPONSE_LEN) };
+        assert_eq!(payload1::LEN, 61);
+        assert_eq!(initiation::LEN, 148);
+        assert_eq!(response::LEN, 148);
+        assert_eq!(finish::LEN, 78);
+        assert_eq!(cookie_reply::LEN, 62);
+        // No amplification: nothing sent in answer to an initiation (a response, a
+        // cookie reply) is larger than the initiation, and the keepalive or close sent
+        // in answer to message 3 (at most OVERHEAD + 2 bytes) is smaller than it.
+        const { assert!(response::LEN <= initiation::LEN) };
+        const { assert!(cookie_reply::LEN < initiation::LEN) };
+        const { assert!(OVERHEAD + 2 < finish::LEN) };
     }
 
     #[test]
-    fn type_bytes_differ_from_plaintext_magic() {
+    fn type_bytes_differ_from_plaintext_magic_and_from_version_1() {
         for t in [
             TYPE_INITIATION,
             TYPE_RESPONSE,
+            TYPE_FINISH,
+            TYPE_COOKIE_REPLY,
             TYPE_TRANSPORT,
-            TYPE_REKEY_INITIATION,
         ] {
             assert_ne!(t, b'U');
+            assert!(!V1_TYPES.contains(&t));
         }
     }
 
     #[test]
-    fn init_payload_round_trip_and_validation() {
-        let p = InitPayload {
-            sender_index: 0x0102_0304,
-            epoch: 0x1122_3344_5566_7788,
-            timestamp: Timestamp {
-                secs: 1_700_000_000,
-                nanos: 999_999_999,
-            },
-        };
-        let b = p.encode();
+    fn views_check_version_length_and_flags() {
+        let mut m = vec![0u8; initiation::LEN];
+        m[0] = TYPE_INITIATION;
+        m[1] = VERSION;
+        assert!(Initiation::parse(&m).is_ok());
+        m[1] = 3;
         assert_eq!(
-            hex::encode(b),
-            "01020304112233445566778800000000\
-             6553f1003b9ac9ff00000000000000000000000000000000"
+            Initiation::parse(&m).unwrap_err(),
+            Reject::OtherVersion { version: 3 }
         );
-        assert_eq!(InitPayload::decode(&b), Ok(p));
-        let mut bad = b;
-        bad[39] = 1; // padding must be zero
-        assert_eq!(InitPayload::decode(&bad), Err(Reject::BadPayload));
-        let mut bad = b;
-        bad[20..24].copy_from_slice(&1_000_000_000u32.to_be_bytes());
-        assert_eq!(InitPayload::decode(&bad), Err(Reject::BadPayload));
-        let mut bad = b;
-        bad[4..12].fill(0); // epoch 0
-        assert_eq!(InitPayload::decode(&bad), Err(Reject::BadPayload));
-        let mut bad = b;
-        bad[0..4].fill(0); // index 0
-        assert_eq!(InitPayload::decode(&bad), Err(Reject::BadPayload));
-        assert_eq!(InitPayload::decode(&b[..39]), Err(Reject::BadPayload));
-    }
-
-    #[test]
-    fn response_payload_round_trip_and_validation() {
-        let p = ResponsePayload {
-            sender_index: 7,
-            epoch: 9,
-        };
-        assert_eq!(hex::encode(p.encode()), "000000070000000000000009");
-        assert_eq!(ResponsePayload::decode(&p.encode()), Ok(p));
-        assert_eq!(ResponsePayload::decode(&[0; 12]), Err(Reject::BadPayload));
-        assert_eq!(ResponsePayload::decode(&[1; 11]), Err(Reject::BadPayload));
+        m[1] = VERSION;
+        m[2] = 0x80;
+        assert_eq!(
+            Initiation::parse(&m).unwrap_err(),
+            Reject::BadFlags { flags: 0x80 }
+        );
+        m[2] = FLAG_PAKE;
+        assert_eq!(Initiation::parse(&m).unwrap().flags(), FLAG_PAKE);
+        assert_eq!(
+            Initiation::parse(&m[..147]).unwrap_err(),
+            Reject::BadLength { len: 147 }
+        );
+        let mut r = vec![0u8; response::LEN];
+        r[1] = VERSION;
+        r[3..7].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(Response::parse(&r).unwrap().receiver_index(), 0x0102_0304);
+        let mut f = vec![0u8; finish::LEN];
+        f[1] = VERSION;
+        f[2..6].copy_from_slice(&[0, 0, 0, 9]);
+        assert_eq!(Finish::parse(&f).unwrap().receiver_index(), 9);
+        assert_eq!(
+            Finish::parse(&[TYPE_FINISH]).unwrap_err(),
+            Reject::OtherVersion { version: 0 }
+        );
     }
 
     #[test]
     fn transport_header_round_trip() {
-        let h = TransportHeader::write(0xDEAD_BEEF, 0x0102_0304_0506_0708);
-        assert_eq!(hex::encode(h), "e3deadbeef0102030405060708");
+        let h = Transport::header(0xDEAD_BEEF, 0x0102_0304_0506_0708);
+        assert_eq!(hex::encode(h), "d5deadbeef0102030405060708");
         let mut d = h.to_vec();
         d.extend_from_slice(&[0; TAG_LEN]);
-        let p = TransportHeader::parse(&d).unwrap();
-        assert_eq!(p.receiver_index, 0xDEAD_BEEF);
-        assert_eq!(p.nonce, 0x0102_0304_0506_0708);
-        assert_eq!(p.ciphertext.len(), TAG_LEN);
+        let p = Transport::parse(&d).unwrap();
+        assert_eq!(p.receiver_index(), 0xDEAD_BEEF);
+        assert_eq!(p.nonce(), 0x0102_0304_0506_0708);
+        assert_eq!(p.ciphertext().len(), TAG_LEN);
         assert_eq!(
-            TransportHeader::parse(&d[..28]),
-            Err(Reject::TooShort { len: 28 })
+            Transport::parse(&d[..28]).unwrap_err(),
+            Reject::TooShort { len: 28 }
         );
-    }
-
-    #[test]
-    fn timestamps_order_by_time() {
-        let a = Timestamp {
-            secs: 5,
-            nanos: 999_999_999,
-        };
-        let b = Timestamp { secs: 6, nanos: 0 };
-        assert!(a < b);
-        assert_eq!(Timestamp::from_unix(b.to_unix()), b);
     }
 }

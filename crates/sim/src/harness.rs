@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::Classification;
 use udpchat_proto::{Config, Event, MessageId};
-use udpchat_secure::{derive_psk_with, KdfParams, Psk, SecureConfig, SecureEvent};
+use udpchat_secure::{
+    derive_psk_with, Identity, InviteCode, KdfParams, Psk, SecureConfig, SecureEvent, Trust,
+};
 use udpchat_stack::{Security, Stack, StackEvent};
 
 use crate::outcome::{Outcome, SideOutcome};
@@ -37,6 +39,9 @@ pub struct Scenario {
     pub restart_b_after: Option<usize>,
     /// If set, nothing crosses the network from the first time to the second.
     pub partition: Option<(Duration, Duration)>,
+    /// When side B starts (zero: with A). Until then nothing runs there: what A sends it
+    /// is lost, as on a machine where udpchat is not running yet.
+    pub b_starts_at: Duration,
     /// Whether the endpoints encrypt, as the real program does by default. The
     /// impairment then acts on ciphertext: a corrupted datagram must fail
     /// authentication, a duplicate must be caught by the replay window.
@@ -62,10 +67,14 @@ pub enum SimSecurity {
     /// The protocol in the clear (`--plaintext`).
     #[default]
     Plaintext,
-    /// Encrypted, keyed by a shared passphrase (`NNpsk0`).
+    /// Encrypted; each side has the other's key pinned (every session after the first
+    /// contact, and the program's default).
+    Pinned,
+    /// Encrypted; a first contact by an invitation code (SPAKE2) that both sides hold.
+    /// A side that restarts has the other's key pinned by then.
+    Code,
+    /// Encrypted; a first contact by a shared passphrase.
     Passphrase,
-    /// Encrypted without a passphrase (`NN`, a code to compare).
-    CompareCode,
 }
 
 impl SimSecurity {
@@ -73,15 +82,17 @@ impl SimSecurity {
     pub fn name(self) -> &'static str {
         match self {
             Self::Plaintext => "plaintext",
+            Self::Pinned => "pinned",
+            Self::Code => "code",
             Self::Passphrase => "passphrase",
-            Self::CompareCode => "compare-code",
         }
     }
 }
 
-/// The wall-clock time the simulated runs start at (any fixed value: handshakes carry
-/// it, and a restarted side's clock must be later).
-const UNIX_START: Duration = Duration::from_secs(1_800_000_000);
+/// The long-term identity of side A (`false`) or B (`true`).
+fn identity(b: bool) -> Identity {
+    Identity::from_private(if b { [0xB2; 32] } else { [0xA1; 32] })
+}
 
 /// The passphrase key, derived once for all runs (cheap parameters: the simulation
 /// tests the protocol, not Argon2).
@@ -93,35 +104,43 @@ fn sim_psk() -> Option<Psk> {
     .clone()
 }
 
-/// The stack of one simulated endpoint, started at `now` (virtual) with `epoch`.
+/// The stack of one simulated endpoint (`b`: side B), started at `now` (virtual) with
+/// `epoch`; `restarted` for a new run of a side that crashed.
 fn new_stack(
     scenario: &Scenario,
+    b: bool,
     epoch: u64,
     peer: SocketAddr,
-    t0: Instant,
     now: Instant,
+    restarted: bool,
 ) -> Stack {
-    let psk = match scenario.security {
-        SimSecurity::Plaintext => None,
-        SimSecurity::Passphrase => sim_psk(),
-        SimSecurity::CompareCode => None,
-    };
     let security = match scenario.security {
         SimSecurity::Plaintext => Security::Plaintext,
-        SimSecurity::Passphrase | SimSecurity::CompareCode => {
+        mode => {
             let mut rng_seed = [0u8; 32];
             rng_seed[..8].copy_from_slice(&epoch.to_le_bytes());
+            let other = identity(!b).public();
+            let mut config = SecureConfig::new(identity(b));
+            match mode {
+                SimSecurity::Passphrase => config.psk = sim_psk(),
+                // After a first contact the keys are pinned on disk: a new run has them.
+                SimSecurity::Code if !restarted => {
+                    config.code = InviteCode::parse("7-ribbon-tunnel").ok();
+                }
+                _ => {
+                    config.trust = Trust {
+                        pinned: [other].into_iter().collect(),
+                        expected: Some(other),
+                    };
+                }
+            }
             Security::Encrypted {
-                config: SecureConfig {
-                    psk,
-                    ..SecureConfig::default()
-                },
-                unix_time: UNIX_START + now.saturating_duration_since(t0),
+                config: Box::new(config),
                 rng_seed,
             }
         }
     };
-    Stack::new(scenario.protocol.clone(), security, epoch, peer, now)
+    Stack::new(scenario.protocol.clone(), security, epoch, Some(peer), now)
 }
 
 /// The address of side A, as B sees it.
@@ -168,12 +187,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let t0 = Instant::now();
     let epoch_a = sub_seed(seed, 1) | 1;
     let epoch_b = sub_seed(seed, 2) | 1;
-    let mut a = Side::new(new_stack(scenario, epoch_a, ADDR_B, t0, t0));
-    let mut b = Side::new(new_stack(scenario, epoch_b, ADDR_A, t0, t0));
+    let mut a = Side::new(new_stack(scenario, false, epoch_a, ADDR_B, t0, false));
+    let mut b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, t0, false));
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
 
+    let b_starts = t0 + scenario.b_starts_at;
+    let mut b_running = b_starts <= t0;
     let heal_at = t0 + scenario.heal_at;
     let deadline = heal_at + scenario.settle;
     let mut restart_after = scenario.restart_b_after;
@@ -213,7 +234,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             // The crash loses everything B held in memory; the new run keeps only what a
             // person would still see: the messages it had already shown.
             let epoch = sub_seed(seed, 5) | 1;
-            let mut reborn = Side::new(new_stack(scenario, epoch, ADDR_A, t0, now));
+            let mut reborn = Side::new(new_stack(scenario, true, epoch, ADDR_A, now, true));
             reborn.outcome.received_before_restart = std::mem::take(&mut b.outcome.received);
             reborn.outcome.restarted = true;
             reborn.sent = std::mem::take(&mut b.sent);
@@ -222,16 +243,27 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             b = reborn;
             trace.note(now.saturating_duration_since(t0), "restart b");
         }
+        if !b_running && now >= b_starts {
+            b_running = true;
+            b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, now, false));
+            trace.note(now.saturating_duration_since(t0), "b starts");
+        }
         offer(&mut a, "a", scenario, t0, now);
-        offer(&mut b, "b", scenario, t0, now);
         a.stack.handle_timeout(now);
-        b.stack.handle_timeout(now);
+        if b_running {
+            offer(&mut b, "b", scenario, b_starts, now);
+            b.stack.handle_timeout(now);
+        }
         loop {
             let mut moved = false;
             moved |= flush(&mut a, &mut ab, now, t0, &mut trace, "a");
-            moved |= flush(&mut b, &mut ba, now, t0, &mut trace, "b");
+            if b_running {
+                moved |= flush(&mut b, &mut ba, now, t0, &mut trace, "b");
+            }
             while let Some(((), bytes)) = ab.poll_output(now) {
-                receive(&mut b, now, ADDR_A, &bytes);
+                if b_running {
+                    receive(&mut b, now, ADDR_A, &bytes);
+                }
                 moved = true;
             }
             while let Some(((), bytes)) = ba.poll_output(now) {
@@ -240,14 +272,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             }
             // Acknowledgements free room in the queue: offer more before time moves on.
             moved |= offer(&mut a, "a", scenario, t0, now);
-            moved |= offer(&mut b, "b", scenario, t0, now);
+            if b_running {
+                moved |= offer(&mut b, "b", scenario, b_starts, now);
+            }
             if !moved {
                 break;
             }
         }
         // An idle sender has had every message acknowledged, so both idle means done.
-        let done = a.stack.session().is_idle()
-            && b.stack.session().is_idle()
+        let done = a.stack.is_idle()
+            && b.stack.is_idle()
+            && b_running
             && restart_after.is_none()
             && partition_ends.is_none()
             && a.offered == scenario.messages
@@ -257,14 +292,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         }
         let next = [
             a.stack.poll_timeout(),
-            b.stack.poll_timeout(),
+            b_running.then(|| b.stack.poll_timeout()).flatten(),
+            (!b_running).then_some(b_starts),
             ab.poll_timeout(),
             ba.poll_timeout(),
             (!healed).then_some(heal_at),
             partition_starts,
             partition_ends,
             next_offer(&a, scenario, t0, now),
-            next_offer(&b, scenario, t0, now),
+            b_running
+                .then(|| next_offer(&b, scenario, b_starts, now))
+                .flatten(),
         ]
         .into_iter()
         .flatten()
@@ -298,17 +336,17 @@ fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
 fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
     let mut offered = false;
     while side.offered < scenario.messages && due(side, scenario, t0) <= now {
-        if !side.stack.session().can_send() {
+        if !side.stack.can_send() {
             break;
         }
         let text = format!("{tag}{}", side.offered);
-        let Ok(id) = side.stack.session_mut().send(now, text.clone()) else {
+        let Ok(id) = side.stack.send(now, text.clone()) else {
             break;
         };
         side.sent.insert(id, text);
         side.offered += 1;
         offered = true;
-        let outstanding = side.stack.session().outstanding();
+        let outstanding = side.stack.outstanding();
         side.outcome.peak_outstanding = side.outcome.peak_outstanding.max(outstanding);
     }
     offered
@@ -333,7 +371,7 @@ fn healed_link(link: &ImpairConfig) -> ImpairConfig {
 fn finish(side: Side) -> SideOutcome {
     let mut outcome = side.outcome;
     outcome.sent = side.sent.into_values().collect();
-    outcome.stats = *side.stack.session().stats();
+    outcome.stats = *side.stack.stats();
     outcome
 }
 
@@ -374,8 +412,17 @@ fn flush(
         let event = match event {
             StackEvent::Session(e) => e,
             StackEvent::Secure(e) => {
-                if let SecureEvent::Established { .. } | SecureEvent::PeerRestarted { .. } = e {
-                    side.outcome.secure_sessions += 1;
+                match e {
+                    SecureEvent::Established { .. } | SecureEvent::PeerRestarted { .. } => {
+                        side.outcome.secure_sessions += 1;
+                        side.outcome
+                            .connected_at
+                            .get_or_insert(now.saturating_duration_since(t0));
+                    }
+                    SecureEvent::Refused { .. } | SecureEvent::RefusedByPeer { .. } => {
+                        side.outcome.refusals += 1;
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -383,6 +430,9 @@ fn flush(
         trace.event(at, tag, &event);
         match event {
             Event::Received { text, .. } => side.outcome.received.push(text),
+            Event::Connected { .. } if side.outcome.connected_at.is_none() => {
+                side.outcome.connected_at = Some(at);
+            }
             Event::Sent { id, .. } => {
                 side.first_sent_at.insert(id, now);
             }
@@ -398,6 +448,7 @@ fn flush(
             }
             Event::Failed { text, .. } => side.outcome.failed.push(text),
             Event::PeerStateChanged { state } => side.outcome.peer_states.push(state),
+            Event::NoAnswer { .. } => side.outcome.no_answers += 1,
             Event::PeerRestarted { .. }
             | Event::Connected { .. }
             | Event::PeerNick { .. }
@@ -426,6 +477,7 @@ mod tests {
             heal_at: Duration::from_secs(60),
             settle: Duration::from_secs(60),
             restart_b_after: None,
+            b_starts_at: Duration::ZERO,
             partition: None,
             security: SimSecurity::Plaintext,
         }

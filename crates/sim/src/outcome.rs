@@ -35,6 +35,13 @@ pub struct SideOutcome {
     pub security_rejects: std::collections::BTreeMap<&'static str, u64>,
     /// Encrypted sessions established with a peer run (first one, and one per restart).
     pub secure_sessions: u64,
+    /// Virtual time from the start to the first session (the protocol's `Connected` in
+    /// the clear, the encryption layer's first session otherwise).
+    pub connected_at: Option<Duration>,
+    /// Contacts refused (never expected between the simulated pair).
+    pub refusals: u64,
+    /// Connect-timeout verdicts: nobody answered for `connect_timeout`.
+    pub no_answers: u64,
 }
 
 /// The result of one seeded run.

@@ -31,12 +31,15 @@ fn reordering(link: ImpairConfig) -> ImpairConfig {
     }
 }
 
-/// Protocol settings for the simulation: the real defaults (adaptive timeout,
-/// keepalives) with the given window, and retries without practical limit so that
-/// liveness, not give-up, is what the matrix checks.
+/// Protocol settings for the fault matrix: the real defaults (adaptive timeout,
+/// keepalives) with the given window, and retries and connect timeout without practical
+/// limit, so that liveness, not give-up, is what the matrix checks (at 50% loss a
+/// handshake can take longer than the 30 s a person waits). `tests/connect.rs` runs the
+/// shipped limits instead.
 pub fn sim_protocol(window: u16) -> Config {
     Config {
         max_retries: 100_000,
+        connect_timeout: Duration::MAX,
         window,
         ..Config::default()
     }
@@ -52,6 +55,7 @@ fn scenario(name: &str, window: u16, link: ImpairConfig) -> Scenario {
         heal_at: Duration::from_secs(120),
         settle: Duration::from_secs(60),
         restart_b_after: None,
+        b_starts_at: Duration::ZERO,
         partition: None,
         security: SimSecurity::Plaintext,
     }

@@ -30,6 +30,7 @@ fn a_flooding_sender_is_slowed_down_and_nothing_is_lost() {
         heal_at: Duration::from_secs(3_600),
         settle: Duration::from_secs(60),
         restart_b_after: None,
+        b_starts_at: Duration::ZERO,
         partition: None,
         security: udpchat_sim::SimSecurity::Plaintext,
     };

@@ -7,12 +7,16 @@ use udpchat_sim::scenario::matrix;
 use udpchat_sim::summary::{print_uncaptured, replay_seed_from_env, seeds_from_env};
 use udpchat_sim::{run, Outcome, SimSecurity};
 
-/// Seeds per scenario and mode: 8 scenarios x 2 modes x 400 = 6,400 encrypted runs per
+/// Seeds per scenario and mode: 8 scenarios x 3 modes x 300 = 7,200 encrypted runs per
 /// window size in CI (the plaintext matrix runs 10,000).
-const SEEDS_PER_SCENARIO: u64 = 400;
+const SEEDS_PER_SCENARIO: u64 = 300;
 
 fn check_window(window: u16) {
-    let modes = [SimSecurity::Passphrase, SimSecurity::CompareCode];
+    let modes = [
+        SimSecurity::Pinned,
+        SimSecurity::Code,
+        SimSecurity::Passphrase,
+    ];
     let scenarios: Vec<_> = modes
         .iter()
         .flat_map(|&mode| {
@@ -67,13 +71,20 @@ fn check_window(window: u16) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// What encryption adds to the protocol's checks: both sides set up a session.
+/// What encryption adds to the protocol's checks: both sides set up a session, and
+/// neither refused the other.
 fn encryption_violations(outcome: &Outcome) -> Vec<String> {
-    [("a", &outcome.a), ("b", &outcome.b)]
+    let mut v: Vec<String> = [("a", &outcome.a), ("b", &outcome.b)]
         .into_iter()
         .filter(|(_, side)| side.secure_sessions == 0)
         .map(|(name, _)| format!("{name} never established an encrypted session"))
-        .collect()
+        .collect();
+    for (name, side) in [("a", &outcome.a), ("b", &outcome.b)] {
+        if side.refusals > 0 {
+            v.push(format!("{name} refused its peer {} times", side.refusals));
+        }
+    }
+    v
 }
 
 #[test]

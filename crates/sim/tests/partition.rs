@@ -25,6 +25,7 @@ fn partitioned(protocol: Config, security: SimSecurity) -> Scenario {
         heal_at: Duration::from_secs(120),
         settle: Duration::from_secs(60),
         restart_b_after: None,
+        b_starts_at: Duration::ZERO,
         // From 3 s: late enough that a first handshake lost to the 5% loss (retried
         // after 1 s) has completed, so the peer was online before it vanished.
         partition: Some((Duration::from_secs(3), Duration::from_secs(33))),
@@ -37,7 +38,7 @@ fn everything_queued_is_delivered_after_a_partition_heals() {
     let modes = [
         (SimSecurity::Plaintext, 50),
         (SimSecurity::Passphrase, 15),
-        (SimSecurity::CompareCode, 15),
+        (SimSecurity::Pinned, 15),
     ];
     for (window, (security, seeds)) in [1, 8, 64].into_iter().flat_map(|w| modes.map(|m| (w, m))) {
         for seed in 0..seeds {

@@ -19,6 +19,7 @@ fn crash(link: ImpairConfig, security: SimSecurity) -> Scenario {
         settle: Duration::from_secs(60),
         // Mid-conversation.
         restart_b_after: Some(30),
+        b_starts_at: Duration::ZERO,
         partition: None,
         security,
     }
@@ -45,7 +46,8 @@ fn survivor_resends_unacknowledged_messages_to_the_new_run() {
     let modes = [
         (SimSecurity::Plaintext, 300),
         (SimSecurity::Passphrase, 100),
-        (SimSecurity::CompareCode, 100),
+        (SimSecurity::Pinned, 100),
+        (SimSecurity::Code, 100),
     ];
     for (security, seeds) in modes {
         for link in &links {

@@ -22,12 +22,18 @@
 //!    so a message is shown before its acknowledgement leaves.
 //! 3. Sleep until [`Stack::poll_timeout`], then call [`Stack::handle_timeout`].
 //!
+//! Under encryption the protocol session runs no HELLO exchange: the authenticated
+//! handshake gives it the peer's run (and a restart) and its first round-trip sample.
+//! Messages given to [`Stack::send`] before any session exists wait for it without
+//! spending their retries.
+//!
 //! Until the first encrypted session is up, the protocol's packets are held (at most
 //! [`MAX_HELD`], the newest kept; the protocol retransmits anything dropped) and sent as
 //! soon as the handshake completes, so the first message does not wait for a
 //! retransmission timeout.
 #![forbid(unsafe_code)]
 
+pub mod pair;
 mod stack;
 
 pub use stack::{Opened, Security, Stack, StackEvent, MAX_HELD};

@@ -1,32 +1,38 @@
 //! [`Stack`]: the protocol session over the encryption layer, or over nothing.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 use udpchat_proto::wire::{classify, Classification};
-use udpchat_proto::{Config, Event, Session, Transmit};
-use udpchat_secure::{Reject, SealError, SecureConfig, SecureEndpoint, SecureEvent, MAX_INNER};
+use udpchat_proto::{
+    Config, Event, MessageId, PeerState, RttEstimator, SendError, Session, Stats, Transmit,
+};
+use udpchat_secure::{
+    PublicKey, Reject, SealError, SecureConfig, SecureEndpoint, SecureEvent, SecureStats, MAX_INNER,
+};
 
 /// Protocol packets held while the first encrypted session is being set up. The newest
 /// are kept: they carry the latest acknowledgement, and the protocol retransmits
 /// whatever was dropped.
 pub const MAX_HELD: usize = 64;
 
+/// The protocol session's peer address while nobody has connected yet (an open
+/// invitation): under encryption the address is the encryption layer's business, and
+/// this one is only a label.
+const NOBODY_YET: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
 /// How the peer's datagrams are protected.
 #[derive(Clone, Debug)]
 pub enum Security {
-    /// The seed's clear-text protocol: anyone on the path reads and injects messages.
+    /// The original program's clear-text protocol: anyone on the path reads and injects
+    /// messages.
     Plaintext,
-    /// A Noise session per peer run; see `udpchat-secure`.
+    /// Noise sessions authenticated by long-term keys; see `udpchat-secure`.
     Encrypted {
-        /// Passphrase key (or none: ephemeral handshake and a short authentication
-        /// string), rekey and rate-limit settings. Its `peer` is overwritten with the
-        /// stack's peer.
-        config: SecureConfig,
-        /// The wall clock at start (time since the Unix epoch), read once: it stamps
-        /// handshakes so a recorded one replayed later is refused.
-        unix_time: Duration,
+        /// Identity, pinned keys, passphrase, invitation code, rekey and rate-limit
+        /// settings. Its `peer` is overwritten with the stack's peer.
+        config: Box<SecureConfig>,
         /// 32 bytes from the operating system's CSPRNG, for ephemeral keys and indices.
         rng_seed: [u8; 32],
     },
@@ -37,7 +43,7 @@ pub enum Security {
 pub enum StackEvent {
     /// From the protocol session: messages, deliveries, failures, peer state.
     Session(Event),
-    /// From the encryption layer: sessions established, rekeyed, re-verified, moved.
+    /// From the encryption layer: sessions established, rekeyed, moved, refused.
     Secure(SecureEvent),
 }
 
@@ -57,11 +63,14 @@ pub enum Opened {
     Consumed,
 }
 
-/// One peer: the protocol session, inside the encryption layer unless plaintext.
+/// One peer: the protocol session, inside the encryption layer unless plaintext. The
+/// program and the simulator talk to it, never to the layers inside.
 #[derive(Debug)]
 pub struct Stack {
     session: Session,
     secure: Option<Box<SecureEndpoint>>,
+    /// The encryption layer's events, already applied to the protocol session.
+    events: VecDeque<StackEvent>,
     /// Protocol packets waiting for the first encrypted session.
     held: VecDeque<Vec<u8>>,
     /// The latest time given to any call; sealing in `poll_transmit` uses it.
@@ -72,36 +81,42 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A peer talking to `peer`, for this process run `epoch` (random, non-zero, fresh
-    /// at every start). Under encryption the protocol's packets are made small enough
-    /// for the encryption overhead ([`MAX_INNER`]) and the handshake starts at once.
+    /// A peer talking to `peer` (or, encrypted, waiting to be contacted when `None`), for
+    /// this process run `epoch` (random, non-zero, fresh at every start).
+    ///
+    /// In the clear the protocol session learns the peer's run by its HELLO exchange.
+    /// Under encryption it learns it from the authenticated handshake instead (one
+    /// round trip less, and nothing unauthenticated can claim a run), its packets are
+    /// made small enough for the encryption overhead ([`MAX_INNER`]), and the handshake
+    /// starts at once.
+    ///
+    /// # Panics
+    /// Never; a plaintext stack without a peer address talks to `0.0.0.0:0` (nothing).
     pub fn new(
         mut protocol: Config,
         security: Security,
         epoch: u64,
-        peer: SocketAddr,
+        peer: Option<SocketAddr>,
         now: Instant,
     ) -> Self {
-        let secure = match security {
-            Security::Plaintext => None,
-            Security::Encrypted {
-                config,
-                unix_time,
-                rng_seed,
-            } => {
+        let label = peer.unwrap_or(NOBODY_YET);
+        let (session, secure) = match security {
+            Security::Plaintext => (Session::new(protocol, epoch, label, now), None),
+            Security::Encrypted { config, rng_seed } => {
                 protocol.max_datagram = protocol.max_datagram.min(MAX_INNER);
-                let config = SecureConfig {
-                    peer: Some(peer),
-                    ..config
-                };
-                let mut secure = SecureEndpoint::new(config, epoch, now, unix_time, rng_seed);
-                secure.connect(now);
-                Some(Box::new(secure))
+                let config = SecureConfig { peer, ..*config };
+                let mut secure = SecureEndpoint::new(config, epoch, now, rng_seed);
+                if peer.is_some() {
+                    secure.connect(now);
+                }
+                let session = Session::new_without_hello(protocol, epoch, label, now);
+                (session, Some(Box::new(secure)))
             }
         };
         Self {
-            session: Session::new(protocol, epoch, peer, now),
+            session,
             secure,
+            events: VecDeque::new(),
             held: VecDeque::new(),
             now,
             unsealable: 0,
@@ -133,7 +148,9 @@ impl Stack {
                 bytes: bytes.to_vec(),
             });
         };
-        Ok(match secure.handle_datagram(now, from, bytes)? {
+        let result = secure.handle_datagram(now, from, bytes);
+        self.absorb_secure_events(now);
+        Ok(match result? {
             Some(plaintext) => Opened::Inner {
                 from: self.session.peer_addr(),
                 bytes: plaintext.bytes,
@@ -155,7 +172,61 @@ impl Stack {
         if let Some(secure) = self.secure.as_mut() {
             secure.handle_timeout(now);
         }
+        self.absorb_secure_events(now);
         self.session.handle_timeout(now);
+    }
+
+    /// Queues a message for the peer: it is delivered exactly once, in order, or
+    /// reported failed with its text ([`Event::Delivered`] / [`Event::Failed`] with the
+    /// returned id). Before a session exists it simply waits.
+    ///
+    /// # Errors
+    /// [`SendError`]: too long, or the queue is full (stop reading input until
+    /// [`can_send`](Self::can_send)).
+    pub fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
+        self.advance(now);
+        self.session.send(now, text)
+    }
+
+    /// Tells the peer our nickname, in order with our messages.
+    ///
+    /// # Errors
+    /// [`SendError`] as for [`send`](Self::send).
+    pub fn send_nick(&mut self, now: Instant, nick: String) -> Result<MessageId, SendError> {
+        self.advance(now);
+        self.session.send_nick(now, nick)
+    }
+
+    /// The encryption layer's events are acted on here, before anyone else sees them:
+    /// the protocol session adopts the peer's run from an authenticated handshake (the
+    /// first, or a restart), and takes the handshake's round trip as an RTT sample.
+    fn absorb_secure_events(&mut self, now: Instant) {
+        let Some(secure) = self.secure.as_mut() else {
+            return;
+        };
+        while let Some(event) = secure.poll_event() {
+            match &event {
+                SecureEvent::Established {
+                    peer_epoch, rtt, ..
+                } => {
+                    if let Some(rtt) = rtt {
+                        self.session.on_rtt_sample(now, *rtt);
+                    }
+                    self.session.adopt_peer(now, *peer_epoch);
+                }
+                SecureEvent::PeerRestarted { new_epoch, rtt, .. } => {
+                    if let Some(rtt) = rtt {
+                        self.session.on_rtt_sample(now, *rtt);
+                    }
+                    self.session.adopt_peer(now, *new_epoch);
+                }
+                SecureEvent::Rekeyed { rtt: Some(rtt), .. } => {
+                    self.session.on_rtt_sample(now, *rtt);
+                }
+                _ => {}
+            }
+            self.events.push_back(StackEvent::Secure(event));
+        }
     }
 
     /// The next datagram to send: handshake messages first, then protocol packets,
@@ -176,7 +247,7 @@ impl Stack {
         };
         let sealed = |t: udpchat_secure::Transmit, class| {
             let t = Transmit {
-                destination: t.to,
+                destination: t.destination,
                 payload: t.payload,
             };
             (t, class)
@@ -204,6 +275,7 @@ impl Stack {
                     }
                     self.held.push_back(inner);
                 }
+                // Refused: the driver reports it; the packet has nowhere to go.
                 Err(_) => self.unsealable += 1,
             }
         }
@@ -212,8 +284,8 @@ impl Stack {
     /// The next event: the encryption layer's first (a session is shown as established
     /// before the messages it carries), then the protocol's.
     pub fn poll_event(&mut self) -> Option<StackEvent> {
-        if let Some(e) = self.secure.as_mut().and_then(|s| s.poll_event()) {
-            return Some(StackEvent::Secure(e));
+        if let Some(e) = self.events.pop_front() {
+            return Some(e);
         }
         self.session.poll_event().map(StackEvent::Session)
     }
@@ -227,19 +299,103 @@ impl Stack {
             .min()
     }
 
-    /// The protocol session: send messages, read its state and figures.
-    pub fn session(&self) -> &Session {
-        &self.session
+    // ---- what the program shows ----
+
+    /// True when [`send`](Self::send) would accept a message now.
+    pub fn can_send(&self) -> bool {
+        self.session.can_send()
     }
 
-    /// The protocol session, to send messages and nicknames.
-    pub fn session_mut(&mut self) -> &mut Session {
-        &mut self.session
+    /// Messages queued or awaiting acknowledgement.
+    pub fn outstanding(&self) -> usize {
+        self.session.outstanding()
     }
 
-    /// The encryption layer, unless in the clear.
-    pub fn secure(&self) -> Option<&SecureEndpoint> {
-        self.secure.as_deref()
+    /// Messages on the wire awaiting acknowledgement.
+    pub fn in_flight(&self) -> usize {
+        self.session.in_flight()
+    }
+
+    /// True when no message of ours is queued or awaiting acknowledgement.
+    pub fn is_idle(&self) -> bool {
+        self.session.is_idle()
+    }
+
+    /// The longest message [`send`](Self::send) accepts, in bytes of UTF-8.
+    pub fn max_text_len(&self) -> usize {
+        self.session.max_text_len()
+    }
+
+    /// The protocol's counters.
+    pub fn stats(&self) -> &Stats {
+        self.session.stats()
+    }
+
+    /// The round-trip estimator: SRTT, RTTVAR and the current RTO.
+    pub fn rtt(&self) -> &RttEstimator {
+        self.session.rtt()
+    }
+
+    /// Whether the peer answers.
+    pub fn peer_state(&self) -> PeerState {
+        self.session.peer_state()
+    }
+
+    /// This run's epoch.
+    pub fn local_epoch(&self) -> u64 {
+        self.session.local_epoch()
+    }
+
+    /// The protocol settings.
+    pub fn config(&self) -> &Config {
+        self.session.config()
+    }
+
+    /// The encryption layer's counters, unless in the clear.
+    pub fn secure_stats(&self) -> Option<&SecureStats> {
+        self.secure.as_deref().map(SecureEndpoint::stats)
+    }
+
+    /// Datagrams rejected so far, by either layer.
+    pub fn rejected(&self) -> u64 {
+        let secure = self.secure_stats().map_or(0, SecureStats::rejected_total);
+        self.session.stats().rejected + secure
+    }
+
+    /// Handshakes answered and not finished (encryption only).
+    pub fn pending_handshakes(&self) -> usize {
+        self.secure.as_deref().map_or(0, |s| s.state_size().pending)
+    }
+
+    /// The peer's long-term key, once a session proved it.
+    pub fn peer_key(&self) -> Option<PublicKey> {
+        self.secure.as_deref().and_then(SecureEndpoint::peer_key)
+    }
+
+    /// Our long-term key, unless in the clear.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.secure.as_deref().map(SecureEndpoint::public_key)
+    }
+
+    /// Whether an invitation code is still open.
+    pub fn invitation_open(&self) -> bool {
+        self.secure
+            .as_deref()
+            .is_some_and(SecureEndpoint::invitation_open)
+    }
+
+    /// Whether a refused contact stopped the encryption layer: no session will come.
+    pub fn is_stopped(&self) -> bool {
+        self.secure
+            .as_deref()
+            .is_some_and(SecureEndpoint::is_stopped)
+    }
+
+    /// Whether an encrypted session exists (always true in the clear).
+    pub fn is_established(&self) -> bool {
+        self.secure
+            .as_deref()
+            .is_none_or(SecureEndpoint::is_established)
     }
 
     /// Whether datagrams are encrypted.
@@ -247,13 +403,19 @@ impl Stack {
         self.secure.is_some()
     }
 
-    /// Where datagrams go: the encryption layer follows an authenticated peer that
-    /// moved; in the clear it is the address given at start.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.secure
-            .as_ref()
-            .and_then(|s| s.peer_addr())
-            .unwrap_or_else(|| self.session.peer_addr())
+    /// Where datagrams go: the encryption layer's peer (it follows an authenticated
+    /// peer that moved); in the clear, the address given at start. `None` until an open
+    /// invitation is answered.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match &self.secure {
+            Some(s) => s.peer_addr(),
+            None => Some(self.session.peer_addr()),
+        }
+    }
+
+    /// The peer's run, once known.
+    pub fn peer_epoch(&self) -> Option<u64> {
+        self.session.peer_epoch()
     }
 
     /// Protocol packets waiting for the first encrypted session.
@@ -261,9 +423,20 @@ impl Stack {
         self.held.len()
     }
 
-    /// Protocol packets the encryption layer refused to seal (never expected).
+    /// Protocol packets the encryption layer refused to seal (never expected, except
+    /// after a refused contact).
     pub fn unsealable(&self) -> u64 {
         self.unsealable
+    }
+
+    /// The protocol session, for tests and figures that need more than the above.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The encryption layer, unless in the clear.
+    pub fn secure(&self) -> Option<&SecureEndpoint> {
+        self.secure.as_deref()
     }
 
     fn advance(&mut self, now: Instant) {
@@ -273,63 +446,53 @@ impl Stack {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
-    use udpchat_secure::{derive_psk_with, KdfParams, Psk};
-
-    const A: u64 = 0xA;
-    const B: u64 = 0xB;
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
-    }
+    use crate::pair::Pair;
+    use udpchat_secure::{derive_psk_with, Identity, InviteCode, KdfParams, Psk, Trust};
 
     fn psk(passphrase: &str) -> Psk {
         derive_psk_with(passphrase.as_bytes(), None, KdfParams::INSECURE_TEST_ONLY).unwrap()
     }
 
-    fn encrypted(psk: Option<Psk>, seed: u8) -> Security {
-        Security::Encrypted {
-            config: SecureConfig {
-                psk,
-                ..SecureConfig::default()
-            },
-            unix_time: Duration::from_secs(1_800_000_000),
-            rng_seed: [seed; 32],
-        }
-    }
-
-    fn pair(sa: Security, sb: Security, now: Instant) -> (Stack, Stack) {
+    fn ids() -> (Identity, Identity) {
         (
-            Stack::new(Config::default(), sa, A, addr(2), now),
-            Stack::new(Config::default(), sb, B, addr(1), now),
+            Identity::from_private([0xA; 32]),
+            Identity::from_private([0xB; 32]),
         )
     }
 
-    /// Moves datagrams both ways until both are quiet; returns the rejections.
-    fn exchange(a: &mut Stack, b: &mut Stack, now: Instant) -> Vec<Reject> {
-        let mut rejects = Vec::new();
-        loop {
-            let mut moved = false;
-            while let Some(t) = a.poll_transmit() {
-                if let Err(r) = b.handle_datagram(now, addr(1), &t.payload) {
-                    rejects.push(r);
-                }
-                moved = true;
-            }
-            while let Some(t) = b.poll_transmit() {
-                if let Err(r) = a.handle_datagram(now, addr(2), &t.payload) {
-                    rejects.push(r);
-                }
-                moved = true;
-            }
-            if !moved {
-                return rejects;
-            }
-        }
+    /// A's and B's security with each other's key pinned.
+    fn pinned() -> (Security, Security) {
+        let (a, b) = ids();
+        let config = |me: &Identity, other: &Identity| SecureConfig {
+            trust: Trust {
+                pinned: [other.public()].into_iter().collect(),
+                expected: Some(other.public()),
+            },
+            ..SecureConfig::new(me.clone())
+        };
+        (
+            Security::Encrypted {
+                config: Box::new(config(&a, &b)),
+                rng_seed: [1; 32],
+            },
+            Security::Encrypted {
+                config: Box::new(config(&b, &a)),
+                rng_seed: [2; 32],
+            },
+        )
     }
 
-    fn events(s: &mut Stack) -> Vec<StackEvent> {
-        std::iter::from_fn(|| s.poll_event()).collect()
+    fn with_passphrase(passphrase: &str, seed: u8, id: Identity) -> Security {
+        Security::Encrypted {
+            config: Box::new(SecureConfig {
+                psk: Some(psk(passphrase)),
+                ..SecureConfig::new(id)
+            }),
+            rng_seed: [seed; 32],
+        }
     }
 
     fn received(events: &[StackEvent]) -> Vec<String> {
@@ -344,139 +507,196 @@ mod tests {
 
     #[test]
     fn encrypted_first_message_goes_out_with_the_handshake_not_after_a_timeout() {
-        let t0 = Instant::now();
-        let key = psk("correct horse");
-        let (mut a, mut b) = pair(encrypted(Some(key.clone()), 1), encrypted(Some(key), 2), t0);
-        a.session_mut().send(t0, "hello".into()).unwrap();
-        let rejects = exchange(&mut a, &mut b, t0);
-        // Both sides initiate at start: one initiation loses the tie-break.
-        assert!(
-            rejects.iter().all(|r| *r == Reject::Collision),
-            "{rejects:?}"
-        );
-        let eb = events(&mut b);
+        let (sa, sb) = pinned();
+        let mut p = Pair::new(Config::default(), sa, sb);
+        p.a.send(p.now, "hello".into()).unwrap();
+        let rejects = p.exchange();
+        assert!(rejects.is_empty(), "{rejects:?}");
+        let eb = p.events_b();
         assert!(matches!(
             eb.first(),
-            Some(StackEvent::Secure(SecureEvent::Established {
-                passphrase: true,
-                ..
-            }))
+            Some(StackEvent::Secure(SecureEvent::Established { .. }))
         ));
         assert_eq!(received(&eb), ["hello"]);
-        assert!(a.session().is_idle());
-        assert_eq!(a.session().stats().retransmissions, 0);
-        assert_eq!(a.held(), 0);
-        assert_eq!(
-            a.session().max_text_len(),
-            udpchat_proto::wire::MAX_TEXT_LEN - 29
+        assert!(p.a.is_idle());
+        assert_eq!(p.a.stats().retransmissions, 0);
+        assert_eq!(p.a.held(), 0);
+        assert!(
+            p.a.rtt().srtt().is_some(),
+            "the handshake gave the first RTT sample"
         );
+        assert_eq!(p.a.max_text_len(), udpchat_proto::wire::MAX_TEXT_LEN - 29);
+        // No HELLO exchange under encryption: the session came up with the handshake.
+        assert!(p
+            .events_a()
+            .iter()
+            .any(|e| matches!(e, StackEvent::Session(Event::Connected { .. }))));
     }
 
     #[test]
-    fn without_passphrase_both_see_the_same_code() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = pair(encrypted(None, 1), encrypted(None, 2), t0);
-        exchange(&mut a, &mut b, t0);
-        let sas = |evs: Vec<StackEvent>| {
-            evs.into_iter().find_map(|e| match e {
-                StackEvent::Secure(SecureEvent::Established {
-                    sas, passphrase, ..
-                }) => {
-                    assert!(!passphrase);
-                    Some(sas)
-                }
-                _ => None,
-            })
+    fn a_first_contact_by_code_then_chat() {
+        let (a, b) = ids();
+        let code = InviteCode::parse("7-ribbon-tunnel").unwrap();
+        let sec = |id: Identity, seed| Security::Encrypted {
+            config: Box::new(SecureConfig {
+                code: Some(code),
+                ..SecureConfig::new(id)
+            }),
+            rng_seed: [seed; 32],
         };
-        let (sa, sb) = (sas(events(&mut a)), sas(events(&mut b)));
-        assert!(sa.is_some());
-        assert_eq!(sa, sb);
+        let mut p = Pair::new(Config::default(), sec(a, 1), sec(b, 2));
+        p.a.send(p.now, "nice to meet you".into()).unwrap();
+        p.exchange();
+        assert_eq!(received(&p.events_b()), ["nice to meet you"]);
+        assert_eq!(
+            p.a.peer_key(),
+            Some(Identity::from_private([0xB; 32]).public())
+        );
+        assert!(!p.a.invitation_open() && !p.b.invitation_open());
     }
 
     #[test]
     fn wrong_passphrase_delivers_nothing_and_is_never_answered() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = pair(
-            encrypted(Some(psk("one")), 1),
-            encrypted(Some(psk("two")), 2),
-            t0,
+        let (a, b) = ids();
+        let mut p = Pair::new(
+            Config::default(),
+            with_passphrase("one", 1, a),
+            with_passphrase("two", 2, b),
         );
-        a.session_mut().send(t0, "secret".into()).unwrap();
-        let initiation = a.poll_transmit().unwrap();
-        assert_eq!(
-            b.handle_datagram(t0, addr(1), &initiation.payload),
-            Err(Reject::BadMac)
-        );
-        // b's own initiation is all it sends: nothing in answer.
-        let from_b: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
-        assert_eq!(from_b.len(), 1);
-        assert_eq!(from_b[0].payload[0], udpchat_secure::wire::TYPE_INITIATION);
-        assert!(received(&events(&mut b)).is_empty());
-        assert!(b.secure().unwrap().state_size().pending == 0);
+        p.a.send(p.now, "secret".into()).unwrap();
+        let rejects = p.exchange();
+        assert!(rejects.iter().all(|r| *r == Reject::BadMac1), "{rejects:?}");
+        assert!(received(&p.events_b()).is_empty());
+        assert_eq!(p.b.pending_handshakes(), 0);
+        assert_eq!(p.b.secure_stats().unwrap().handshake_responses_sent, 0);
     }
 
     #[test]
     fn plaintext_and_encrypted_peers_do_not_understand_each_other() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = pair(Security::Plaintext, encrypted(None, 2), t0);
-        a.session_mut().send(t0, "clear".into()).unwrap();
-        let rejects = exchange(&mut a, &mut b, t0);
+        let (_, sb) = pinned();
+        let mut p = Pair::new(Config::default(), Security::Plaintext, sb);
+        p.a.send(p.now, "clear".into()).unwrap();
+        let rejects = p.exchange();
         assert!(rejects.contains(&Reject::NotSecure { first_byte: 0x55 }));
-        assert!(received(&events(&mut b)).is_empty());
-        let ea = events(&mut a);
-        assert!(ea
+        assert!(received(&p.events_b()).is_empty());
+        assert!(p
+            .events_a()
             .iter()
             .any(|e| matches!(e, StackEvent::Session(Event::Rejected { .. }))));
     }
 
     #[test]
     fn plaintext_is_the_protocol_session_unchanged() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = pair(Security::Plaintext, Security::Plaintext, t0);
-        a.session_mut().send(t0, "hi".into()).unwrap();
-        exchange(&mut a, &mut b, t0);
-        assert_eq!(received(&events(&mut b)), ["hi"]);
-        assert!(!a.is_encrypted() && a.secure().is_none());
-        assert_eq!(
-            a.session().max_text_len(),
-            udpchat_proto::wire::MAX_TEXT_LEN
-        );
+        let mut p = Pair::new(Config::default(), Security::Plaintext, Security::Plaintext);
+        p.a.send(p.now, "hi".into()).unwrap();
+        p.exchange();
+        assert_eq!(received(&p.events_b()), ["hi"]);
+        assert!(!p.a.is_encrypted() && p.a.secure().is_none());
+        assert_eq!(p.a.max_text_len(), udpchat_proto::wire::MAX_TEXT_LEN);
     }
 
     #[test]
     fn the_class_of_a_sealed_packet_is_its_inner_packet_s() {
-        let t0 = Instant::now();
-        let (mut a, mut b) = pair(encrypted(None, 1), encrypted(None, 2), t0);
-        exchange(&mut a, &mut b, t0);
-        a.session_mut().send(t0, "hi".into()).unwrap();
-        let (data, class) = a.poll_transmit_classified().unwrap();
+        let (sa, sb) = pinned();
+        let mut p = Pair::new(Config::default(), sa, sb);
+        p.exchange();
+        p.a.send(p.now, "hi".into()).unwrap();
+        let (data, class) = p.a.poll_transmit_classified().unwrap();
         assert!(
             matches!(class, Classification::Data { seq: 0 }),
             "{class:?}"
         );
         assert_eq!(data.payload[0], udpchat_secure::wire::TYPE_TRANSPORT);
-        b.handle_datagram(t0, addr(1), &data.payload).unwrap();
-        let (_, class) = b.poll_transmit_classified().unwrap();
+        p.b.handle_datagram(p.now, p.a_addr, &data.payload).unwrap();
+        let (_, class) = p.b.poll_transmit_classified().unwrap();
         assert!(
             matches!(class, Classification::Ack { cumulative: 1 }),
             "{class:?}"
         );
-        let mut fresh = Stack::new(Config::default(), encrypted(None, 3), A, addr(2), t0);
+        let (fresh, _) = pinned();
+        let mut fresh = Stack::new(Config::default(), fresh, 0xA, Some(p.b_addr), p.now);
         let (_, class) = fresh.poll_transmit_classified().unwrap();
         assert_eq!(class, Classification::Control, "the handshake");
     }
 
     #[test]
     fn held_packets_are_bounded_while_the_peer_is_silent() {
+        let (sa, _) = pinned();
         let t0 = Instant::now();
-        let mut a = Stack::new(Config::default(), encrypted(None, 1), A, addr(2), t0);
+        let mut a = Stack::new(Config::default(), sa, 0xA, Some(Pair::B), t0);
         let mut now = t0;
         for i in 0..300 {
-            a.session_mut().send(now, format!("m{i}")).unwrap();
+            a.send(now, format!("m{i}")).unwrap();
             while a.poll_transmit().is_some() {}
             now += Duration::from_millis(500);
             a.handle_timeout(now);
         }
         assert!(a.held() <= MAX_HELD);
+    }
+
+    #[test]
+    fn a_message_waits_for_a_late_peer_without_spending_its_retries() {
+        // A fixed 50 ms timeout and 3 retries: 0.2 s of retransmissions. The peer starts
+        // 10 s later; the message must neither fail nor have been retransmitted.
+        let (sa, sb) = pinned();
+        let config = Config {
+            rto: udpchat_proto::RtoPolicy::Fixed(Duration::from_millis(50)),
+            max_retries: 3,
+            ..Config::default()
+        };
+        let mut p = Pair::new(config.clone(), sa, sb);
+        p.a.send(p.now, "early".into()).unwrap();
+        let start = p.now;
+        // B is not there: whatever A sends is lost.
+        while p.now < start + Duration::from_secs(10) {
+            while p.a.poll_transmit().is_some() {}
+            p.now = p.a.poll_timeout().unwrap_or(p.now + Duration::from_secs(1));
+            let now = p.now;
+            p.a.handle_timeout(now);
+        }
+        let (_, sb) = pinned();
+        p.b = Stack::new(config, sb, 0xB2, Some(Pair::A), p.now);
+        p.exchange();
+        let ea = p.events_a();
+        assert!(ea
+            .iter()
+            .any(|e| matches!(e, StackEvent::Session(Event::Delivered { .. }))));
+        assert!(!ea
+            .iter()
+            .any(|e| matches!(e, StackEvent::Session(Event::Failed { .. }))));
+        assert_eq!(p.a.stats().retransmissions, 0);
+        assert_eq!(received(&p.events_b()), ["early"]);
+    }
+
+    #[test]
+    fn a_restarted_peer_gets_the_unacknowledged_messages_with_nothing_to_compare() {
+        let (sa, sb) = pinned();
+        let mut p = Pair::new(Config::default(), sa, sb);
+        p.exchange();
+        // B restarts (the same identity, a new run) before A's message is acknowledged.
+        p.a.send(p.now, "are you there".into()).unwrap();
+        while p.a.poll_transmit().is_some() {}
+        // A new run draws new randomness (the program seeds from the OS).
+        let (_, Security::Encrypted { config, .. }) = pinned() else {
+            unreachable!()
+        };
+        let sb = Security::Encrypted {
+            config,
+            rng_seed: [3; 32],
+        };
+        p.b = Stack::new(Config::default(), sb, 0xB2, Some(Pair::A), p.now);
+        p.exchange();
+        let ea = p.events_a();
+        assert!(
+            ea.iter().any(|e| matches!(
+                e,
+                StackEvent::Session(Event::PeerRestarted { resent: 1, .. })
+            )),
+            "{ea:?}"
+        );
+        assert!(!ea
+            .iter()
+            .any(|e| matches!(e, StackEvent::Secure(SecureEvent::Refused { .. }))));
+        assert_eq!(received(&p.events_b()), ["are you there"]);
     }
 }

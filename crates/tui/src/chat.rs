@@ -46,10 +46,15 @@ pub struct Status {
 pub enum Security {
     /// Encrypted; the handshake is not complete yet.
     Handshaking,
-    /// Encrypted and authenticated by the shared passphrase.
-    Passphrase,
-    /// Encrypted without a passphrase: the code the two users compare by voice.
-    Code(String),
+    /// Encrypted, and the peer's key is the right one.
+    Verified {
+        /// How it was verified: `pinned`, `new contact`, `passphrase`, `own key`.
+        how: String,
+        /// The first group of the peer key's fingerprint.
+        key: String,
+    },
+    /// The contact was refused: no session.
+    Refused,
     /// Clear text: anyone on the path can read and inject messages.
     Plaintext,
 }
@@ -119,7 +124,7 @@ pub enum Msg {
         reason: String,
     },
     /// Fresh figures for the status bar.
-    Status(Status),
+    Status(Box<Status>),
     /// The peer address typed at the prompt could not be used.
     PeerError(String),
     /// The chat is open with this peer.
@@ -243,7 +248,7 @@ impl Chat {
                 Vec::new()
             }
             Msg::Status(status) => {
-                self.status = status;
+                self.status = *status;
                 Vec::new()
             }
             Msg::PeerError(error) => {
@@ -457,6 +462,11 @@ impl Chat {
                     .set_delivery(id, Delivery::Failed { reason });
             }
             Event::Connected { .. } => self.note("connected"),
+            Event::NoAnswer { waited } => self.note(&format!(
+                "no answer from {} for {} s: is udpchat running there, on that port, and is UDP allowed? Messages typed until now are not delivered (/retry sends them again)",
+                self.status.peer,
+                waited.as_secs()
+            )),
             Event::PeerRestarted { resent, .. } => self.note(&format!(
                 "{} restarted; {resent} unacknowledged message(s) sent again",
                 self.peer_nick
@@ -580,10 +590,10 @@ mod tests {
     #[test]
     fn the_limit_is_the_session_s_smaller_one_under_encryption() {
         let mut chat = Chat::new("me", "p");
-        chat.update(Msg::Status(Status {
+        chat.update(Msg::Status(Box::new(Status {
             max_text: MAX_TEXT_LEN - 29,
             ..Status::default()
-        }));
+        })));
         let long = "x".repeat(MAX_TEXT_LEN - 28);
         assert!(type_line(&mut chat, &long).is_empty());
         let last = chat.conversation.entries().last().unwrap();

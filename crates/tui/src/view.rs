@@ -126,8 +126,8 @@ pub fn status_text(chat: &Chat) -> String {
     if let Some(security) = &st.security {
         parts.push(match security {
             Security::Handshaking => "encrypting…".to_owned(),
-            Security::Passphrase => "encrypted (passphrase)".to_owned(),
-            Security::Code(code) => format!("encrypted, code {code}"),
+            Security::Verified { how, key } => format!("encrypted, {how} {key}"),
+            Security::Refused => "REFUSED".to_owned(),
             Security::Plaintext => "NOT ENCRYPTED".to_owned(),
         });
     }
@@ -384,18 +384,24 @@ mod tests {
             status_text(&chat)
         };
         assert!(bar(Security::Handshaking).contains("│ encrypting… │"));
-        assert!(bar(Security::Passphrase).contains("│ encrypted (passphrase) │"));
         assert!(bar(Security::Plaintext).contains("│ NOT ENCRYPTED │"));
-        assert!(bar(Security::Code("123 456 789 012".into()))
-            .contains("10.0.0.2:12000 │ encrypted, code 123 456 789 012 │"));
+        assert!(bar(Security::Refused).contains("│ REFUSED │"));
+        assert!(bar(Security::Verified {
+            how: "pinned".into(),
+            key: "3f2a".into()
+        })
+        .contains("10.0.0.2:12000 │ encrypted, pinned 3f2a │"));
     }
 
     #[test]
-    fn an_encrypted_chat_shows_the_code_to_compare() {
+    fn a_first_contact_shows_who_was_verified_and_how() {
         let mut chat = Chat::new("ada", "10.0.0.2:12000");
-        chat.status.security = Some(Security::Code("123 456 789 012".into()));
+        chat.status.security = Some(Security::Verified {
+            how: "new contact".into(),
+            key: "3f2a".into(),
+        });
         chat.update(Msg::Note(
-            "encrypted session with 10.0.0.2:12000. Compare this code with your peer by voice; if it differs, someone is in the middle: 123 456 789 012".into(),
+            "encrypted session with 10.0.0.2:12000: the code matched; its key 3f2a-91c0-5b7e-0d44-a1e9-7723-c0de-19f5 is pinned, nothing to compare next time".into(),
         ));
         insta::assert_snapshot!(screen(&chat, 80, 8));
     }

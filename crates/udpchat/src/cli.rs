@@ -5,20 +5,92 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use thiserror::Error;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::{Config, RtoPolicy, DEFAULT_WINDOW, MAX_WINDOW};
+use udpchat_secure::InviteCode;
 
 use crate::peer_addr::DEFAULT_PORT;
 
 /// Chat with a peer over UDP. Every line you type reaches the peer exactly once and in
 /// order, or is reported as not delivered, with its text.
 ///
-/// Run the same command on both machines, each naming the other as PEER.
+/// Run the same command on both machines, each naming the other as PEER. The first time
+/// two people chat, one runs `udpchat invite` and reads the code it shows to the other,
+/// who adds `--code CODE`; after that each remembers the other's key.
 #[derive(Debug, Parser)]
-#[command(name = "udpchat", version, about, long_about)]
+#[command(
+    name = "udpchat",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub(crate) struct Cli {
+    /// What to do other than chat.
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    /// The chat's options.
+    #[command(flatten)]
+    pub(crate) chat: ChatArgs,
+}
+
+/// Things udpchat does besides chatting.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Wait for a first contact: show a short code (7-ribbon-tunnel) for the other person
+    /// to give with --code, then chat with whoever proves it. Their key is pinned; later
+    /// chats need no code.
+    Invite {
+        /// The chat's options (PEER is optional: without it, udpchat waits to be contacted).
+        #[command(flatten)]
+        chat: ChatArgs,
+    },
+    /// Show this installation's identity: the fingerprint of its key, and where it is kept.
+    Id {
+        /// Where the identity is kept.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the peers whose keys are pinned.
+    Peers {
+        /// Where they are kept.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a pinned peer (by HOST:PORT or by fingerprint), so that the next contact with
+    /// it is a first contact again: after a peer reinstalled udpchat, for example.
+    Forget {
+        /// The peer's address as HOST:PORT, or the start of its fingerprint (4 or more hex
+        /// digits).
+        #[arg(value_name = "PEER|FINGERPRINT")]
+        target: String,
+        /// Where the pinned peers are kept.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where udpchat keeps what outlives a run.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The data directory: the identity and the pinned peers [default: $UDPCHAT_HOME, else
+    /// $XDG_DATA_HOME/udpchat, else ~/.local/share/udpchat]. Two udpchats with different
+    /// homes are two different people.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+}
+
+/// The options of a chat.
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
     /// The peer: HOST or HOST:PORT (port 12000 if omitted). HOST is an IPv4 address, an
     /// IPv6 address ([::1]:12001, or ::1 without a port) or a hostname. When omitted and
     /// stdin is a terminal, udpchat asks for it, as the original program did.
@@ -92,10 +164,32 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) plain: bool,
 
+    /// A first contact: the code the other person's `udpchat invite` shows (a number and
+    /// two words, e.g. 7-ribbon-tunnel). It proves to each side who the other is; their
+    /// keys are then pinned and later chats need no code.
+    #[arg(long, value_name = "CODE", value_parser = parse_code, conflicts_with_all = ["plaintext", "classic"])]
+    pub(crate) code: Option<InviteCode>,
+
+    /// Give up on a peer that has not answered for this long: its messages are reported
+    /// as not delivered, with a hint (udpchat keeps trying) [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub(crate) connect_timeout: Option<Duration>,
+
+    /// The data directory: the identity and the pinned peers [default: $UDPCHAT_HOME, else
+    /// $XDG_DATA_HOME/udpchat, else ~/.local/share/udpchat]. Two udpchats with different
+    /// homes are two different people.
+    #[arg(long, value_name = "DIR", conflicts_with = "ephemeral")]
+    pub(crate) home: Option<PathBuf>,
+
+    /// Use a fresh identity that is kept nowhere: nothing is read from or written to
+    /// disk, so every peer is a first contact (give --code or a passphrase).
+    #[arg(long)]
+    pub(crate) ephemeral: bool,
+
     /// Read the shared passphrase from the first line of this file. Only someone with the
     /// same passphrase (and --room) can then connect; anyone else gets no answer at all.
-    /// The UDPCHAT_SECRET environment variable works too. Without a passphrase the chat
-    /// is still encrypted, and both sides show a code to compare by voice.
+    /// The UDPCHAT_SECRET environment variable works too. A passphrase also proves a
+    /// first contact: the peer's key is pinned.
     #[arg(long, value_name = "PATH", conflicts_with = "ask_secret")]
     pub(crate) secret_file: Option<PathBuf>,
 
@@ -155,6 +249,14 @@ pub(crate) struct Settings {
     pub(crate) nick: Option<String>,
     /// Encrypted (and how the passphrase is found) or clear text.
     pub(crate) security: SecurityChoice,
+    /// `--home`, if given.
+    pub(crate) home: Option<PathBuf>,
+    /// `--ephemeral`: a fresh identity, nothing on disk.
+    pub(crate) ephemeral: bool,
+    /// `--code`, or the code `udpchat invite` made.
+    pub(crate) code: Option<InviteCode>,
+    /// `udpchat invite`: show the code and wait to be contacted.
+    pub(crate) invite: bool,
 }
 
 /// How datagrams are protected, as chosen on the command line.
@@ -188,10 +290,10 @@ pub(crate) enum SecretSource {
     Prompt,
 }
 
-impl Cli {
+impl ChatArgs {
     /// Resolves the options into the settings of a run; `--classic` wins over the
-    /// options it fixes.
-    pub(crate) fn settings(self) -> Settings {
+    /// options it fixes. `invite`: the run is `udpchat invite`.
+    pub(crate) fn settings(self, invite: bool) -> Settings {
         let (port, protocol, drop, ack_drop) = if self.classic {
             let classic = ImpairConfig::seed_classic();
             (
@@ -215,6 +317,9 @@ impl Cli {
             bind: self.bind,
             protocol: Config {
                 max_retries: self.max_retries,
+                connect_timeout: self
+                    .connect_timeout
+                    .unwrap_or(Config::default().connect_timeout),
                 ..protocol
             },
             impairment: ImpairConfig {
@@ -243,8 +348,18 @@ impl Cli {
                     rekey_after: self.rekey_after,
                 }
             },
+            home: self.home,
+            ephemeral: self.ephemeral,
+            code: self.code,
+            invite,
         }
     }
+}
+
+/// Parses `--code`: a typo (a word not in the list) is caught here, before anything is
+/// sent, and does not use up one of the invitation's attempts.
+fn parse_code(s: &str) -> Result<InviteCode, String> {
+    InviteCode::parse(s).map_err(|e| e.to_string())
 }
 
 /// Parses a `--timeout` value with humantime (`3s`, `250ms`, `1m 30s`), refusing zero:
@@ -289,7 +404,38 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Settings, clap::Error> {
         Cli::try_parse_from(std::iter::once("udpchat").chain(args.iter().copied()))
-            .map(Cli::settings)
+            .map(|cli| cli.chat.settings(false))
+    }
+
+    #[test]
+    fn subcommands_and_first_contact_options() {
+        let cli = Cli::try_parse_from(["udpchat", "invite", "--port", "12001"]).unwrap();
+        let Some(Command::Invite { chat }) = cli.command else {
+            panic!("invite")
+        };
+        let s = chat.settings(true);
+        assert!(s.invite && s.peer.is_none() && s.port == 12001);
+        let cli = Cli::try_parse_from(["udpchat", "id", "--home", "/h", "--json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Id { json: true, .. })));
+        let cli = Cli::try_parse_from(["udpchat", "forget", "10.0.0.2:12000"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Forget { .. })));
+        let s = parse(&["--code", "7-Ribbon-Tunnel", "--connect-timeout", "5s", "h"]).unwrap();
+        assert_eq!(s.code.unwrap().to_string(), "7-ribbon-tunnel");
+        assert_eq!(s.protocol.connect_timeout, Duration::from_secs(5));
+        assert_eq!(
+            parse(&["h"]).unwrap().protocol.connect_timeout,
+            Duration::from_secs(30)
+        );
+        let err = parse(&["--code", "7-ribon-tunnel", "h"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ribon"), "{err}");
+        for args in [
+            &["--code", "7-ribbon-tunnel", "--plaintext", "h"][..],
+            &["--home", "/h", "--ephemeral", "h"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
     }
 
     #[test]

@@ -3,19 +3,18 @@
 //! reports what the session has to say. It never polls: with no timer armed it sleeps
 //! until a datagram, a line or a signal arrives.
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use udpchat_proto::{Event, MessageId};
+use udpchat_proto::Event;
 use udpchat_stack::StackEvent;
 
-use crate::endpoint::{Arrival, Endpoint, SecurityMode, RECV_BUFFER};
+use crate::endpoint::{Arrival, Endpoint, RECV_BUFFER};
 use crate::line_ui::{message_of, Input, LineError};
 use crate::reject_budget::RejectBudget;
-use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED};
+use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
 
 /// Messages queued in the session before stdin stops being read: a huge piped file is
 /// then read only as fast as the peer takes it.
@@ -31,6 +30,8 @@ pub(crate) enum Finish {
     Completed(Totals),
     /// Ctrl-C.
     Interrupted(Totals),
+    /// The contact was refused (by us or by the peer): nothing can be delivered.
+    Refused(Totals),
     /// The full-screen chat was left; this many messages were not yet delivered (their
     /// texts were printed).
     Left {
@@ -48,6 +49,7 @@ impl Finish {
             Self::Completed(t) if t.failed == 0 && t.refused == 0 => 0,
             Self::Completed(_) => 1,
             Self::Interrupted(_) => 130,
+            Self::Refused(_) => 1,
             Self::Left { undelivered: 0 } => 0,
             Self::Left { .. } => 1,
         }
@@ -99,9 +101,7 @@ pub(crate) struct Driver {
     lines: mpsc::Receiver<Input>,
     /// Stdin has not reached its end yet.
     stdin_open: bool,
-    /// Texts of our messages not yet delivered or failed, to report them at Ctrl-C.
-    pending: BTreeMap<MessageId, String>,
-    /// Messages reported failed because of Ctrl-C.
+    /// Messages reported failed because the run ended first (Ctrl-C, a refusal).
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
     refused: u64,
@@ -109,6 +109,8 @@ pub(crate) struct Driver {
     reject_budget: RejectBudget,
     /// Warnings to show once the run has started.
     notices: Vec<String>,
+    /// The invitation code and command, for `udpchat invite`.
+    invitation: Option<Report>,
 }
 
 impl Driver {
@@ -125,12 +127,18 @@ impl Driver {
             output,
             lines,
             stdin_open: true,
-            pending: BTreeMap::new(),
             interrupted: 0,
             refused: 0,
             reject_budget: RejectBudget::new(),
             notices: Vec::new(),
+            invitation: None,
         }
+    }
+
+    /// The invitation to show right after the `started` report (`udpchat invite`).
+    pub(crate) fn with_invitation(mut self, invitation: Option<Report>) -> Self {
+        self.invitation = invitation;
+        self
     }
 
     /// Warnings to show right after the `started` report (clear text, weak passphrase).
@@ -165,18 +173,29 @@ impl Driver {
         let local = self.net.socket.local_addr()?;
         self.emit(&Report::Started {
             local,
-            peer: self.net.stack.session().peer_addr(),
-            epoch: Epoch(self.net.stack.session().local_epoch()),
+            peer: self.net.stack.peer_addr(),
+            epoch: Epoch(self.net.stack.local_epoch()),
             seed: self.seed,
             security: self.net.mode.code(),
+            identity: self
+                .net
+                .stack
+                .public_key()
+                .map(|k| k.fingerprint().to_string()),
         })?;
         for message in std::mem::take(&mut self.notices) {
             self.emit(&Report::Warning { message })?;
+        }
+        if let Some(invitation) = self.invitation.take() {
+            self.emit(&invitation)?;
         }
         self.flush().await?;
 
         let mut buf = vec![0u8; RECV_BUFFER];
         loop {
+            if self.net.refused().is_some() {
+                return self.end_refused();
+            }
             if self.settled(Instant::now()) {
                 break;
             }
@@ -185,8 +204,8 @@ impl Driver {
             // Back-pressure: while the session holds enough, stdin is not read, so a huge
             // piped file is read only as fast as the peer takes it.
             let read_stdin = self.stdin_open
-                && self.net.stack.session().outstanding() < MAX_QUEUED
-                && self.net.stack.session().can_send();
+                && self.net.stack.outstanding() < MAX_QUEUED
+                && self.net.stack.can_send();
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
                     Ok(()) => return self.interrupt(),
@@ -199,9 +218,6 @@ impl Driver {
                     Ok((len, from)) => {
                         let now = Instant::now();
                         let arrival = self.net.on_datagram(now, from, &buf[..len]);
-                        if let Some(message) = self.net.take_hint() {
-                            self.emit(&Report::Warning { message })?;
-                        }
                         match arrival {
                             Arrival::Accepted => {}
                             Arrival::Dropped(drop) => {
@@ -233,7 +249,7 @@ impl Driver {
     /// simulated network, and the peer has been quiet long enough.
     fn settled(&self, now: Instant) -> bool {
         !self.stdin_open
-            && self.net.stack.session().is_idle()
+            && self.net.stack.is_idle()
             && self.net.impairment.pending() == 0
             && now >= self.net.last_heard + self.linger()
     }
@@ -248,15 +264,8 @@ impl Driver {
     /// whose PINGs would otherwise keep us forever. Simulated drops do not count as
     /// silence: the datagram did arrive.
     fn linger(&self) -> Duration {
-        let linger = self
-            .net
-            .stack
-            .session()
-            .rtt()
-            .rto()
-            .saturating_mul(2)
-            .max(MIN_LINGER);
-        match self.net.stack.session().config().keepalive {
+        let linger = self.net.stack.rtt().rto().saturating_mul(2).max(MIN_LINGER);
+        match self.net.stack.config().keepalive {
             Some(interval) => linger.min(interval.mul_f64(0.8)),
             None => linger,
         }
@@ -265,7 +274,7 @@ impl Driver {
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end = (!self.stdin_open && self.net.stack.session().is_idle())
+        let linger_end = (!self.stdin_open && self.net.stack.is_idle())
             .then(|| self.net.last_heard + self.linger());
         [self.net.next_deadline(), linger_end]
             .into_iter()
@@ -285,9 +294,8 @@ impl Driver {
             }
             Some(Input::Line(raw)) => match message_of(raw) {
                 Ok(None) => {}
-                Ok(Some(text)) => match self.net.stack.session_mut().send(now, text.clone()) {
-                    Ok(id) => {
-                        self.pending.insert(id, text);
+                Ok(Some(text)) => match self.net.send(now, text.clone()) {
+                    Ok(_) => {
                         self.flush().await?;
                     }
                     Err(e) => {
@@ -324,29 +332,29 @@ impl Driver {
     }
 
     fn report_events(&mut self) -> io::Result<()> {
-        let passphrase = self.net.mode == SecurityMode::Passphrase;
-        while let Some(event) = self.net.stack.poll_event() {
+        while let Some(event) = self.net.poll_event() {
             let event = match event {
                 StackEvent::Secure(e) => {
-                    if let Some(report) = Report::from_secure(e, passphrase) {
+                    if let Some(report) = Report::from_secure(e) {
                         self.emit(&report)?;
                     }
                     continue;
                 }
                 StackEvent::Session(e) => e,
             };
-            match &event {
-                Event::Delivered { id, .. } | Event::Failed { id, .. } => {
-                    self.pending.remove(id);
-                }
-                Event::Rejected { reason } => {
-                    self.report_rejected(Instant::now(), reason.code(), reason.to_string())?;
-                    continue;
-                }
-                _ => {}
+            if let Event::Rejected { reason } = &event {
+                self.report_rejected(Instant::now(), reason.code(), reason.to_string())?;
+                continue;
             }
-            let peer = self.net.stack.peer_addr();
+            let peer = self
+                .net
+                .stack
+                .peer_addr()
+                .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
             self.emit(&Report::from_event(event, peer))?;
+        }
+        while let Some(message) = self.net.take_hint() {
+            self.emit(&Report::Warning { message })?;
         }
         Ok(())
     }
@@ -369,17 +377,31 @@ impl Driver {
 
     /// Ctrl-C: every message not yet acknowledged is reported failed, with its text.
     fn interrupt(mut self) -> anyhow::Result<Finish> {
-        for (id, text) in std::mem::take(&mut self.pending) {
+        self.fail_pending(INTERRUPTED)?;
+        let totals = self.totals();
+        self.emit_exit(totals)?;
+        Ok(Finish::Interrupted(totals))
+    }
+
+    /// The contact was refused for good (the refusal was reported as it happened):
+    /// nothing queued can be delivered, so each message is reported failed with its text.
+    fn end_refused(mut self) -> anyhow::Result<Finish> {
+        self.fail_pending(REFUSED)?;
+        let totals = self.totals();
+        self.emit_exit(totals)?;
+        Ok(Finish::Refused(totals))
+    }
+
+    fn fail_pending(&mut self, reason: &'static str) -> io::Result<()> {
+        for (id, text) in self.net.take_pending() {
             self.interrupted += 1;
             self.emit(&Report::Failed {
                 id: id.0,
                 text,
-                reason: INTERRUPTED,
+                reason,
             })?;
         }
-        let totals = self.totals();
-        self.emit_exit(totals)?;
-        Ok(Finish::Interrupted(totals))
+        Ok(())
     }
 
     fn emit_exit(&self, totals: Totals) -> io::Result<()> {
@@ -390,8 +412,8 @@ impl Driver {
     }
 
     fn totals(&self) -> Totals {
-        let s = self.net.stack.session().stats();
-        let rtt = self.net.stack.session().rtt();
+        let s = self.net.stack.stats();
+        let rtt = self.net.stack.rtt();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         Totals {
             sent: s.messages_queued,
@@ -402,11 +424,7 @@ impl Driver {
             retransmissions: s.retransmissions,
             duplicates: s.duplicates,
             rejected: self.net.rejected(),
-            pending_handshakes: self
-                .net
-                .stack
-                .secure()
-                .map_or(0, |s| s.state_size().pending),
+            pending_handshakes: self.net.stack.pending_handshakes(),
             srtt_ms: rtt.srtt().map(ms),
             rttvar_ms: ms(rtt.rttvar()),
             rto_ms: ms(rtt.rto()),

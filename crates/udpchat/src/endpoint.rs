@@ -1,10 +1,13 @@
-//! The network side both interfaces share: the UDP socket, the sans-IO [`Stack`]
-//! (protocol session inside the encryption layer), and the seeded loss applied to what
-//! arrives (as the original program ignored 20% of the messages and ACKs it received).
+//! The network side both interfaces share, and the one thing they talk to: the UDP
+//! socket, the sans-IO [`Stack`] (protocol session inside the encryption layer), the
+//! seeded loss applied to what arrives (as the original program ignored 20% of the
+//! messages and ACKs it received), the texts of our messages until they are settled, and
+//! the pinned peers, which it keeps up to date.
 //!
 //! The simulated loss acts after decryption, on the protocol packet: only there can a
 //! message be told from an acknowledgement, which `--drop` and `--ack-drop` need.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,8 +15,13 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use udpchat_impair::{Impairment, PacketClass};
 use udpchat_proto::wire::{classify, Classification};
-use udpchat_secure::Reject;
-use udpchat_stack::{Opened, Stack};
+use udpchat_proto::{Event, MessageId, SendError};
+use udpchat_secure::wire::{TYPE_INITIATION, V1_TYPES};
+use udpchat_secure::{Reject, SecureEvent};
+use udpchat_stack::{Opened, Stack, StackEvent};
+
+use crate::contacts::Contacts;
+use crate::report::Report;
 
 /// Large enough for any UDP datagram, so an oversize one is received whole and
 /// rejected for its size instead of being silently truncated.
@@ -51,11 +59,10 @@ pub(crate) enum Arrival {
 /// How this run protects its datagrams, as named in the `started` report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SecurityMode {
-    /// Encrypted; only holders of the shared passphrase can connect.
+    /// Encrypted; pinned keys, an invitation code or the passphrase prove the peer.
+    Encrypted,
+    /// Encrypted, and only holders of the shared passphrase can connect at all.
     Passphrase,
-    /// Encrypted without a passphrase: the users compare a code to detect a man in the
-    /// middle.
-    CompareCode,
     /// Clear text (`--plaintext`, `--classic`, or a chat with oneself).
     Plaintext,
 }
@@ -64,14 +71,15 @@ impl SecurityMode {
     /// The stable name used in JSON.
     pub(crate) fn code(self) -> &'static str {
         match self {
+            Self::Encrypted => "encrypted",
             Self::Passphrase => "passphrase",
-            Self::CompareCode => "compare_code",
             Self::Plaintext => "plaintext",
         }
     }
 }
 
-/// Socket, stack and simulated loss, driven by the caller's loop.
+/// Socket, stack, simulated loss, undelivered texts and pinned peers, driven by the
+/// caller's loop.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     /// The bound socket.
@@ -83,16 +91,23 @@ pub(crate) struct Endpoint {
     /// Last time an authenticated datagram (in the clear: any datagram from the peer's
     /// address) arrived, or the start.
     pub(crate) last_heard: Instant,
+    /// How datagrams are protected.
+    pub(crate) mode: SecurityMode,
+    /// The identity and the pinned peers; first contacts are written down here.
+    contacts: Contacts,
+    /// Texts of our messages not yet delivered or failed, to report them if the run
+    /// ends first.
+    pending: BTreeMap<MessageId, String>,
+    /// Why no session will ever come (a refused contact), once known.
+    refused: Option<Report>,
     /// The kind of send error already warned about, so a peer that is down for a
     /// while gives one warning, not one per retransmission.
     send_warned: Option<io::ErrorKind>,
     recv_errors_in_row: u32,
-    /// Whether the user was told that the peer seems to use the other mode.
-    mode_mismatch_warned: bool,
-    /// A hint for the user not yet taken by the driver.
-    hint: Option<String>,
-    /// How datagrams are protected.
-    pub(crate) mode: SecurityMode,
+    /// Hints already given (each is given once).
+    hints_given: Vec<&'static str>,
+    /// Hints for the user not yet taken by the driver.
+    hints: Vec<String>,
 }
 
 impl Endpoint {
@@ -102,6 +117,7 @@ impl Endpoint {
         stack: Stack,
         impairment: Impairment<SocketAddr>,
         mode: SecurityMode,
+        contacts: Contacts,
     ) -> Self {
         Self {
             mode,
@@ -109,11 +125,84 @@ impl Endpoint {
             stack,
             impairment,
             last_heard: Instant::now(),
+            contacts,
+            pending: BTreeMap::new(),
+            refused: None,
             send_warned: None,
             recv_errors_in_row: 0,
-            mode_mismatch_warned: false,
-            hint: None,
+            hints_given: Vec::new(),
+            hints: Vec::new(),
         }
+    }
+
+    /// Queues a message; its text is kept until it is delivered or reported failed.
+    ///
+    /// # Errors
+    /// Too long, or the queue is full.
+    pub(crate) fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
+        let id = self.stack.send(now, text.clone())?;
+        self.pending.insert(id, text);
+        Ok(id)
+    }
+
+    /// Tells the peer our nickname, in order with our messages (not counted as one).
+    ///
+    /// # Errors
+    /// Too long, or the queue is full.
+    pub(crate) fn send_nick(&mut self, now: Instant, nick: String) -> Result<(), SendError> {
+        self.stack.send_nick(now, nick).map(|_| ())
+    }
+
+    /// Takes the undelivered texts (the run is ending: they are reported as such).
+    pub(crate) fn take_pending(&mut self) -> BTreeMap<MessageId, String> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Why no session will come, if a contact was refused for good.
+    pub(crate) fn refused(&self) -> Option<&Report> {
+        self.refused.as_ref()
+    }
+
+    /// The next event of the stack, with its consequences here already taken care of:
+    /// a settled message's text is dropped, a first contact's key is pinned on disk
+    /// (before anything more is sent), a final refusal is remembered. A warning about
+    /// the pinning comes back as a hint.
+    pub(crate) fn poll_event(&mut self) -> Option<StackEvent> {
+        let event = self.stack.poll_event()?;
+        match &event {
+            StackEvent::Session(Event::Delivered { id, .. } | Event::Failed { id, .. }) => {
+                self.pending.remove(id);
+            }
+            StackEvent::Secure(SecureEvent::Established {
+                peer,
+                peer_key,
+                verified,
+                new_contact,
+                ..
+            }) => {
+                if let Some(warning) =
+                    self.contacts
+                        .remember(*peer_key, *peer, *verified, *new_contact)
+                {
+                    self.hints.push(warning);
+                }
+            }
+            StackEvent::Secure(SecureEvent::PeerAddressChanged { new, .. }) => {
+                if let Some(key) = self.stack.peer_key() {
+                    let verified = udpchat_secure::Verification::Pinned;
+                    if let Some(warning) = self.contacts.remember(key, *new, verified, false) {
+                        self.hints.push(warning);
+                    }
+                }
+            }
+            StackEvent::Secure(
+                e @ (SecureEvent::Refused { fatal: true, .. } | SecureEvent::RefusedByPeer { .. }),
+            ) => {
+                self.refused = Report::from_secure(e.clone());
+            }
+            _ => {}
+        }
+        Some(event)
     }
 
     /// Takes one received datagram through the encryption layer and the simulated loss,
@@ -123,18 +212,18 @@ impl Endpoint {
         let encrypted = self.stack.is_encrypted();
         if !encrypted {
             // In the clear the protocol rejects what it cannot read, later.
-            self.notice_mode(from, bytes, None);
+            self.notice(from, bytes, None);
         }
         let opened = match self.stack.open(now, from, bytes) {
             Ok(opened) => opened,
             Err(reject) => {
-                self.notice_mode(from, bytes, Some(reject));
+                self.notice(from, bytes, Some(reject));
                 return Arrival::Rejected { reject, from };
             }
         };
         // Under encryption only authenticated datagrams get here, from wherever the peer
         // is now; in the clear, only the peer's address counts as hearing from it.
-        if encrypted || from == self.stack.peer_addr() {
+        if encrypted || Some(from) == self.stack.peer_addr() {
             self.last_heard = now;
             // The path works again: a later send error deserves a new warning.
             self.send_warned = None;
@@ -158,38 +247,64 @@ impl Endpoint {
         }
     }
 
-    /// Notes a hint, once, when a rejected datagram from the peer's address says why nothing
-    /// connects: it looks like the other mode (clear text arriving at an encrypted chat,
-    /// or the reverse), or it is our own handshake come back (PEER is this very program
+    /// Notes a hint, once each, when a rejected datagram from the peer's address says
+    /// why nothing connects: it is the other mode (clear text arriving at an encrypted
+    /// chat, or the reverse), another version of udpchat, a handshake under another
+    /// passphrase (or none), or our own handshake come back (PEER is this very program
     /// under another of the machine's addresses). The datagram was rejected either way;
     /// the hint only saves the user from guessing.
-    fn notice_mode(&mut self, from: SocketAddr, bytes: &[u8], reject: Option<Reject>) {
-        if let Some(hint) = self.mode_hint(from, bytes, reject) {
-            self.mode_mismatch_warned = true;
-            self.hint = Some(hint);
+    fn notice(&mut self, from: SocketAddr, bytes: &[u8], reject: Option<Reject>) {
+        if self.stack.peer_addr().is_some_and(|p| p != from) {
+            return;
         }
-    }
-
-    fn mode_hint(&self, from: SocketAddr, bytes: &[u8], reject: Option<Reject>) -> Option<String> {
-        if self.mode_mismatch_warned || from != self.stack.peer_addr() {
-            return None;
-        }
-        let first = *bytes.first()?;
-        let hint = if reject == Some(Reject::Reflected) {
-            "the peer is this udpchat itself (its own handshake came back); to chat with yourself, give 127.0.0.1 and this port as PEER"
-        } else if self.stack.is_encrypted() && first == b'U' {
-            "the peer sends unencrypted datagrams (it runs with --plaintext or --classic); use the same mode on both sides"
-        } else if !self.stack.is_encrypted() && (0xE1..=0xE4).contains(&first) {
-            "the peer sends encrypted datagrams; run without --plaintext and --classic on both sides, or with them on both"
-        } else {
-            return None;
+        let Some(&first) = bytes.first() else {
+            return;
         };
-        Some(hint.to_owned())
+        let encrypted = self.stack.is_encrypted();
+        let (key, hint) = match reject {
+            Some(Reject::Reflected) => (
+                "reflected",
+                "the peer is this udpchat itself (its own handshake came back); to chat with yourself, give 127.0.0.1 and this port as PEER",
+            ),
+            Some(Reject::OtherVersion { version: 1 }) => (
+                "version",
+                "the peer runs an older udpchat (encrypted protocol version 1); both sides need the same version",
+            ),
+            Some(Reject::OtherVersion { .. }) => (
+                "version",
+                "the peer runs another version of udpchat's encrypted protocol; both sides need the same version",
+            ),
+            Some(Reject::BadMac1) if first == TYPE_INITIATION => (
+                "mac1",
+                if self.mode == SecurityMode::Passphrase {
+                    "the peer's handshake does not carry this passphrase: it uses another passphrase or room, or none"
+                } else {
+                    "the peer's handshake does not fit: it uses a passphrase (then give the same one here), or it does not know this installation's key while this one only accepts it"
+                },
+            ),
+            _ if encrypted && first == b'U' => (
+                "mode",
+                "the peer sends unencrypted datagrams (it runs with --plaintext or --classic); use the same mode on both sides",
+            ),
+            _ if !encrypted && ((0xD1..=0xD5).contains(&first) || V1_TYPES.contains(&first)) => (
+                "mode",
+                "the peer sends encrypted datagrams; run without --plaintext and --classic on both sides, or with them on both",
+            ),
+            _ => return,
+        };
+        if !self.hints_given.contains(&key) {
+            self.hints_given.push(key);
+            self.hints.push(hint.to_owned());
+        }
     }
 
-    /// The hint the last datagrams gave, once (see `notice_mode`).
+    /// A hint the last datagrams or events gave, once (see `notice`).
     pub(crate) fn take_hint(&mut self) -> Option<String> {
-        self.hint.take()
+        if self.hints.is_empty() {
+            None
+        } else {
+            Some(self.hints.remove(0))
+        }
     }
 
     /// Hands the packets the simulated network lets through to the protocol session.
@@ -246,10 +361,6 @@ impl Endpoint {
 
     /// Datagrams rejected so far, by either layer.
     pub(crate) fn rejected(&self) -> u64 {
-        let secure = self
-            .stack
-            .secure()
-            .map_or(0, |s| s.stats().rejected_total());
-        self.stack.session().stats().rejected + secure
+        self.stack.rejected()
     }
 }

@@ -8,13 +8,6 @@
 //! into place. The helpers that do this, and that refuse to read anything but a regular
 //! file, are shared with [`crate::known_peers`] and [`crate::secret`].
 
-// The identity and the known peers are stored here before the code that uses them
-// lands; the expectation fails, and must be removed, once they are used.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the persistent identity is not wired in yet")
-)]
-
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{self, DirBuilder, File, FileType, Metadata, OpenOptions};

@@ -1,80 +1,182 @@
-//! Everything between the parsed command line and the running loop: the peer's
-//! address, the bound socket, the epoch, the seeded simulated loss and the runtime.
+//! Everything between the parsed command line and the running loop: the identity and
+//! the pinned peers, the peer's address, the bound socket, the epoch, the seeded
+//! simulated loss, the invitation code and the runtime.
 
 use std::io::{self, IsTerminal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::rngs::OsRng;
 use rand::TryRngCore;
 use udpchat_impair::Impairment;
-use udpchat_secure::SecureConfig;
+use udpchat_secure::{InviteCode, SecureConfig};
 use udpchat_stack::{Security, Stack};
 
 use crate::cli::{SecurityChoice, Settings, UsageError};
+use crate::contacts::Contacts;
 use crate::driver::{Driver, Finish, Output};
 use crate::endpoint::{Endpoint, SecurityMode};
 use crate::line_ui;
 use crate::peer_addr::PeerSpec;
+use crate::report::Report;
 use crate::secret::{self, Secret};
 use crate::tui_driver;
+
+/// What a run knows before its loop starts: who we are, the key, the invitation.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    /// The identity and the pinned peers (`None` in clear text: nothing to prove).
+    pub(crate) contacts: Option<Contacts>,
+    /// The passphrase's key; `None` without one or in clear text.
+    pub(crate) secret: Option<Secret>,
+    /// The invitation this run shows (`udpchat invite`), to print at start.
+    pub(crate) invitation: Option<Report>,
+}
 
 /// Starts a chat with the given settings and runs it to the end: full screen when
 /// stdin and stdout are a terminal (unless `--plain` or `--json`), lines otherwise.
 ///
 /// # Errors
 /// A [`UsageError`] for a bad or unresolvable PEER (exit status 2); any other error
-/// (the port is in use, stdout is gone, ...) is a runtime failure (exit status 1).
-pub(crate) fn run(settings: Settings) -> anyhow::Result<Finish> {
+/// (the port is in use, stdout is gone, the identity cannot be read...) is a runtime
+/// failure (exit status 1).
+pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
+    // Asked before the screen changes, so a prompt for the passphrase reads normally.
+    let prepared = prepare(&mut settings)?;
     if terminal && !settings.plain && !settings.json {
-        // Asked before the screen changes, so a prompt for the passphrase reads normally.
-        let secret = load_secret(&settings)?;
-        return runtime.block_on(tui_driver::run(settings, secret));
+        return runtime.block_on(tui_driver::run(settings, prepared));
     }
     let peer_text = match &settings.peer {
-        Some(p) => p.clone(),
-        None => line_ui::ask_peer()?,
+        Some(p) => Some(p.clone()),
+        None if settings.invite => None,
+        None => Some(line_ui::ask_peer()?),
     };
-    let (socket, peer) = open(&settings, &peer_text)?;
+    let (socket, peer) = open(&settings, peer_text.as_deref())?;
     let seed = settings.seed.unwrap_or_else(rand::random);
     let output = Output {
         json: settings.json,
         verbose: settings.verbose,
         stats: settings.stats,
     };
-    let secret = load_secret(&settings)?;
     let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
     runtime.block_on(async move {
-        let (net, notices) = endpoint(socket, peer, &settings, seed, secret.as_ref())?;
+        let (net, notices) = endpoint(
+            socket,
+            peer,
+            &settings,
+            seed,
+            prepared.secret.as_ref(),
+            prepared.contacts,
+        )?;
+        let local = net.socket.local_addr().ok();
+        let invitation = prepared.invitation.map(|r| with_address(r, local));
         Driver::new(net, seed, output, lines)
             .with_notices(notices)
+            .with_invitation(invitation)
             .run()
             .await
     })
 }
 
-/// Resolves the peer and binds the local socket.
+/// Loads what a run needs before any socket: the passphrase, the identity and the pinned
+/// peers, and for `udpchat invite` a fresh code.
+///
+/// # Errors
+/// A [`UsageError`] for a bad passphrase source; a runtime error for an unusable home.
+pub(crate) fn prepare(settings: &mut Settings) -> anyhow::Result<Prepared> {
+    let encrypted = matches!(settings.security, SecurityChoice::Encrypted { .. });
+    let secret = load_secret(settings)?;
+    let contacts = if encrypted {
+        Some(Contacts::open(
+            settings.home.as_deref(),
+            settings.ephemeral,
+        )?)
+    } else {
+        None
+    };
+    let mut invitation = None;
+    if settings.invite && encrypted {
+        let code = match settings.code {
+            Some(code) => code,
+            None => {
+                let mut random = [0u8; 8];
+                OsRng
+                    .try_fill_bytes(&mut random)
+                    .map_err(|e| anyhow::anyhow!("cannot read the system's random numbers: {e}"))?;
+                InviteCode::from_random(random)
+            }
+        };
+        settings.code = Some(code);
+        invitation = Some(Report::Invitation {
+            code: code.to_string(),
+            command: String::new(),
+        });
+        if settings.peer.is_none() {
+            // Nobody is expected yet: wait for the contact as long as it takes.
+            settings.protocol.connect_timeout = Duration::MAX;
+        }
+    }
+    Ok(Prepared {
+        contacts,
+        secret,
+        invitation,
+    })
+}
+
+/// Fills in the command the other person types to answer an invitation: this machine's
+/// address as the routing table sees it (no packet is sent to find it), and the port.
+pub(crate) fn with_address(invitation: Report, local: Option<SocketAddr>) -> Report {
+    let Report::Invitation { code, .. } = invitation else {
+        return invitation;
+    };
+    let port = local.map_or(crate::peer_addr::DEFAULT_PORT, |l| l.port());
+    let host = local
+        .map(|l| l.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .or_else(outward_address)
+        .map_or("THIS_MACHINE".to_owned(), |ip| match ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            IpAddr::V4(v4) => v4.to_string(),
+        });
+    let command = format!("udpchat {host}:{port} --code {code}");
+    Report::Invitation { code, command }
+}
+
+/// The address this machine would use to reach the wider network: a UDP socket
+/// "connected" to a documentation address picks its source address from the routing
+/// table, and sends nothing.
+fn outward_address() -> Option<IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    probe.connect("192.0.2.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
+}
+
+/// Resolves the peer (if any) and binds the local socket.
 ///
 /// # Errors
 /// A [`UsageError`] if the peer cannot be parsed or resolved; a runtime error if the
 /// port cannot be bound.
 pub(crate) fn open(
     settings: &Settings,
-    peer_text: &str,
-) -> anyhow::Result<(std::net::UdpSocket, SocketAddr)> {
+    peer_text: Option<&str>,
+) -> anyhow::Result<(std::net::UdpSocket, Option<SocketAddr>)> {
     let peer = peer_text
-        .parse::<PeerSpec>()
-        .and_then(|spec| spec.resolve(settings.bind))
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map(|text| {
+            text.parse::<PeerSpec>()
+                .and_then(|spec| spec.resolve(settings.bind))
+                .map_err(|e| UsageError(e.to_string()))
+        })
+        .transpose()?;
     let bind_ip = settings.bind.unwrap_or(match peer {
-        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        Some(SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     });
     let local = SocketAddr::new(bind_ip, settings.port);
     let socket = std::net::UdpSocket::bind(local).map_err(|e| bind_error(&e, local))?;
@@ -101,19 +203,26 @@ pub(crate) fn load_secret(settings: &Settings) -> anyhow::Result<Option<Secret>>
 /// The network side of a run, inside the runtime: a fresh random epoch per start is
 /// what lets the peer tell a restart from a late datagram; the seed only drives the
 /// simulated loss and is printed to reproduce it. Also returns warnings for the user
-/// (clear text, a weak passphrase).
+/// (clear text, a weak passphrase, a new identity).
 pub(crate) fn endpoint(
     socket: std::net::UdpSocket,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     settings: &Settings,
     seed: u64,
     secret: Option<&Secret>,
+    contacts: Option<Contacts>,
 ) -> anyhow::Result<(Endpoint, Vec<String>)> {
     settings.impairment.validate()?;
     let local = socket
         .local_addr()
         .context("cannot read the bound address")?;
-    let (security, mode, notices) = security(settings, secret, is_self(local, peer))?;
+    let self_chat = peer.is_some_and(|p| is_self(local, p));
+    let contacts = match contacts {
+        Some(c) => c,
+        // Clear text proves nothing, but the endpoint still wants an identity to name.
+        None => Contacts::open(None, true)?,
+    };
+    let (security, mode, notices) = security(settings, secret, self_chat, &contacts, peer)?;
     let socket =
         tokio::net::UdpSocket::from_std(socket).context("cannot register the UDP socket")?;
     let epoch = rand::random_range(1..=u64::MAX);
@@ -125,7 +234,10 @@ pub(crate) fn endpoint(
         Instant::now(),
     );
     let impairment = Impairment::new(settings.impairment.clone(), seed);
-    Ok((Endpoint::new(socket, stack, impairment, mode), notices))
+    Ok((
+        Endpoint::new(socket, stack, impairment, mode, contacts),
+        notices,
+    ))
 }
 
 /// Whether `peer` is this very socket: a chat with oneself. The encryption layer cannot
@@ -142,6 +254,8 @@ fn security(
     settings: &Settings,
     secret: Option<&Secret>,
     self_chat: bool,
+    contacts: &Contacts,
+    peer: Option<SocketAddr>,
 ) -> anyhow::Result<(Security, SecurityMode, Vec<String>)> {
     let mut notices = Vec::new();
     let rekey_after = match &settings.security {
@@ -164,16 +278,19 @@ fn security(
         );
         return Ok((Security::Plaintext, SecurityMode::Plaintext, notices));
     }
+    notices.extend(contacts.notices.iter().cloned());
     let psk = secret.and_then(|s| s.psk.clone());
     notices.extend(secret.iter().flat_map(|s| s.warnings.iter().cloned()));
     let mode = if psk.is_some() {
         SecurityMode::Passphrase
     } else {
-        SecurityMode::CompareCode
+        SecurityMode::Encrypted
     };
-    let defaults = SecureConfig::default();
+    let defaults = SecureConfig::new(contacts.identity.clone());
     let config = SecureConfig {
         psk,
+        code: settings.code,
+        trust: contacts.trust_for(peer),
         rekey_after: rekey_after.unwrap_or(defaults.rekey_after),
         // A session must outlive its rekey by the same margin as by default.
         reject_after: rekey_after.map_or(defaults.reject_after, |r| {
@@ -185,13 +302,9 @@ fn security(
     OsRng
         .try_fill_bytes(&mut rng_seed)
         .map_err(|e| anyhow::anyhow!("cannot read the system's random numbers: {e}"))?;
-    let unix_time = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?;
     Ok((
         Security::Encrypted {
-            config,
-            unix_time,
+            config: Box::new(config),
             rng_seed,
         },
         mode,

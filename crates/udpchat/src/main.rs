@@ -9,6 +9,8 @@
 //! 130 after Ctrl-C.
 
 mod cli;
+mod commands;
+mod contacts;
 mod driver;
 mod endpoint;
 mod home;
@@ -26,7 +28,7 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 
-use crate::cli::{Cli, UsageError};
+use crate::cli::{Cli, Command, UsageError};
 
 /// Exit status of a usage error, as clap and the shell conventions have it.
 const USAGE: u8 = 2;
@@ -41,8 +43,15 @@ fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     init_tracing();
-    match launch::run(cli.settings()) {
-        Ok(finish) => ExitCode::from(finish.exit_status()),
+    let result = match cli.command {
+        None => launch::run(cli.chat.settings(false)).map(|f| f.exit_status()),
+        Some(Command::Invite { chat }) => launch::run(chat.settings(true)).map(|f| f.exit_status()),
+        Some(Command::Id { store, json }) => commands::id(&store, json).map(|()| 0),
+        Some(Command::Peers { store, json }) => commands::peers(&store, json).map(|()| 0),
+        Some(Command::Forget { store, target }) => commands::forget(&store, &target).map(|()| 0),
+    };
+    match result {
+        Ok(status) => ExitCode::from(status),
         Err(e) => {
             // `{:#}` keeps the whole chain of causes on one line.
             eprintln!("udpchat: {e:#}");

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use serde::{Serialize, Serializer};
 use udpchat_proto::Event;
-use udpchat_secure::SecureEvent;
+use udpchat_secure::{PublicKey, Refusal, SecureEvent};
 
 /// A session epoch, shown as 16 lowercase hex digits everywhere (JSON and human lines),
 /// so that it reads the same as in a packet dump and survives JSON parsers that turn
@@ -67,31 +67,67 @@ pub(crate) enum Report {
     Started {
         /// The bound local address.
         local: SocketAddr,
-        /// The peer's address.
-        peer: SocketAddr,
+        /// The peer's address; `null` for an invitation waiting to be answered.
+        peer: Option<SocketAddr>,
         /// This run's epoch.
         epoch: Epoch,
         /// Seed of the simulated loss, to reproduce the run with `--seed`.
         seed: u64,
-        /// `passphrase`, `compare_code` or `plaintext`.
+        /// `encrypted`, `passphrase` or `plaintext`.
         security: &'static str,
+        /// The fingerprint of this installation's key (`null` in clear text).
+        identity: Option<String>,
+    },
+    /// `udpchat invite`: the code to give the other person, and the command they run.
+    Invitation {
+        /// The code, e.g. `7-ribbon-tunnel`.
+        code: String,
+        /// What the other person types (with this machine's address as best known).
+        command: String,
     },
     /// An encrypted session with the peer is up; messages flow inside it.
     Encrypted {
         /// The peer's address.
         peer: SocketAddr,
-        /// `passphrase` (only holders of the passphrase can connect) or `compare_code`.
-        mode: &'static str,
-        /// Without a passphrase: the code the two users compare by voice.
-        code: Option<String>,
+        /// The fingerprint of the peer's key.
+        key: String,
+        /// How the key was verified: `pinned`, `code`, `passphrase` or `own_key`.
+        verified: &'static str,
+        /// The key was not known before and is pinned now: later sessions need nothing.
+        new_contact: bool,
     },
-    /// Without a passphrase: a new session not linked to the one whose code was
-    /// compared; the users must compare the new code.
-    CompareAgain {
-        /// The new code.
-        code: String,
-        /// `peer_restarted` or `new_session`.
+    /// A contact was refused: its key is unknown or changed, or the code did not match.
+    Refused {
+        /// Where the handshake came from.
+        peer: SocketAddr,
+        /// `unknown_contact`, `key_changed`, `code_mismatch` or `no_invitation`.
         reason: &'static str,
+        /// The fingerprint of the key it presented, if the handshake got that far.
+        key: Option<String>,
+        /// With `key_changed`: the fingerprint of the key pinned for it.
+        expected: Option<String>,
+        /// Whether this ends the chat (false: a stranger was turned away).
+        fatal: bool,
+    },
+    /// The peer refused us; the chat cannot go on.
+    RefusedByPeer {
+        /// The peer's address.
+        peer: SocketAddr,
+        /// `unknown_contact`, `key_changed` or `other`.
+        reason: &'static str,
+    },
+    /// The open invitation is used up (`used`: a first contact proved the code) or
+    /// closed after too many wrong attempts.
+    InvitationClosed {
+        /// Whether a contact proved the code.
+        used: bool,
+    },
+    /// Nobody answered for the connect timeout: messages so far are reported failed.
+    NoAnswer {
+        /// The peer's address.
+        peer: Option<SocketAddr>,
+        /// Seconds waited since the start.
+        waited_s: u64,
     },
     /// The session's keys were renewed (by time or message count).
     Rekeyed,
@@ -227,42 +263,55 @@ pub(crate) enum Stream {
 
 impl Report {
     /// Translates an event of the encryption layer; `None` for one the user need not
-    /// hear about. `passphrase`: whether sessions are authenticated by one.
-    pub(crate) fn from_secure(event: SecureEvent, passphrase: bool) -> Option<Self> {
+    /// hear about (a restart: the protocol reports it itself).
+    pub(crate) fn from_secure(event: SecureEvent) -> Option<Self> {
+        let fp = |k: PublicKey| k.fingerprint().to_string();
         Some(match event {
             SecureEvent::Established {
                 peer,
-                sas,
-                passphrase,
+                peer_key,
+                verified,
+                new_contact,
                 ..
             } => Self::Encrypted {
                 peer,
-                mode: if passphrase {
-                    "passphrase"
-                } else {
-                    "compare_code"
-                },
-                code: (!passphrase).then_some(sas),
+                key: fp(peer_key),
+                verified: verified.code(),
+                new_contact,
             },
-            // With a passphrase a restart needs no new comparison, and the protocol
-            // reports the restart itself.
-            SecureEvent::PeerRestarted { .. } if passphrase => return None,
-            SecureEvent::PeerRestarted { sas, .. } => Self::CompareAgain {
-                code: sas,
-                reason: "peer_restarted",
-            },
-            SecureEvent::Reverify { sas, .. } => Self::CompareAgain {
-                code: sas,
-                reason: "new_session",
-            },
+            SecureEvent::PeerRestarted { .. } => return None,
             SecureEvent::Rekeyed { .. } => Self::Rekeyed,
             SecureEvent::PeerAddressChanged { old, new } => Self::PeerMoved { old, new },
+            SecureEvent::Refused {
+                peer,
+                key,
+                reason,
+                fatal,
+            } => Self::Refused {
+                peer,
+                reason: reason.code(),
+                key: key.map(fp),
+                expected: match reason {
+                    Refusal::KeyChanged { expected } => Some(fp(expected)),
+                    _ => None,
+                },
+                fatal,
+            },
+            SecureEvent::RefusedByPeer { peer, reason } => Self::RefusedByPeer {
+                peer,
+                reason: reason.code(),
+            },
+            SecureEvent::InvitationClosed { used } => Self::InvitationClosed { used },
         })
     }
 
     /// Translates a protocol event; `peer` is the address received messages came from.
     pub(crate) fn from_event(event: Event, peer: SocketAddr) -> Self {
         match event {
+            Event::NoAnswer { waited } => Self::NoAnswer {
+                peer: Some(peer),
+                waited_s: waited.as_secs(),
+            },
             Event::Connected { peer_epoch } => Self::Connected {
                 peer_epoch: Epoch(peer_epoch),
             },
@@ -326,53 +375,104 @@ impl Report {
 
     /// The human line for this report, if it is shown at this verbosity.
     pub(crate) fn to_human(&self, verbose: bool) -> Option<(Stream, String)> {
-        use Stream::{Stderr, Stdout};
+        match self {
+            Self::Received { text, .. } => {
+                Some((Stream::Stdout, format!("peer> {}", printable(text))))
+            }
+            _ => self
+                .sentence(verbose)
+                .map(|s| (Stream::Stderr, format!("udpchat: {s}"))),
+        }
+    }
+
+    /// What this report says to a person, without the program's name: the line
+    /// interface prefixes it, the full-screen chat shows it as a note. `None` for what is
+    /// shown only when `verbose`, or not at all.
+    pub(crate) fn sentence(&self, verbose: bool) -> Option<String> {
         let line = match self {
-            Self::Received { text, .. } => return Some((Stdout, format!("peer> {}", printable(text)))),
+            Self::Received { text, .. } => format!("peer> {}", printable(text)),
             Self::Started {
                 local,
                 peer,
                 epoch,
                 seed,
                 security,
+                identity,
             } => {
                 let how = match *security {
-                    "plaintext" => "unencrypted",
-                    "passphrase" => "encrypted with the shared passphrase",
-                    _ => "encrypted",
+                    "plaintext" => "unencrypted".to_owned(),
+                    "passphrase" => "encrypted with the shared passphrase".to_owned(),
+                    _ => "encrypted".to_owned(),
                 };
+                let who = identity
+                    .as_ref()
+                    .map(|f| format!(", you are {f}"))
+                    .unwrap_or_default();
+                let peer = peer.map_or("waiting to be contacted".to_owned(), |p| format!("peer {p}"));
                 format!(
-                    "udpchat: listening on {local}, peer {peer}, {how} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
+                    "listening on {local}, {peer}, {how}{who} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
                 )
             }
-            Self::Encrypted { peer, code, .. } => match code {
-                None => format!(
-                    "udpchat: encrypted session with {peer}; the shared passphrase proves it is your peer"
+            Self::Invitation { code, command } => format!(
+                "invitation code {code}: the other person runs `{command}` (the code works once)"
+            ),
+            Self::Encrypted {
+                peer,
+                key,
+                verified,
+                new_contact,
+            } => match (*verified, new_contact) {
+                ("code", _) => format!(
+                    "encrypted session with {peer}: the invitation code matched, so this is the person you gave it to; their key {key} is pinned, nothing to compare next time"
                 ),
-                Some(code) => format!(
-                    "udpchat: encrypted session with {peer}. Compare this code with your peer by voice; if it differs, someone is in the middle: {code}"
+                ("passphrase", true) => format!(
+                    "encrypted session with {peer}: the shared passphrase proves it; their key {key} is pinned"
                 ),
+                ("own_key", _) => format!(
+                    "encrypted session with {peer}, which is this same installation (the same key, {key})"
+                ),
+                _ => format!("encrypted session with {peer}, key {key} (pinned)"),
             },
-            Self::CompareAgain { code, reason } => match *reason {
-                "peer_restarted" => format!(
-                    "udpchat: the peer restarted with a new encrypted session; compare the new code by voice: {code}"
+            Self::Refused {
+                peer,
+                reason,
+                key,
+                expected,
+                fatal,
+            } => refusal_sentence(*peer, reason, key.as_deref(), expected.as_deref(), *fatal),
+            Self::RefusedByPeer { peer, reason } => match *reason {
+                "unknown_contact" => format!(
+                    "{peer} refused this chat: it does not know this installation; a first contact needs its invitation code (`udpchat invite` there, `--code` here) or a shared passphrase"
                 ),
-                _ => format!(
-                    "udpchat: a new encrypted session not linked to the code you compared (the old one expired, or someone in the middle forced it); compare this code again: {code}"
+                "key_changed" => format!(
+                    "{peer} refused this chat: it has another key pinned for this address; if this installation is new, it must run `udpchat forget` for you and make a first contact again"
                 ),
+                "no_invitation" => format!(
+                    "{peer} tried an invitation code, but this udpchat has no invitation open and does not know it: run `udpchat invite` here and give it the code it shows"
+                ),
+                _ => format!("{peer} refused this chat"),
             },
+            Self::InvitationClosed { used: false } => "the invitation was tried too many times without the right code and is closed; run `udpchat invite` again for a new code".to_owned(),
+            Self::InvitationClosed { used: true } if verbose => {
+                "the invitation code is used up".to_owned()
+            }
+            Self::InvitationClosed { used: true } => return None,
+            Self::NoAnswer { peer, waited_s } => format!(
+                "no answer from {} for {waited_s} s: is udpchat running there, on that port, and is UDP allowed? (still trying)",
+                peer.map_or("the peer".to_owned(), |p| p.to_string())
+            ),
             Self::PeerMoved { old, new } => {
-                format!("udpchat: the peer moved from {old} to {new} (authenticated)")
+                format!("the peer moved from {old} to {new} (authenticated)")
             }
             Self::Connected { peer_epoch } => {
-                format!("udpchat: connected to the peer (epoch {peer_epoch})")
+                format!("connected to the peer (epoch {peer_epoch})")
             }
             Self::PeerRestarted {
                 old_epoch,
                 new_epoch,
                 resent,
             } => format!(
-                "udpchat: the peer restarted (epoch {old_epoch} -> {new_epoch}); sending it {resent} unacknowledged message{} again",
+                "the peer restarted (epoch {old_epoch} -> {new_epoch}); sending it {resent} unacknowledged message{} again",
                 plural(*resent as u64)
             ),
             Self::Delivered {
@@ -381,7 +481,7 @@ impl Report {
                 elapsed_ms,
                 ..
             } => format!(
-                "udpchat: delivered #{id} ({attempts} attempt{}, {elapsed_ms} ms)",
+                "delivered #{id} ({attempts} attempt{}, {elapsed_ms} ms)",
                 plural(u64::from(*attempts))
             ),
             Self::Failed { id, text, reason } => {
@@ -389,57 +489,89 @@ impl Report {
                     "max_retries" => "no acknowledgement after the maximum number of retries",
                     "peer_unreachable" => "the peer is unreachable",
                     "interrupted" => "interrupted before it was acknowledged",
+                    "refused" => "the contact was refused",
                     other => other,
                 };
-                format!("udpchat: NOT delivered #{id} ({why}): {}", printable(text))
+                format!("NOT delivered #{id} ({why}): {}", printable(text))
             }
             Self::Error { message, text } => match text {
-                Some(t) => format!("udpchat: error: {message}: {}", printable(t)),
-                None => format!("udpchat: error: {message}"),
+                Some(t) => format!("error: {message}: {}", printable(t)),
+                None => format!("error: {message}"),
             },
-            Self::Warning { message } => format!("udpchat: warning: {message}"),
-            Self::PeerState { state } => format!("udpchat: the peer is {state}"),
-            Self::PeerNick { nick } => format!("udpchat: the peer is now known as {}", printable(nick)),
+            Self::Warning { message } => format!("warning: {message}"),
+            Self::PeerState { state } => format!("the peer is {state}"),
+            Self::PeerNick { nick } => format!("the peer is now known as {}", printable(nick)),
             Self::Stats(t) => format!(
-                "udpchat: round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
+                "round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
                 t.srtt_ms.map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
                 t.rttvar_ms,
                 t.rto_ms,
                 t.loss * 100.0
             ),
             Self::Exit(t) => format!(
-                "udpchat: sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}, duplicates {}, rejected {})",
+                "sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}, duplicates {}, rejected {})",
                 t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions, t.duplicates, t.rejected
             ),
             _ if !verbose => return None,
-            Self::Sent { id, seq } => format!("udpchat: sent #{id} (seq {seq})"),
+            Self::Sent { id, seq } => format!("sent #{id} (seq {seq})"),
             Self::Retransmit { id, seq, attempt } => {
-                format!("udpchat: retransmit #{id} (seq {seq}, attempt {attempt})")
+                format!("retransmit #{id} (seq {seq}, attempt {attempt})")
             }
             Self::Duplicate { seq } => {
-                format!("udpchat: duplicate of message {seq} acknowledged again, not shown")
+                format!("duplicate of message {seq} acknowledged again, not shown")
             }
             Self::DroppedBySimulation { kind, seq } => match seq {
-                Some(seq) => format!("udpchat: simulated loss of a received {kind} datagram (seq {seq})"),
-                None => format!("udpchat: simulated loss of a received {kind} datagram"),
+                Some(seq) => format!("simulated loss of a received {kind} datagram (seq {seq})"),
+                None => format!("simulated loss of a received {kind} datagram"),
             },
             Self::Rejected { reason, detail } => {
-                format!("udpchat: rejected a datagram: {detail} ({reason})")
+                format!("rejected a datagram: {detail} ({reason})")
             }
             Self::RejectedUnshown { count } => {
                 format!(
-                    "udpchat: {count} more rejected datagram{} not shown",
+                    "{count} more rejected datagram{} not shown",
                     plural(*count)
                 )
             }
-            Self::Rekeyed => "udpchat: session keys renewed".to_owned(),
+            Self::Rekeyed => "session keys renewed".to_owned(),
         };
-        Some((Stderr, line))
+        Some(line)
     }
 }
 
-/// The name of a failure reason that is not a protocol [`FailReason`].
+/// Why a contact was refused, and what the person can do about it.
+fn refusal_sentence(
+    peer: SocketAddr,
+    reason: &str,
+    key: Option<&str>,
+    expected: Option<&str>,
+    fatal: bool,
+) -> String {
+    let key = key.map(|k| format!(" (key {k})")).unwrap_or_default();
+    match reason {
+        "unknown_contact" if !fatal => format!(
+            "turned away {peer}{key}: not a known contact, and it proved no invitation code or passphrase"
+        ),
+        "unknown_contact" => format!(
+            "{peer}{key} is not a known contact and nothing proves who it is: for a first contact run `udpchat invite` on one side and `udpchat HOST --code CODE` on the other, or share a passphrase"
+        ),
+        "key_changed" => format!(
+            "REFUSED {peer}: it presents another key{key} than the one pinned for it ({}); someone may be in the middle, or the peer's installation was replaced. If you know it was, run `udpchat forget {peer}` and make a first contact again",
+            expected.unwrap_or("unknown")
+        ),
+        "code_mismatch" => "the invitation code did not match: check it with the other person, or ask for a new one (`udpchat invite`)".to_owned(),
+        "no_invitation" => format!(
+            "{peer} has no invitation open (or it was already used): ask them to run `udpchat invite` and give you its code"
+        ),
+        other => format!("refused {peer}{key}: {other}"),
+    }
+}
+
+/// The name of a failure reason that is not a protocol [`FailReason`]: Ctrl-C.
 pub(crate) const INTERRUPTED: &str = "interrupted";
+/// The name of a failure reason that is not a protocol [`FailReason`]: the contact was
+/// refused, so nothing can be delivered.
+pub(crate) const REFUSED: &str = "refused";
 
 fn plural(n: u64) -> &'static str {
     if n == 1 {
@@ -560,55 +692,72 @@ mod tests {
 
     #[test]
     fn security_events_have_their_json_shape_and_words() {
+        use udpchat_secure::{PeerRefusal, Verification};
         let peer = peer();
-        let established = |passphrase| SecureEvent::Established {
+        let key = PublicKey([0; 32]);
+        let fp = key.fingerprint().to_string();
+        let established = |verified, new_contact| SecureEvent::Established {
             peer,
             peer_epoch: 2,
-            sas: "123 456 789 012".into(),
-            handshake_hash: [0; 32],
-            passphrase,
+            peer_key: key,
+            verified,
+            new_contact,
+            rtt: None,
         };
-        let with_code = Report::from_secure(established(false), false).unwrap();
+        let first = Report::from_secure(established(Verification::Code, true)).unwrap();
         assert_eq!(
-            json_of(&with_code),
-            json!({"event": "encrypted", "peer": "127.0.0.1:12001", "mode": "compare_code",
-                   "code": "123 456 789 012"})
+            json_of(&first),
+            json!({"event": "encrypted", "peer": "127.0.0.1:12001", "key": fp,
+                   "verified": "code", "new_contact": true})
         );
-        let (_, line) = with_code.to_human(false).unwrap();
-        assert!(line.contains("Compare this code") && line.ends_with("123 456 789 012"));
-        let with_passphrase = Report::from_secure(established(true), true).unwrap();
-        assert_eq!(
-            json_of(&with_passphrase),
-            json!({"event": "encrypted", "peer": "127.0.0.1:12001", "mode": "passphrase",
-                   "code": null})
+        let (_, line) = first.to_human(false).unwrap();
+        assert!(
+            line.contains("the invitation code matched") && line.contains(&fp),
+            "{line}"
         );
+        let pinned = Report::from_secure(established(Verification::Pinned, false)).unwrap();
+        assert!(pinned.to_human(false).unwrap().1.contains("(pinned)"));
         let restarted = SecureEvent::PeerRestarted {
             old_epoch: 1,
             new_epoch: 2,
-            sas: "000 111 222 333".into(),
-            handshake_hash: [0; 32],
+            rtt: None,
         };
-        assert_eq!(Report::from_secure(restarted.clone(), true), None);
         assert_eq!(
-            json_of(&Report::from_secure(restarted, false).unwrap()),
-            json!({"event": "compare_again", "code": "000 111 222 333", "reason": "peer_restarted"})
+            Report::from_secure(restarted),
+            None,
+            "the protocol reports it"
         );
-        let reverify = SecureEvent::Reverify {
+        let changed = Report::from_secure(SecureEvent::Refused {
+            peer,
+            key: Some(PublicKey([1; 32])),
+            reason: udpchat_secure::Refusal::KeyChanged { expected: key },
+            fatal: true,
+        })
+        .unwrap();
+        let v = json_of(&changed);
+        assert_eq!(v["event"], "refused");
+        assert_eq!(v["reason"], "key_changed");
+        assert_eq!(v["expected"], fp.as_str());
+        assert_eq!(v["fatal"], true);
+        let line = changed.to_human(false).unwrap().1;
+        assert!(
+            line.contains("REFUSED") && line.contains("udpchat forget"),
+            "{line}"
+        );
+        let by_peer = Report::from_secure(SecureEvent::RefusedByPeer {
+            peer,
+            reason: PeerRefusal::UnknownContact,
+        })
+        .unwrap();
+        assert_eq!(
+            json_of(&by_peer),
+            json!({"event": "refused_by_peer", "peer": "127.0.0.1:12001", "reason": "unknown_contact"})
+        );
+        let rekeyed = Report::from_secure(SecureEvent::Rekeyed {
             peer_epoch: 2,
-            sas: "999 888 777 666".into(),
-            handshake_hash: [0; 32],
-        };
-        let again = Report::from_secure(reverify, false).unwrap();
-        assert!(again
-            .to_human(false)
-            .unwrap()
-            .1
-            .contains("compare this code again"));
-        let rekeyed = SecureEvent::Rekeyed {
-            peer_epoch: 2,
-            handshake_hash: [0; 32],
-        };
-        let rekeyed = Report::from_secure(rekeyed, true).unwrap();
+            rtt: None,
+        })
+        .unwrap();
         assert_eq!(json_of(&rekeyed), json!({"event": "rekeyed"}));
         assert_eq!(rekeyed.to_human(false), None, "verbose only");
         let moved = SecureEvent::PeerAddressChanged {
@@ -616,28 +765,32 @@ mod tests {
             new: "127.0.0.1:2".parse().unwrap(),
         };
         assert_eq!(
-            json_of(&Report::from_secure(moved, true).unwrap()),
+            json_of(&Report::from_secure(moved).unwrap()),
             json!({"event": "peer_moved", "old": "127.0.0.1:12001", "new": "127.0.0.1:2"})
         );
         assert_eq!(
             json_of(&Report::RejectedUnshown { count: 3 }),
             json!({"event": "rejected_unshown", "count": 3})
         );
+        let closed = Report::from_secure(SecureEvent::InvitationClosed { used: false }).unwrap();
+        assert!(closed.to_human(false).unwrap().1.contains("udpchat invite"));
     }
 
     #[test]
     fn local_reports_have_their_json_shape() {
         let started = Report::Started {
             local: "0.0.0.0:12000".parse().unwrap(),
-            peer: "[::1]:12001".parse().unwrap(),
+            peer: Some("[::1]:12001".parse().unwrap()),
             epoch: Epoch(0x1234),
             seed: 42,
             security: "passphrase",
+            identity: Some("baf7".into()),
         };
         assert_eq!(
             json_of(&started),
             json!({"event": "started", "local": "0.0.0.0:12000", "peer": "[::1]:12001",
-                   "epoch": "0000000000001234", "seed": 42, "security": "passphrase"})
+                   "epoch": "0000000000001234", "seed": 42, "security": "passphrase",
+                   "identity": "baf7"})
         );
         assert_eq!(
             json_of(&Report::DroppedBySimulation {

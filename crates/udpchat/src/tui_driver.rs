@@ -6,7 +6,6 @@
 //! The terminal is restored on every way out: `/quit`, Ctrl-C (a key in raw mode), an
 //! error, and a panic (ratatui's `init` installs a hook that restores it first).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
@@ -18,16 +17,15 @@ use crossterm::event::{
 use crossterm::execute;
 use futures_util::StreamExt;
 use udpchat_impair::ImpairConfig;
-use udpchat_proto::{Event, MessageId};
+use udpchat_secure::SecureEvent;
 use udpchat_stack::StackEvent;
 use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
 use crate::endpoint::{Endpoint, SecurityMode, RECV_BUFFER};
-use crate::launch;
+use crate::launch::{self, Prepared};
 use crate::report::Report;
-use crate::secret::Secret;
 
 /// How often the clock and the status figures are refreshed while nothing happens.
 const TICK: Duration = Duration::from_secs(1);
@@ -48,24 +46,22 @@ fn clock() -> String {
 struct TuiDriver {
     settings: Settings,
     chat: Chat,
-    /// The network side, once the peer is known.
+    /// The network side, once the peer is known (or the invitation is open).
     net: Option<Endpoint>,
     seed: u64,
-    /// Texts of our messages not yet delivered or failed, printed on the way out so
-    /// nothing typed is lost silently.
-    pending: BTreeMap<MessageId, String>,
-    /// The key, derived before the screen changed; `None` in clear text.
-    secret: Option<Secret>,
+    /// The key, identity and invitation, prepared before the screen changed.
+    prepared: Prepared,
     /// What the status bar says about protection.
     security: Option<Security>,
 }
 
 /// Runs the full-screen chat until the user leaves.
-pub(crate) async fn run(settings: Settings, secret: Option<Secret>) -> anyhow::Result<Finish> {
+pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Result<Finish> {
     let nick = settings.nick.clone().unwrap_or_else(default_nick);
-    let mut chat = match &settings.peer {
-        Some(peer) => Chat::new(&nick, peer),
-        None => Chat::asking_for_peer(&nick),
+    let mut chat = match (&settings.peer, settings.invite) {
+        (Some(peer), _) => Chat::new(&nick, peer),
+        (None, true) => Chat::new(&nick, "waiting for a first contact"),
+        (None, false) => Chat::asking_for_peer(&nick),
     };
     chat.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     chat.update(Msg::Clock(clock()));
@@ -75,13 +71,14 @@ pub(crate) async fn run(settings: Settings, secret: Option<Secret>) -> anyhow::R
         chat,
         net: None,
         seed,
-        pending: BTreeMap::new(),
-        secret,
+        prepared,
         security: None,
     };
     if let Some(peer) = driver.settings.peer.clone() {
         // A bad PEER on the command line is a usage error, before the screen changes.
-        driver.connect(&peer)?;
+        driver.connect(Some(&peer))?;
+    } else if driver.settings.invite {
+        driver.connect(None)?;
     }
 
     let mut terminal = ratatui::init();
@@ -89,14 +86,19 @@ pub(crate) async fn run(settings: Settings, secret: Option<Secret>) -> anyhow::R
     let result = driver.run_loop(&mut terminal).await;
     let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
-    let undelivered = driver.pending.len();
+    let pending = driver
+        .net
+        .as_mut()
+        .map(Endpoint::take_pending)
+        .unwrap_or_default();
+    let undelivered = pending.len();
     if undelivered > 0 {
         let mut err = io::stderr().lock();
         let _ = writeln!(
             err,
             "udpchat: {undelivered} message(s) were not delivered before you left:"
         );
-        for text in driver.pending.values() {
+        for text in pending.values() {
             let _ = writeln!(err, "  {text}");
         }
     }
@@ -104,27 +106,44 @@ pub(crate) async fn run(settings: Settings, secret: Option<Secret>) -> anyhow::R
 }
 
 impl TuiDriver {
-    /// Resolves and binds for `peer`, and starts the session.
-    fn connect(&mut self, peer: &str) -> anyhow::Result<()> {
+    /// Resolves and binds for `peer` (or, for an invitation, just binds), and starts the
+    /// session.
+    fn connect(&mut self, peer: Option<&str>) -> anyhow::Result<()> {
         let (socket, addr) = launch::open(&self.settings, peer)?;
+        let contacts = match self.prepared.contacts.take() {
+            Some(c) => Some(c),
+            None if self.prepared.secret.is_some() => Some(crate::contacts::Contacts::open(
+                self.settings.home.as_deref(),
+                self.settings.ephemeral,
+            )?),
+            None => None,
+        };
         let (mut net, notices) = launch::endpoint(
             socket,
             addr,
             &self.settings,
             self.seed,
-            self.secret.as_ref(),
+            self.prepared.secret.as_ref(),
+            contacts,
         )?;
         let nick = self.chat.my_nick.clone();
         // The peer learns our nickname first thing, in order with what follows.
-        let _ = net.stack.session_mut().send_nick(Instant::now(), nick);
+        let _ = net.send_nick(Instant::now(), nick);
         self.security = Some(match net.mode {
             SecurityMode::Plaintext => Security::Plaintext,
-            SecurityMode::Passphrase | SecurityMode::CompareCode => Security::Handshaking,
+            SecurityMode::Passphrase | SecurityMode::Encrypted => Security::Handshaking,
         });
+        let local = net.socket.local_addr().ok();
         self.net = Some(net);
-        self.chat.update(Msg::Connected(addr.to_string()));
+        let label = addr.map_or("waiting for a first contact".to_owned(), |a| a.to_string());
+        self.chat.update(Msg::Connected(label));
         for notice in notices {
             self.chat.update(Msg::Note(format!("warning: {notice}")));
+        }
+        if let Some(invitation) = self.prepared.invitation.take() {
+            if let Some(line) = launch::with_address(invitation, local).sentence(false) {
+                self.chat.update(Msg::Note(line));
+            }
         }
         Ok(())
     }
@@ -155,9 +174,6 @@ impl TuiDriver {
                             // Rejections are counted, not shown: the screen is for the
                             // conversation, and a flood must not scroll it away.
                             net.on_datagram(Instant::now(), from, &buf[..len]);
-                            if let Some(hint) = net.take_hint() {
-                                self.chat.update(Msg::Note(format!("warning: {hint}")));
-                            }
                         }
                     }
                     Err(e) => {
@@ -202,11 +218,8 @@ impl TuiDriver {
                     let Some(net) = self.net.as_mut() else {
                         continue;
                     };
-                    let reply = match net.stack.session_mut().send(Instant::now(), text.clone()) {
-                        Ok(id) => {
-                            self.pending.insert(id, text);
-                            Msg::Accepted { entry, id }
-                        }
+                    let reply = match net.send(Instant::now(), text) {
+                        Ok(id) => Msg::Accepted { entry, id },
                         Err(e) => Msg::Refused {
                             entry,
                             reason: e.to_string(),
@@ -216,7 +229,7 @@ impl TuiDriver {
                 }
                 Effect::SendNick(nick) => {
                     if let Some(net) = self.net.as_mut() {
-                        if let Err(e) = net.stack.session_mut().send_nick(Instant::now(), nick) {
+                        if let Err(e) = net.send_nick(Instant::now(), nick) {
                             self.chat
                                 .update(Msg::Note(format!("nickname not sent: {e}")));
                         }
@@ -225,7 +238,7 @@ impl TuiDriver {
                 Effect::SetDrop(p) => self.set_impairment(|c| c.data_loss = p),
                 Effect::SetAckDrop(p) => self.set_impairment(|c| c.ack_loss = p),
                 Effect::Connect(peer) => {
-                    if let Err(e) = self.connect(&peer) {
+                    if let Err(e) = self.connect(Some(&peer)) {
                         self.chat.update(Msg::PeerError(format!("{e:#}")));
                     }
                 }
@@ -249,81 +262,71 @@ impl TuiDriver {
         };
         // Events first: a received message is in the model before its acknowledgement
         // leaves (see the line driver's flush).
-        let mut events = Events {
-            chat: &mut self.chat,
-            pending: &mut self.pending,
-            security: &mut self.security,
-        };
-        events.drain(net);
+        drain(net, &mut self.chat, &mut self.security);
         if let Some(warning) = net.send_all().await {
-            events.chat.update(Msg::Note(warning));
+            self.chat.update(Msg::Note(warning));
         }
-        events.drain(net);
-        let session = net.stack.session();
-        let rtt = session.rtt();
+        drain(net, &mut self.chat, &mut self.security);
+        let stack = &net.stack;
+        let rtt = stack.rtt();
         let impairment = net.impairment.config();
         let status = Status {
             peer: self.chat.status.peer.clone(),
-            peer_state: session.peer_state(),
+            peer_state: stack.peer_state(),
             srtt: rtt.srtt(),
             rttvar: rtt.rttvar(),
             rto: rtt.rto(),
-            in_flight: session.in_flight(),
-            stats: *session.stats(),
+            in_flight: stack.in_flight(),
+            stats: *stack.stats(),
             sim_drop: impairment.data_loss,
             sim_ack_drop: impairment.ack_loss,
             security: self.security.clone(),
-            max_text: session.max_text_len(),
+            max_text: stack.max_text_len(),
         };
-        self.chat.update(Msg::Status(status));
+        self.chat.update(Msg::Status(Box::new(status)));
     }
 }
 
-/// Where the stack's events go: the model, the undelivered texts, the protection shown.
-struct Events<'a> {
-    chat: &'a mut Chat,
-    pending: &'a mut BTreeMap<MessageId, String>,
-    security: &'a mut Option<Security>,
-}
-
-impl Events<'_> {
-    /// Hands the stack's events to the model, keeping track of what is undelivered and
-    /// of the code to compare.
-    fn drain(&mut self, net: &mut Endpoint) {
-        let passphrase = net.mode == SecurityMode::Passphrase;
-        while let Some(event) = net.stack.poll_event() {
-            let event = match event {
-                StackEvent::Secure(e) => {
-                    self.on_secure(e, passphrase);
-                    continue;
+/// Hands the endpoint's events to the model: the protocol's as they are, the encryption
+/// layer's as the status bar's protection and a note in the line interface's words.
+fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
+    while let Some(event) = net.poll_event() {
+        let event = match event {
+            StackEvent::Secure(e) => {
+                match &e {
+                    SecureEvent::Established {
+                        peer_key,
+                        verified,
+                        new_contact,
+                        ..
+                    } => {
+                        let how = match (verified.code(), new_contact) {
+                            (_, true) => "new contact",
+                            ("own_key", _) => "own key",
+                            (other, _) => other,
+                        };
+                        *security = Some(Security::Verified {
+                            how: how.to_owned(),
+                            key: peer_key.fingerprint().short(),
+                        });
+                    }
+                    SecureEvent::Refused { fatal: true, .. }
+                    | SecureEvent::RefusedByPeer { .. } => {
+                        *security = Some(Security::Refused);
+                    }
+                    _ => {}
                 }
-                StackEvent::Session(e) => e,
-            };
-            if let Event::Delivered { id, .. } | Event::Failed { id, .. } = &event {
-                self.pending.remove(id);
+                if let Some(line) = Report::from_secure(e).and_then(|r| r.sentence(false)) {
+                    chat.update(Msg::Note(line));
+                }
+                continue;
             }
-            self.chat.update(Msg::Net(event));
-        }
-    }
-
-    fn on_secure(&mut self, event: udpchat_secure::SecureEvent, passphrase: bool) {
-        let Some(report) = Report::from_secure(event, passphrase) else {
-            return;
+            StackEvent::Session(e) => e,
         };
-        match &report {
-            Report::Encrypted {
-                code: Some(code), ..
-            }
-            | Report::CompareAgain { code, .. } => {
-                *self.security = Some(Security::Code(code.clone()));
-            }
-            Report::Encrypted { code: None, .. } => *self.security = Some(Security::Passphrase),
-            _ => {}
-        }
-        if let Some((_, line)) = report.to_human(false) {
-            let line = line.strip_prefix("udpchat: ").unwrap_or(&line).to_owned();
-            self.chat.update(Msg::Note(line));
-        }
+        chat.update(Msg::Net(event));
+    }
+    while let Some(hint) = net.take_hint() {
+        chat.update(Msg::Note(format!("warning: {hint}")));
     }
 }
 

@@ -71,8 +71,7 @@ fn exchange(extra: &[&str]) {
         assert_eq!(exit["sent"], MESSAGES, "{exit}");
         assert_eq!(exit["delivered"], MESSAGES, "{exit}");
         assert_eq!(exit["received"], MESSAGES, "{exit}");
-        // The loss really happened and was repaired.
-        assert!(exit["retransmissions"].as_u64().unwrap_or(0) > 0, "{exit}");
+        // The loss really happened (about one datagram in five, seeded).
         assert!(!p.events_named("dropped_by_simulation").is_empty());
         // Received sequence numbers are exactly 0..200, in order.
         let seqs: Vec<u64> = p
@@ -81,6 +80,20 @@ fn exchange(extra: &[&str]) {
             .filter_map(|e| e["seq"].as_u64())
             .collect();
         assert_eq!(seqs, (0..MESSAGES as u64).collect::<Vec<_>>());
+    }
+    // And it was repaired: a message datagram one side ignored was sent again by the
+    // other. (How many messages share a datagram depends on timing, so how many
+    // retransmissions there are does not; that there is one for each side's loss does.)
+    for (sender, receiver) in [(&a, &b), (&b, &a)] {
+        let data_drops = receiver
+            .events_named("dropped_by_simulation")
+            .iter()
+            .filter(|e| e["kind"] == "data")
+            .count();
+        if data_drops > 0 {
+            let exit = sender.exit_event();
+            assert!(exit["retransmissions"].as_u64().unwrap_or(0) > 0, "{exit}");
+        }
     }
     eprintln!("real_sockets {extra:?}: {:?}", started.elapsed());
 }

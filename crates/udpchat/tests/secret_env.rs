@@ -40,8 +40,15 @@ struct Chat {
 impl Chat {
     fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(bin());
+        // Each chat its own installation (never the real home): two people.
+        let home = std::env::temp_dir().join(format!(
+            "udpchat-secret-env-home-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         command
             .args(args)
+            .env("UDPCHAT_HOME", home)
             .env_remove("UDPCHAT_SECRET")
             .env_remove("UDPCHAT_SECRET_FD")
             .stdin(Stdio::piped())
@@ -221,7 +228,7 @@ fn a_passphrase_from_the_environment_meets_the_same_from_a_file() {
     );
     for chat in [&mut a, &mut b] {
         let up = chat.wait_for("encrypted", |e| e["event"] == "encrypted");
-        assert_eq!(up["mode"], "passphrase", "{}", chat.dump());
+        assert_eq!(up["verified"], "passphrase", "{}", chat.dump());
     }
     use std::io::Write;
     a.stdin.write_all(b"through the pipe\n").unwrap();

@@ -127,9 +127,11 @@ fn full_screen_chat_with_a_second_process() {
     bob.started();
     // After udpchat leaves, the shell prints its exit status where the chat was: seeing
     // it proves the alternate screen is gone and the terminal is back.
+    // tmux gives the pane its server's environment: name the test's home explicitly.
     let command = format!(
-        "{} 127.0.0.1:{pb} --port {pa} --nick ada; echo EXIT=$?; sleep 60",
-        bin()
+        "{} 127.0.0.1:{pb} --port {pa} --nick ada --home {}; echo EXIT=$?; sleep 60",
+        bin(),
+        common::shared_home().display()
     );
     let pane = Pane::start(&format!("udpchat-test-{pa}"), &command);
     pane.wait_for("the chat to open", |s| s.contains("chatting with"));
@@ -149,10 +151,13 @@ fn full_screen_chat_with_a_second_process() {
     bob.write_lines(["hi ada"]);
     pane.wait_for("bob's reply", |s| s.contains("peer: hi ada"));
 
-    // Encrypted without a passphrase: both show the same code to compare.
-    let encrypted = bob.wait_event("bob's code", |e| e["event"] == "encrypted");
-    let code = encrypted["code"].as_str().unwrap().to_owned();
-    pane.wait_for("the same code on ada's screen", |s| s.contains(&code));
+    // Encrypted, and the status bar says whose key it is (here: the same installation,
+    // as the test's two chats share one home).
+    let encrypted = bob.wait_event("bob's session", |e| e["event"] == "encrypted");
+    let key = encrypted["key"].as_str().unwrap()[..4].to_owned();
+    pane.wait_for("the key on ada's status bar", |s| {
+        s.contains(&format!("encrypted, own key {key}"))
+    });
 
     pane.type_line("/quit");
     let screen = pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));

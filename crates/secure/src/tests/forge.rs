@@ -1,14 +1,17 @@
-//! Forging handshake initiations cheaply, for floods.
+//! Forging handshake initiations cheaply, for floods: what an attacker who knows the
+//! MAC1 key (an open invitation, a known public key) can send.
 //!
-//! Writing a `Noise_NNpsk0` first message through snow costs an X25519 key generation
-//! (about 11 ms in an unoptimised build). The first message involves no DH at all, so
-//! this writes it directly from the Noise symmetric-state rules with snow's own BLAKE2s
-//! and ChaCha20-Poly1305, with any 32 bytes as `e`. A test checks it against snow.
+//! Writing a first message through snow costs an X25519 key generation. The first
+//! message of `XXpsk2` involves no DH at all, so this writes it directly from the Noise
+//! symmetric-state rules with snow's own BLAKE2s and ChaCha20-Poly1305, with any 32
+//! bytes as `e`. A test checks it against snow.
 
 use snow::params::{CipherChoice, HashChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver};
 
-use crate::noise::{PATTERN_PSK, PROLOGUE};
+use crate::cookie::{mac, Mac1Key};
+use crate::noise::{PATTERN, PROLOGUE};
+use crate::wire::{initiation, payload1, TYPE_INITIATION, VERSION};
 
 struct Symmetric {
     hash: Box<dyn snow::types::Hash>,
@@ -27,7 +30,7 @@ impl Symmetric {
             k: [0; 32],
         };
         // The protocol name is longer than 32 bytes: h = HASH(name).
-        s.h = s.digest(&[PATTERN_PSK.as_bytes()]);
+        s.h = s.digest(&[PATTERN.as_bytes()]);
         s.ck = s.h;
         s
     }
@@ -52,22 +55,13 @@ impl Symmetric {
     }
 }
 
-/// Noise message 1 of `NNpsk0` (as snow would write it with ephemeral key `e_pub`).
-pub(crate) fn nnpsk0_message1(
-    psk: &[u8; 32],
-    packet_type: u8,
-    e_pub: &[u8; 32],
-    payload: &[u8],
-) -> Vec<u8> {
+/// Noise message 1 of `XXpsk2` (as snow would write it with ephemeral key `e_pub`),
+/// after the prologue `PROLOGUE ‖ header`.
+pub(crate) fn xxpsk2_message1(header: &[u8], e_pub: &[u8; 32], payload: &[u8]) -> Vec<u8> {
     let mut s = Symmetric::new();
     let mut prologue = PROLOGUE.to_vec();
-    prologue.push(packet_type);
+    prologue.extend_from_slice(header);
     s.mix_hash(&prologue);
-    // psk: MixKeyAndHash.
-    let (ck, temp_h, k) = s.hkdf(psk);
-    s.ck = ck;
-    s.mix_hash(&temp_h);
-    s.k = k;
     // e: MixHash, and MixKey because the pattern has a PSK.
     s.mix_hash(e_pub);
     let (ck, k, _) = s.hkdf(e_pub);
@@ -85,20 +79,29 @@ pub(crate) fn nnpsk0_message1(
     msg
 }
 
+/// A whole initiation datagram with a valid Noise message and MAC1 under `key`, from
+/// any ephemeral key and sender index: what a flood made by someone who knows the MAC1
+/// key looks like. MAC2 is zero (no cookie).
+pub(crate) fn initiation(key: Mac1Key<'_>, e_pub: &[u8; 32], sender_index: u32) -> Vec<u8> {
+    let mut header = vec![TYPE_INITIATION, VERSION, 0];
+    header.extend_from_slice(&sender_index.to_be_bytes());
+    let mut d = header.clone();
+    d.extend_from_slice(&xxpsk2_message1(&header, e_pub, &[0u8; payload1::LEN]));
+    let mac1 = mac(key.derive().as_ref(), &d);
+    d.extend_from_slice(&mac1);
+    d.extend_from_slice(&[0u8; 16]);
+    assert_eq!(d.len(), initiation::LEN);
+    d
+}
+
 #[test]
 fn forged_message_matches_snow() {
-    let psk = crate::Psk::from_bytes([5; 32]);
-    for ty in [
-        crate::wire::TYPE_INITIATION,
-        crate::wire::TYPE_REKEY_INITIATION,
-    ] {
-        let mut hs = crate::noise::build(true, Some(&psk), ty, [3; 32]).unwrap();
+    let id = crate::Identity::from_private([4; 32]);
+    for header in [&[TYPE_INITIATION, VERSION, 0, 0, 0, 0, 1][..], &[1, 2, 3]] {
+        let mut hs = crate::noise::build(true, &id, header, [3; 32]).unwrap();
         let mut m = [0u8; 200];
-        let n = hs.write_message(&[7; 40], &mut m).unwrap();
+        let n = hs.write_message(&[7; 61], &mut m).unwrap();
         let e: [u8; 32] = m[..32].try_into().unwrap();
-        assert_eq!(
-            nnpsk0_message1(psk.as_bytes(), ty, &e, &[7; 40]),
-            m[..n].to_vec()
-        );
+        assert_eq!(xxpsk2_message1(header, &e, &[7; 61]), m[..n].to_vec());
     }
 }

@@ -1,19 +1,18 @@
 //! A two-endpoint, in-memory, virtual-time network for the scenario tests.
 //!
-//! Datagrams go into a FIFO and are delivered by address; every delivery is recorded
-//! (receiver, sender address, bytes, whether it was accepted), so the adversarial tests
-//! can replay, flip, truncate and reflect exactly what went over the wire.
+//! Datagrams go into a queue with a delivery time (`latency` after they were sent) and
+//! are delivered by address in time order; every delivery is recorded (receiver, sender
+//! address, bytes, whether it was accepted), so the adversarial tests can replay, flip,
+//! truncate and reflect exactly what went over the wire.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::{
-    derive_psk_with, KdfParams, Plaintext, Psk, Reject, SealError, SecureConfig, SecureEndpoint,
-    SecureEvent, Transmit,
+    derive_psk_with, Identity, InviteCode, KdfParams, Plaintext, Psk, PublicKey, Reject, SealError,
+    SecureConfig, SecureEndpoint, SecureEvent, Transmit, Trust,
 };
-
-pub(crate) const UNIX0: Duration = Duration::from_secs(1_750_000_000);
 
 /// Which endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,13 +21,17 @@ pub(crate) enum Side {
     B,
 }
 
-impl Side {
-    pub(crate) fn other(self) -> Self {
-        match self {
-            Self::A => Self::B,
-            Self::B => Self::A,
-        }
-    }
+/// How the two endpoints know each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Each has the other's key pinned (a later session after a first contact).
+    Pinned,
+    /// First contact by the same invitation code; both know the other's address.
+    Code,
+    /// First contact by a shared passphrase.
+    Passphrase,
+    /// Strangers: no pin, no code, no passphrase.
+    Strangers,
 }
 
 /// One delivered datagram.
@@ -50,25 +53,25 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
+    pub(crate) fn count(&self, pred: impl Fn(&SecureEvent) -> bool) -> usize {
+        self.events.iter().filter(|e| pred(e)).count()
+    }
     pub(crate) fn established(&self) -> usize {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, SecureEvent::Established { .. }))
-            .count()
+        self.count(|e| matches!(e, SecureEvent::Established { .. }))
     }
     pub(crate) fn rekeyed(&self) -> usize {
+        self.count(|e| matches!(e, SecureEvent::Rekeyed { .. }))
+    }
+    pub(crate) fn refused(&self) -> Vec<&SecureEvent> {
         self.events
             .iter()
-            .filter(|e| matches!(e, SecureEvent::Rekeyed { .. }))
-            .count()
-    }
-    pub(crate) fn sas(&self) -> Option<String> {
-        self.events.iter().rev().find_map(|e| match e {
-            SecureEvent::Established { sas, .. } | SecureEvent::PeerRestarted { sas, .. } => {
-                Some(sas.clone())
-            }
-            _ => None,
-        })
+            .filter(|e| {
+                matches!(
+                    e,
+                    SecureEvent::Refused { .. } | SecureEvent::RefusedByPeer { .. }
+                )
+            })
+            .collect()
     }
 }
 
@@ -81,12 +84,41 @@ pub(crate) fn test_psk(passphrase: &str) -> Psk {
     derive_psk_with(passphrase.as_bytes(), None, KdfParams::INSECURE_TEST_ONLY).unwrap()
 }
 
-pub(crate) fn config(psk: Option<Psk>, peer: Option<SocketAddr>) -> SecureConfig {
-    SecureConfig {
-        psk,
-        peer,
-        ..SecureConfig::default()
+/// Alice's and Bob's identities for a given seed.
+pub(crate) fn identities(seed: u8) -> (Identity, Identity) {
+    (
+        Identity::from_private([seed ^ 0xA1; 32]),
+        Identity::from_private([seed ^ 0xB2; 32]),
+    )
+}
+
+pub(crate) fn code() -> InviteCode {
+    InviteCode::parse("7-ribbon-tunnel").unwrap()
+}
+
+pub(crate) fn pinned(key: PublicKey) -> Trust {
+    Trust {
+        pinned: [key].into_iter().collect(),
+        expected: Some(key),
     }
+}
+
+/// The configuration of one side in a mode.
+pub(crate) fn config(
+    mode: Mode,
+    me: &Identity,
+    other: &Identity,
+    peer: Option<SocketAddr>,
+) -> SecureConfig {
+    let mut c = SecureConfig::new(me.clone());
+    c.peer = peer;
+    match mode {
+        Mode::Pinned => c.trust = pinned(other.public()),
+        Mode::Code => c.code = Some(code()),
+        Mode::Passphrase => c.psk = Some(test_psk("hunter2 hunter2")),
+        Mode::Strangers => {}
+    }
+    c
 }
 
 pub(crate) struct Net {
@@ -94,8 +126,10 @@ pub(crate) struct Net {
     pub b: Peer,
     pub t0: Instant,
     pub now: Instant,
-    /// (destination address, source address, bytes) not yet delivered.
-    pub queue: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// One-way delay of every datagram.
+    pub latency: Duration,
+    /// (delivery time, destination address, source address, bytes) not yet delivered.
+    pub queue: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
     pub log: Vec<Record>,
     /// Drops a datagram before delivery when it returns true.
     pub drop: Option<DropFn>,
@@ -104,23 +138,23 @@ pub(crate) struct Net {
     pub pre_deliver: Option<PreDeliver>,
 }
 
-/// See [`Net::drop`].
+/// See [`Net::drop`]: (destination, bytes).
 pub(crate) type DropFn = Box<dyn FnMut(&SocketAddr, &[u8]) -> bool>;
 
 /// See [`Net::pre_deliver`].
 pub(crate) type PreDeliver = Box<dyn FnMut(&mut SecureEndpoint, Instant, SocketAddr, &[u8])>;
 
 impl Net {
-    /// A and B, each configured with the other's address and the given keys.
-    pub(crate) fn new(psk_a: Option<Psk>, psk_b: Option<Psk>, seed: u8) -> Self {
+    /// A and B, each configured with the other's address, in `mode`.
+    pub(crate) fn new(mode: Mode, seed: u8) -> Self {
+        let (ia, ib) = identities(seed);
         let (aa, ba) = (addr(1001), addr(1002));
         let t0 = Instant::now();
-        let a = SecureEndpoint::new(config(psk_a, Some(ba)), 0xA0A0, t0, UNIX0, [seed; 32]);
+        let a = SecureEndpoint::new(config(mode, &ia, &ib, Some(ba)), 0xA0A0, t0, [seed; 32]);
         let b = SecureEndpoint::new(
-            config(psk_b, Some(aa)),
+            config(mode, &ib, &ia, Some(aa)),
             0xB0B0,
             t0,
-            UNIX0,
             [seed.wrapping_add(100); 32],
         );
         Self::with(a, b, aa, ba, t0)
@@ -145,20 +179,12 @@ impl Net {
             b: peer(b, ba),
             t0,
             now: t0,
+            latency: Duration::ZERO,
             queue: VecDeque::new(),
             log: vec![],
             drop: None,
             pre_deliver: None,
         }
-    }
-
-    /// Both with the same passphrase.
-    pub(crate) fn psk(seed: u8) -> Self {
-        Self::new(
-            Some(test_psk("hunter2 hunter2")),
-            Some(test_psk("hunter2 hunter2")),
-            seed,
-        )
     }
 
     pub(crate) fn peer(&mut self, side: Side) -> &mut Peer {
@@ -179,7 +205,8 @@ impl Net {
     }
 
     /// Moves what an endpoint wants to send into the network, and its events into the log.
-    fn drain(&mut self, side: Side) {
+    pub(crate) fn drain(&mut self, side: Side) {
+        let at = self.now + self.latency;
         let p = self.peer(side);
         let from = p.addr;
         let mut out = vec![];
@@ -189,19 +216,26 @@ impl Net {
         while let Some(e) = p.ep.poll_event() {
             p.events.push(e);
         }
-        for Transmit { to, payload } in out {
-            self.queue.push_back((to, from, payload));
+        for Transmit {
+            destination,
+            payload,
+        } in out
+        {
+            self.queue.push_back((at, destination, from, payload));
         }
     }
 
-    /// Delivers everything in flight (and everything that causes) in FIFO order.
+    /// Delivers everything due by now (and everything that causes), in time order.
     pub(crate) fn pump(&mut self) {
         self.drain(Side::A);
         self.drain(Side::B);
         let mut steps = 0;
-        while let Some((to, from, bytes)) = self.queue.pop_front() {
+        while let Some(i) = self.next_due() {
             steps += 1;
-            assert!(steps < 10_000, "network never quiesces");
+            assert!(steps < 100_000, "network never quiesces");
+            let Some((_, to, from, bytes)) = self.queue.remove(i) else {
+                break;
+            };
             if let Some(drop) = self.drop.as_mut() {
                 if drop(&to, &bytes) {
                     continue;
@@ -212,6 +246,16 @@ impl Net {
             };
             self.deliver(side, from, bytes);
         }
+    }
+
+    /// The index of the earliest datagram due by now.
+    fn next_due(&self) -> Option<usize> {
+        self.queue
+            .iter()
+            .enumerate()
+            .filter(|(_, (at, ..))| *at <= self.now)
+            .min_by_key(|(i, (at, ..))| (*at, *i))
+            .map(|(i, _)| i)
     }
 
     /// Hands one datagram to an endpoint, records it, and drains the endpoint.
@@ -243,28 +287,32 @@ impl Net {
     /// Seals an inner packet on `side` and puts it in flight.
     pub(crate) fn send(&mut self, side: Side, inner: &[u8]) -> Result<(), SealError> {
         let now = self.now;
+        let at = now + self.latency;
         let p = self.peer(side);
         let from = p.addr;
         let t = p.ep.seal(now, inner)?;
-        self.queue.push_back((t.to, from, t.payload));
+        self.queue.push_back((at, t.destination, from, t.payload));
         self.drain(side);
         Ok(())
     }
 
-    /// Advances virtual time to `now + d`, firing every timer on the way.
+    /// Advances virtual time to `now + d`, firing every timer and delivering every
+    /// datagram on the way, in time order.
     pub(crate) fn advance(&mut self, d: Duration) {
         let target = self.now + d;
         let mut fired = 0;
         loop {
             self.pump();
-            let next = [self.a.ep.poll_timeout(), self.b.ep.poll_timeout()]
+            let timer = [self.a.ep.poll_timeout(), self.b.ep.poll_timeout()]
                 .into_iter()
                 .flatten()
                 .min();
+            let arrival = self.queue.iter().map(|(at, ..)| *at).min();
+            let next = [timer, arrival].into_iter().flatten().min();
             match next {
                 Some(t) if t <= target => {
                     fired += 1;
-                    assert!(fired < 100_000, "timers never settle");
+                    assert!(fired < 1_000_000, "timers never settle");
                     self.now = self.now.max(t);
                     let now = self.now;
                     self.a.ep.handle_timeout(now);
@@ -279,10 +327,36 @@ impl Net {
         self.pump();
     }
 
+    /// Advances until `done` holds (checked after every step) or `limit` passes; returns
+    /// the virtual time it took.
+    pub(crate) fn run_until(
+        &mut self,
+        limit: Duration,
+        done: impl Fn(&Self) -> bool,
+    ) -> Option<Duration> {
+        let start = self.now;
+        let step = Duration::from_millis(1);
+        while self.now < start + limit {
+            if done(self) {
+                return Some(self.now - start);
+            }
+            self.advance(step);
+        }
+        done(self).then(|| self.now - start)
+    }
+
     /// A connects; everything is delivered.
     pub(crate) fn connect(&mut self) {
         let now = self.now;
         self.a.ep.connect(now);
+        self.pump();
+    }
+
+    /// Both connect at the same instant.
+    pub(crate) fn connect_both(&mut self) {
+        let now = self.now;
+        self.a.ep.connect(now);
+        self.b.ep.connect(now);
         self.pump();
     }
 
@@ -293,11 +367,12 @@ impl Net {
 
     /// [`chat`](Self::chat), returning the first sealing error.
     pub(crate) fn try_chat(&mut self, n: usize, tag: &str) -> Result<(), SealError> {
+        let latency = self.latency;
         for i in 0..n {
             self.send(Side::A, format!("{tag} a{i}").as_bytes())?;
-            self.pump();
+            self.advance(latency);
             self.send(Side::B, format!("{tag} b{i}").as_bytes())?;
-            self.pump();
+            self.advance(latency);
         }
         Ok(())
     }

@@ -5,5 +5,6 @@
 mod adversarial;
 mod forge;
 mod harness;
+mod mitm;
 mod scenarios;
 mod teeth;

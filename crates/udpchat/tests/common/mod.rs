@@ -13,6 +13,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -28,10 +29,57 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_udpchat")
 }
 
+/// The data directory every process of this test binary shares unless a test gives
+/// `--home`: one installation, so two chats of a test are the same person (their own
+/// key is trusted without a first contact), and nothing lands in the real home.
+pub fn shared_home() -> PathBuf {
+    static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| temp_home("shared")).clone()
+}
+
+/// A fresh, empty data directory: a new installation, a new person.
+pub fn temp_home(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "udpchat-test-{}-{name}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The fingerprint and public key (hex) of the identity in `home`, created if needed.
+pub fn identity(home: &std::path::Path) -> (String, String) {
+    let out = run(&["id", "--json", "--home", home.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["fingerprint"].as_str().unwrap().to_owned(),
+        v["public_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Two installations that already met: each has the other's key pinned at the other's
+/// address (as after a first contact), so their chats need nothing compared.
+pub fn acquainted(a_port: u16, b_port: u16) -> (PathBuf, PathBuf) {
+    let (a, b) = (temp_home("a"), temp_home("b"));
+    let (_, key_a) = identity(&a);
+    let (_, key_b) = identity(&b);
+    for (home, key, port) in [(&a, &key_b, b_port), (&b, &key_a, a_port)] {
+        std::fs::write(
+            home.join("known_peers"),
+            format!("{key} manual 2026-12-01T00:00:00Z 127.0.0.1:{port}\n"),
+        )
+        .unwrap();
+    }
+    (a, b)
+}
+
 /// Runs `udpchat` to completion with stdin closed (not a terminal).
 pub fn run(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
+        .env("UDPCHAT_HOME", shared_home())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -66,6 +114,7 @@ impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args(args)
+            .env("UDPCHAT_HOME", shared_home())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
