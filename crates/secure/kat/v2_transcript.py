@@ -1,9 +1,11 @@
 """An independent reading of docs/PROTOCOL.md section 9 (encrypted protocol version 2):
-rebuilds the `transcript-pinned` vectors from the document's rules alone, with the
-`noiseprotocol` Python package (not snow), `cryptography`'s ChaCha20 as the seeded
-random stream and X25519, and `hashlib`'s BLAKE2s.
+rebuilds the `transcript-pinned`, `transcript-cookie` and `transcript-code` vectors from
+the document's rules alone, with the `noiseprotocol` Python package (not snow),
+`cryptography`'s ChaCha20 as the seeded random stream and X25519, `hashlib`'s BLAKE2s,
+PyNaCl's XChaCha20-Poly1305 and magic-wormhole's `spake2`.
 
-    pip install noiseprotocol cryptography && python3 v2_transcript.py ../../../docs/PROTOCOL.md
+    pip install noiseprotocol cryptography pynacl spake2
+    python3 v2_transcript.py ../../../docs/PROTOCOL.md
 
 Exits with status 1 and names the first vector that differs.
 """
@@ -98,6 +100,53 @@ for k, v in got.items():
         sys.exit(1)
 print('transcript-pinned: all', len(got), 'vectors reproduced independently')
 
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt as xseal
+
+A_ADDR = bytes([192, 0, 2, 1]) + struct.pack('>H', 12000)
+
+def cookie_reply(rng_b, secret_b, initiation, k1, index):
+    """B's cookie reply to an initiation from A's address, and A's MAC2 with it."""
+    cookie = mac(secret_b, A_ADDR)
+    nonce = rng_b.take(24)
+    sealed = xseal(cookie, initiation[116:132], nonce, b2(b'udpchat/v2/cookie', k1))
+    reply = bytes([0xD4, 2]) + struct.pack('>I', index) + nonce + sealed
+    return reply, initiation[:132] + mac(cookie, initiation[:132])
+
+# transcript-cookie: B under load.
+want = vectors(doc, 'transcript-cookie')
+ra, rb = Stream(b'\x0a' * 32), Stream(b'\x0b' * 32)
+ra.take(32)
+secret_b = rb.take(32)
+index_a = ra.u32()
+ea = Stream(ra.take(32)).take(32)
+header = bytes([0xD1, 2, 0]) + struct.pack('>I', index_a)
+a = conn(True, sa, ea, header)
+k1 = b2(b'udpchat/v2/mac1/static', pb)
+body = header + a.write_message(bytes(61))
+body += mac(k1, body)
+initiation = body + bytes(16)
+reply, again = cookie_reply(rb, secret_b, initiation, k1, index_a)
+hs_seed_b = rb.take(32)
+index_b = rb.u32()
+b = conn(False, sb, Stream(hs_seed_b).take(32), header)
+assert b.read_message(again[7:116]) == bytes(61)
+response = bytes([0xD2, 2, 0]) + struct.pack('>I', index_a) + bytes(33) + \
+    b.write_message(struct.pack('>IQ', index_b, 0xB))
+assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
+finish = bytes([0xD3, 2]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
+b.read_message(finish[6:])
+got = {'initiation': initiation, 'cookie_reply': reply, 'initiation_with_mac2': again,
+       'response': response, 'finish': finish,
+       'keepalive': transport(index_a, 0, b.encrypt(b'')),
+       'transport_a': transport(index_b, 0, a.encrypt(b'hello')),
+       'transport_b': transport(index_a, 1, b.encrypt(b'hi')),
+       'handshake_hash': a.get_handshake_hash()}
+for k, v in got.items():
+    if v.hex() != want[k]:
+        print('MISMATCH cookie', k, v.hex(), want[k])
+        sys.exit(1)
+print('transcript-cookie: all', len(got), 'vectors reproduced independently')
+
 # transcript-code: the same, with the invitation code through SPAKE2, computed with
 # python-spake2 (magic-wormhole's library, `pip install spake2`). The scalar is drawn as
 # curve25519-dalek's Scalar::random does: 64 bytes of the stream, little-endian, mod L.
@@ -122,12 +171,20 @@ def spake(rng, password):
     return s, msg
 
 ra, rb = Stream(b'\x0a' * 32), Stream(b'\x0b' * 32)
-ra.take(32); rb.take(32)
+ra.take(32)
+secret_b = rb.take(32)
 code = b'7-ribbon-tunnel'
 sp_a, msg_a = spake(ra, code)
 index_a = ra.u32()
 ea = Stream(ra.take(32)).take(32)
 header = bytes([0xD1, 2, 1]) + struct.pack('>I', index_a)
+k1 = b2(b'udpchat/v2/mac1/open')
+a = conn(True, sa, ea, header)
+body = header + a.write_message(msg_a + bytes(28))
+body += mac(k1, body)
+initiation = body + bytes(16)
+# An attempt at the code must prove its address first: a cookie reply, then MAC2.
+reply, again = cookie_reply(rb, secret_b, initiation, k1, index_a)
 
 hs_seed_b = rb.take(32)
 sp_b, msg_b = spake(rb, code)
@@ -136,18 +193,18 @@ eb = Stream(hs_seed_b).take(32)
 k_a, k_b = sp_a.finish(msg_b), sp_b.finish(msg_a)
 assert k_a == k_b
 psk = b2(b'udpchat/v2/psk', b'\x00', b'\x01' + k_a)
-a = conn(True, sa, ea, header)
-body = header + a.write_message(msg_a + bytes(28))
-body += mac(b2(b'udpchat/v2/mac1/open'), body)
-initiation = body + bytes(16)
+# The PSK is mixed at message 2, so A's handshake (started before the SPAKE2 key was
+# known, as the document says) takes it now, before it reads the response.
+a.noise_protocol.psks = [psk]
 b = conn(False, sb, eb, header)
-assert b.read_message(initiation[7:116]) == msg_a + bytes(28)
+assert b.read_message(again[7:116]) == msg_a + bytes(28)
 response = bytes([0xD2, 2, 1]) + struct.pack('>I', index_a) + msg_b + \
     b.write_message(struct.pack('>IQ', index_b, 0xB))
 assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
 finish = bytes([0xD3, 2]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
 assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
-got = {'initiation': initiation, 'response': response, 'finish': finish,
+got = {'initiation': initiation, 'cookie_reply': reply, 'initiation_with_mac2': again,
+       'response': response, 'finish': finish,
        'keepalive': transport(index_a, 0, b.encrypt(b'')),
        'transport_a': transport(index_b, 0, a.encrypt(b'hello')),
        'transport_b': transport(index_a, 1, b.encrypt(b'hi')),

@@ -581,7 +581,12 @@ impl SecureEndpoint {
         // before spending any budget on it: garbage that passed MAC1 costs nothing more.
         let spake_a = self.read_initiation(&msg)?;
         let mac2_ok = self.cookies.mac2_valid(from, msg.mac2_input(), &msg.mac2());
-        if !mac2_ok && !self.load.allow((), now) {
+        // An attempt at the invitation's code uses up one of its few attempts: it must
+        // come from an address that receives (a cookie), or anyone could close the
+        // invitation by spoofing the real peer's address. Other initiations need a
+        // cookie only under load.
+        let code_attempt = msg.flags() & FLAG_PAKE != 0 && self.config.code.is_some();
+        if !mac2_ok && (code_attempt || !self.load.allow((), now)) {
             self.send_cookie_reply(now, from, &msg, &mac1_key);
             return Ok(());
         }
