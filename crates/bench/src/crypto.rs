@@ -103,6 +103,82 @@ pub(crate) fn seal_open_ns(size: usize, count: u32) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64() * 1e9 / f64::from(count))
 }
 
+/// What an initiation costs the responder, in nanoseconds each, by how far it gets:
+/// refused at MAC1 (a stranger to a pinned peer), answered with a cookie (under load, or
+/// any attempt at an invitation's code), answered in full (a response: the
+/// Diffie-Hellman work the rate limit and the cookies protect).
+pub(crate) struct ResponderCosts {
+    pub(crate) mac1_reject_ns: f64,
+    pub(crate) cookie_ns: f64,
+    pub(crate) answer_ns: f64,
+}
+
+/// `count` initiations, each from a fresh identity and ephemeral key, keyed with the
+/// open MAC1 key; `code`: offering an invitation code.
+fn initiations(count: u32, to: std::net::SocketAddr, code: bool) -> Vec<Vec<u8>> {
+    let now = Instant::now();
+    (0..count)
+        .filter_map(|i| {
+            let mut key = [0x5Au8; 32];
+            key[..4].copy_from_slice(&i.to_be_bytes());
+            let config = SecureConfig {
+                peer: Some(to),
+                code: code.then(|| udpchat_secure::InviteCode::from_random([3; 8])),
+                ..SecureConfig::new(udpchat_secure::Identity::from_private(key))
+            };
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_be_bytes());
+            let mut ep = SecureEndpoint::new(config, u64::from(i) + 1, now, seed);
+            ep.connect(now);
+            ep.poll_transmit().map(|t| t.payload)
+        })
+        .collect()
+}
+
+/// Measures [`ResponderCosts`] over `count` initiations each.
+pub(crate) fn responder_costs(count: u32) -> anyhow::Result<ResponderCosts> {
+    let me: std::net::SocketAddr = "127.0.0.1:2".parse()?;
+    let from: std::net::SocketAddr = "127.0.0.1:1".parse()?;
+    let now = Instant::now();
+    let time = |mut responder: SecureEndpoint, batch: &[Vec<u8>]| {
+        let started = Instant::now();
+        for d in batch {
+            let _ = responder.handle_datagram(now, from, d);
+            while responder.poll_transmit().is_some() {}
+        }
+        started.elapsed().as_secs_f64() * 1e9 / batch.len().max(1) as f64
+    };
+    let identity = crate::engine::identity(9);
+    let plain = initiations(count, me, false);
+    let coded = initiations(count, me, true);
+    // A pinned peer accepts only MAC1 keyed by its own public key.
+    let pinned = SecureConfig {
+        trust: Trust {
+            pinned: [crate::engine::identity(8).public()].into_iter().collect(),
+            expected: Some(crate::engine::identity(8).public()),
+        },
+        ..SecureConfig::new(identity.clone())
+    };
+    let mac1_reject_ns = time(SecureEndpoint::new(pinned, 1, now, [1; 32]), &plain);
+    let invitation = SecureConfig {
+        code: Some(udpchat_secure::InviteCode::from_random([4; 8])),
+        ..SecureConfig::new(identity.clone())
+    };
+    let cookie_ns = time(SecureEndpoint::new(invitation, 2, now, [2; 32]), &coded);
+    let open = SecureConfig {
+        load_rate: u32::MAX,
+        handshake_rate_per_source: u32::MAX,
+        handshake_burst: u32::MAX,
+        ..SecureConfig::new(identity)
+    };
+    let answer_ns = time(SecureEndpoint::new(open, 3, now, [3; 32]), &plain);
+    Ok(ResponderCosts {
+        mac1_reject_ns,
+        cookie_ns,
+        answer_ns,
+    })
+}
+
 /// The security modes compared, with their names.
 pub(crate) fn modes(psk: &Psk) -> [(&'static str, BenchSecurity); 3] {
     [
@@ -128,6 +204,20 @@ mod tests {
         }
         assert!(x != 1);
         assert!(process_cpu().unwrap() > before);
+    }
+
+    #[test]
+    fn responder_costs_are_measured_in_order() {
+        let c = responder_costs(20).unwrap();
+        eprintln!(
+            "responder: {:.1} µs MAC1, {:.1} µs cookie, {:.1} µs answer",
+            c.mac1_reject_ns / 1e3,
+            c.cookie_ns / 1e3,
+            c.answer_ns / 1e3
+        );
+        // Refusing at MAC1 is cheaper than a full answer, whatever the machine.
+        assert!(c.mac1_reject_ns > 0.0 && c.mac1_reject_ns < c.answer_ns);
+        assert!(c.cookie_ns > 0.0);
     }
 
     #[test]

@@ -364,6 +364,13 @@ fn encryption(r: &mut Report, s: &Sizes, one_way: f64) -> anyhow::Result<()> {
         big / 1e3,
         small / 1e3
     ));
+    let costs = crypto::responder_costs(if s.repeats > 1 { 2_000 } else { 50 })?;
+    r.line(format!(
+        "   what an initiation costs the responder: {:.1} µs refused at MAC1, {:.1} µs answered with a cookie, {:.1} µs answered in full (Diffie-Hellman)",
+        costs.mac1_reject_ns / 1e3,
+        costs.cookie_ns / 1e3,
+        costs.answer_ns / 1e3
+    ));
     if let [(_, clear, clear_cpu, clear_saw), (_, psk_rate, psk_cpu, psk_saw), ..] = rates[..] {
         r.line(format!(
             "   passphrase / clear text: {:.2} x the rate with the default window, {:.2} x stop-and-wait, {} the CPU per message",

@@ -577,19 +577,20 @@ impl SecureEndpoint {
             self.stats.duplicate_handshakes += 1;
             return Ok(());
         }
-        // Read message 1 (no Diffie-Hellman in it, no state) and check its payload
-        // before spending any budget on it: garbage that passed MAC1 costs nothing more.
-        let spake_a = self.read_initiation(&msg)?;
+        // Before any other work (a Noise state costs a scalar multiplication): an attempt
+        // at the invitation's code uses up one of its few attempts, so it must come from
+        // an address that receives (a cookie), or anyone could close the invitation by
+        // spoofing the real peer's address; other initiations need a cookie only under
+        // load.
         let mac2_ok = self.cookies.mac2_valid(from, msg.mac2_input(), &msg.mac2());
-        // An attempt at the invitation's code uses up one of its few attempts: it must
-        // come from an address that receives (a cookie), or anyone could close the
-        // invitation by spoofing the real peer's address. Other initiations need a
-        // cookie only under load.
         let code_attempt = msg.flags() & FLAG_PAKE != 0 && self.config.code.is_some();
         if !mac2_ok && (code_attempt || !self.load.allow((), now)) {
             self.send_cookie_reply(now, from, &msg, &mac1_key);
             return Ok(());
         }
+        // Read message 1 (no Diffie-Hellman in it, no state kept) and check its payload
+        // before the tie-break and the rate limit see it.
+        let spake_a = self.read_initiation(&msg)?;
         if let Some(ours) = self.initiation.as_mut() {
             // Both sides initiated: the lower ephemeral key keeps the initiator role, and
             // the peer answers ours. Ours may have been lost before the peer was up, so
