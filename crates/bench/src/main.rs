@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod binary;
 mod crypto;
 mod engine;
 mod machine;
@@ -34,6 +35,10 @@ struct Sizes {
     streams: usize,
     queued: usize,
     idle_peers: usize,
+    /// Starts of two `udpchat` processes per kind (simultaneous, staggered).
+    start_rounds: usize,
+    /// How long after the first the second side starts in the staggered rounds.
+    start_stagger: Duration,
 }
 
 const FULL: Sizes = Sizes {
@@ -47,6 +52,8 @@ const FULL: Sizes = Sizes {
     streams: 200_000,
     queued: 10_000,
     idle_peers: 1_000,
+    start_rounds: 20,
+    start_stagger: Duration::from_secs(10),
 };
 
 const SMOKE: Sizes = Sizes {
@@ -61,6 +68,8 @@ const SMOKE: Sizes = Sizes {
     streams: 2_000,
     queued: 1_000,
     idle_peers: 50,
+    start_rounds: 2,
+    start_stagger: Duration::from_millis(300),
 };
 
 /// Bytes per message in every throughput figure.
@@ -310,10 +319,66 @@ fn run(s: &Sizes, smoke: bool) -> anyhow::Result<Report> {
 
     // 7. What encryption costs.
     encryption(&mut r, s, one_way)?;
+
+    // 8. Starts through the program itself.
+    match binary::locate(!smoke)? {
+        Some(bin) => starts(&mut r, s, &bin)?,
+        None => r.line(
+            "8. starts through the binary: skipped, udpchat is not built beside the bench (cargo build -p udpchat)"
+                .to_owned(),
+        ),
+    }
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
     Ok(r)
+}
+
+/// Section 8: two `udpchat` processes started together and apart, with the defaults
+/// and with the shortest timeout people use, each typing a line at once.
+fn starts(r: &mut Report, s: &Sizes, bin: &std::path::Path) -> anyhow::Result<()> {
+    r.line(format!(
+        "8. starts through the binary ({}), two processes already acquainted, {} rounds each, one line typed at start (the `delivered` event counts whole milliseconds):",
+        bin.display(),
+        s.start_rounds
+    ));
+    let mut worst = Duration::ZERO;
+    let mut failed = 0;
+    let mut wrong = 0;
+    for (stagger, kind) in [
+        (Duration::ZERO, "simultaneous".to_owned()),
+        (s.start_stagger, format!("B {} s after A", s.start_stagger.as_secs_f64())),
+    ] {
+        for extra in [&[][..], &["--timeout", "50ms"][..]] {
+            let got = binary::starts(bin, extra, stagger, s.start_rounds, 10)?;
+            let t = &got.acked_after;
+            r.line(format!(
+                "   {kind}, {}: acknowledged after p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms; {} failed, {} rounds with a line missing or doubled",
+                if extra.is_empty() { "defaults".to_owned() } else { extra.join(" ") },
+                ms(percentile(t, 0.5)),
+                ms(percentile(t, 0.9)),
+                ms(percentile(t, 1.0)),
+                got.failed,
+                got.wrong
+            ));
+            worst = worst.max(percentile(t, 1.0));
+            failed += got.failed;
+            wrong += got.wrong;
+        }
+    }
+    r.goal(
+        "starts: messages failed or not delivered exactly once",
+        format!("{}", failed + wrong as u64),
+        "0",
+        failed == 0 && wrong == 0,
+    );
+    r.goal(
+        "starts: slowest first message acknowledged after (from typed or the peer's start)",
+        format!("{:.0} ms", ms(worst)),
+        "<= 100 ms",
+        worst <= Duration::from_millis(100),
+    );
+    Ok(())
 }
 
 /// Section 7: encrypted against clear text, the same runs side by side.
