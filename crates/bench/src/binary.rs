@@ -92,7 +92,10 @@ fn public_key(bin: &Path, home: &Path) -> anyhow::Result<String> {
 /// Two installations that met before: each has the other's key pinned at its address,
 /// so a start needs nothing compared (the everyday case after a first contact).
 fn acquainted(bin: &Path, ports: (u16, u16), tag: &str) -> anyhow::Result<(TempHome, TempHome)> {
-    let (a, b) = (TempHome::new(&format!("{tag}a")), TempHome::new(&format!("{tag}b")));
+    let (a, b) = (
+        TempHome::new(&format!("{tag}a")),
+        TempHome::new(&format!("{tag}b")),
+    );
     let (key_a, key_b) = (public_key(bin, a.path())?, public_key(bin, b.path())?);
     for (home, key, port) in [(&a, &key_b, ports.1), (&b, &key_a, ports.0)] {
         std::fs::write(
@@ -217,10 +220,26 @@ fn one_start(bin: &Path, extra: &[&str], stagger: Duration, i: usize) -> anyhow:
     let (home_a, home_b) = acquainted(bin, (pa, pb), &i.to_string())?;
     let line = |side: &str| format!("hello from {side}{i}");
     let a_typed = Instant::now();
-    let a = Chat::start(bin, home_a.path(), pa, pb, extra, &line("A"), format!("A{i}"))?;
+    let a = Chat::start(
+        bin,
+        home_a.path(),
+        pa,
+        pb,
+        extra,
+        &line("A"),
+        format!("A{i}"),
+    )?;
     std::thread::sleep(stagger);
     let b_typed = Instant::now();
-    let b = Chat::start(bin, home_b.path(), pb, pa, extra, &line("B"), format!("B{i}"))?;
+    let b = Chat::start(
+        bin,
+        home_b.path(),
+        pb,
+        pa,
+        extra,
+        &line("B"),
+        format!("B{i}"),
+    )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let (events_a, events_b) = (a.events(deadline)?, b.events(deadline)?);
     let mut round = Starts::default();
@@ -231,11 +250,15 @@ fn one_start(bin: &Path, extra: &[&str], stagger: Duration, i: usize) -> anyhow:
         fn named<'a>(events: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a Value> {
             events.iter().filter(move |e| e["event"] == name)
         }
-        let received: Vec<_> = named(events, "received").filter_map(|e| e["text"].as_str()).collect();
+        let received: Vec<_> = named(events, "received")
+            .filter_map(|e| e["text"].as_str())
+            .collect();
         if received != [other.as_str()] {
             round.wrong += 1;
         }
-        round.failed += named(events, "exit").filter_map(|e| e["failed"].as_u64()).sum::<u64>();
+        round.failed += named(events, "exit")
+            .filter_map(|e| e["failed"].as_u64())
+            .sum::<u64>();
         for delivered in named(events, "delivered") {
             let elapsed = Duration::from_millis(delivered["elapsed_ms"].as_u64().unwrap_or(0));
             // The line waited for the other side to start: that part is not the chat's.

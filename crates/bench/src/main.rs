@@ -347,7 +347,10 @@ fn starts(r: &mut Report, s: &Sizes, bin: &std::path::Path) -> anyhow::Result<()
     let mut wrong = 0;
     for (stagger, kind) in [
         (Duration::ZERO, "simultaneous".to_owned()),
-        (s.start_stagger, format!("B {} s after A", s.start_stagger.as_secs_f64())),
+        (
+            s.start_stagger,
+            format!("B {} s after A", s.start_stagger.as_secs_f64()),
+        ),
     ] {
         for extra in [&[][..], &["--timeout", "50ms"][..]] {
             let got = binary::starts(bin, extra, stagger, s.start_rounds, 10)?;

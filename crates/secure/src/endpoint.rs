@@ -783,15 +783,31 @@ impl SecureEndpoint {
         self.stats.cookie_replies_sent += 1;
     }
 
+    /// Whether a reply addressed to `index` answers the initiation we have in flight:
+    /// `Ok(false)` for a late duplicate answering one that already finished (counted,
+    /// otherwise ignored), an error for an index we never used.
+    fn answers_our_initiation(&mut self, index: u32) -> Result<bool, Reject> {
+        if self
+            .initiation
+            .as_ref()
+            .is_some_and(|i| i.local_index == index)
+        {
+            return Ok(true);
+        }
+        if self.finished_indices.contains(&index) {
+            self.stats.duplicate_handshakes += 1;
+            return Ok(false);
+        }
+        Err(Reject::UnknownIndex)
+    }
+
     /// Handshake message 2, answering our initiation.
     fn on_response(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> Result<(), Reject> {
         let msg = Response::parse(bytes)?;
-        let index = msg.receiver_index();
-        let Some(init) = self.initiation.as_mut().filter(|i| i.local_index == index) else {
-            if self.finished_indices.contains(&index) {
-                self.stats.duplicate_handshakes += 1;
-                return Ok(());
-            }
+        if !self.answers_our_initiation(msg.receiver_index())? {
+            return Ok(());
+        }
+        let Some(init) = self.initiation.as_mut() else {
             return Err(Reject::UnknownIndex);
         };
         let answered = msg.flags() & FLAG_PAKE != 0;
@@ -1024,12 +1040,10 @@ impl SecureEndpoint {
     /// again at once.
     fn on_cookie_reply(&mut self, now: Instant, bytes: &[u8]) -> Result<(), Reject> {
         let msg = CookieReply::parse(bytes)?;
-        let index = msg.receiver_index();
-        let Some(init) = self.initiation.as_ref().filter(|i| i.local_index == index) else {
-            if self.finished_indices.contains(&index) {
-                self.stats.duplicate_handshakes += 1;
-                return Ok(());
-            }
+        if !self.answers_our_initiation(msg.receiver_index())? {
+            return Ok(());
+        }
+        let Some(init) = self.initiation.as_ref() else {
             return Err(Reject::UnknownIndex);
         };
         let cookie = open_cookie(&init.mac1_key, &msg.nonce(), msg.sealed(), &init.mac1)

@@ -463,7 +463,7 @@ impl Chat {
             }
             Event::Connected { .. } => self.note("connected"),
             Event::NoAnswer { waited } => self.note(&format!(
-                "no answer from {} for {} s: is udpchat running there, on that port, and is UDP allowed? Messages typed until now are not delivered (/retry sends them again)",
+                "no answer from {} for {} s: is udpchat (this version) running there, on that port, and is UDP allowed? Messages typed until now are not delivered (/retry sends them again)",
                 self.status.peer,
                 waited.as_secs()
             )),

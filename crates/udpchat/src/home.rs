@@ -338,25 +338,39 @@ fn read_identity(path: &Path) -> Result<Option<IdentityFile>, HomeError> {
     }))
 }
 
+/// The lines of one of udpchat's text files that say something, numbered from 1:
+/// trimmed, blank lines and `#` comments left out, and a byte order mark (which some
+/// editors add) not part of the first line. A line that is not UTF-8 is an error.
+pub(crate) fn content_lines(
+    bytes: &[u8],
+) -> impl Iterator<Item = (usize, Result<&str, std::str::Utf8Error>)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .map(|(index, line)| {
+            let line = std::str::from_utf8(line).map(|line| {
+                if index == 0 {
+                    line.trim_start_matches('\u{feff}').trim()
+                } else {
+                    line.trim()
+                }
+            });
+            (index + 1, line)
+        })
+        .filter(|(_, line)| {
+            line.as_ref()
+                .map_or(true, |l| !l.is_empty() && !l.starts_with('#'))
+        })
+}
+
 /// The key of an identity file: `#` comments and blank lines ignored, exactly one
 /// `private-key` line of 64 hex digits. An error gives the line (1-based) if one is at
 /// fault, and never quotes the file, which may hold the key.
 fn parse_identity(bytes: &[u8]) -> Result<Zeroizing<[u8; 32]>, (Option<usize>, String)> {
     let mut found: Option<(usize, Zeroizing<[u8; 32]>)> = None;
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let number = index + 1;
+    for (number, line) in content_lines(bytes) {
         let bad = |what: &str| (Some(number), what.to_owned());
-        let line = std::str::from_utf8(line).map_err(|_| bad("is not UTF-8 text"))?;
-        // A BOM, if an editor added one, is not part of the first line's text.
-        let line = if number == 1 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+        let line = line.map_err(|_| bad("is not UTF-8 text"))?;
         let mut words = line.split_ascii_whitespace();
         if words.next() != Some(PRIVATE_KEY) {
             return Err(bad(

@@ -400,20 +400,8 @@ fn unknown(key: &[u8; 32]) -> KnownPeersError {
 /// wrong with it.
 fn parse(bytes: &[u8]) -> Result<Vec<KnownPeer>, (usize, String)> {
     let mut peers: Vec<(usize, KnownPeer)> = Vec::new();
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let number = index + 1;
-        let line = std::str::from_utf8(line)
-            .map_err(|_| (number, "the line is not UTF-8 text".to_owned()))?;
-        // A BOM, if an editor added one, is not part of the first line's text.
-        let line = if number == 1 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (number, line) in home::content_lines(bytes) {
+        let line = line.map_err(|_| (number, "the line is not UTF-8 text".to_owned()))?;
         let peer = parse_line(line).map_err(|what| (number, what))?;
         if let Some((first, _)) = peers.iter().find(|(_, p)| p.key == peer.key) {
             return Err((number, format!("the key is already on line {first}")));

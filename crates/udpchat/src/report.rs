@@ -458,7 +458,7 @@ impl Report {
             }
             Self::InvitationClosed { used: true } => return None,
             Self::NoAnswer { peer, waited_s } => format!(
-                "no answer from {} for {waited_s} s: is udpchat running there, on that port, and is UDP allowed? (still trying)",
+                "no answer from {} for {waited_s} s: is udpchat (this version) running there, on that port, and is UDP allowed? (still trying)",
                 peer.map_or("the peer".to_owned(), |p| p.to_string())
             ),
             Self::PeerMoved { old, new } => {
