@@ -3,6 +3,7 @@
 //! reports what the session has to say. It never polls: with no timer armed it sleeps
 //! until a datagram, a line or a signal arrives.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -18,7 +19,10 @@ use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
 
 /// Messages queued in the session before stdin stops being read: a huge piped file is
 /// then read only as fast as the peer takes it.
-const MAX_QUEUED: usize = 1024;
+const MAX_QUEUED: usize = 4096;
+
+/// Most datagrams taken from the socket before the session's answer is sent.
+const RECV_BATCH: usize = 64;
 
 /// Shortest wait for a silent peer before leaving at end of input.
 const MIN_LINGER: Duration = Duration::from_millis(500);
@@ -56,8 +60,10 @@ impl Finish {
     }
 }
 
-/// Writes reports as JSON lines or human lines.
-#[derive(Debug)]
+/// Writes reports as JSON lines or human lines. Lines are collected and written with
+/// one system call per stream and turn of the loop ([`Output::flush`]), in the order
+/// they were made, so a terminal shows stdout and stderr lines as they came.
+#[derive(Debug, Default)]
 pub(crate) struct Output {
     /// One JSON object per line on stdout.
     pub(crate) json: bool,
@@ -65,29 +71,67 @@ pub(crate) struct Output {
     pub(crate) verbose: bool,
     /// Round-trip figures on exit.
     pub(crate) stats: bool,
+    /// Lines not yet written: runs of lines for one stream, in order.
+    unwritten: Vec<(Stream, String)>,
+    /// Bytes in `unwritten`.
+    unwritten_len: usize,
 }
 
+/// Past this many bytes what is collected is written at once, whatever the loop does.
+const OUTPUT_BUFFER: usize = 1 << 16;
+
 impl Output {
-    /// Writes one report. Failing to write the conversation (stdout) is an error: the
-    /// user would no longer see what arrives. Failing to write status to stderr is not.
-    fn emit(&self, report: &Report) -> io::Result<()> {
-        if self.json {
-            let mut out = io::stdout().lock();
-            writeln!(out, "{}", report.to_json())?;
-            return out.flush();
+    pub(crate) fn new(json: bool, verbose: bool, stats: bool) -> Self {
+        Self {
+            json,
+            verbose,
+            stats,
+            ..Self::default()
         }
-        match report.to_human(self.verbose) {
-            Some((Stream::Stdout, line)) => {
-                let mut out = io::stdout().lock();
-                writeln!(out, "{line}")?;
-                out.flush()
-            }
-            Some((Stream::Stderr, line)) => {
-                let _ = writeln!(io::stderr().lock(), "{line}");
-                Ok(())
-            }
-            None => Ok(()),
+    }
+
+    /// Collects one report.
+    fn emit(&mut self, report: &Report) -> io::Result<()> {
+        let line = if self.json {
+            Some((Stream::Stdout, report.to_json().to_string()))
+        } else {
+            report.to_human(self.verbose)
+        };
+        let Some((stream, line)) = line else {
+            return Ok(());
+        };
+        self.unwritten_len += line.len() + 1;
+        match self.unwritten.last_mut() {
+            Some((last, run)) if *last == stream => run.push_str(&line),
+            _ => self.unwritten.push((stream, line)),
         }
+        if let Some((_, run)) = self.unwritten.last_mut() {
+            run.push('\n');
+        }
+        if self.unwritten_len >= OUTPUT_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes out what was collected. Failing to write the conversation (stdout) is an
+    /// error: the user would no longer see what arrives. Failing to write status to
+    /// stderr is not.
+    fn flush(&mut self) -> io::Result<()> {
+        self.unwritten_len = 0;
+        for (stream, run) in std::mem::take(&mut self.unwritten) {
+            match stream {
+                Stream::Stdout => {
+                    let mut out = io::stdout().lock();
+                    out.write_all(run.as_bytes())?;
+                    out.flush()?;
+                }
+                Stream::Stderr => {
+                    let _ = io::stderr().lock().write_all(run.as_bytes());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +145,8 @@ pub(crate) struct Driver {
     lines: mpsc::Receiver<Input>,
     /// Stdin has not reached its end yet.
     stdin_open: bool,
+    /// Lines read but not yet queued in the session (it was full).
+    unread: VecDeque<Vec<u8>>,
     /// Messages reported failed because the run ended first (Ctrl-C, a refusal).
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
@@ -127,6 +173,7 @@ impl Driver {
             output,
             lines,
             stdin_open: true,
+            unread: VecDeque::new(),
             interrupted: 0,
             refused: 0,
             reject_budget: RejectBudget::new(),
@@ -199,13 +246,16 @@ impl Driver {
             if self.settled(Instant::now()) {
                 break;
             }
+            if !self.unread.is_empty() && self.has_room() {
+                self.queue_unread(Instant::now())?;
+                self.flush().await?;
+            }
             let deadline = self.next_deadline();
             let wake = tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now));
             // Back-pressure: while the session holds enough, stdin is not read, so a huge
             // piped file is read only as fast as the peer takes it.
-            let read_stdin = self.stdin_open
-                && self.net.stack.outstanding() < MAX_QUEUED
-                && self.net.stack.can_send();
+            let read_stdin = self.stdin_open && self.unread.is_empty() && self.has_room();
+            self.output.flush()?;
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
                     Ok(()) => return self.interrupt(),
@@ -217,14 +267,17 @@ impl Driver {
                 received = self.net.socket.recv_from(&mut buf) => match received {
                     Ok((len, from)) => {
                         let now = Instant::now();
-                        let arrival = self.net.on_datagram(now, from, &buf[..len]);
-                        match arrival {
-                            Arrival::Accepted => {}
-                            Arrival::Dropped(drop) => {
-                                self.emit(&Report::DroppedBySimulation { kind: drop.kind, seq: drop.seq })?;
-                            }
-                            Arrival::Rejected { reject, .. } => {
-                                self.report_rejected(now, reject.code(), reject.to_string())?;
+                        self.on_datagram(now, from, len, &buf)?;
+                        // Take whatever else has arrived before answering: one
+                        // acknowledgement and one write for the lot.
+                        for _ in 1..RECV_BATCH {
+                            match self.net.socket.try_recv_from(&mut buf) {
+                                Ok((len, from)) => self.on_datagram(now, from, len, &buf)?,
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(e) => {
+                                    self.net.on_recv_error(&e)?;
+                                    break;
+                                }
                             }
                         }
                         self.flush().await?;
@@ -245,10 +298,70 @@ impl Driver {
         Ok(Finish::Completed(totals))
     }
 
+    /// Hands one received datagram to the endpoint and reports what became of it.
+    fn on_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        len: usize,
+        buf: &[u8],
+    ) -> io::Result<()> {
+        let Some(bytes) = buf.get(..len) else {
+            return Ok(());
+        };
+        match self.net.on_datagram(now, from, bytes) {
+            Arrival::Accepted => Ok(()),
+            Arrival::Dropped(drop) => self.emit(&Report::DroppedBySimulation {
+                kind: drop.kind,
+                seq: drop.seq,
+            }),
+            Arrival::Rejected { reject, .. } => {
+                self.report_rejected(now, reject.code(), reject.to_string())
+            }
+        }
+    }
+
+    /// Whether the session takes more input now. Past this, stdin is not read, so a
+    /// huge piped file is read only as fast as the peer takes it.
+    fn has_room(&self) -> bool {
+        self.net.stack.outstanding() < MAX_QUEUED && self.net.stack.can_send()
+    }
+
+    /// Queues read lines in the session while it has room; the rest waits in `unread`.
+    fn queue_unread(&mut self, now: Instant) -> io::Result<()> {
+        while self.has_room() {
+            let Some(raw) = self.unread.pop_front() else {
+                break;
+            };
+            match message_of(raw) {
+                Ok(None) => {}
+                Ok(Some(text)) => {
+                    if let Err(e) = self.net.send(now, text.clone()) {
+                        self.refused += 1;
+                        self.emit(&Report::Error {
+                            message: format!("{e}; not sent"),
+                            text: Some(text),
+                        })?;
+                    }
+                }
+                Err(e) => {
+                    self.refused += 1;
+                    let LineError::InvalidUtf8 { lossy, .. } = &e;
+                    self.emit(&Report::Error {
+                        message: e.to_string(),
+                        text: Some(lossy.clone()),
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Input has ended, nothing of ours is outstanding, nothing is held by the
     /// simulated network, and the peer has been quiet long enough.
     fn settled(&self, now: Instant) -> bool {
         !self.stdin_open
+            && self.unread.is_empty()
             && self.net.stack.is_idle()
             && self.net.impairment.pending() == 0
             && now >= self.net.last_heard + self.linger()
@@ -274,7 +387,7 @@ impl Driver {
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end = (!self.stdin_open && self.net.stack.is_idle())
+        let linger_end = (!self.stdin_open && self.unread.is_empty() && self.net.stack.is_idle())
             .then(|| self.net.last_heard + self.linger());
         [self.net.next_deadline(), linger_end]
             .into_iter()
@@ -292,29 +405,11 @@ impl Driver {
                     text: None,
                 })?;
             }
-            Some(Input::Line(raw)) => match message_of(raw) {
-                Ok(None) => {}
-                Ok(Some(text)) => match self.net.send(now, text.clone()) {
-                    Ok(_) => {
-                        self.flush().await?;
-                    }
-                    Err(e) => {
-                        self.refused += 1;
-                        self.emit(&Report::Error {
-                            message: format!("{e}; not sent"),
-                            text: Some(text),
-                        })?;
-                    }
-                },
-                Err(e) => {
-                    self.refused += 1;
-                    let LineError::InvalidUtf8 { lossy, .. } = &e;
-                    self.emit(&Report::Error {
-                        message: e.to_string(),
-                        text: Some(lossy.clone()),
-                    })?;
-                }
-            },
+            Some(Input::Lines(lines)) => {
+                self.unread.extend(lines);
+                self.queue_unread(now)?;
+                self.flush().await?;
+            }
         }
         Ok(())
     }
@@ -325,6 +420,8 @@ impl Driver {
     /// peer believes delivered.
     async fn flush(&mut self) -> io::Result<()> {
         self.report_events()?;
+        // What arrived is on screen (or in the pipe) before it is acknowledged.
+        self.output.flush()?;
         if let Some(message) = self.net.send_all().await {
             self.emit(&Report::Warning { message })?;
         }
@@ -404,11 +501,12 @@ impl Driver {
         Ok(())
     }
 
-    fn emit_exit(&self, totals: Totals) -> io::Result<()> {
+    fn emit_exit(&mut self, totals: Totals) -> io::Result<()> {
         if self.output.stats && !self.output.json {
             self.emit(&Report::Stats(totals))?;
         }
-        self.emit(&Report::Exit(totals))
+        self.emit(&Report::Exit(totals))?;
+        self.output.flush()
     }
 
     fn totals(&self) -> Totals {
@@ -432,7 +530,7 @@ impl Driver {
         }
     }
 
-    fn emit(&self, report: &Report) -> io::Result<()> {
+    fn emit(&mut self, report: &Report) -> io::Result<()> {
         self.output
             .emit(report)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot write to stdout: {e}")))

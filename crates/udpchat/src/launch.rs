@@ -59,11 +59,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     };
     let (socket, peer) = open(&settings, peer_text.as_deref())?;
     let seed = settings.seed.unwrap_or_else(rand::random);
-    let output = Output {
-        json: settings.json,
-        verbose: settings.verbose,
-        stats: settings.stats,
-    };
+    let output = Output::new(settings.json, settings.verbose, settings.stats);
     let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
     runtime.block_on(async move {
         let (net, notices) = endpoint(
@@ -180,11 +176,20 @@ pub(crate) fn open(
     });
     let local = SocketAddr::new(bind_ip, settings.port);
     let socket = std::net::UdpSocket::bind(local).map_err(|e| bind_error(&e, local))?;
+    // Room for bursts: a peer that sends a whole window while this process is busy
+    // writing its output must not lose datagrams in the kernel. The system caps the size
+    // (net.core.rmem_max); less than asked is fine.
+    let sock = socket2::SockRef::from(&socket);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
     socket
         .set_nonblocking(true)
         .context("cannot make the UDP socket non-blocking")?;
     Ok((socket, peer))
 }
+
+/// Socket buffer size asked for, each way.
+const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Finds the passphrase and derives the key, once, before anything else starts; `None`
 /// in clear-text mode.

@@ -5,22 +5,27 @@
 //! read cannot be cancelled and would hold up the end of the program until the user
 //! pressed Enter; the process simply exits with the thread still blocked in `read`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 
 use thiserror::Error;
 use tokio::sync::mpsc;
 
 use crate::cli::UsageError;
 
-/// Lines read ahead of the driver. Small, so a huge piped file is read only as fast
-/// as the chat sends it.
-const READ_AHEAD: usize = 16;
+/// Batches of lines read ahead of the driver. Small, so a huge piped file is read only
+/// as fast as the chat sends it.
+const READ_AHEAD: usize = 4;
+
+/// Most lines handed over in one batch.
+const MAX_BATCH: usize = 1024;
 
 /// What the reader thread hands over.
 #[derive(Debug)]
 pub(crate) enum Input {
-    /// One line as read, still with its newline, not yet checked for UTF-8.
-    Line(Vec<u8>),
+    /// Lines as read, each still with its newline, not yet checked for UTF-8: all that
+    /// was waiting in the pipe (up to [`MAX_BATCH`]), so lines that arrive together are
+    /// queued together and share datagrams, and the driver wakes once for them.
+    Lines(Vec<Vec<u8>>),
     /// Reading failed; no more lines will come.
     Failed(String),
 }
@@ -88,29 +93,89 @@ pub(crate) fn spawn_reader() -> std::io::Result<mpsc::Receiver<Input>> {
     std::thread::Builder::new()
         .name("stdin".to_string())
         .spawn(move || {
-            let stdin = std::io::stdin();
-            let mut stdin = stdin.lock();
-            loop {
-                let mut line = Vec::new();
-                let input = match stdin.read_until(b'\n', &mut line) {
-                    Ok(0) => return,
-                    Ok(_) => Input::Line(line),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => Input::Failed(format!("cannot read stdin: {e}")),
-                };
-                let last = matches!(input, Input::Failed(_));
-                // The driver has gone away: nothing more to read for.
-                if tx.blocking_send(input).is_err() || last {
-                    return;
-                }
-            }
+            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin());
+            read_batches(stdin, |input| tx.blocking_send(input).is_ok());
         })?;
     Ok(rx)
+}
+
+/// Reads `from` to its end, handing `deliver` batches of lines: each batch is what was
+/// already buffered when a line ended, so a person typing gets each line at once and a
+/// pipe gets thousands a call. Stops when `deliver` says the driver has gone away.
+fn read_batches<R: Read>(mut from: BufReader<R>, mut deliver: impl FnMut(Input) -> bool) {
+    let mut batch = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        match from.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => batch.push(line),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if !batch.is_empty() {
+                    deliver(Input::Lines(std::mem::take(&mut batch)));
+                }
+                deliver(Input::Failed(format!("cannot read stdin: {e}")));
+                return;
+            }
+        }
+        // Hand over when nothing more is buffered: the next read may wait for the
+        // writer, and this batch must not wait with it.
+        if (batch.len() >= MAX_BATCH || from.buffer().is_empty())
+            && !deliver(Input::Lines(std::mem::take(&mut batch)))
+        {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        deliver(Input::Lines(batch));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batches(input: &[u8], capacity: usize) -> Vec<Vec<Vec<u8>>> {
+        let mut got = Vec::new();
+        let reader = BufReader::with_capacity(capacity, input);
+        read_batches(reader, |i| {
+            match i {
+                Input::Lines(lines) => got.push(lines),
+                Input::Failed(e) => panic!("{e}"),
+            }
+            true
+        });
+        got
+    }
+
+    #[test]
+    fn lines_buffered_together_come_in_one_batch_and_none_is_lost() {
+        let got = batches(b"a\nb\nc", 1 << 16);
+        assert_eq!(
+            got,
+            vec![vec![b"a\n".to_vec(), b"b\n".to_vec(), b"c".to_vec()]]
+        );
+        // A buffer of two lines: each batch ends where the buffer ran dry (a reader
+        // from a person typing gets each line as it comes), all lines still there.
+        let text: Vec<u8> = (0..100)
+            .flat_map(|i| format!("l{i:05}\n").into_bytes())
+            .collect();
+        let got = batches(&text, 14);
+        assert!(got.iter().all(|b| b.len() == 2), "{got:?}");
+        let all: Vec<Vec<u8>> = got.into_iter().flatten().collect();
+        assert_eq!(all.len(), 100);
+        assert_eq!(all.concat(), text);
+    }
+
+    #[test]
+    fn a_batch_holds_at_most_max_batch_lines() {
+        let text = b"x\n".repeat(MAX_BATCH * 2 + 1);
+        let got = batches(&text, 1 << 20);
+        assert_eq!(
+            got.iter().map(Vec::len).collect::<Vec<_>>(),
+            [MAX_BATCH, MAX_BATCH, 1]
+        );
+    }
 
     #[test]
     fn newline_is_trimmed() {

@@ -420,6 +420,9 @@ fn a_first_contact_by_code_then_restarts_need_nothing_and_a_changed_key_is_refus
     assert_eq!(encrypted_event(&b)["verified"], "pinned");
     a.write_lines(["back again"]);
     expect_received(&b, &["back again"]);
+    // Until A has B's acknowledgement, a crash of B would have A send the line again
+    // to B's next run (exactly-once across a crash needs stored state): wait for it.
+    a.wait_event("the acknowledgement", |e| e["event"] == "delivered");
     // B crashes and restarts: A sees a restart, and nothing needs comparing.
     b.kill();
     let mut b = chat("B2", pb, localhost(pa), &[&hb[0], &hb[1]]);
