@@ -42,10 +42,10 @@ pub(crate) fn locate(build: bool) -> anyhow::Result<Option<PathBuf>> {
 }
 
 /// A data directory of its own under the system's temporary directory, removed on drop.
-struct TempHome(PathBuf);
+pub(crate) struct TempHome(PathBuf);
 
 impl TempHome {
-    fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -57,7 +57,7 @@ impl TempHome {
         Self(dir)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -68,7 +68,7 @@ impl Drop for TempHome {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

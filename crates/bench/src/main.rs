@@ -5,6 +5,8 @@
 //! udpchat-bench                          # full run, prints the table
 //! udpchat-bench --write docs/BENCHMARKS.md
 //! udpchat-bench --smoke                  # every benchmark briefly, for CI: no goals judged
+//! udpchat-bench --only 9                 # only section 9, the binary over pipes (with --smoke: small)
+//! udpchat-bench --udpchat PATH           # sections 8 and 9 measure this udpchat binary instead
 //! ```
 #![forbid(unsafe_code)]
 
@@ -14,8 +16,11 @@ mod crypto;
 mod engine;
 mod machine;
 mod memory;
+mod product;
 
 use std::fmt::Write as _;
+
+use anyhow::Context as _;
 use std::time::Duration;
 
 use udpchat_impair::ImpairConfig;
@@ -39,6 +44,15 @@ struct Sizes {
     start_rounds: usize,
     /// How long after the first the second side starts in the staggered rounds.
     start_stagger: Duration,
+    /// Section 9: lines through the binary per loss-free (and 5% loss) run.
+    product_lines: usize,
+    /// Section 9: loss-free runs through the binary.
+    product_repeats: usize,
+    /// Section 9: runs and lines per run at the original program's loss.
+    product_lossy_runs: usize,
+    product_lossy_lines: usize,
+    /// Section 9: runs at 5% loss.
+    product_five_repeats: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -54,6 +68,11 @@ const FULL: Sizes = Sizes {
     idle_peers: 1_000,
     start_rounds: 20,
     start_stagger: Duration::from_secs(10),
+    product_lines: 200_000,
+    product_repeats: 5,
+    product_lossy_runs: 10,
+    product_lossy_lines: 300,
+    product_five_repeats: 3,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -70,6 +89,11 @@ const SMOKE: Sizes = Sizes {
     idle_peers: 50,
     start_rounds: 2,
     start_stagger: Duration::from_millis(300),
+    product_lines: 2_000,
+    product_repeats: 1,
+    product_lossy_runs: 1,
+    product_lossy_lines: 30,
+    product_five_repeats: 1,
 };
 
 /// Bytes per message in every throughput figure.
@@ -153,10 +177,23 @@ fn lossy_latency(rto: RtoPolicy, s: &Sizes) -> anyhow::Result<Outcome> {
     measure(&engine(config, ImpairConfig::seed_classic(), s.lossy, 7))
 }
 
-fn run(s: &Sizes, smoke: bool) -> anyhow::Result<Report> {
+fn run(
+    s: &Sizes,
+    smoke: bool,
+    only: Option<&str>,
+    udpchat: Option<&std::path::Path>,
+) -> anyhow::Result<Report> {
     let mut r = Report::default();
     let machine = machine::describe();
     r.line(format!("machine: {machine}"));
+    match only {
+        None => {}
+        Some("9") => {
+            product_path(&mut r, s, smoke, udpchat)?;
+            return Ok(r);
+        }
+        Some(other) => anyhow::bail!("--only {other}: only section 9 runs alone"),
+    }
     // 6. Memory, measured first, before the other benchmarks have grown the heap.
     // Idle peers first: the queued messages, once freed, would be reused by them.
     let idle = memory::per_idle_peer(s.idle_peers);
@@ -321,17 +358,51 @@ fn run(s: &Sizes, smoke: bool) -> anyhow::Result<Report> {
     encryption(&mut r, s, one_way)?;
 
     // 8. Starts through the program itself.
-    match binary::locate(!smoke)? {
+    match udpchat_binary(smoke, udpchat)? {
         Some(bin) => starts(&mut r, s, &bin)?,
         None => r.line(
             "8. starts through the binary: skipped, udpchat is not built beside the bench (cargo build -p udpchat)"
                 .to_owned(),
         ),
     }
+    // 9. Lines through the program over pipes.
+    product_path(&mut r, s, smoke, udpchat)?;
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
     Ok(r)
+}
+
+/// The binary sections 8 and 9 measure: the one given with `--udpchat`, else the one of
+/// this build (built first in a full run).
+fn udpchat_binary(
+    smoke: bool,
+    udpchat: Option<&std::path::Path>,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    match udpchat {
+        Some(path) if path.exists() => Ok(Some(path.to_owned())),
+        Some(path) => anyhow::bail!("--udpchat {}: no such file", path.display()),
+        None => binary::locate(!smoke),
+    }
+}
+
+/// Section 9, or a line saying why it was skipped.
+fn product_path(
+    r: &mut Report,
+    s: &Sizes,
+    smoke: bool,
+    udpchat: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    match udpchat_binary(smoke, udpchat)? {
+        Some(bin) => product::section(r, s, &bin),
+        None => {
+            r.line(
+                "9. the product path: skipped, udpchat is not built beside the bench (cargo build -p udpchat)"
+                    .to_owned(),
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Section 8: two `udpchat` processes started together and apart, with the defaults
@@ -486,17 +557,36 @@ fn markdown(r: &Report) -> String {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| {
+            args.get(i + 1)
+                .map(String::as_str)
+                .context("--only needs a section (9)")
+        })
+        .transpose()?;
+    let udpchat = args
+        .iter()
+        .position(|a| a == "--udpchat")
+        .map(|i| {
+            args.get(i + 1)
+                .map(std::path::Path::new)
+                .context("--udpchat needs a path")
+        })
+        .transpose()?;
     let write = args
         .iter()
         .position(|a| a == "--write")
         .and_then(|i| args.get(i + 1));
-    if let Some(bad) = args
-        .iter()
-        .find(|a| a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write"))
-    {
-        anyhow::bail!("unknown option {bad} (use --smoke or --write PATH)");
+    if let Some(bad) = args.iter().find(|a| {
+        a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write" | "--only" | "--udpchat")
+    }) {
+        anyhow::bail!(
+            "unknown option {bad} (use --smoke, --write PATH, --only 9 or --udpchat PATH)"
+        );
     }
-    let report = run(if smoke { &SMOKE } else { &FULL }, smoke)?;
+    let report = run(if smoke { &SMOKE } else { &FULL }, smoke, only, udpchat)?;
     if let Some(path) = write {
         // The reading of the figures is written by hand below the marker; keep it.
         let old = std::fs::read_to_string(path).unwrap_or_default();

@@ -25,6 +25,7 @@ fn every_benchmark_runs_in_smoke_mode() {
         "5. ordered",
         "6. memory",
         "7. encryption",
+        "9. the product path",
     ] {
         assert!(stdout.contains(section), "{section} missing:\n{stdout}");
     }
