@@ -106,6 +106,17 @@ fn acquainted(bin: &Path, ports: (u16, u16), tag: &str) -> anyhow::Result<(TempH
     Ok((a, b))
 }
 
+/// `udpchat 127.0.0.1:PEER --port PORT --home HOME`, the chat as people start it on
+/// loopback; the caller adds its own options and pipes.
+pub(crate) fn chat_command(bin: &Path, home: &Path, port: u16, peer: u16) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .arg(format!("127.0.0.1:{peer}"))
+        .args(["--port", &port.to_string(), "--home"])
+        .arg(home);
+    command
+}
+
 /// One `udpchat --json` process that was given one line and then end of input.
 struct Chat {
     child: Child,
@@ -122,10 +133,8 @@ impl Chat {
         line: &str,
         name: String,
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
-            .arg(format!("127.0.0.1:{peer}"))
-            .args(["--port", &port.to_string(), "--json", "--home"])
-            .arg(home)
+        let mut child = chat_command(bin, home, port, peer)
+            .arg("--json")
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

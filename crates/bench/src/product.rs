@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::binary::{free_port, TempHome};
+use crate::binary::{chat_command, free_port, TempHome};
 use crate::{baseline, Report, Sizes, SIZE};
 
 /// How long one process may run before it is killed and the run reported as an error.
@@ -250,10 +250,7 @@ fn spawn(
     args: &[String],
     name: &'static str,
 ) -> anyhow::Result<Proc> {
-    let child = Command::new(bin)
-        .arg(format!("127.0.0.1:{peer}"))
-        .args(["--port", &port.to_string(), "--home"])
-        .arg(home)
+    let child = chat_command(bin, home, port, peer)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
