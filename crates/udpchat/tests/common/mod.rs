@@ -251,6 +251,16 @@ impl Proc {
 
     /// Waits for the process to exit on its own.
     pub fn wait_exit(&mut self) -> ExitStatus {
+        self.wait_exit_with(None)
+    }
+
+    /// [`wait_exit`](Self::wait_exit), showing `other`'s output too if this one does not
+    /// exit in time (the peer's side of a conversation that did not end).
+    pub fn wait_exit_or_dump(&mut self, other: &Self) -> ExitStatus {
+        self.wait_exit_with(Some(other))
+    }
+
+    fn wait_exit_with(&mut self, other: Option<&Self>) -> ExitStatus {
         let until = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -259,7 +269,12 @@ impl Proc {
             }
             if Instant::now() >= until {
                 let _ = self.child.kill();
-                panic!("{}: did not exit in time\n{}", self.name, self.dump());
+                let others = other.map(Self::dump).unwrap_or_default();
+                panic!(
+                    "{}: did not exit in time\n{}\n{others}",
+                    self.name,
+                    self.dump()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
