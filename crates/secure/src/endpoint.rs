@@ -1354,11 +1354,17 @@ impl SecureEndpoint {
 
     /// The responder was heard under the session our message 3 made.
     fn confirmed(&mut self) {
-        if let Some(c) = self.confirm.take() {
-            if c.uses_code && self.config.code.take().is_some() {
-                self.events
-                    .push_back(SecureEvent::InvitationClosed { used: true });
-            }
+        if self.confirm.take().is_some_and(|c| c.uses_code) {
+            self.invitation_used();
+        }
+    }
+
+    /// The invitation's code proved a first contact: it is used up, and the
+    /// application is told (once; later calls find no code left).
+    fn invitation_used(&mut self) {
+        if self.config.code.take().is_some() {
+            self.events
+                .push_back(SecureEvent::InvitationClosed { used: true });
         }
     }
 
@@ -1383,10 +1389,8 @@ impl SecureEndpoint {
     ) {
         // A responder has seen the initiator prove the code (message 3): used up. An
         // initiator waits until the responder is heard (see `Confirm::uses_code`).
-        if verified == Verification::Code && !session.initiator && self.config.code.take().is_some()
-        {
-            self.events
-                .push_back(SecureEvent::InvitationClosed { used: true });
+        if verified == Verification::Code && !session.initiator {
+            self.invitation_used();
         }
         if new_contact {
             self.config.trust.pinned.insert(session.peer_key);
