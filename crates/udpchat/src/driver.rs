@@ -336,7 +336,7 @@ impl Driver {
             match message_of(raw) {
                 Ok(None) => {}
                 Ok(Some(text)) => {
-                    if let Err(e) = self.net.send(now, text.clone()) {
+                    if let Err((e, text)) = self.net.send(now, text) {
                         self.refused += 1;
                         self.emit(&Report::Error {
                             message: format!("{e}; not sent"),
@@ -357,12 +357,16 @@ impl Driver {
         Ok(())
     }
 
+    /// Input has ended, every line read was queued, and nothing of ours is queued or
+    /// awaiting acknowledgement.
+    fn all_sent(&self) -> bool {
+        !self.stdin_open && self.unread.is_empty() && self.net.stack.is_idle()
+    }
+
     /// Input has ended, nothing of ours is outstanding, nothing is held by the
     /// simulated network, and the peer has been quiet long enough.
     fn settled(&self, now: Instant) -> bool {
-        !self.stdin_open
-            && self.unread.is_empty()
-            && self.net.stack.is_idle()
+        self.all_sent()
             && self.net.impairment.pending() == 0
             && now >= self.net.last_heard + self.linger()
     }
@@ -387,8 +391,7 @@ impl Driver {
     /// The earliest of the session's timer, the simulated network's next release and,
     /// once input has ended with nothing outstanding, the end of the linger.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end = (!self.stdin_open && self.unread.is_empty() && self.net.stack.is_idle())
-            .then(|| self.net.last_heard + self.linger());
+        let linger_end = self.all_sent().then(|| self.net.last_heard + self.linger());
         [self.net.next_deadline(), linger_end]
             .into_iter()
             .flatten()

@@ -138,11 +138,20 @@ impl Endpoint {
     /// Queues a message; its text is kept until it is delivered or reported failed.
     ///
     /// # Errors
-    /// Too long, or the queue is full.
-    pub(crate) fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
-        let id = self.stack.send(now, text.clone())?;
-        self.pending.insert(id, text);
-        Ok(id)
+    /// Too long, or the queue is full; the text comes back with the error, to be shown
+    /// as not sent.
+    pub(crate) fn send(
+        &mut self,
+        now: Instant,
+        text: String,
+    ) -> Result<MessageId, (SendError, String)> {
+        match self.stack.send(now, text.clone()) {
+            Ok(id) => {
+                self.pending.insert(id, text);
+                Ok(id)
+            }
+            Err(e) => Err((e, text)),
+        }
     }
 
     /// Tells the peer our nickname, in order with our messages (not counted as one).

@@ -220,7 +220,7 @@ impl TuiDriver {
                     };
                     let reply = match net.send(Instant::now(), text) {
                         Ok(id) => Msg::Accepted { entry, id },
-                        Err(e) => Msg::Refused {
+                        Err((e, _)) => Msg::Refused {
                             entry,
                             reason: e.to_string(),
                         },
