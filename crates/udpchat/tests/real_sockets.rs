@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{free_port, Proc};
+use common::{free_port, localhost, Proc};
 
 const MESSAGES: usize = 200;
 
@@ -17,22 +17,9 @@ fn lines(side: &str) -> Vec<String> {
 }
 
 fn start(name: &str, port: u16, peer_port: u16, seed: &str, extra: &[&str]) -> Proc {
-    let peer = format!("127.0.0.1:{peer_port}");
-    let port = port.to_string();
-    let mut args = vec![
-        peer.as_str(),
-        "--port",
-        &port,
-        "--drop",
-        "0.2",
-        "--ack-drop",
-        "0.2",
-        "--seed",
-        seed,
-        "--json",
-    ];
+    let mut args = vec!["--drop", "0.2", "--ack-drop", "0.2", "--seed", seed];
     args.extend_from_slice(extra);
-    Proc::spawn(name, &args)
+    Proc::chat(name, port, localhost(peer_port), &args)
 }
 
 #[test]

@@ -4,20 +4,17 @@
 
 mod common;
 
-use common::{free_port, Proc};
+use common::{free_port, localhost, Proc};
 
 const BEFORE: usize = 10;
 const DURING: usize = 10;
 
 fn start(name: &str, port: u16, peer_port: u16, seed: &str) -> Proc {
-    let peer = format!("127.0.0.1:{peer_port}");
-    let port = port.to_string();
-    Proc::spawn(
+    Proc::chat(
         name,
+        port,
+        localhost(peer_port),
         &[
-            &peer,
-            "--port",
-            &port,
             "--drop",
             "0.2",
             "--ack-drop",
@@ -29,7 +26,6 @@ fn start(name: &str, port: u16, peer_port: u16, seed: &str) -> Proc {
             "1000",
             "--seed",
             seed,
-            "--json",
         ],
     )
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{free_port, identity, temp_home, Proc};
+use common::{free_port, identity, localhost, temp_home, Proc};
 use rand::{Rng, SeedableRng};
 use udpchat_secure::{
     derive_psk_with, Identity, InviteCode, KdfParams, SecureConfig, SecureEndpoint,
@@ -41,24 +41,11 @@ fn secret_file(name: &str, passphrase: &str) -> PathBuf {
     path
 }
 
-fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Starts a chat on `port` talking to `peer`, with extra arguments.
+/// Starts a chat on `port` talking to `peer`, with a short timeout and extra arguments.
 fn chat(name: &str, port: u16, peer: SocketAddr, extra: &[&str]) -> Proc {
-    let peer = peer.to_string();
-    let port = port.to_string();
-    let mut args = vec![
-        peer.as_str(),
-        "--port",
-        &port,
-        "--json",
-        "--timeout",
-        "100ms",
-    ];
+    let mut args = vec!["--timeout", "100ms"];
     args.extend_from_slice(extra);
-    Proc::spawn(name, &args)
+    Proc::chat(name, port, peer, &args)
 }
 
 /// Which way a recorded datagram went.

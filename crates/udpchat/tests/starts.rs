@@ -15,7 +15,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{acquainted, free_port, Proc};
+use common::{acquainted, free_port, localhost, Proc};
 
 /// How one round went: the time from each line being typed (or from the late side
 /// starting, whichever is later) to its acknowledgement.
@@ -28,18 +28,9 @@ fn round(extra: &[&str], stagger: Duration, tag: &str) -> Round {
     let (pa, pb) = (free_port(), free_port());
     let (home_a, home_b) = acquainted(pa, pb);
     let spawn = |name: &str, port: u16, peer: u16, home: &std::path::Path| {
-        let peer = format!("127.0.0.1:{peer}");
-        let port = port.to_string();
-        let mut args = vec![
-            peer.as_str(),
-            "--port",
-            &port,
-            "--json",
-            "--home",
-            home.to_str().unwrap(),
-        ];
+        let mut args = vec!["--home", home.to_str().unwrap()];
         args.extend_from_slice(extra);
-        Proc::spawn(name, &args)
+        Proc::chat(name, port, localhost(peer), &args)
     };
     let a_start = Instant::now();
     let mut a = spawn(&format!("A{tag}"), pa, pb, &home_a);

@@ -12,7 +12,7 @@
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -85,6 +85,11 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `127.0.0.1:port`.
+pub fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// A UDP port nobody was using a moment ago.
 pub fn free_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -111,6 +116,14 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `udpchat` with `args` (add `--json` yourself) and piped stdin.
+    /// `udpchat PEER --port PORT --json` and `extra`: one side of a chat on loopback.
+    pub fn chat(name: &str, port: u16, peer: SocketAddr, extra: &[&str]) -> Self {
+        let (peer, port) = (peer.to_string(), port.to_string());
+        let mut args = vec![peer.as_str(), "--port", &port, "--json"];
+        args.extend_from_slice(extra);
+        Self::spawn(name, &args)
+    }
+
     pub fn spawn(name: &str, args: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args(args)
