@@ -419,6 +419,9 @@ pub(crate) fn transfer(
             bail!("{lines} lines through udpchat did not arrive within {DEADLINE:?}");
         }
     }
+    // The receiver's input ends once it has every line: the sender's goodbye waits for
+    // the receiver's (PROTOCOL.md §6a), as a chat that both sides end.
+    drop(receiver_stdin);
     if sender_gone.is_none() {
         sender_status = sender.wait_until(deadline)?;
         t.sender_exit = Some(start.elapsed());
@@ -427,8 +430,6 @@ pub(crate) fn transfer(
     if sender_status.is_none() {
         t.sender_exit = None;
     }
-    // The receiver is done once its input ends.
-    drop(receiver_stdin);
     let receiver_status = receiver.wait_until(Instant::now() + Duration::from_secs(10))?;
     status_note(&mut t.odd, receiver.name, receiver_status);
     t.rcvbuf_errors = before

@@ -45,6 +45,7 @@ fn check(data: &[u8]) -> String {
             Frame::Skip { .. } => "skip",
             Frame::Ping { .. } => "ping",
             Frame::Pong { .. } => "pong",
+            Frame::Close { .. } => "close",
         })
         .collect();
     // Which kinds, not how many or in what order: a coarse outcome keeps the corpus to

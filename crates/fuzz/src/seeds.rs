@@ -200,6 +200,7 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
             cumulative: 5,
             sack,
             window: 64,
+            ..Default::default()
         })]),
         packet(vec![
             Frame::Skip { below: 3 },
@@ -213,6 +214,15 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
             },
         ]),
         packet(vec![Frame::Ping { token: 42 }, Frame::Pong { token: 41 }]),
+        packet(vec![
+            Frame::Data {
+                seq: 3,
+                payload: Payload::Done,
+            },
+            Frame::Close {
+                reason: udpchat_proto::wire::CloseReason::Left,
+            },
+        ]),
         Vec::new(),
         vec![0x55; MAX_DATAGRAM],
         vec![0x55; MAX_DATAGRAM + 1],

@@ -76,7 +76,18 @@ pub struct Config {
     /// ([`Session::max_text_len`](crate::Session::max_text_len)). Clamped to
     /// [`MIN_DATAGRAM`]..=[`MAX_DATAGRAM`].
     pub max_datagram: usize,
+    /// How long the receiver may hold an acknowledgement to cover more messages with it
+    /// (delayed ACKs). 0, the default, acknowledges every batch of datagrams at once; a
+    /// gap, a SKIP or a second packet still waiting is acknowledged at once whatever this
+    /// says. What the peer's timers must allow for is advertised in every ACK
+    /// ([`Config::max_ack_delay`]).
+    pub ack_delay: Duration,
 }
+
+/// What a receiver adds to its own ACK delay when it advertises `max_ack_delay`: the
+/// process may be descheduled between reading a datagram and answering it. A peer's
+/// retransmission timer allows for this much, so a busy machine does not make it resend.
+pub const SCHEDULING_ALLOWANCE: Duration = Duration::from_millis(5);
 
 /// The smallest `max_datagram` a session accepts: room for the headers, a SKIP frame, an
 /// ACK reserve and a 64-byte nickname, so every payload kind still fits one packet.
@@ -94,6 +105,7 @@ impl Default for Config {
             peer_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(30),
             max_datagram: MAX_DATAGRAM,
+            ack_delay: Duration::ZERO,
         }
     }
 }
@@ -119,6 +131,13 @@ impl Config {
     /// [`MAX_TEXT_LEN`] less what the smaller datagram limit takes away.
     pub fn max_text_len(&self) -> usize {
         MAX_TEXT_LEN - (MAX_DATAGRAM - self.effective_max_datagram())
+    }
+
+    /// The longest this side holds an acknowledgement, as advertised to the peer: the
+    /// configured [`ack_delay`](Self::ack_delay) plus [`SCHEDULING_ALLOWANCE`], in whole
+    /// milliseconds, at most 255.
+    pub fn max_ack_delay(&self) -> Duration {
+        (self.ack_delay + SCHEDULING_ALLOWANCE).min(Duration::from_millis(255))
     }
 
     /// The connect timeout actually used: at least 1 ms (see [`Config::connect_timeout`]).

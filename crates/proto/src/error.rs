@@ -153,6 +153,9 @@ pub enum SendError {
         /// The queue's capacity.
         limit: usize,
     },
+    /// [`Session::finish`](crate::Session::finish) was called: the stream has ended.
+    #[error("the conversation is ending; nothing more can be sent")]
+    Finished,
 }
 
 #[cfg(test)]

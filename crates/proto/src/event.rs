@@ -20,6 +20,8 @@ pub enum FailReason {
     /// It was waiting behind a message that failed, or nobody answered for the connect
     /// timeout ([`Event::NoAnswer`]): the peer is unreachable.
     PeerUnreachable,
+    /// The peer left ([`Event::PeerLeft`]) before acknowledging it: it was not shown.
+    PeerLeft,
 }
 
 impl FailReason {
@@ -28,6 +30,7 @@ impl FailReason {
         match self {
             Self::MaxRetries { .. } => "max_retries",
             Self::PeerUnreachable => "peer_unreachable",
+            Self::PeerLeft => "peer_left",
         }
     }
 }
@@ -138,6 +141,17 @@ pub enum Event {
         text: String,
         /// Why.
         reason: FailReason,
+    },
+    /// The peer's input ended: it will send nothing more (its DONE arrived, after every
+    /// message it sent). It still acknowledges ours.
+    PeerDone,
+    /// The peer's run ended and said so (a CLOSE). Everything it had not acknowledged
+    /// comes as [`Failed`](Self::Failed) with [`FailReason::PeerLeft`] after this. If it
+    /// starts again, the session connects to the new run.
+    PeerLeft {
+        /// True when it left after a complete goodbye (both streams ended and
+        /// confirmed); false when its person quit first.
+        finished: bool,
     },
     /// A message already delivered arrived again; it was acknowledged, not shown.
     Duplicate {

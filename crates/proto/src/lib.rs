@@ -80,7 +80,7 @@ mod stats;
 mod transmit;
 pub mod wire;
 
-pub use config::{Config, SeqBits, DEFAULT_WINDOW, MAX_WINDOW, MIN_DATAGRAM};
+pub use config::{Config, SeqBits, DEFAULT_WINDOW, MAX_WINDOW, MIN_DATAGRAM, SCHEDULING_ALLOWANCE};
 pub use error::{DecodeError, RejectReason, SendError};
 pub use event::{Event, FailReason, MessageId, PeerState};
 pub use rtt::{RtoPolicy, RttEstimator};

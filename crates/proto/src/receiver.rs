@@ -1,10 +1,13 @@
 //! The receiving half of one direction: delivers each message once, in order, and says
 //! what it holds in acknowledgements.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::config::SeqBits;
 use crate::wire::{AckFrame, Payload, Sack};
+
+/// Duplicates waiting to be reported; more between two acknowledgements are not.
+const MAX_DUPLICATES_REPORTED: usize = 64;
 
 /// What became of one received DATA frame.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,6 +32,10 @@ pub(crate) struct Receiver {
     buffered: BTreeMap<u64, Payload>,
     window: u16,
     seq_bits: SeqBits,
+    /// Messages that arrived again since they were last reported, oldest first: each
+    /// acknowledgement reports one as a D-SACK (bounded: a flood of copies is not
+    /// worth more than this many acknowledgements).
+    duplicates: VecDeque<u64>,
 }
 
 impl Receiver {
@@ -38,6 +45,7 @@ impl Receiver {
             buffered: BTreeMap::new(),
             window,
             seq_bits,
+            duplicates: VecDeque::new(),
         }
     }
 
@@ -52,6 +60,7 @@ impl Receiver {
                     self.expected += 1;
                     Arrival::Deliver(vec![(seq, payload)])
                 } else {
+                    self.note_duplicate(wire_seq);
                     Arrival::Duplicate
                 }
             }
@@ -61,6 +70,7 @@ impl Receiver {
 
     fn on_full_data(&mut self, seq: u64, payload: Payload) -> Arrival {
         if seq < self.expected || self.buffered.contains_key(&seq) {
+            self.note_duplicate(seq);
             return Arrival::Duplicate;
         }
         if seq - self.expected >= u64::from(self.window) {
@@ -96,8 +106,22 @@ impl Receiver {
         ready
     }
 
-    /// The acknowledgement describing what has been received.
-    pub(crate) fn ack(&self) -> AckFrame {
+    fn note_duplicate(&mut self, seq: u64) {
+        if self.duplicates.len() < MAX_DUPLICATES_REPORTED && !self.duplicates.contains(&seq) {
+            self.duplicates.push_back(seq);
+        }
+    }
+
+    /// True while duplicates wait to be reported: each needs an acknowledgement of its
+    /// own.
+    pub(crate) fn has_duplicates(&self) -> bool {
+        !self.duplicates.is_empty()
+    }
+
+    /// The acknowledgement describing what has been received, with the oldest duplicate
+    /// not yet reported (which it then forgets), the time it was held, and the longest it
+    /// may ever be held.
+    pub(crate) fn ack(&mut self, ack_delay_us: u32, max_ack_delay_ms: u8) -> AckFrame {
         let mut sack = Sack::EMPTY;
         for &seq in self.buffered.keys() {
             // Buffered sequence numbers are within the window above expected, which the
@@ -110,6 +134,9 @@ impl Receiver {
             cumulative: self.seq_bits.on_wire(self.expected),
             sack,
             window: self.window,
+            ack_delay_us,
+            max_ack_delay_ms,
+            duplicate: self.duplicates.pop_front(),
         }
     }
 }
@@ -136,7 +163,7 @@ mod tests {
         assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
         assert_eq!(r.on_data(2, t("c")), Arrival::BeyondWindow);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
-        assert_eq!(r.ack().cumulative, 2);
+        assert_eq!(r.ack(0, 0).cumulative, 2);
     }
 
     #[test]
@@ -145,11 +172,11 @@ mod tests {
         assert_eq!(r.on_data(2, t("c")), Arrival::Buffered);
         assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
         assert_eq!(r.on_data(3, t("d")), Arrival::Duplicate);
-        let ack = r.ack();
+        let ack = r.ack(0, 0);
         assert_eq!((ack.cumulative, ack.sack), (0, Sack::from_bits(0b110)));
         assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1, 2, 3]);
-        assert_eq!((r.ack().cumulative, r.ack().sack), (4, Sack::EMPTY));
+        assert_eq!((r.ack(0, 0).cumulative, r.ack(0, 0).sack), (4, Sack::EMPTY));
     }
 
     #[test]
@@ -159,7 +186,7 @@ mod tests {
         assert_eq!(r.on_data(1, t("b")), Arrival::Buffered);
         let ready: Vec<u64> = r.on_skip(2).into_iter().map(|(s, _)| s).collect();
         assert!(ready.is_empty());
-        assert_eq!(r.ack().cumulative, 2);
+        assert_eq!(r.ack(0, 0).cumulative, 2);
         assert!(r.on_skip(1).is_empty(), "a skip never goes backwards");
         assert_eq!(texts(r.on_data(2, t("c"))), vec![2, 3]);
     }
@@ -169,7 +196,7 @@ mod tests {
         let mut r = Receiver::new(1, SeqBits::One);
         assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
         assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
-        assert_eq!(r.ack().cumulative, 1);
+        assert_eq!(r.ack(0, 0).cumulative, 1);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
         // A late copy of message 0 is indistinguishable from message 2.
         assert_eq!(texts(r.on_data(0, t("a"))), vec![2]);

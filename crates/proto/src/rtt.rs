@@ -11,7 +11,8 @@ use std::time::Duration;
 pub enum RtoPolicy {
     /// Always this long (the seed's behaviour, `--timeout`).
     Fixed(Duration),
-    /// RFC 6298: SRTT + 4·RTTVAR, clamped to `[min, max]`, doubling on each expiry.
+    /// RFC 6298 with RFC 9002's allowance for the peer's ACK delay: SRTT + max(4·RTTVAR, 1 ms)
+    /// + the peer's max_ack_delay, clamped to `[min, max]`, doubling on each expiry.
     Adaptive {
         /// Timeout before any sample (RFC 6298 says 1 s).
         initial: Duration,
@@ -53,6 +54,11 @@ pub struct RttEstimator {
     /// Consecutive expiries since the last new acknowledgement: the RTO is doubled this
     /// many times.
     backoff: u32,
+    /// The smallest sample seen, to tell whether an ACK delay can be subtracted.
+    min_rtt: Option<Duration>,
+    /// The longest the peer holds an acknowledgement, as it advertises (RFC 9002's
+    /// max_ack_delay): the timeout waits this much longer than the round trip.
+    peer_max_ack_delay: Duration,
 }
 
 impl RttEstimator {
@@ -64,12 +70,46 @@ impl RttEstimator {
             rttvar: Duration::ZERO,
             latest: None,
             backoff: 0,
+            min_rtt: None,
+            peer_max_ack_delay: Duration::ZERO,
         }
+    }
+
+    /// Feeds a sample taken from an acknowledgement the peer says it held for
+    /// `ack_delay`: as RFC 9002 §5.3, the delay (at most the advertised maximum) is
+    /// subtracted unless that would make the sample smaller than the smallest round trip
+    /// seen, so the estimate measures the path and the timer adds the delay separately.
+    pub fn on_ack_sample(&mut self, rtt: Duration, ack_delay: Duration) {
+        let min_rtt = self.min_rtt.map_or(rtt, |m| m.min(rtt));
+        self.min_rtt = Some(min_rtt);
+        let ack_delay = ack_delay.min(self.peer_max_ack_delay);
+        let adjusted = if rtt >= min_rtt + ack_delay {
+            rtt - ack_delay
+        } else {
+            rtt
+        };
+        self.on_sample(adjusted);
+    }
+
+    /// Records the peer's advertised maximum ACK delay (every ACK carries it).
+    pub fn set_peer_max_ack_delay(&mut self, delay: Duration) {
+        self.peer_max_ack_delay = delay;
+    }
+
+    /// The peer's advertised maximum ACK delay.
+    pub fn peer_max_ack_delay(&self) -> Duration {
+        self.peer_max_ack_delay
+    }
+
+    /// The smallest round trip seen.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
     }
 
     /// Feeds one round-trip sample (RFC 6298 section 2.2 and 2.3).
     pub fn on_sample(&mut self, rtt: Duration) {
         self.latest = Some(rtt);
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -101,7 +141,10 @@ impl RttEstimator {
             RtoPolicy::Adaptive { initial, min, max } => {
                 let base = match self.srtt {
                     None => initial,
-                    Some(srtt) => srtt + (self.rttvar * 4).max(GRANULARITY),
+                    // RFC 9002's PTO: the peer may hold its ACK up to max_ack_delay.
+                    Some(srtt) => {
+                        srtt + (self.rttvar * 4).max(GRANULARITY) + self.peer_max_ack_delay
+                    }
                 };
                 let base = base.clamp(min, max);
                 // Doubling past 2^16 is already far above any ceiling.

@@ -18,6 +18,24 @@ use crate::wire::{
 /// that was itself lost.
 const REORDERING_THRESHOLD: u64 = 3;
 
+/// The reordering threshold grows by one each time a retransmission made by it proves
+/// unnecessary (RACK's adaptive reordering window, RFC 8985 §6.2, counted as above), up
+/// to this many transmissions.
+const MAX_REORDERING_THRESHOLD: u64 = 16;
+
+/// Acknowledged messages that had been retransmitted, remembered so that a late report
+/// of their duplicate (a D-SACK) can still reveal a spurious retransmission.
+const RECENT_RETRANSMITTED: usize = 128;
+
+/// What made the sender retransmit a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// Later transmissions arrived before it (loss detection).
+    Reordering,
+    /// Its retransmission timer expired.
+    Timeout,
+}
+
 /// Bytes of messages one expiry of the retransmission timer may resend: one datagram.
 const PROBE_BYTES: usize = MAX_DATAGRAM - HEADER_LEN - CRC_LEN - SKIP_FRAME_LEN;
 
@@ -47,6 +65,8 @@ struct InFlight {
     first_tx: u64,
     /// Order of its latest transmission.
     last_tx: u64,
+    /// Why it was last sent again, until a spurious retransmission of it is counted.
+    retransmitted_by: Option<Cause>,
 }
 
 /// What the sender wants done after an input.
@@ -83,6 +103,9 @@ pub(crate) struct AckResult {
     pub(crate) progress: bool,
     /// A round-trip sample from a message sent only once (Karn's rule).
     pub(crate) rtt_sample: Option<Duration>,
+    /// The peer reported a duplicate of a message we had sent more than once: that
+    /// retransmission was unnecessary, and this made it.
+    pub(crate) spurious: Option<Cause>,
 }
 
 /// Send state of our stream toward the peer's current epoch.
@@ -104,6 +127,11 @@ pub(crate) struct Sender {
     transmissions: u64,
     /// The latest transmission known to have arrived.
     largest_acked_tx: u64,
+    /// Transmissions that must overtake a message before it is taken for lost.
+    reordering: u64,
+    /// Sequence numbers of recently acknowledged messages that had been retransmitted,
+    /// and why, for D-SACK (see [`RECENT_RETRANSMITTED`]).
+    recent_retransmitted: VecDeque<(u64, Cause)>,
 }
 
 impl Sender {
@@ -120,7 +148,48 @@ impl Sender {
             max_retries,
             transmissions: 0,
             largest_acked_tx: 0,
+            reordering: REORDERING_THRESHOLD,
+            recent_retransmitted: VecDeque::new(),
         }
+    }
+
+    /// Transmissions that must overtake a message before it is taken for lost: 3, more
+    /// after spurious retransmissions showed the path reorders.
+    pub(crate) fn reordering_threshold(&self) -> u64 {
+        self.reordering
+    }
+
+    /// Transmissions so far of the message `id`, if it is in flight.
+    pub(crate) fn attempts_of(&self, id: MessageId) -> Option<u32> {
+        self.in_flight
+            .iter()
+            .rev()
+            .find(|m| m.id == id)
+            .map(|m| m.attempts)
+    }
+
+    fn remember_retransmitted(&mut self, seq: u64, cause: Option<Cause>) {
+        let Some(cause) = cause else {
+            return;
+        };
+        if self.recent_retransmitted.len() == RECENT_RETRANSMITTED {
+            self.recent_retransmitted.pop_front();
+        }
+        self.recent_retransmitted.push_back((seq, cause));
+    }
+
+    /// The peer received message `seq` twice. If we had sent it more than once, one of
+    /// those transmissions was unnecessary: say what made it, once per message. A
+    /// duplicate of a message sent once was the network's doing, and says nothing.
+    fn on_duplicate(&mut self, seq: u64) -> Option<Cause> {
+        if let Some(m) = self.in_flight.iter_mut().find(|m| m.seq == seq) {
+            return m.retransmitted_by.take();
+        }
+        let at = self
+            .recent_retransmitted
+            .iter()
+            .position(|&(s, _)| s == seq)?;
+        self.recent_retransmitted.remove(at).map(|(_, cause)| cause)
     }
 
     fn next_tx(&mut self) -> u64 {
@@ -188,6 +257,7 @@ impl Sender {
                 sacked: false,
                 first_tx: last_tx,
                 last_tx,
+                retransmitted_by: None,
             });
         }
     }
@@ -227,6 +297,7 @@ impl Sender {
             }
             acked_tx = acked_tx.max(done.last_tx);
             result.progress = true;
+            self.remember_retransmitted(done.seq, done.retransmitted_by);
             out.push(SenderOutput::Delivered {
                 id: done.id,
                 seq: done.seq,
@@ -253,6 +324,13 @@ impl Sender {
             }
         }
         self.largest_acked_tx = self.largest_acked_tx.max(acked_tx);
+        if let (SeqBits::Full, Some(seq)) = (self.seq_bits, ack.duplicate) {
+            result.spurious = self.on_duplicate(seq);
+            if result.spurious == Some(Cause::Reordering) {
+                // The path reorders more than we allowed for: wait for more evidence.
+                self.reordering = (self.reordering + 1).min(MAX_REORDERING_THRESHOLD);
+            }
+        }
         self.retransmit_lost(now, rto, out);
         result.rtt_sample = sample;
         result
@@ -264,24 +342,32 @@ impl Sender {
         let horizon = self.largest_acked_tx;
         for i in 0..self.in_flight.len() {
             // Later messages were first sent later still: none of them can be overtaken.
-            if self.in_flight[i].first_tx + REORDERING_THRESHOLD > horizon {
+            if self.in_flight[i].first_tx + self.reordering > horizon {
                 break;
             }
-            let lost = self.in_flight[i].last_tx + REORDERING_THRESHOLD <= horizon
-                && !self.in_flight[i].sacked;
+            let lost =
+                self.in_flight[i].last_tx + self.reordering <= horizon && !self.in_flight[i].sacked;
             if lost {
-                self.resend(i, now, rto, out);
+                self.resend(i, now, rto, Cause::Reordering, out);
             }
         }
     }
 
     /// Sends the message at `index` of the window again, with a fresh timer of `rto`.
-    fn resend(&mut self, index: usize, now: Instant, rto: Duration, out: &mut Vec<SenderOutput>) {
+    fn resend(
+        &mut self,
+        index: usize,
+        now: Instant,
+        rto: Duration,
+        cause: Cause,
+        out: &mut Vec<SenderOutput>,
+    ) {
         let last_tx = self.next_tx();
         let Some(m) = self.in_flight.get_mut(index) else {
             return;
         };
         m.attempts += 1;
+        m.retransmitted_by = Some(cause);
         m.last_tx = last_tx;
         m.retransmit_at = now + rto;
         out.push(SenderOutput::Transmit {
@@ -334,7 +420,7 @@ impl Sender {
                 continue;
             }
             room = room.saturating_sub(size);
-            self.resend(i, now, rto, out);
+            self.resend(i, now, rto, Cause::Timeout, out);
         }
         true
     }
@@ -342,15 +428,27 @@ impl Sender {
     /// Gives up every message in flight or queued, in order, and arranges for the
     /// receiver to be told to stop waiting for them.
     pub(crate) fn fail_all(&mut self, out: &mut Vec<SenderOutput>) {
+        self.fail_all_because(None, out);
+    }
+
+    /// [`fail_all`](Self::fail_all), every message for `reason` when it is given (else
+    /// the first for running out of retries and the rest for an unreachable peer).
+    pub(crate) fn fail_all_because(
+        &mut self,
+        reason: Option<FailReason>,
+        out: &mut Vec<SenderOutput>,
+    ) {
         let mut first = true;
         for m in self.in_flight.drain(..) {
-            let reason = if first && !m.sacked {
-                first = false;
-                FailReason::MaxRetries {
-                    attempts: m.attempts,
+            let reason = match reason {
+                Some(reason) => reason,
+                None if first && !m.sacked => {
+                    first = false;
+                    FailReason::MaxRetries {
+                        attempts: m.attempts,
+                    }
                 }
-            } else {
-                FailReason::PeerUnreachable
+                None => FailReason::PeerUnreachable,
             };
             out.push(SenderOutput::Failed {
                 id: m.id,
@@ -362,7 +460,7 @@ impl Sender {
             out.push(SenderOutput::Failed {
                 id: q.id,
                 text: q.payload.to_text(),
-                reason: FailReason::PeerUnreachable,
+                reason: reason.unwrap_or(FailReason::PeerUnreachable),
             });
         }
         self.skip_below = self.next_seq;
@@ -383,6 +481,7 @@ impl Sender {
         self.acked_below = 0;
         self.skip_below = 0;
         self.peer_window = self.window;
+        self.recent_retransmitted.clear();
         resent
     }
 }
@@ -399,6 +498,7 @@ mod tests {
             cumulative,
             sack: Sack::from_bits(sack),
             window: 64,
+            ..Default::default()
         }
     }
 
@@ -587,6 +687,7 @@ mod tests {
                 cumulative: 0,
                 sack: Sack::EMPTY,
                 window: 2,
+                ..Default::default()
             },
             t0,
             RTO,

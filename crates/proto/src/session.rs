@@ -8,17 +8,64 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{RejectReason, SendError};
-use crate::event::{Event, MessageId, PeerState};
+use crate::event::{Event, FailReason, MessageId, PeerState};
 use crate::receiver::{Arrival, Receiver};
 use crate::rtt::RttEstimator;
 use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
-use crate::wire::{Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN};
+use crate::wire::{
+    AckFrame, CloseReason, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN,
+};
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
 /// recognised as stale instead of being taken for yet another restart.
 const RETIRED_EPOCHS: usize = 16;
+
+/// How many times our DONE goes unanswered, once the peer's DONE is in and everything
+/// else of ours is confirmed, before we take it that the peer has left and only our
+/// last acknowledgement (or its CLOSE) was lost. The peer ends only after receiving our
+/// DONE, so in that state it either has it or is still there to acknowledge it.
+const GOODBYE_ATTEMPTS: u32 = 6;
+
+/// The end of the conversation: ours (DONE sent), the peer's (DONE received), and how
+/// it closed.
+#[derive(Debug, Default)]
+struct Goodbye {
+    /// Our DONE, once [`Session::finish`] queued it.
+    done: Option<MessageId>,
+    /// The peer acknowledged our DONE, and with it everything before.
+    done_delivered: bool,
+    /// Our DONE was given up (the peer is unreachable): there is nothing to wait for.
+    done_failed: bool,
+    /// The peer's DONE arrived: it sends nothing more.
+    peer_done: bool,
+    /// The peer's run sent CLOSE: `Some(finished)`.
+    peer_left: Option<bool>,
+    /// [`Session::close`] was called: this run says nothing more of its own.
+    closed: bool,
+    /// After a finished goodbye, the last ACK and CLOSE (frozen at close) are repeated
+    /// and given in answer to the peer until then: its own last word may still be
+    /// missing them (TCP's TIME-WAIT, QUIC's closing period).
+    draining: Option<Draining>,
+}
+
+/// The closing period after a finished goodbye.
+#[derive(Debug)]
+struct Draining {
+    /// The ACK sent with the CLOSE.
+    ack: AckFrame,
+    /// When it ends at the latest.
+    until: Instant,
+    /// When the CLOSE is next repeated unasked, and the interval after that (doubling).
+    repeat_at: Instant,
+    interval: Duration,
+}
+
+/// The closing period lasts this many retransmission timeouts: the peer, missing our
+/// CLOSE, resends its last messages after one, three, seven timeouts (backoff), and each
+/// is answered; we also repeat the CLOSE unasked at the same moments.
+const DRAIN_TIMEOUTS: u32 = 8;
 
 /// A reliable, ordered, exactly-once message session with one peer.
 ///
@@ -61,8 +108,15 @@ pub struct Session {
     next_ping_token: u64,
     sender: Sender,
     receiver: Receiver,
-    /// Data arrived since the last acknowledgement was sent.
+    /// An acknowledgement is to go out at the next `poll_transmit`.
     ack_pending: bool,
+    /// With delayed ACKs ([`Config::ack_delay`]), when the held acknowledgement is due.
+    ack_due_at: Option<Instant>,
+    /// Packets with DATA or SKIP frames not acknowledged yet.
+    unacked_packets: u32,
+    /// When the newest of them arrived: the ACK says how long it was held.
+    newest_data_at: Instant,
+    goodbye: Goodbye,
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -138,6 +192,10 @@ impl Session {
             ping: None,
             next_ping_token: 1,
             ack_pending: false,
+            ack_due_at: None,
+            unacked_packets: 0,
+            newest_data_at: now,
+            goodbye: Goodbye::default(),
             next_id: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -214,6 +272,9 @@ impl Session {
     }
 
     fn queue_payload(&mut self, now: Instant, payload: Payload) -> Result<MessageId, SendError> {
+        if self.goodbye.done.is_some() || self.goodbye.closed {
+            return Err(SendError::Finished);
+        }
         if !self.can_send() {
             return Err(SendError::QueueFull {
                 limit: self.config.send_queue,
@@ -226,7 +287,172 @@ impl Session {
         // Not sent yet: poll_transmit fills the window, so messages queued together
         // share datagrams.
         self.sender.push(id, payload, now);
+        if self.peer_epoch.is_none() && self.no_answer_at.is_none() {
+            // Waiting for a peer that left: say so if nobody comes back in time.
+            self.no_answer_at = self.no_answer_after(now);
+        }
         Ok(id)
+    }
+
+    /// Ends our stream: nothing more will be sent (our input ended). A DONE goes after
+    /// every message already queued; [`send`](Self::send) refuses from now on. The
+    /// conversation is over ([`is_finished`](Self::is_finished)) once the peer has
+    /// acknowledged the DONE, and with it every message, and has said the same, or has
+    /// left, or is unreachable. Until then the session keeps acknowledging the peer.
+    /// Calling it again does nothing.
+    pub fn finish(&mut self, now: Instant) {
+        if self.goodbye.done.is_some() || self.goodbye.closed {
+            return;
+        }
+        let now = self.advance(now);
+        let id = MessageId(self.next_id);
+        self.next_id += 1;
+        self.goodbye.done = Some(id);
+        self.sender.push(id, Payload::Done, now);
+        if self.peer_epoch.is_none() && self.no_answer_at.is_none() {
+            self.no_answer_at = self.no_answer_after(now);
+        }
+    }
+
+    /// True once the goodbye is over and the program may exit: after
+    /// [`finish`](Self::finish), every message of ours is settled (delivered or failed)
+    /// and
+    /// - the peer acknowledged our DONE and sent its own, or became unreachable; or
+    /// - the peer left (CLOSE), or our DONE was given up, or no peer ever answered and
+    ///   nothing but the DONE is left to send; or
+    /// - the peer's DONE is in, everything else of ours is confirmed, and our DONE went
+    ///   unanswered [`GOODBYE_ATTEMPTS`] times: the peer had it and only its last word
+    ///   was lost.
+    ///
+    /// Then call [`close`](Self::close).
+    pub fn is_finished(&self) -> bool {
+        let g = &self.goodbye;
+        let Some(done) = g.done else {
+            return g.closed;
+        };
+        if g.closed || g.done_failed || g.peer_left.is_some() {
+            return true;
+        }
+        if self.peer_epoch.is_none() && self.sender.outstanding() == 1 {
+            // Nobody has answered and only the DONE is left: no one to say goodbye to.
+            return true;
+        }
+        if g.done_delivered {
+            return g.peer_done || self.peer_state == PeerState::Unreachable;
+        }
+        g.peer_done
+            && self.sender.outstanding() == 1
+            && self
+                .sender
+                .attempts_of(done)
+                .is_some_and(|attempts| attempts >= GOODBYE_ATTEMPTS)
+    }
+
+    /// True when the peer's DONE has arrived: it will send nothing more.
+    pub fn peer_done(&self) -> bool {
+        self.goodbye.peer_done
+    }
+
+    /// This run is leaving: sends, at once, an acknowledgement of everything received
+    /// together with a CLOSE (twice), so the peer stops waiting and reports what we never
+    /// acknowledged as not shown. After a complete goodbye the CLOSE says `finished`, and
+    /// a short closing period follows in which it is repeated and given in answer to
+    /// anything the peer still sends, until the peer's own CLOSE or at most
+    /// [`DRAIN_TIMEOUTS`] timeouts ([`is_closed`](Self::is_closed) says when it is over).
+    /// Otherwise (Ctrl-C, `/quit`) it says the person left, and that is all. Nothing else
+    /// is sent or shown after `close`; what of ours is unsettled stays the caller's to
+    /// report.
+    pub fn close(&mut self, now: Instant) {
+        if self.goodbye.closed {
+            return;
+        }
+        let now = self.advance(now);
+        let finished = self.goodbye.done_delivered && self.goodbye.peer_done;
+        self.goodbye.closed = true;
+        self.ack_pending = false;
+        self.ack_due_at = None;
+        if self.peer_epoch.is_none() || self.goodbye.peer_left.is_some() {
+            return;
+        }
+        let reason = if finished {
+            CloseReason::Finished
+        } else {
+            CloseReason::Left
+        };
+        let ack = self.ack_frame();
+        for _ in 0..2 {
+            self.push_packet(vec![Frame::Ack(ack), Frame::Close { reason }]);
+        }
+        if finished {
+            let rto = self.rtt.rto();
+            self.goodbye.draining = Some(Draining {
+                ack,
+                until: now + rto * DRAIN_TIMEOUTS,
+                repeat_at: now + rto,
+                interval: rto * 2,
+            });
+        }
+    }
+
+    /// True once [`close`](Self::close) was called and its closing period is over: the
+    /// program may exit.
+    pub fn is_closed(&self) -> bool {
+        self.goodbye.closed && self.goodbye.draining.is_none()
+    }
+
+    /// In the closing period: answers a packet of the peer's run with our last ACK and
+    /// CLOSE, or ends the period if the peer has closed too.
+    fn drain_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let Some(draining) = &self.goodbye.draining else {
+            return;
+        };
+        let ack = draining.ack;
+        let Ok(packet) = Packet::decode(bytes) else {
+            return;
+        };
+        let ours = from == self.peer_addr
+            && Some(packet.src_epoch) == self.peer_epoch
+            && packet.dst_epoch == self.local_epoch;
+        if !ours {
+            return;
+        }
+        if packet
+            .frames
+            .iter()
+            .any(|f| matches!(f, Frame::Close { .. }))
+        {
+            self.goodbye.draining = None;
+            return;
+        }
+        self.push_packet(vec![
+            Frame::Ack(ack),
+            Frame::Close {
+                reason: CloseReason::Finished,
+            },
+        ]);
+    }
+
+    /// In the closing period: repeats the last ACK and CLOSE when due, ends it when over.
+    fn drain_timeout(&mut self, now: Instant) {
+        let Some(draining) = &mut self.goodbye.draining else {
+            return;
+        };
+        if now >= draining.until {
+            self.goodbye.draining = None;
+            return;
+        }
+        if now < draining.repeat_at {
+            return;
+        }
+        draining.repeat_at = now + draining.interval;
+        draining.interval *= 2;
+        let ack = draining.ack;
+        self.push_packet(vec![
+            Frame::Ack(ack),
+            Frame::Close {
+                reason: CloseReason::Finished,
+            },
+        ]);
     }
 
     /// The longest text [`send`](Self::send) accepts, in bytes of UTF-8:
@@ -246,6 +472,10 @@ impl Session {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         let now = self.advance(now);
         self.stats.datagrams_received += 1;
+        if self.goodbye.closed {
+            // This run has said its last word; it only repeats it.
+            return self.drain_datagram(from, bytes);
+        }
         if from != self.peer_addr {
             self.reject(RejectReason::UnknownSource);
             return;
@@ -296,6 +526,8 @@ impl Session {
     fn accept(&mut self, now: Instant, packet: Packet) {
         self.heard_from_peer(now);
         let mut must_ack = false;
+        let mut ack_at_once = false;
+        let mut close = None;
         let mut outputs = Vec::new();
         for frame in packet.frames {
             match frame {
@@ -304,6 +536,7 @@ impl Session {
                     let ready = self.receiver.on_skip(below);
                     self.deliver(ready);
                     must_ack = true;
+                    ack_at_once = true;
                 }
                 Frame::Data { seq, payload } => {
                     must_ack = true;
@@ -312,17 +545,26 @@ impl Session {
                         Arrival::Duplicate => {
                             self.stats.duplicates += 1;
                             self.events.push_back(Event::Duplicate { seq });
+                            // The D-SACK should reach the sender before it resends more.
+                            ack_at_once = true;
                         }
-                        Arrival::Buffered | Arrival::BeyondWindow => {}
+                        // Out of order: the sender's loss detection needs this at once.
+                        Arrival::Buffered | Arrival::BeyondWindow => ack_at_once = true,
                     }
                 }
                 Frame::Ack(ack) => {
+                    self.rtt
+                        .set_peer_max_ack_delay(Duration::from_millis(ack.max_ack_delay_ms.into()));
                     let result = self.sender.on_ack(ack, now, self.rtt.rto(), &mut outputs);
                     if result.beyond_sent {
                         self.reject(RejectReason::AckBeyondSent);
                     }
                     if let Some(sample) = result.rtt_sample {
-                        self.rtt.on_sample(sample);
+                        let held = Duration::from_micros(ack.ack_delay_us.into());
+                        self.rtt.on_ack_sample(sample, held);
+                    }
+                    if result.spurious.is_some() {
+                        self.stats.spurious_retransmissions += 1;
                     }
                     if result.progress {
                         self.rtt.on_progress();
@@ -337,21 +579,80 @@ impl Session {
                         }
                     }
                 }
+                Frame::Close { reason } => close = Some(reason),
             }
         }
         self.apply(outputs, now);
-        if must_ack {
-            // One acknowledgement for everything handled before the next poll_transmit:
-            // a driver that drains its socket first sends one ACK for the lot, and none
-            // waits longer than that.
-            self.ack_pending = true;
+        if let Some(reason) = close {
+            // After the frames before it: the ACK it travels with settles what arrived.
+            return self.on_peer_close(now, reason);
         }
+        if must_ack {
+            self.newest_data_at = now;
+            self.unacked_packets += 1;
+            // One acknowledgement for everything handled before the next poll_transmit:
+            // a driver that drains its socket first sends one ACK for the lot. With
+            // delayed ACKs it may wait up to `ack_delay`, except for what loss detection
+            // needs at once, and never past a second packet (RFC 9000 §13.2.2).
+            if self.config.ack_delay.is_zero() || ack_at_once || self.unacked_packets >= 2 {
+                self.ack_pending = true;
+            } else {
+                self.ack_due_at.get_or_insert(now + self.config.ack_delay);
+            }
+        }
+    }
+
+    /// The peer's run said it is leaving. What it acknowledged is settled (the ACK came
+    /// first); everything else of ours fails as not shown; its run is retired, and the
+    /// session waits for a new one (a restart connects as at the start).
+    fn on_peer_close(&mut self, now: Instant, reason: CloseReason) {
+        let finished = reason == CloseReason::Finished;
+        self.goodbye.peer_left = Some(finished);
+        self.goodbye.peer_done = false;
+        self.events.push_back(Event::PeerLeft { finished });
+        self.set_peer_state(PeerState::Connecting);
+        let mut out = Vec::new();
+        self.sender
+            .fail_all_because(Some(FailReason::PeerLeft), &mut out);
+        self.apply(out, now);
+        if finished {
+            // Our CLOSE in answer ends the peer's closing period at once.
+            self.push_packet(vec![Frame::Close {
+                reason: CloseReason::Finished,
+            }]);
+        }
+        if let Some(old) = self.peer_epoch.take() {
+            self.retire(old);
+        }
+        self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits);
+        self.sender.restart_stream();
+        self.ack_pending = false;
+        self.ack_due_at = None;
+        self.unacked_packets = 0;
+        self.ping = None;
+        self.awaiting_since = None;
+        self.hello_sample_pending = false;
+        self.no_answer_at = None;
+    }
+
+    fn retire(&mut self, epoch: u64) {
+        if self.retired.len() == RETIRED_EPOCHS {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(epoch);
     }
 
     /// Tells the session that `now` has been reached; fires what is due: HELLO and
     /// message retransmissions, keepalives, and the no-answer and unreachable verdicts.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.advance(now);
+        if self.goodbye.closed {
+            return self.drain_timeout(now);
+        }
+        if self.ack_due_at.is_some_and(|at| at <= now) {
+            self.ack_due_at = None;
+            self.ack_pending = true;
+        }
         if self.no_answer_at.is_some_and(|at| at <= now) {
             self.on_connect_timeout(now);
         }
@@ -360,6 +661,7 @@ impl Session {
         }
         if self.peer_epoch.is_some() {
             if self.sender.next_timeout().is_some_and(|at| at <= now) {
+                self.stats.timeouts += 1;
                 self.rtt.on_expiry();
                 let mut out = Vec::new();
                 self.sender.on_timeout(now, self.rtt.rto(), &mut out);
@@ -380,6 +682,11 @@ impl Session {
         if self.ack_pending {
             self.ack_pending = false;
             self.send_ack();
+            // One ACK per duplicate (D-SACK): the sender learns of every unnecessary
+            // retransmission, not only the newest of a batch.
+            while self.receiver.has_duplicates() {
+                self.send_ack();
+            }
         }
         if self.transmits.is_empty() {
             self.pump(self.now);
@@ -397,8 +704,16 @@ impl Session {
     /// change after any input, so ask again after each.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.goodbye.closed {
+            return self
+                .goodbye
+                .draining
+                .as_ref()
+                .map(|d| d.repeat_at.min(d.until));
+        }
         let connected = self.peer_epoch.is_some();
         [
+            self.ack_due_at,
             self.hello_at,
             self.no_answer_at,
             connected.then(|| self.sender.next_timeout()).flatten(),
@@ -448,6 +763,12 @@ impl Session {
     /// The round-trip estimator: SRTT, RTTVAR and the current RTO.
     pub fn rtt(&self) -> &RttEstimator {
         &self.rtt
+    }
+
+    /// Transmissions that must overtake a message before it is taken for lost: 3, more
+    /// after spurious retransmissions showed that the path reorders.
+    pub fn reordering_threshold(&self) -> u64 {
+        self.sender.reordering_threshold()
     }
 
     /// Counters since creation.
@@ -525,11 +846,9 @@ impl Session {
         match self.peer_epoch {
             Some(current) if current == epoch => {}
             Some(old) => {
-                if self.retired.len() == RETIRED_EPOCHS {
-                    self.retired.pop_front();
-                }
-                self.retired.push_back(old);
+                self.retire(old);
                 self.peer_epoch = Some(epoch);
+                self.goodbye.peer_done = false;
                 self.stats.peer_restarts += 1;
                 let window = self.config.effective_window();
                 self.receiver = Receiver::new(window, self.config.seq_bits);
@@ -546,6 +865,7 @@ impl Session {
                 self.peer_epoch = Some(epoch);
                 self.hello_at = None;
                 self.no_answer_at = None;
+                self.goodbye.peer_left = None;
                 self.events
                     .push_back(Event::Connected { peer_epoch: epoch });
                 self.set_peer_state(PeerState::Online);
@@ -603,13 +923,18 @@ impl Session {
                     attempt,
                 } => {
                     batch.push(Frame::Data { seq, payload });
+                    let done = self.goodbye.done == Some(id);
                     if attempt == 1 {
                         self.stats.data_sent += 1;
-                        self.events.push_back(Event::Sent { id, seq });
+                        if !done {
+                            self.events.push_back(Event::Sent { id, seq });
+                        }
                     } else {
                         self.stats.retransmissions += 1;
-                        self.events
-                            .push_back(Event::Retransmit { id, seq, attempt });
+                        if !done {
+                            self.events
+                                .push_back(Event::Retransmit { id, seq, attempt });
+                        }
                     }
                 }
                 SenderOutput::Delivered {
@@ -618,6 +943,10 @@ impl Session {
                     attempts,
                     elapsed,
                 } => {
+                    if self.goodbye.done == Some(id) {
+                        self.goodbye.done_delivered = true;
+                        continue;
+                    }
                     self.stats.messages_delivered += 1;
                     self.events.push_back(Event::Delivered {
                         id,
@@ -627,6 +956,10 @@ impl Session {
                     });
                 }
                 SenderOutput::Failed { id, text, reason } => {
+                    if self.goodbye.done == Some(id) {
+                        self.goodbye.done_failed = true;
+                        continue;
+                    }
                     self.stats.messages_failed += 1;
                     self.events.push_back(Event::Failed { id, text, reason });
                     self.set_peer_state_if_online(PeerState::Unreachable);
@@ -682,6 +1015,12 @@ impl Session {
                     self.events.push_back(Event::Received { seq, text });
                 }
                 Payload::Nick(nick) => self.events.push_back(Event::PeerNick { nick }),
+                Payload::Done => {
+                    if !self.goodbye.peer_done {
+                        self.goodbye.peer_done = true;
+                        self.events.push_back(Event::PeerDone);
+                    }
+                }
                 // Acknowledged and ordered; a newer peer's kind means nothing to us.
                 Payload::Unknown { .. } => {}
             }
@@ -690,8 +1029,18 @@ impl Session {
 
     fn send_ack(&mut self) {
         self.stats.acks_sent += 1;
-        let ack = self.receiver.ack();
+        let ack = self.ack_frame();
         self.push_packet(vec![Frame::Ack(ack)]);
+    }
+
+    /// The acknowledgement of what has arrived, saying how long it was held.
+    fn ack_frame(&mut self) -> AckFrame {
+        let held = self.now.saturating_duration_since(self.newest_data_at);
+        let held_us = u32::try_from(held.as_micros()).unwrap_or(u32::MAX);
+        let max_ms = u8::try_from(self.config.max_ack_delay().as_millis()).unwrap_or(u8::MAX);
+        self.unacked_packets = 0;
+        self.ack_due_at = None;
+        self.receiver.ack(held_us, max_ms)
     }
 
     fn send_hello(&mut self, dst_epoch: u64) {

@@ -15,6 +15,13 @@ pub struct Stats {
     pub data_sent: u64,
     /// Retransmissions of messages.
     pub retransmissions: u64,
+    /// Messages found to have been sent again unnecessarily: the peer reported receiving
+    /// a copy of one it already had (D-SACK) after we had sent it more than once. Counted
+    /// once per message.
+    pub spurious_retransmissions: u64,
+    /// Expiries of the retransmission timer; each sends one datagram of the oldest
+    /// unacknowledged messages.
+    pub timeouts: u64,
     /// Messages received again after delivery (re-acknowledged, not shown).
     pub duplicates: u64,
     /// Acknowledgements sent.

@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //!      0     2  magic      0x55 0x43 ("UC")
-//!      2     1  version    0x01
+//!      2     1  version    0x02
 //!      3     1  flags      reserved, sent as 0, a packet with any bit set is rejected
 //!      4     8  src_epoch  sender's session id, big-endian, never 0
 //!     12     8  dst_epoch  the receiver's session id as the sender knows it, 0 = unknown
@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -33,8 +33,9 @@ pub const CRC_LEN: usize = 4;
 pub const MAX_DATAGRAM: usize = 1200;
 /// Encoded size of a HELLO frame.
 pub const HELLO_FRAME_LEN: usize = 1;
-/// Encoded size of an ACK frame with an empty selective-acknowledgement bitmap.
-pub const ACK_FRAME_MIN_LEN: usize = 1 + 8 + 2 + 1;
+/// Encoded size of an ACK frame with an empty selective-acknowledgement bitmap: type,
+/// cumulative, window, ack delay, max ack delay, duplicate, bitmap length.
+pub const ACK_FRAME_MIN_LEN: usize = 1 + 8 + 2 + 4 + 1 + 8 + 1;
 /// Longest selective-acknowledgement bitmap, in bytes: 512 messages.
 pub const SACK_MAX_BYTES: usize = 64;
 /// Room kept in every data packet for an ACK with a bitmap of up to 7 bytes, should a
@@ -44,6 +45,8 @@ pub const ACK_RESERVE: usize = ACK_FRAME_MIN_LEN + 7;
 pub const SKIP_FRAME_LEN: usize = 1 + 8;
 /// Encoded size of a PING or PONG frame.
 pub const PING_FRAME_LEN: usize = 1 + 8;
+/// Encoded size of a CLOSE frame.
+pub const CLOSE_FRAME_LEN: usize = 1 + 1;
 /// Encoded size of a DATA frame without its payload.
 pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 1 + 2;
 /// Longest nickname in bytes of UTF-8.
@@ -61,6 +64,14 @@ mod frame_type {
     pub(super) const SKIP: u8 = 0x04;
     pub(super) const PING: u8 = 0x05;
     pub(super) const PONG: u8 = 0x06;
+    pub(super) const CLOSE: u8 = 0x07;
+}
+
+/// Payload kind bytes of DATA frames.
+mod payload_kind {
+    pub(super) const TEXT: u8 = 0;
+    pub(super) const NICK: u8 = 1;
+    pub(super) const DONE: u8 = 2;
 }
 
 /// One decoded datagram.
@@ -106,6 +117,44 @@ pub enum Frame {
         /// The PING's token.
         token: u64,
     },
+    /// "This run is leaving; send it nothing more." Not retransmitted: it travels with the
+    /// sender's last ACK, so the peer learns both what arrived and that nothing more will
+    /// be acknowledged.
+    Close {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why a peer sent CLOSE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// 0: the goodbye is complete: both streams ended with DONE and ours was
+    /// acknowledged. Nothing the peer sent is left unconfirmed.
+    Finished,
+    /// 1: the person left (Ctrl-C, `/quit`) before the goodbye completed. The ACK before
+    /// this frame says what was shown; anything else of the peer's was not.
+    Left,
+    /// A reason this version does not know; taken as `Left`.
+    Unknown(u8),
+}
+
+impl CloseReason {
+    fn to_wire(self) -> u8 {
+        match self {
+            Self::Finished => 0,
+            Self::Left => 1,
+            Self::Unknown(b) => b,
+        }
+    }
+
+    fn from_wire(b: u8) -> Self {
+        match b {
+            0 => Self::Finished,
+            1 => Self::Left,
+            other => Self::Unknown(other),
+        }
+    }
 }
 
 /// What a DATA frame carries, told apart by its kind byte. Every kind travels in the
@@ -117,6 +166,9 @@ pub enum Payload {
     Text(String),
     /// Kind 1: the sender's nickname from now on, UTF-8, at most [`MAX_NICK_LEN`] bytes.
     Nick(String),
+    /// Kind 2, empty: the end of the sender's stream (its input ended). Nothing follows
+    /// it; acknowledging it confirms every message before it.
+    Done,
     /// A kind this version does not know: acknowledged and ordered like any other, then
     /// ignored, so a newer peer's additions never stall the stream.
     Unknown {
@@ -131,8 +183,9 @@ impl Payload {
     /// The kind byte on the wire.
     pub fn kind(&self) -> u8 {
         match self {
-            Self::Text(_) => 0,
-            Self::Nick(_) => 1,
+            Self::Text(_) => payload_kind::TEXT,
+            Self::Nick(_) => payload_kind::NICK,
+            Self::Done => payload_kind::DONE,
             Self::Unknown { kind, .. } => *kind,
         }
     }
@@ -141,6 +194,7 @@ impl Payload {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Self::Text(t) | Self::Nick(t) => t.as_bytes(),
+            Self::Done => &[],
             Self::Unknown { bytes, .. } => bytes,
         }
     }
@@ -152,7 +206,7 @@ impl Payload {
 }
 
 /// Receiver state reported back to the sender.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AckFrame {
     /// Every message with a lower sequence number has been received: the next one expected.
     pub cumulative: u64,
@@ -160,6 +214,17 @@ pub struct AckFrame {
     pub sack: Sack,
     /// How many sequence numbers from `cumulative` on the receiver is willing to accept.
     pub window: u16,
+    /// How long the receiver held this acknowledgement after the newest DATA it reports
+    /// arrived, in microseconds (saturating): the sender subtracts it from its round-trip
+    /// sample, as QUIC's ACK Delay (RFC 9000 §19.3).
+    pub ack_delay_us: u32,
+    /// The longest the receiver ever holds an acknowledgement, in milliseconds: the
+    /// sender's retransmission timer allows for it (RFC 9002's max_ack_delay).
+    pub max_ack_delay_ms: u8,
+    /// A message received again since the previous ACK (a D-SACK, RFC 2883): both copies
+    /// arrived, so one transmission was unnecessary. The sender uses it to detect and undo
+    /// a spurious retransmission. `None` is 0 on the wire, `Some(seq)` is `seq + 1`.
+    pub duplicate: Option<u64>,
 }
 
 /// A selective-acknowledgement bitmap: bit `i` (byte `i / 8`, bit `i % 8` from the least
@@ -241,6 +306,7 @@ impl Frame {
             Self::Ack(ack) => ACK_FRAME_MIN_LEN + ack.sack.as_bytes().len(),
             Self::Skip { .. } => SKIP_FRAME_LEN,
             Self::Ping { .. } | Self::Pong { .. } => PING_FRAME_LEN,
+            Self::Close { .. } => CLOSE_FRAME_LEN,
         }
     }
 
@@ -263,6 +329,10 @@ impl Frame {
                 out.push(frame_type::ACK);
                 out.extend_from_slice(&ack.cumulative.to_be_bytes());
                 out.extend_from_slice(&ack.window.to_be_bytes());
+                out.extend_from_slice(&ack.ack_delay_us.to_be_bytes());
+                out.push(ack.max_ack_delay_ms);
+                let duplicate = ack.duplicate.map_or(0, |seq| seq.saturating_add(1));
+                out.extend_from_slice(&duplicate.to_be_bytes());
                 let sack = ack.sack.as_bytes();
                 // At most SACK_MAX_BYTES (64), so it fits in a byte.
                 out.push(u8::try_from(sack.len()).unwrap_or(u8::MAX));
@@ -279,6 +349,10 @@ impl Frame {
             Self::Pong { token } => {
                 out.push(frame_type::PONG);
                 out.extend_from_slice(&token.to_be_bytes());
+            }
+            Self::Close { reason } => {
+                out.push(frame_type::CLOSE);
+                out.push(reason.to_wire());
             }
         }
     }
@@ -413,6 +487,7 @@ pub fn classify(bytes: &[u8]) -> Classification {
         };
         let skipped = match kind {
             frame_type::HELLO => Ok(()),
+            frame_type::CLOSE => reader.u8().map(drop),
             frame_type::DATA => match reader.u64() {
                 Ok(seq) => return Classification::Data { seq },
                 Err(e) => Err(e),
@@ -427,7 +502,8 @@ pub fn classify(bytes: &[u8]) -> Classification {
             return Classification::Invalid;
         }
         if kind == frame_type::ACK {
-            let sack = reader.take(2).and_then(|_| reader.u8());
+            // window, ack delay, max ack delay, duplicate; then the bitmap's length.
+            let sack = reader.take(2 + 4 + 1 + 8).and_then(|_| reader.u8());
             if sack.and_then(|len| reader.take(usize::from(len))).is_err() {
                 return Classification::Invalid;
             }
@@ -463,6 +539,11 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes([b[0], b[1]]))
     }
 
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
@@ -487,9 +568,14 @@ impl<'a> Reader<'a> {
                         .map_err(|_| DecodeError::InvalidUtf8)
                 };
                 let payload = match kind {
-                    0 => Payload::Text(text()?),
-                    1 if len > MAX_NICK_LEN => return Err(DecodeError::TextTooLong { len }),
-                    1 => Payload::Nick(text()?),
+                    payload_kind::TEXT => Payload::Text(text()?),
+                    payload_kind::NICK if len > MAX_NICK_LEN => {
+                        return Err(DecodeError::TextTooLong { len })
+                    }
+                    payload_kind::NICK => Payload::Nick(text()?),
+                    // DONE carries nothing; bytes there would be lost, so they are refused.
+                    payload_kind::DONE if len > 0 => return Err(DecodeError::TextTooLong { len }),
+                    payload_kind::DONE => Payload::Done,
                     _ => Payload::Unknown {
                         kind,
                         bytes: raw.to_vec(),
@@ -500,6 +586,9 @@ impl<'a> Reader<'a> {
             frame_type::ACK => {
                 let cumulative = self.u64()?;
                 let window = self.u16()?;
+                let ack_delay_us = self.u32()?;
+                let max_ack_delay_ms = self.u8()?;
+                let duplicate = self.u64()?.checked_sub(1);
                 let len = usize::from(self.u8()?);
                 if len > SACK_MAX_BYTES {
                     return Err(DecodeError::SackTooLong { len });
@@ -509,11 +598,17 @@ impl<'a> Reader<'a> {
                     cumulative,
                     sack,
                     window,
+                    ack_delay_us,
+                    max_ack_delay_ms,
+                    duplicate,
                 }))
             }
             frame_type::SKIP => Ok(Frame::Skip { below: self.u64()? }),
             frame_type::PING => Ok(Frame::Ping { token: self.u64()? }),
             frame_type::PONG => Ok(Frame::Pong { token: self.u64()? }),
+            frame_type::CLOSE => Ok(Frame::Close {
+                reason: CloseReason::from_wire(self.u8()?),
+            }),
             other => Err(DecodeError::UnknownFrame { frame_type: other }),
         }
     }
@@ -530,11 +625,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "5543010000000000000000010000000000000000015f748d30";
+    pub(crate) const VECTOR_HELLO: &str = "55430200000000000000000100000000000000000191d52ee8";
     pub(crate) const VECTOR_DATA: &str =
-        "554301000000000000000001000000000000000202000000000000000000000268693c6499fc";
+        "554302000000000000000001000000000000000202000000000000000000000268697a8fe8a1";
     pub(crate) const VECTOR_ACK: &str =
-        "5543010000000000000000020000000000000001030000000000000001000100a5535731";
+        "55430200000000000000000200000000000000010300000000000000010001000000000500000000000000000027b2c5aa";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -558,6 +653,8 @@ mod tests {
                 cumulative: 1,
                 sack: Sack::EMPTY,
                 window: 1,
+                max_ack_delay_ms: 5,
+                ..Default::default()
             })],
         };
         assert_eq!(hex_of(&hello), VECTOR_HELLO);
@@ -585,6 +682,7 @@ mod tests {
                     // The largest bitmap the text limit leaves room for: 7 bytes.
                     sack: Sack::from_bits(1 << 55),
                     window: 1,
+                    ..Default::default()
                 }),
                 Frame::Data {
                     seq: 4,
@@ -684,9 +782,13 @@ mod tests {
                 seq,
                 payload: Payload::Nick(nick)
             }),
+            any::<u64>().prop_map(|seq| Frame::Data {
+                seq,
+                payload: Payload::Done
+            }),
             (
                 any::<u64>(),
-                2u8..,
+                3u8..,
                 prop::collection::vec(any::<u8>(), 0..40)
             )
                 .prop_map(|(seq, kind, bytes)| Frame::Data {
@@ -696,9 +798,10 @@ mod tests {
             (
                 any::<u64>(),
                 prop::collection::vec(any::<u16>(), 0..20),
-                any::<u16>()
+                any::<u16>(),
+                (any::<u32>(), any::<u8>(), prop::option::of(0..u64::MAX - 1)),
             )
-                .prop_map(|(cumulative, offsets, window)| {
+                .prop_map(|(cumulative, offsets, window, (delay, max, duplicate))| {
                     let mut sack = Sack::EMPTY;
                     for o in offsets {
                         sack.insert(u64::from(o % 512));
@@ -707,8 +810,14 @@ mod tests {
                         cumulative,
                         sack,
                         window,
+                        ack_delay_us: delay,
+                        max_ack_delay_ms: max,
+                        duplicate,
                     })
                 }),
+            any::<u8>().prop_map(|b| Frame::Close {
+                reason: CloseReason::from_wire(b)
+            }),
             any::<u64>().prop_map(|below| Frame::Skip { below }),
             any::<u64>().prop_map(|token| Frame::Ping { token }),
             any::<u64>().prop_map(|token| Frame::Pong { token }),

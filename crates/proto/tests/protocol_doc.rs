@@ -1,7 +1,7 @@
 //! docs/PROTOCOL.md is normative: every hex vector in it must decode as it says, encode
 //! back to the same bytes, and the rejected ones must fail for the stated reason.
 
-use udpchat_proto::wire::{AckFrame, Frame, Packet, Payload, Sack, MAX_TEXT_LEN};
+use udpchat_proto::wire::{AckFrame, CloseReason, Frame, Packet, Payload, Sack, MAX_TEXT_LEN};
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
 
@@ -51,6 +51,9 @@ fn every_vector_in_the_document_matches_the_codec() {
                 cumulative: 1,
                 sack: Sack::EMPTY,
                 window: 1,
+                ack_delay_us: 0,
+                max_ack_delay_ms: 5,
+                duplicate: None,
             })],
         ),
         data(
@@ -60,6 +63,9 @@ fn every_vector_in_the_document_matches_the_codec() {
                 cumulative: 3,
                 sack: Sack::from_bits(0b101),
                 window: 8,
+                ack_delay_us: 250,
+                max_ack_delay_ms: 5,
+                duplicate: Some(2),
             })],
         ),
         data(
@@ -97,7 +103,37 @@ fn every_vector_in_the_document_matches_the_codec() {
                 },
             ],
         ),
+        data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 8,
+                payload: Payload::Done,
+            }],
+        ),
+        data(
+            2,
+            1,
+            vec![
+                Frame::Ack(AckFrame {
+                    cumulative: 9,
+                    sack: Sack::EMPTY,
+                    window: 512,
+                    ack_delay_us: 0,
+                    max_ack_delay_ms: 5,
+                    duplicate: None,
+                }),
+                Frame::Close {
+                    reason: CloseReason::Finished,
+                },
+            ],
+        ),
     ];
+    if std::env::var_os("UDPCHAT_PRINT_VECTORS").is_some() {
+        for packet in &expected {
+            println!("{}\n", hex::encode(packet.encode()));
+        }
+    }
     let vectors = blocks("hex");
     assert_eq!(vectors.len(), expected.len(), "vectors in docs/PROTOCOL.md");
     for (hex_text, packet) in vectors.iter().zip(expected) {

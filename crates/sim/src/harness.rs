@@ -42,6 +42,15 @@ pub struct Scenario {
     /// When side B starts (zero: with A). Until then nothing runs there: what A sends it
     /// is lost, as on a machine where udpchat is not running yet.
     pub b_starts_at: Duration,
+    /// Each side ends its stream once it has offered all its messages (end of input,
+    /// [`Stack::finish`]) and leaves when the goodbye says so ([`Stack::is_finished`],
+    /// then [`Stack::close`]); the run ends when both have left. Otherwise the run ends
+    /// when both sides are idle.
+    pub goodbye: bool,
+    /// If set, side B stalls from the first time to the second (a descheduled or stopped
+    /// process): it handles no datagram and no timer; what arrives meanwhile waits in its
+    /// socket and is handled, in order, when it resumes.
+    pub stall_b: Option<(Duration, Duration)>,
     /// Whether the endpoints encrypt, as the real program does by default. The
     /// impairment then acts on ciphertext: a corrupted datagram must fail
     /// authentication, a duplicate must be caught by the replay window.
@@ -157,6 +166,12 @@ struct Side {
     first_sent_at: BTreeMap<MessageId, Instant>,
     /// Messages offered to the session so far.
     offered: usize,
+    /// It has left (goodbye scenarios).
+    closed: bool,
+    /// Its goodbye is over; it leaves after its events are drained.
+    leaving: bool,
+    /// Every message it will send has been offered: its input has ended.
+    offered_all: bool,
     outcome: SideOutcome,
 }
 
@@ -167,6 +182,9 @@ impl Side {
             sent: BTreeMap::new(),
             first_sent_at: BTreeMap::new(),
             offered: 0,
+            closed: false,
+            leaving: false,
+            offered_all: false,
             outcome: SideOutcome::default(),
         }
     }
@@ -202,6 +220,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let mut partition_ends = scenario.partition.map(|(_, end)| t0 + end);
     let mut healed = false;
     let mut now = t0;
+    let stall = scenario.stall_b.map(|(from, to)| (t0 + from, t0 + to));
+    let stalled = |now: Instant| stall.is_some_and(|(from, to)| now >= from && now < to);
+    let mut socket_b: Vec<Vec<u8>> = Vec::new();
     loop {
         if !healed && now >= heal_at && partition_ends.is_none() {
             healed = true;
@@ -250,18 +271,25 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         }
         offer(&mut a, "a", scenario, t0, now);
         a.stack.handle_timeout(now);
-        if b_running {
+        if b_running && !stalled(now) {
+            for bytes in socket_b.drain(..) {
+                receive(&mut b, now, ADDR_A, &bytes);
+            }
             offer(&mut b, "b", scenario, b_starts, now);
             b.stack.handle_timeout(now);
         }
+        // A stalled B does nothing at all, and its person's typing waits with it.
+        let b_awake = b_running && !stalled(now);
         loop {
             let mut moved = false;
             moved |= flush(&mut a, &mut ab, now, t0, &mut trace, "a");
-            if b_running {
+            if b_awake {
                 moved |= flush(&mut b, &mut ba, now, t0, &mut trace, "b");
             }
             while let Some(((), bytes)) = ab.poll_output(now) {
-                if b_running {
+                if b_running && stalled(now) {
+                    socket_b.push(bytes);
+                } else if b_running {
                     receive(&mut b, now, ADDR_A, &bytes);
                 }
                 moved = true;
@@ -272,27 +300,38 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             }
             // Acknowledgements free room in the queue: offer more before time moves on.
             moved |= offer(&mut a, "a", scenario, t0, now);
-            if b_running {
+            if b_awake {
                 moved |= offer(&mut b, "b", scenario, b_starts, now);
+            }
+            if scenario.goodbye {
+                moved |= leave_if_finished(&mut a, now, t0, &mut trace, "a");
+                if b_awake && restart_after.is_none() {
+                    moved |= leave_if_finished(&mut b, now, t0, &mut trace, "b");
+                }
             }
             if !moved {
                 break;
             }
         }
         // An idle sender has had every message acknowledged, so both idle means done.
-        let done = a.stack.is_idle()
-            && b.stack.is_idle()
-            && b_running
-            && restart_after.is_none()
-            && partition_ends.is_none()
-            && a.offered == scenario.messages
-            && b.offered == scenario.messages;
+        let done = if scenario.goodbye {
+            a.closed && b.closed && a.stack.is_closed() && b.stack.is_closed()
+        } else {
+            a.stack.is_idle()
+                && b.stack.is_idle()
+                && b_running
+                && restart_after.is_none()
+                && partition_ends.is_none()
+                && a.offered == scenario.messages
+                && b.offered == scenario.messages
+        };
         if done || now >= deadline {
             break;
         }
         let next = [
             a.stack.poll_timeout(),
-            b_running.then(|| b.stack.poll_timeout()).flatten(),
+            b_awake.then(|| b.stack.poll_timeout()).flatten(),
+            stall.map(|(_, to)| to).filter(|&to| to > now),
             (!b_running).then_some(b_starts),
             ab.poll_timeout(),
             ba.poll_timeout(),
@@ -300,7 +339,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             partition_starts,
             partition_ends,
             next_offer(&a, scenario, t0, now),
-            b_running
+            b_awake
                 .then(|| next_offer(&b, scenario, b_starts, now))
                 .flatten(),
         ]
@@ -315,6 +354,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
 
     let elapsed = now.saturating_duration_since(t0);
     Outcome {
+        goodbye: scenario.goodbye,
         trace_tail: trace.tail(),
         scenario: scenario.name.clone(),
         seed,
@@ -326,6 +366,45 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     }
 }
 
+/// Once `side` has offered everything, ends its stream; once the goodbye is over, leaves
+/// (the CLOSE is flushed by the next pass) and records what it knew at that moment.
+/// True if it did either.
+fn leave_if_finished(
+    side: &mut Side,
+    now: Instant,
+    t0: Instant,
+    trace: &mut Trace,
+    tag: &'static str,
+) -> bool {
+    if side.closed {
+        return false;
+    }
+    if !side.outcome.finish_called && side.offered_all {
+        side.outcome.finish_called = true;
+        side.stack.finish(now);
+        return true;
+    }
+    if !side.stack.is_finished() {
+        return false;
+    }
+    if !side.leaving {
+        // Take one more pass first, so the events that finished it are recorded.
+        side.leaving = true;
+        return true;
+    }
+    side.stack.close(now);
+    side.closed = true;
+    let at = now.saturating_duration_since(t0);
+    trace.note(at, if tag == "a" { "a leaves" } else { "b leaves" });
+    side.outcome.left = Some(crate::outcome::Leaving {
+        at,
+        delivered: side.outcome.delivered.len(),
+        failed: side.outcome.failed.len(),
+        received: side.outcome.received.len(),
+    });
+    true
+}
+
 /// The time the next message of `side` is due, `send_interval` after the previous one.
 fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
     t0 + scenario.send_interval * u32::try_from(side.offered).unwrap_or(u32::MAX)
@@ -335,6 +414,7 @@ fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
 /// faster than the network is held back, never dropped. True if anything was offered.
 fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
     let mut offered = false;
+    side.offered_all = side.offered == scenario.messages;
     while side.offered < scenario.messages && due(side, scenario, t0) <= now {
         if !side.stack.can_send() {
             break;
@@ -349,6 +429,7 @@ fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Inst
         let outstanding = side.stack.outstanding();
         side.outcome.peak_outstanding = side.outcome.peak_outstanding.max(outstanding);
     }
+    side.offered_all = side.offered == scenario.messages;
     offered
 }
 
@@ -449,6 +530,8 @@ fn flush(
             Event::Failed { text, .. } => side.outcome.failed.push(text),
             Event::PeerStateChanged { state } => side.outcome.peer_states.push(state),
             Event::NoAnswer { .. } => side.outcome.no_answers += 1,
+            Event::PeerDone => side.outcome.peer_done = true,
+            Event::PeerLeft { .. } => side.outcome.peer_left = true,
             Event::PeerRestarted { .. }
             | Event::Connected { .. }
             | Event::PeerNick { .. }
@@ -478,6 +561,8 @@ mod tests {
             settle: Duration::from_secs(60),
             restart_b_after: None,
             b_starts_at: Duration::ZERO,
+            goodbye: false,
+            stall_b: None,
             partition: None,
             security: SimSecurity::Plaintext,
         }

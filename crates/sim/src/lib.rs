@@ -25,5 +25,5 @@ pub mod summary;
 pub mod trace;
 
 pub use harness::{run, Scenario, SimSecurity};
-pub use outcome::{Outcome, SideOutcome};
+pub use outcome::{Leaving, Outcome, SideOutcome};
 pub use summary::{run_seeds, Summary};

@@ -42,11 +42,34 @@ pub struct SideOutcome {
     pub refusals: u64,
     /// Connect-timeout verdicts: nobody answered for `connect_timeout`.
     pub no_answers: u64,
+    /// The peer's DONE arrived.
+    pub peer_done: bool,
+    /// The peer's CLOSE arrived.
+    pub peer_left: bool,
+    /// It ended its stream (goodbye scenarios).
+    pub finish_called: bool,
+    /// When it left and what it knew then (goodbye scenarios).
+    pub left: Option<Leaving>,
+}
+
+/// The moment a side left after its goodbye, and its counts at that moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leaving {
+    /// Virtual time since the start.
+    pub at: Duration,
+    /// Its messages the peer had acknowledged.
+    pub delivered: usize,
+    /// Its messages reported failed.
+    pub failed: usize,
+    /// The peer's messages it had shown.
+    pub received: usize,
 }
 
 /// The result of one seeded run.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// Both sides ended with a goodbye (see [`Outcome::violations`]).
+    pub goodbye: bool,
     /// Scenario name.
     pub scenario: String,
     /// The seed that reproduces this run.
@@ -92,9 +115,15 @@ impl Outcome {
     ///   that was not sent;
     /// - every message ended exactly once, delivered or failed;
     /// - liveness: every message not reported failed was shown, within the time allowed
-    ///   after the network healed; a restart only repeats what was unacknowledged.
+    ///   after the network healed; a restart only repeats what was unacknowledged;
+    /// - in a goodbye: both sides left, each only once every message of its own was
+    ///   confirmed and every message of the peer's shown, and nothing shown on one side
+    ///   was reported failed on the other.
     pub fn violations(&self) -> Vec<String> {
         let mut found = Vec::new();
+        if self.goodbye {
+            self.goodbye_violations(&mut found);
+        }
         for (from, to, dir) in [(&self.a, &self.b, "a->b"), (&self.b, &self.a, "b->a")] {
             if from.delivered.len() + from.failed.len() != from.sent.len() && !from.restarted {
                 found.push(format!(
@@ -145,6 +174,37 @@ impl Outcome {
             }
         }
         found
+    }
+
+    fn goodbye_violations(&self, found: &mut Vec<String>) {
+        for (side, peer, name) in [(&self.a, &self.b, "a"), (&self.b, &self.a, "b")] {
+            let Some(left) = side.left else {
+                found.push(format!("{name} never left"));
+                continue;
+            };
+            if left.delivered != side.sent.len() {
+                found.push(format!(
+                    "{name} left at {:?} with {} of its {} messages confirmed ({} failed)",
+                    left.at,
+                    left.delivered,
+                    side.sent.len(),
+                    left.failed
+                ));
+            }
+            if left.received != peer.sent.len() {
+                found.push(format!(
+                    "{name} left at {:?} having shown {} of the peer's {} messages",
+                    left.at,
+                    left.received,
+                    peer.sent.len()
+                ));
+            }
+            if let Some(text) = side.failed.iter().find(|t| peer.received.contains(t)) {
+                found.push(format!(
+                    "{name} reported {text:?} failed but the peer showed it"
+                ));
+            }
+        }
     }
 
     /// Retransmissions per acknowledged message, both directions together.
@@ -213,6 +273,7 @@ mod tests {
             ..SideOutcome::default()
         };
         let outcome = Outcome {
+            goodbye: false,
             scenario: "t".into(),
             seed: 0,
             messages: 2,

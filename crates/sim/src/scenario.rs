@@ -56,6 +56,8 @@ fn scenario(name: &str, window: u16, link: ImpairConfig) -> Scenario {
         settle: Duration::from_secs(60),
         restart_b_after: None,
         b_starts_at: Duration::ZERO,
+        goodbye: false,
+        stall_b: None,
         partition: None,
         security: SimSecurity::Plaintext,
     }

@@ -31,6 +31,8 @@ fn a_flooding_sender_is_slowed_down_and_nothing_is_lost() {
         settle: Duration::from_secs(60),
         restart_b_after: None,
         b_starts_at: Duration::ZERO,
+        goodbye: false,
+        stall_b: None,
         partition: None,
         security: udpchat_sim::SimSecurity::Plaintext,
     };

@@ -30,6 +30,8 @@ fn setup(name: &str, security: SimSecurity, loss: f64, b_starts_at: Duration) ->
         settle: Duration::from_secs(60),
         restart_b_after: None,
         b_starts_at,
+        goodbye: false,
+        stall_b: None,
         partition: None,
         security,
     }

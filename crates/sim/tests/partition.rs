@@ -26,6 +26,8 @@ fn partitioned(protocol: Config, security: SimSecurity) -> Scenario {
         settle: Duration::from_secs(60),
         restart_b_after: None,
         b_starts_at: Duration::ZERO,
+        goodbye: false,
+        stall_b: None,
         // From 3 s: late enough that a first handshake lost to the 5% loss (retried
         // after 1 s) has completed, so the peer was online before it vanished.
         partition: Some((Duration::from_secs(3), Duration::from_secs(33))),

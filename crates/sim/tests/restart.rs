@@ -20,6 +20,8 @@ fn crash(link: ImpairConfig, security: SimSecurity) -> Scenario {
         // Mid-conversation.
         restart_b_after: Some(30),
         b_starts_at: Duration::ZERO,
+        goodbye: false,
+        stall_b: None,
         partition: None,
         security,
     }

@@ -197,6 +197,39 @@ impl Stack {
         self.session.send_nick(now, nick)
     }
 
+    /// Ends our stream at the end of input (see [`Session::finish`]): a DONE follows
+    /// every message already queued, and `send` refuses from now on.
+    pub fn finish(&mut self, now: Instant) {
+        self.advance(now);
+        self.session.finish(now);
+    }
+
+    /// True once the goodbye is over and the program may [`close`](Self::close) and exit
+    /// (see [`Session::is_finished`]).
+    pub fn is_finished(&self) -> bool {
+        self.session.is_finished()
+    }
+
+    /// True when the peer said it will send nothing more.
+    pub fn peer_done(&self) -> bool {
+        self.session.peer_done()
+    }
+
+    /// Leaves: the last acknowledgement and a CLOSE go out (drain
+    /// [`poll_transmit`](Self::poll_transmit) once more), then nothing (see
+    /// [`Session::close`]). Ctrl-C and `/quit` call it directly; after a goodbye, call
+    /// it once [`is_finished`](Self::is_finished).
+    pub fn close(&mut self, now: Instant) {
+        self.advance(now);
+        self.session.close(now);
+    }
+
+    /// True once [`close`](Self::close) was called and its closing period is over: the
+    /// program may exit (see [`Session::is_closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.session.is_closed()
+    }
+
     /// The encryption layer's events are acted on here, before anyone else sees them:
     /// the protocol session adopts the peer's run from an authenticated handshake (the
     /// first, or a restart), and takes the handshake's round trip as an RTT sample.

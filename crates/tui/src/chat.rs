@@ -457,6 +457,7 @@ impl Chat {
                         format!("no answer after {attempts} tries")
                     }
                     FailReason::PeerUnreachable => "peer unreachable".to_owned(),
+                    FailReason::PeerLeft => "peer left before it arrived".to_owned(),
                 };
                 self.conversation
                     .set_delivery(id, Delivery::Failed { reason });
@@ -483,6 +484,17 @@ impl Chat {
                     _ => {}
                 }
             }
+            Event::PeerDone => self.note(&format!(
+                "{} has finished sending (its input ended)",
+                self.peer_nick
+            )),
+            Event::PeerLeft { finished: true } => {
+                self.note(&format!("{} said goodbye and left", self.peer_nick));
+            }
+            Event::PeerLeft { finished: false } => self.note(&format!(
+                "{} left; anything of yours it had not confirmed is marked not delivered",
+                self.peer_nick
+            )),
             // Shown in the status bar's counters, not as lines.
             Event::Sent { .. } | Event::Duplicate { .. } | Event::Rejected { .. } => {}
         }
@@ -494,12 +506,13 @@ pub fn stats_text(status: &Status) -> String {
     let s = &status.stats;
     let ms = |d: Duration| format!("{:.1}ms", d.as_secs_f64() * 1e3);
     format!(
-        "sent {} delivered {} failed {} received {} | retransmissions {} duplicates {} rejected {} | srtt {} rttvar {} rto {} | loss {:.1}%",
+        "sent {} delivered {} failed {} received {} | retransmissions {} (spurious {}) duplicates {} rejected {} | srtt {} rttvar {} rto {} | loss {:.1}%",
         s.messages_queued,
         s.messages_delivered,
         s.messages_failed,
         s.messages_received,
         s.retransmissions,
+        s.spurious_retransmissions,
         s.duplicates,
         s.rejected,
         status.srtt.map_or("-".to_owned(), ms),
@@ -597,7 +610,7 @@ mod tests {
         let long = "x".repeat(MAX_TEXT_LEN - 28);
         assert!(type_line(&mut chat, &long).is_empty());
         let last = chat.conversation.entries().last().unwrap();
-        assert!(last.text.contains("the limit is 1107"), "{}", last.text);
+        assert!(last.text.contains("the limit is 1094"), "{}", last.text);
         // The refused text stays in the input; start again.
         chat.input.take();
         let fits = "x".repeat(MAX_TEXT_LEN - 29);

@@ -24,9 +24,6 @@ const MAX_QUEUED: usize = 4096;
 /// Most datagrams taken from the socket before the session's answer is sent.
 const RECV_BATCH: usize = 64;
 
-/// Shortest wait for a silent peer before leaving at end of input.
-const MIN_LINGER: Duration = Duration::from_millis(500);
-
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Finish {
@@ -147,6 +144,10 @@ pub(crate) struct Driver {
     stdin_open: bool,
     /// Lines read but not yet queued in the session (it was full).
     unread: VecDeque<Vec<u8>>,
+    /// Our DONE is queued: input ended and every line went to the session.
+    goodbye_started: bool,
+    /// The goodbye is over and our CLOSE went out; waiting for the closing period.
+    closing: bool,
     /// Messages reported failed because the run ended first (Ctrl-C, a refusal).
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
@@ -173,6 +174,8 @@ impl Driver {
             output,
             lines,
             stdin_open: true,
+            goodbye_started: false,
+            closing: false,
             unread: VecDeque::new(),
             interrupted: 0,
             refused: 0,
@@ -194,7 +197,9 @@ impl Driver {
         self
     }
 
-    /// Runs until stdin has ended and everything is settled, or until Ctrl-C.
+    /// Runs until stdin has ended and the goodbye is over (PROTOCOL.md §6a: every
+    /// message of ours confirmed or failed, and the peer done too, gone or unreachable),
+    /// or until Ctrl-C.
     pub(crate) async fn run(mut self) -> anyhow::Result<Finish> {
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
@@ -207,7 +212,7 @@ impl Driver {
             () = std::future::ready(()) => None,
         };
         match early {
-            Some(Ok(())) => return self.interrupt(),
+            Some(Ok(())) => return self.interrupt().await,
             Some(Err(e)) => {
                 // Without a handler Ctrl-C still ends the process, just without the
                 // report of unsent messages.
@@ -243,7 +248,20 @@ impl Driver {
             if self.net.refused().is_some() {
                 return self.end_refused();
             }
-            if self.settled(Instant::now()) {
+            if self.all_read() && !self.goodbye_started {
+                // End of input, every line queued: a DONE goes after the last of them.
+                self.goodbye_started = true;
+                self.net.stack.finish(Instant::now());
+                self.flush().await?;
+            }
+            if self.goodbye_started && self.net.stack.is_finished() && !self.closing {
+                // The goodbye is over: our last ACK and CLOSE go out, then a short
+                // closing period answers the peer if it missed them.
+                self.closing = true;
+                self.net.stack.close(Instant::now());
+                self.flush().await?;
+            }
+            if self.closing && self.net.stack.is_closed() {
                 break;
             }
             if !self.unread.is_empty() && self.has_room() {
@@ -258,7 +276,7 @@ impl Driver {
             self.output.flush()?;
             tokio::select! {
                 signal = &mut ctrl_c, if ctrl_c_armed => match signal {
-                    Ok(()) => return self.interrupt(),
+                    Ok(()) => return self.interrupt().await,
                     Err(e) => {
                         ctrl_c_armed = false;
                         tracing::warn!("cannot listen for Ctrl-C: {e}");
@@ -357,45 +375,14 @@ impl Driver {
         Ok(())
     }
 
-    /// Input has ended, every line read was queued, and nothing of ours is queued or
-    /// awaiting acknowledgement.
-    fn all_sent(&self) -> bool {
-        !self.stdin_open && self.unread.is_empty() && self.net.stack.is_idle()
+    /// Input has ended and every line read was handed to the session.
+    fn all_read(&self) -> bool {
+        !self.stdin_open && self.unread.is_empty()
     }
 
-    /// Input has ended, nothing of ours is outstanding, nothing is held by the
-    /// simulated network, and the peer has been quiet long enough.
-    fn settled(&self, now: Instant) -> bool {
-        self.all_sent()
-            && self.net.impairment.pending() == 0
-            && now >= self.net.last_heard + self.linger()
-    }
-
-    /// How long the peer must have been silent before we leave at end of input.
-    ///
-    /// After our last message is acknowledged the peer may still be sending to us, or
-    /// may not yet have our acknowledgement of its last message (it retransmits every
-    /// timeout until it has). The protocol has no goodbye, so we stay until it has been
-    /// silent for two of our current timeouts (at least half a second, so a peer that is
-    /// briefly descheduled is not taken for gone), but less than the keepalive interval,
-    /// whose PINGs would otherwise keep us forever. Simulated drops do not count as
-    /// silence: the datagram did arrive.
-    fn linger(&self) -> Duration {
-        let linger = self.net.stack.rtt().rto().saturating_mul(2).max(MIN_LINGER);
-        match self.net.stack.config().keepalive {
-            Some(interval) => linger.min(interval.mul_f64(0.8)),
-            None => linger,
-        }
-    }
-
-    /// The earliest of the session's timer, the simulated network's next release and,
-    /// once input has ended with nothing outstanding, the end of the linger.
+    /// The earliest of the session's timer and the simulated network's next release.
     fn next_deadline(&self) -> Option<Instant> {
-        let linger_end = self.all_sent().then(|| self.net.last_heard + self.linger());
-        [self.net.next_deadline(), linger_end]
-            .into_iter()
-            .flatten()
-            .min()
+        self.net.next_deadline()
     }
 
     async fn on_input(&mut self, now: Instant, input: Option<Input>) -> io::Result<()> {
@@ -475,9 +462,14 @@ impl Driver {
         self.emit(&Report::Rejected { reason, detail })
     }
 
-    /// Ctrl-C: every message not yet acknowledged is reported failed, with its text.
-    fn interrupt(mut self) -> anyhow::Result<Finish> {
+    /// Ctrl-C: every message not yet acknowledged is reported failed, with its text,
+    /// and the peer is told we left (so it reports what we never confirmed).
+    async fn interrupt(mut self) -> anyhow::Result<Finish> {
         self.fail_pending(INTERRUPTED)?;
+        self.net.stack.close(Instant::now());
+        if let Some(message) = self.net.send_all().await {
+            self.emit(&Report::Warning { message })?;
+        }
         let totals = self.totals();
         self.emit_exit(totals)?;
         Ok(Finish::Interrupted(totals))
@@ -523,6 +515,7 @@ impl Driver {
             refused: self.refused,
             received: s.messages_received,
             retransmissions: s.retransmissions,
+            spurious_retransmissions: s.spurious_retransmissions,
             duplicates: s.duplicates,
             rejected: self.net.rejected(),
             pending_handshakes: self.net.stack.pending_handshakes(),

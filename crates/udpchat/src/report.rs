@@ -42,6 +42,8 @@ pub(crate) struct Totals {
     pub(crate) received: u64,
     /// Retransmissions of our messages.
     pub(crate) retransmissions: u64,
+    /// Of those, found unnecessary afterwards: the peer had the message already.
+    pub(crate) spurious_retransmissions: u64,
     /// Copies of already received messages that were acknowledged again, not shown.
     pub(crate) duplicates: u64,
     /// Datagrams dropped as malformed, from a stranger, stale or misaddressed.
@@ -154,6 +156,14 @@ pub(crate) enum Report {
     PeerState {
         /// `online` or `unreachable`.
         state: &'static str,
+    },
+    /// The peer's input ended: it sends nothing more, but still confirms ours.
+    PeerDone,
+    /// The peer left. `finished`: after a complete goodbye; otherwise its person quit,
+    /// and anything of ours it had not confirmed is reported not delivered.
+    PeerLeft {
+        /// Whether the goodbye was complete.
+        finished: bool,
     },
     /// The peer's nickname, from this point of its stream on.
     PeerNick {
@@ -319,6 +329,8 @@ impl Report {
                 state: state.code(),
             },
             Event::PeerNick { nick } => Self::PeerNick { nick },
+            Event::PeerDone => Self::PeerDone,
+            Event::PeerLeft { finished } => Self::PeerLeft { finished },
             Event::PeerRestarted {
                 old_epoch,
                 new_epoch,
@@ -488,6 +500,7 @@ impl Report {
                 let why = match *reason {
                     "max_retries" => "no acknowledgement after the maximum number of retries",
                     "peer_unreachable" => "the peer is unreachable",
+                    "peer_left" => "the peer left before it arrived",
                     "interrupted" => "interrupted before it was acknowledged",
                     "refused" => "the contact was refused",
                     other => other,
@@ -501,6 +514,11 @@ impl Report {
             Self::Warning { message } => format!("warning: {message}"),
             Self::PeerState { state } => format!("the peer is {state}"),
             Self::PeerNick { nick } => format!("the peer is now known as {}", printable(nick)),
+            Self::PeerDone => "the peer has finished sending (its input ended)".to_owned(),
+            Self::PeerLeft { finished: true } => "the peer said goodbye and left".to_owned(),
+            Self::PeerLeft { finished: false } => {
+                "the peer left; what it had not confirmed is not delivered".to_owned()
+            }
             Self::Stats(t) => format!(
                 "round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
                 t.srtt_ms.map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
@@ -509,8 +527,10 @@ impl Report {
                 t.loss * 100.0
             ),
             Self::Exit(t) => format!(
-                "sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}, duplicates {}, rejected {})",
-                t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions, t.duplicates, t.rejected
+                "sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}{}, duplicates {}, rejected {})",
+                t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions,
+                if t.spurious_retransmissions > 0 { format!(" of which {} unnecessary", t.spurious_retransmissions) } else { String::new() },
+                t.duplicates, t.rejected
             ),
             _ if !verbose => return None,
             Self::Sent { id, seq } => format!("sent #{id} (seq {seq})"),
@@ -820,6 +840,7 @@ mod tests {
             refused: 8,
             received: 4,
             retransmissions: 5,
+            spurious_retransmissions: 1,
             duplicates: 6,
             rejected: 7,
             srtt_ms: Some(1.5),
@@ -831,7 +852,7 @@ mod tests {
         assert_eq!(
             json_of(&Report::Exit(totals)),
             json!({"event": "exit", "sent": 1, "delivered": 2, "failed": 3, "refused": 8, "received": 4,
-                   "retransmissions": 5, "duplicates": 6, "rejected": 7,
+                   "retransmissions": 5, "spurious_retransmissions": 1, "duplicates": 6, "rejected": 7,
                    "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25, "pending_handshakes": 0})
         );
         assert_eq!(

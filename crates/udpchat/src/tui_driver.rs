@@ -84,6 +84,12 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
     let mut terminal = ratatui::init();
     let _ = execute!(io::stdout(), EnableMouseCapture, EnableBracketedPaste);
     let result = driver.run_loop(&mut terminal).await;
+    if let Some(net) = driver.net.as_mut() {
+        // Tell the peer we left, with an acknowledgement of everything shown, so it
+        // reports what we never confirmed instead of retrying for a minute.
+        net.stack.close(Instant::now());
+        let _ = net.send_all().await;
+    }
     let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste);
     ratatui::restore();
     let pending = driver

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{Proc, DEADLINE};
 use rand::{Rng, SeedableRng};
 use udpchat_proto::wire::{
-    AckFrame, Frame, Packet, Payload, Sack, CRC_LEN, HEADER_LEN, MAX_DATAGRAM,
+    AckFrame, CloseReason, Frame, Packet, Payload, Sack, CRC_LEN, HEADER_LEN, MAX_DATAGRAM,
 };
 
 /// The test peer's epoch.
@@ -96,7 +96,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
         bad.push((bytes, None));
     }
     let mut wrong_version = valid.clone();
-    wrong_version[2] = 2;
+    wrong_version[2] = udpchat_proto::wire::VERSION + 1;
     fix_crc(&mut wrong_version);
     bad.push((wrong_version, Some("unsupported_version")));
     let mut bad_crc = valid.clone();
@@ -118,6 +118,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
         cumulative: 5,
         sack: Sack::EMPTY,
         window: 1,
+        ..Default::default()
     })])
     .encode();
     bad.push((ack_beyond, Some("ack_beyond_sent")));
@@ -174,6 +175,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
             cumulative: 1,
             sack: Sack::EMPTY,
             window: 1,
+            ..Default::default()
         })])
         .encode(),
         target,
@@ -181,7 +183,68 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     .unwrap();
     chat.wait_event("delivered", |e| e["event"] == "delivered");
 
+    // The goodbye by hand (PROTOCOL.md §6a): end of input sends a DONE after the
+    // message; we confirm it and send ours, and udpchat answers with its last ACK and a
+    // CLOSE, then exits.
     chat.close_stdin();
+    let done = recv_packet(&peer, "DONE", |p| {
+        p.frames.iter().any(|f| {
+            matches!(
+                f,
+                Frame::Data {
+                    payload: Payload::Done,
+                    ..
+                }
+            )
+        })
+    });
+    assert_eq!(
+        done.frames,
+        vec![Frame::Data {
+            seq: 1,
+            payload: Payload::Done
+        }]
+    );
+    peer.send_to(
+        &packet(vec![
+            Frame::Ack(AckFrame {
+                cumulative: 2,
+                window: 1,
+                ..Default::default()
+            }),
+            Frame::Data {
+                seq: 1,
+                payload: Payload::Done,
+            },
+        ])
+        .encode(),
+        target,
+    )
+    .unwrap();
+    let close = recv_packet(&peer, "CLOSE", |p| {
+        p.frames.iter().any(|f| matches!(f, Frame::Close { .. }))
+    });
+    assert!(
+        matches!(
+            close.frames.as_slice(),
+            [
+                Frame::Ack(AckFrame { cumulative: 2, .. }),
+                Frame::Close {
+                    reason: CloseReason::Finished
+                }
+            ]
+        ),
+        "{close:?}"
+    );
+    // Our CLOSE in answer ends its closing period at once.
+    peer.send_to(
+        &packet(vec![Frame::Close {
+            reason: CloseReason::Finished,
+        }])
+        .encode(),
+        target,
+    )
+    .unwrap();
     let status = chat.wait_exit();
     assert!(status.success(), "{status}\n{}", chat.dump());
     assert_eq!(chat.received(), ["a valid message"], "{}", chat.dump());

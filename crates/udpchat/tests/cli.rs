@@ -243,6 +243,10 @@ fn an_unanswered_message_fails_with_its_text_and_status_1() {
             "20ms",
             "--max-retries",
             "3",
+            // Messages wait for a session without spending retries; nobody answering
+            // for this long fails them.
+            "--connect-timeout",
+            "1s",
             "--json",
         ],
     );

@@ -417,9 +417,10 @@ fn a_first_contact_by_code_then_restarts_need_nothing_and_a_changed_key_is_refus
     expect_received(&b, &["after your crash"]);
     a.wait_event("the restart", |e| e["event"] == "peer_restarted");
     assert!(a.events_named("refused").is_empty(), "{}", a.dump());
+    // Each leaves once both have ended their input (the goodbye).
     b.close_stdin();
-    assert!(b.wait_exit().success(), "{}", b.dump());
     a.close_stdin();
+    assert!(b.wait_exit().success(), "{}", b.dump());
     assert!(a.wait_exit().success(), "{}", a.dump());
 
     // Someone else answers at B's address (another installation, another key): refused,
