@@ -6,14 +6,21 @@
 //! udpchat-bench --write docs/BENCHMARKS.md
 //! udpchat-bench --smoke                  # every benchmark briefly, for CI: no goals judged
 //! udpchat-bench --only 9                 # only section 9, the binary over pipes (with --smoke: small)
-//! udpchat-bench --udpchat PATH           # sections 8 and 9 measure this udpchat binary instead
+//! udpchat-bench --only 10                # only section 10, fairness against TCP at a tbf bottleneck
+//! udpchat-bench --udpchat PATH           # sections 8, 9 and 10 measure this udpchat binary instead
 //! ```
+//!
+//! Section 10 needs root, `ip` and `tc`; without them it prints why it was skipped. Its
+//! helpers run as hidden subcommands of this binary inside network namespaces:
+//! `udpchat-bench tcp-sink ADDR:PORT SECONDS`, `tcp-source ADDR:PORT SECONDS` and
+//! `tcp-congestion-control`.
 #![forbid(unsafe_code)]
 
 mod baseline;
 mod binary;
 mod crypto;
 mod engine;
+mod fairness;
 mod machine;
 mod memory;
 mod product;
@@ -53,6 +60,8 @@ struct Sizes {
     product_lossy_lines: usize,
     /// Section 9: runs at 5% loss.
     product_five_repeats: usize,
+    /// Section 10: how long the flows run through the bottleneck.
+    fairness: fairness::Durations,
 }
 
 const FULL: Sizes = Sizes {
@@ -73,6 +82,12 @@ const FULL: Sizes = Sizes {
     product_lossy_runs: 10,
     product_lossy_lines: 300,
     product_five_repeats: 3,
+    fairness: fairness::Durations {
+        warmup: Duration::from_secs(2),
+        measure: Duration::from_secs(10),
+        alone: Duration::from_secs(5),
+        drain: Duration::from_secs(10),
+    },
 };
 
 const SMOKE: Sizes = Sizes {
@@ -94,6 +109,12 @@ const SMOKE: Sizes = Sizes {
     product_lossy_runs: 1,
     product_lossy_lines: 30,
     product_five_repeats: 1,
+    fairness: fairness::Durations {
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(2),
+        alone: Duration::from_secs(1),
+        drain: Duration::from_secs(3),
+    },
 };
 
 /// Bytes per message in every throughput figure.
@@ -192,7 +213,11 @@ fn run(
             product_path(&mut r, s, smoke, udpchat)?;
             return Ok(r);
         }
-        Some(other) => anyhow::bail!("--only {other}: only section 9 runs alone"),
+        Some("10") => {
+            fairness_section(&mut r, s, smoke, udpchat)?;
+            return Ok(r);
+        }
+        Some(other) => anyhow::bail!("--only {other}: only sections 9 and 10 run alone"),
     }
     // 6. Memory, measured first, before the other benchmarks have grown the heap.
     // Idle peers first: the queued messages, once freed, would be reused by them.
@@ -367,6 +392,8 @@ fn run(
     }
     // 9. Lines through the program over pipes.
     product_path(&mut r, s, smoke, udpchat)?;
+    // 10. Fairness against TCP at a shared bottleneck.
+    fairness_section(&mut r, s, smoke, udpchat)?;
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
@@ -403,6 +430,106 @@ fn product_path(
             Ok(())
         }
     }
+}
+
+/// Section 10, or a line saying why it was skipped.
+fn fairness_section(
+    r: &mut Report,
+    s: &Sizes,
+    smoke: bool,
+    udpchat: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    const TITLE: &str = "10. fairness against TCP at a shared bottleneck";
+    let Some(bin) = udpchat_binary(smoke, udpchat)? else {
+        r.line(format!(
+            "{TITLE}: skipped, udpchat is not built beside the bench (cargo build -p udpchat)"
+        ));
+        return Ok(());
+    };
+    let bench = std::env::current_exe().context("where is the bench's executable")?;
+    let d = &s.fairness;
+    let f = match fairness::run(&bin, &bench, d)? {
+        fairness::Fairness::Skip(reason) => {
+            r.line(format!("{TITLE}: skipped, {reason}"));
+            return Ok(());
+        }
+        fairness::Fairness::Ran(f) => f,
+    };
+    r.line(format!(
+        "{TITLE}: {}, two network namespaces, both senders in A, `tc qdisc add dev VETH root tbf {}` on A's egress; one TCP flow ({}, 64 KiB writes) and udpchat bulk ({} over pipes, --plain, encrypted, endless {}-byte lines); goodput from the receivers' side over the same {} s after {} s of warm-up (each flow alone: {} s), one run:",
+        bin.display(),
+        fairness::TBF.join(" "),
+        f.congestion_control.as_deref().unwrap_or("congestion control unknown"),
+        bin.file_name().map_or("udpchat".into(), |n| n.to_string_lossy()),
+        fairness::LINE_BYTES,
+        d.measure.as_secs_f64(),
+        d.warmup.as_secs_f64(),
+        d.alone.as_secs_f64()
+    ));
+    let mbit = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    let retx = |p: &fairness::Phase| {
+        p.stats.map_or("-".to_owned(), |s| {
+            format!(
+                "{} / {} sent = {:.3} ({} failed)",
+                s.retransmissions,
+                s.sent,
+                s.retransmissions_per_message(),
+                s.failed
+            )
+        })
+    };
+    let duplicates = |p: &fairness::Phase| {
+        p.receiver_stats.map_or("-".to_owned(), |s| {
+            format!("{} of {}", s.duplicates, s.received)
+        })
+    };
+    let srtt = |p: &fairness::Phase| {
+        p.stats
+            .and_then(|s| s.srtt_ms)
+            .map_or("-".to_owned(), |ms| format!("{ms:.1}"))
+    };
+    r.line(
+        "   | run | TCP Mbit/s | udpchat Mbit/s | udpchat / TCP | udpchat retransmissions (whole run) | duplicates at the receiver (of received) | udpchat round trip at exit, ms | tbf drops |"
+            .to_owned(),
+    );
+    r.line("   | --- | --- | --- | --- | --- | --- | --- | --- |".to_owned());
+    let ratio = f.ratio();
+    for (name, p, share) in [
+        ("TCP alone", &f.tcp_alone, "-".to_owned()),
+        ("udpchat alone", &f.udpchat_alone, "-".to_owned()),
+        ("together", &f.together, format!("{ratio:.2}")),
+    ] {
+        r.line(format!(
+            "   | {name} | {} | {} | {share} | {} | {} | {} | {} |",
+            mbit(p.tcp_mbit),
+            mbit(p.udpchat_mbit),
+            retx(p),
+            duplicates(p),
+            srtt(p),
+            p.tbf_drops.map_or("-".to_owned(), |d| d.to_string())
+        ));
+    }
+    let odd: Vec<String> = [
+        ("TCP alone", &f.tcp_alone),
+        ("udpchat alone", &f.udpchat_alone),
+        ("together", &f.together),
+    ]
+    .iter()
+    .flat_map(|(name, p)| p.odd.iter().map(move |o| format!("{name}: {o}")))
+    .collect();
+    if !odd.is_empty() {
+        r.line(format!("   odd: {}", odd.join("; ")));
+    }
+    r.goal(
+        &format!(
+            "udpchat / TCP goodput through a shared {} Mbit/s tbf bottleneck",
+            fairness::RATE_MBIT
+        ),
+        format!("{ratio:.2}"),
+        &format!("{} to {}", fairness::FAIR.0, fairness::FAIR.1),
+        f.fair(),
+    );
+    Ok(())
 }
 
 /// Section 8: two `udpchat` processes started together and apart, with the defaults
@@ -556,6 +683,13 @@ fn markdown(r: &Report) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Section 10's helpers, which the bench starts inside network namespaces.
+    match args.first().map(String::as_str) {
+        Some("tcp-sink") => return fairness::tcp_sink(&args[1..]),
+        Some("tcp-source") => return fairness::tcp_source(&args[1..]),
+        Some("tcp-congestion-control") => return fairness::tcp_congestion_control(),
+        _ => {}
+    }
     let smoke = args.iter().any(|a| a == "--smoke");
     let only = args
         .iter()
@@ -563,7 +697,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| {
             args.get(i + 1)
                 .map(String::as_str)
-                .context("--only needs a section (9)")
+                .context("--only needs a section (9 or 10)")
         })
         .transpose()?;
     let udpchat = args
@@ -583,7 +717,7 @@ fn main() -> anyhow::Result<()> {
         a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write" | "--only" | "--udpchat")
     }) {
         anyhow::bail!(
-            "unknown option {bad} (use --smoke, --write PATH, --only 9 or --udpchat PATH)"
+            "unknown option {bad} (use --smoke, --write PATH, --only 9, --only 10 or --udpchat PATH)"
         );
     }
     let report = run(if smoke { &SMOKE } else { &FULL }, smoke, only, udpchat)?;

@@ -26,6 +26,8 @@ fn every_benchmark_runs_in_smoke_mode() {
         "6. memory",
         "7. encryption",
         "9. the product path",
+        // Measured, or skipped with the reason (not root, no `tc`, ...).
+        "10. fairness",
     ] {
         assert!(stdout.contains(section), "{section} missing:\n{stdout}");
     }

@@ -1,0 +1,83 @@
+//! The fairness run of bench section 10, short, with the debug `udpchat`: udpchat bulk
+//! and one TCP flow from one network namespace to another through a 20 Mbit/s `tbf`.
+//! Needs root, `ip` and `tc`, and udpchat built (`cargo build -p udpchat`; `cargo test
+//! --workspace` builds it); without them it prints `skipped: REASON` and passes.
+//!
+//! Run with `cargo test -p udpchat-bench --test fairness -- --nocapture` to see the
+//! figures.
+
+// The bench is a binary crate: its modules are compiled into this test as they are.
+#[allow(dead_code)]
+#[path = "../src/binary.rs"]
+mod binary;
+#[allow(dead_code)]
+#[path = "../src/fairness.rs"]
+mod fairness;
+
+use std::time::Duration;
+
+/// Whether the test requires udpchat's share of the bottleneck to be fair: its goodput
+/// between 0.5x and 2x TCP's ([`fairness::FAIR`]). Off until udpchat has congestion
+/// control: today it takes nearly all of the link. Set to `true` to enforce it.
+const REQUIRE_FAIR_SHARE: bool = false;
+
+/// Short enough for a test (about 20 s in all), long enough for both flows to settle.
+const DURATIONS: fairness::Durations = fairness::Durations {
+    warmup: Duration::from_secs(1),
+    measure: Duration::from_secs(4),
+    alone: Duration::from_secs(2),
+    drain: Duration::from_secs(3),
+};
+
+#[test]
+fn udpchat_and_one_tcp_flow_share_a_tbf_bottleneck() {
+    let Some(udpchat) = binary::locate(false).unwrap() else {
+        println!("skipped: udpchat is not built beside the bench (cargo build -p udpchat)");
+        return;
+    };
+    let bench = std::path::Path::new(env!("CARGO_BIN_EXE_udpchat-bench"));
+    let started = std::time::Instant::now();
+    let figures = match fairness::run(&udpchat, bench, &DURATIONS).unwrap() {
+        fairness::Fairness::Skip(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+        fairness::Fairness::Ran(figures) => figures,
+    };
+    let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} Mbit/s"));
+    println!("udpchat: {}", udpchat.display());
+    println!(
+        "TCP alone {}; udpchat alone {}; together TCP {}, udpchat {}; udpchat / TCP {:.2} (fair: {} to {}); TCP congestion control {}",
+        show(figures.tcp_alone.tcp_mbit),
+        show(figures.udpchat_alone.udpchat_mbit),
+        show(figures.together.tcp_mbit),
+        show(figures.together.udpchat_mbit),
+        figures.ratio(),
+        fairness::FAIR.0,
+        fairness::FAIR.1,
+        figures.congestion_control.as_deref().unwrap_or("unknown"),
+    );
+    println!("{figures:#?}");
+    println!("took {:.1} s", started.elapsed().as_secs_f64());
+
+    for (what, mbit) in [
+        ("TCP alone", figures.tcp_alone.tcp_mbit),
+        ("udpchat alone", figures.udpchat_alone.udpchat_mbit),
+        ("TCP beside udpchat", figures.together.tcp_mbit),
+        ("udpchat beside TCP", figures.together.udpchat_mbit),
+    ] {
+        assert!(
+            mbit.is_some_and(|m| m > 0.0),
+            "{what} moved no data: {figures:#?}"
+        );
+    }
+    if REQUIRE_FAIR_SHARE {
+        assert!(
+            figures.fair(),
+            "udpchat / TCP = {:.2}, outside {} to {}: {figures:#?}",
+            figures.ratio(),
+            fairness::FAIR.0,
+            fairness::FAIR.1
+        );
+    }
+}
