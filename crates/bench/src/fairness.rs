@@ -2,17 +2,23 @@
 //! The equivalent of
 //!
 //! ```text
-//! ip netns add A; ip netns add B
-//! ip -n A link add vA type veth peer name vB netns B      # 10.77.x.1/24 — 10.77.x.2/24
-//! tc -n A qdisc add dev vA root tbf rate 20mbit burst 32kbit latency 50ms
-//! ip netns exec B udpchat-bench tcp-sink 10.77.x.2:5201 S     # and, in A, tcp-source
+//! ip netns add A; ip netns add R; ip netns add B       # senders, router, receivers
+//! A 10.77.x.1 —— 10.77.x.254 R 10.78.x.254 —— 10.78.x.2 B   (veth pairs, R forwards)
+//! tc -n R qdisc add dev rB root tbf rate 20mbit burst 32kbit latency 50ms
+//! ip netns exec B udpchat-bench tcp-sink 10.78.x.2:5201 S     # and, in A, tcp-source (CUBIC)
 //! ip netns exec B udpchat 10.77.x.1:12000 --port 12001 --plain --home H   # receiver
-//! yes "$LINE_OF_1000_BYTES" | ip netns exec A udpchat 10.77.x.2:12001 --port 12000 --plain --stats --home H
+//! yes "$LINE_OF_1000_BYTES" | ip netns exec A udpchat 10.78.x.2:12001 --port 12000 --plain --stats --home H
 //! ```
 //!
-//! Both senders sit in namespace A and send to B, so both go through the one `tbf` on
-//! A's side of the veth pair: that is the shared bottleneck. Acknowledgements (TCP's and
-//! udpchat's) come back through B's side, which is not shaped.
+//! Both senders sit in namespace A and send to B through the router R, so both go
+//! through the one `tbf` on R's link toward B: that is the shared bottleneck, in the
+//! network as a home router's uplink is, where neither sender's own stack sees its queue
+//! (a `tbf` in the senders' namespace would tell TCP of every drop at once and block a
+//! UDP socket on a full qdisc: pressures no remote bottleneck exerts). Acknowledgements
+//! come back through R's other direction, which is not shaped.
+//!
+//! The TCP flow runs CUBIC, Linux's default and what a download from a typical server
+//! uses, whatever this machine's own default is (BBR here); the figure names it.
 //!
 //! The `tbf` parameters, and why:
 //! - `rate 20mbit`: the bottleneck the requirement names.
@@ -25,12 +31,6 @@
 //!   frames), the buffer of a typical access router. The base round trip here is well
 //!   under a millisecond, so this is many times the bandwidth-delay product: TCP alone
 //!   fills the link with room to spare, and a flow that overfills the queue gets drops.
-//!
-//! One caveat of two namespaces: the bottleneck queue is in the senders' own stack, not
-//! in a router between them. The kernel tells a TCP socket about a drop at its own qdisc
-//! at once (TCP Small Queues also keeps its share of that queue small), and a UDP socket
-//! blocks once its send buffer is taken by datagrams waiting in the qdisc. Both are
-//! pressures a remote bottleneck does not exert; the figures are of this setup.
 //!
 //! Goodput is counted by the bench from the receivers' side: payload bytes of the lines
 //! the udpchat receiver prints (the 1000 bytes of each line, without `peer> ` and the
@@ -68,9 +68,14 @@ pub(crate) const LINE_BYTES: usize = 1000;
 pub(crate) const FAIR: (f64, f64) = (0.5, 2.0);
 
 const TCP_PORT: u16 = 5201;
-/// The veth pair's ends, each in its namespace (names are per namespace).
+/// The veth pairs' ends, each in its namespace (names are per namespace): A to R, and R
+/// to B. The bottleneck is on `VETH_RB`, R's end toward B.
 const VETH_A: &str = "fairA";
+const VETH_RA: &str = "fairRA";
+const VETH_RB: &str = "fairRB";
 const VETH_B: &str = "fairB";
+/// The TCP congestion control the fair share is measured against.
+pub(crate) const TCP_CONGESTION_CONTROL: &str = "cubic";
 const CHAT_PORT_A: u16 = 12000;
 const CHAT_PORT_B: u16 = 12001;
 /// How often the TCP sink prints the bytes it has read.
@@ -150,7 +155,7 @@ pub(crate) struct Figures {
     pub(crate) tcp_alone: Phase,
     pub(crate) udpchat_alone: Phase,
     pub(crate) together: Phase,
-    /// The TCP sender's congestion control (`net.ipv4.tcp_congestion_control` in A).
+    /// The TCP sender's congestion control (set on its socket).
     pub(crate) congestion_control: Option<String>,
 }
 
@@ -207,7 +212,8 @@ pub(crate) fn run(udpchat: &Path, bench: &Path, d: &Durations) -> anyhow::Result
     let udpchat_alone = setup.phase(false, true, d.warmup, d.alone, d.drain)?;
     let together = setup.phase(true, true, d.warmup, d.measure, d.drain)?;
     Ok(Fairness::Ran(Box::new(Figures {
-        congestion_control: setup.congestion_control(),
+        // tcp-source sets it on its socket, or fails the run.
+        congestion_control: Some(TCP_CONGESTION_CONTROL.to_owned()),
         tcp_alone,
         udpchat_alone,
         together,
@@ -306,6 +312,8 @@ fn sweep_stale(tools: &Tools) {
 struct Net {
     tools: Tools,
     a: String,
+    /// The router between A and B, which holds the bottleneck.
+    r: String,
     b: String,
     created: Vec<String>,
     addr_a: Ipv4Addr,
@@ -326,34 +334,58 @@ impl Net {
                 kill: tools.kill.clone(),
             },
             a: format!("{PREFIX}{pid}-{n}a"),
+            r: format!("{PREFIX}{pid}-{n}r"),
             b: format!("{PREFIX}{pid}-{n}b"),
             created: Vec::new(),
             addr_a: Ipv4Addr::new(10, 77, x, 1),
-            addr_b: Ipv4Addr::new(10, 77, x, 2),
+            addr_b: Ipv4Addr::new(10, 78, x, 2),
         };
-        for ns in [net.a.clone(), net.b.clone()] {
+        for ns in [net.a.clone(), net.r.clone(), net.b.clone()] {
             command(&net.tools.ip, &["netns", "add", &ns])
                 .map_err(|e| format!("cannot create a network namespace: {e}"))?;
             net.created.push(ns);
         }
-        let (a, b) = (net.a.as_str(), net.b.as_str());
+        let (a, rt, b) = (net.a.as_str(), net.r.as_str(), net.b.as_str());
         let ip = |args: &[&str]| command(&net.tools.ip, args);
-        ip(&[
-            "-n", a, "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns", b,
-        ])
-        .map_err(|e| format!("cannot create a veth pair: {e}"))?;
+        for (ns, end, peer_end) in [(a, VETH_A, VETH_RA), (b, VETH_B, VETH_RB)] {
+            ip(&[
+                "-n", ns, "link", "add", end, "type", "veth", "peer", "name", peer_end, "netns", rt,
+            ])
+            .map_err(|e| format!("cannot create a veth pair: {e}"))?;
+        }
         let (cidr_a, cidr_b) = (format!("{}/24", net.addr_a), format!("{}/24", net.addr_b));
+        let [_, _, x, _] = net.addr_a.octets();
+        let (gw_a, gw_b) = (format!("10.77.{x}.254"), format!("10.78.{x}.254"));
+        let (cidr_ra, cidr_rb) = (format!("{gw_a}/24"), format!("{gw_b}/24"));
         for args in [
             &["-n", a, "addr", "add", &cidr_a, "dev", VETH_A][..],
             &["-n", b, "addr", "add", &cidr_b, "dev", VETH_B],
+            &["-n", rt, "addr", "add", &cidr_ra, "dev", VETH_RA],
+            &["-n", rt, "addr", "add", &cidr_rb, "dev", VETH_RB],
             &["-n", a, "link", "set", "lo", "up"],
             &["-n", b, "link", "set", "lo", "up"],
+            &["-n", rt, "link", "set", "lo", "up"],
             &["-n", a, "link", "set", VETH_A, "up"],
             &["-n", b, "link", "set", VETH_B, "up"],
+            &["-n", rt, "link", "set", VETH_RA, "up"],
+            &["-n", rt, "link", "set", VETH_RB, "up"],
+            &["-n", a, "route", "add", "default", "via", &gw_a],
+            &["-n", b, "route", "add", "default", "via", &gw_b],
         ] {
-            ip(args).map_err(|e| format!("cannot set up the veth pair: {e}"))?;
+            ip(args).map_err(|e| format!("cannot set up the links: {e}"))?;
         }
-        let mut tbf = vec!["-n", a, "qdisc", "add", "dev", VETH_A, "root", "tbf"];
+        let sysctl = |ns: &str, setting: &str| {
+            let mut c = Command::new(&net.tools.ip);
+            c.args(["netns", "exec", ns, "sysctl", "-qw", setting]);
+            match c.output() {
+                Ok(out) if out.status.success() => Ok(()),
+                Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        sysctl(rt, "net.ipv4.ip_forward=1")
+            .map_err(|e| format!("cannot make the router forward: {e}"))?;
+        let mut tbf = vec!["-n", rt, "qdisc", "add", "dev", VETH_RB, "root", "tbf"];
         tbf.extend(TBF);
         command(&net.tools.tc, &tbf)
             .map_err(|e| format!("cannot install the tbf bottleneck (sch_tbf missing?): {e}"))?;
@@ -371,7 +403,7 @@ impl Net {
     fn tbf_drops(&self) -> Option<u64> {
         let out = command(
             &self.tools.tc,
-            &["-n", &self.a, "-s", "qdisc", "show", "dev", VETH_A],
+            &["-n", &self.r, "-s", "qdisc", "show", "dev", VETH_RB],
         )
         .ok()?;
         let after = out.split("dropped ").nth(1)?;
@@ -609,19 +641,6 @@ impl Setup<'_> {
             .args(["--port", &port.to_string(), "--plain", "--stats", "--home"])
             .arg(self.home);
         c
-    }
-
-    /// The congestion control of TCP in namespace A.
-    fn congestion_control(&self) -> Option<String> {
-        let out = self
-            .net
-            .exec(&self.net.a, self.bench)
-            .arg("tcp-congestion-control")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        let name = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        (out.status.success() && !name.is_empty()).then_some(name)
     }
 
     /// Runs TCP and/or udpchat from A to B, measuring `measure` after `warmup`.
@@ -892,8 +911,20 @@ pub(crate) fn tcp_sink(args: &[String]) -> anyhow::Result<()> {
 pub(crate) fn tcp_source(args: &[String]) -> anyhow::Result<()> {
     let (addr, limit) = helper_args(args, "tcp-source ADDR:PORT SECONDS")?;
     let connect_by = Instant::now() + Duration::from_secs(5);
+    let connect = || -> std::io::Result<TcpStream> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        // Per socket, whatever the namespace's default: the flow the fair share is
+        // measured against (root may choose any congestion control the kernel has).
+        socket.set_tcp_congestion(TCP_CONGESTION_CONTROL.as_bytes())?;
+        socket.connect_timeout(&addr.into(), Duration::from_secs(1))?;
+        Ok(socket.into())
+    };
     let mut stream = loop {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        match connect() {
             Ok(s) => break s,
             Err(_) if Instant::now() < connect_by => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -920,15 +951,6 @@ pub(crate) fn tcp_source(args: &[String]) -> anyhow::Result<()> {
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
     println!("sent {sent} bytes");
-    Ok(())
-}
-
-/// `udpchat-bench tcp-congestion-control`: prints this namespace's TCP congestion
-/// control.
-pub(crate) fn tcp_congestion_control() -> anyhow::Result<()> {
-    let name = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
-        .context("reading net.ipv4.tcp_congestion_control")?;
-    println!("{}", name.trim());
     Ok(())
 }
 

@@ -12,8 +12,7 @@
 //!
 //! Section 10 needs root, `ip` and `tc`; without them it prints why it was skipped. Its
 //! helpers run as hidden subcommands of this binary inside network namespaces:
-//! `udpchat-bench tcp-sink ADDR:PORT SECONDS`, `tcp-source ADDR:PORT SECONDS` and
-//! `tcp-congestion-control`.
+//! `udpchat-bench tcp-sink ADDR:PORT SECONDS` and `tcp-source ADDR:PORT SECONDS`.
 #![forbid(unsafe_code)]
 
 mod baseline;
@@ -456,7 +455,7 @@ fn fairness_section(
         fairness::Fairness::Ran(f) => f,
     };
     r.line(format!(
-        "{TITLE}: {}, two network namespaces, both senders in A, `tc qdisc add dev VETH root tbf {}` on A's egress; one TCP flow ({}, 64 KiB writes) and udpchat bulk ({} over pipes, --plain, encrypted, endless {}-byte lines); goodput from the receivers' side over the same {} s after {} s of warm-up (each flow alone: {} s), one run:",
+        "{TITLE}: {}, three network namespaces (senders in A, a router R, receivers in B), `tc qdisc add dev VETH root tbf {}` on R's link toward B; one TCP flow ({}, 64 KiB writes) and udpchat bulk ({} over pipes, --plain, encrypted, endless {}-byte lines); goodput from the receivers' side over the same {} s after {} s of warm-up (each flow alone: {} s), one run:",
         bin.display(),
         fairness::TBF.join(" "),
         f.congestion_control.as_deref().unwrap_or("congestion control unknown"),
@@ -687,7 +686,6 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("tcp-sink") => return fairness::tcp_sink(&args[1..]),
         Some("tcp-source") => return fairness::tcp_source(&args[1..]),
-        Some("tcp-congestion-control") => return fairness::tcp_congestion_control(),
         _ => {}
     }
     let smoke = args.iter().any(|a| a == "--smoke");

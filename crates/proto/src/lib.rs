@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod congestion;
 mod error;
 mod event;
 mod receiver;

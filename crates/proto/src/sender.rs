@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::config::SeqBits;
+use crate::congestion::{NewReno, Pacer};
 use crate::event::{FailReason, MessageId};
 use crate::wire::{
     AckFrame, Payload, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM, SKIP_FRAME_LEN,
@@ -132,10 +133,36 @@ pub(crate) struct Sender {
     /// Sequence numbers of recently acknowledged messages that had been retransmitted,
     /// and why, for D-SACK (see [`RECENT_RETRANSMITTED`]).
     recent_retransmitted: VecDeque<(u64, Cause)>,
+    /// The congestion window, and the pacer that spreads it over a round trip.
+    cc: NewReno,
+    pacer: Pacer,
+    max_datagram: usize,
+    /// Bytes of DATA frames in flight and not selectively acknowledged.
+    bytes_in_flight: usize,
+    /// The last `fill_window` ran out of messages before the window (or the pacer) said
+    /// stop: the window is not being tested, so acknowledgements do not grow it.
+    app_limited: bool,
+    /// When the pacer lets the next queued message go, if it is holding one back.
+    next_send_at: Option<Instant>,
+    /// Timer expiries since the last acknowledgement of anything new.
+    consecutive_timeouts: u32,
+    /// One timeout after the latest acknowledgement of anything new: no retransmission
+    /// timer fires before it.
+    timer_floor: Option<Instant>,
+}
+
+/// Bytes a message takes in a packet: its DATA frame.
+fn frame_size(payload: &Payload) -> usize {
+    DATA_FRAME_OVERHEAD + payload.as_bytes().len()
 }
 
 impl Sender {
-    pub(crate) fn new(window: u16, seq_bits: SeqBits, max_retries: u32) -> Self {
+    pub(crate) fn new(
+        window: u16,
+        seq_bits: SeqBits,
+        max_retries: u32,
+        max_datagram: usize,
+    ) -> Self {
         Self {
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -150,7 +177,35 @@ impl Sender {
             largest_acked_tx: 0,
             reordering: REORDERING_THRESHOLD,
             recent_retransmitted: VecDeque::new(),
+            cc: NewReno::new(max_datagram),
+            pacer: Pacer::new(),
+            max_datagram,
+            bytes_in_flight: 0,
+            app_limited: true,
+            next_send_at: None,
+            consecutive_timeouts: 0,
+            timer_floor: None,
         }
+    }
+
+    /// The congestion window, in bytes.
+    pub(crate) fn congestion_window(&self) -> usize {
+        self.cc.window()
+    }
+
+    /// Bytes of messages in flight.
+    pub(crate) fn bytes_in_flight(&self) -> usize {
+        self.bytes_in_flight
+    }
+
+    /// Window reductions and undone reductions so far.
+    pub(crate) fn congestion_events(&self) -> (u64, u64) {
+        (self.cc.reductions, self.cc.undos)
+    }
+
+    /// When the pacer lets the next queued message go, if it is holding one back.
+    pub(crate) fn next_send_at(&self) -> Option<Instant> {
+        self.next_send_at
     }
 
     /// Transmissions that must overtake a message before it is taken for lost: 3, more
@@ -232,11 +287,36 @@ impl Sender {
     }
 
     /// Moves queued messages onto the wire while the window has room.
-    pub(crate) fn fill_window(&mut self, now: Instant, rto: Duration, out: &mut Vec<SenderOutput>) {
+    pub(crate) fn fill_window(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        srtt: Option<Duration>,
+        out: &mut Vec<SenderOutput>,
+    ) {
+        self.next_send_at = None;
+        // Until something stops us short of an empty queue, we are not using the window.
+        let mut limited = false;
         while self.in_flight.len() < self.effective_window() {
+            let Some(size) = self.queue.front().map(|q| frame_size(&q.payload)) else {
+                break;
+            };
+            let cwnd = self.cc.window();
+            // Always one message when nothing is in flight, however large.
+            if self.bytes_in_flight > 0 && self.bytes_in_flight + size > cwnd {
+                limited = true;
+                break;
+            }
+            let at = self.pacer.send_at(now, size, cwnd, srtt, self.max_datagram);
+            if at > now {
+                self.next_send_at = Some(at);
+                limited = true;
+                break;
+            }
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
+            self.bytes_in_flight += size;
             let seq = self.next_seq;
             self.next_seq += 1;
             let last_tx = self.next_tx();
@@ -260,6 +340,11 @@ impl Sender {
                 retransmitted_by: None,
             });
         }
+        if !self.queue.is_empty() && self.in_flight.len() >= self.effective_window() {
+            // Held back by the receiver's window: not a test of the path either.
+            limited = false;
+        }
+        self.app_limited = !limited;
     }
 
     /// Applies an acknowledgement from the peer.
@@ -298,6 +383,11 @@ impl Sender {
             acked_tx = acked_tx.max(done.last_tx);
             result.progress = true;
             self.remember_retransmitted(done.seq, done.retransmitted_by);
+            if !done.sacked {
+                let size = frame_size(&done.payload);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(size);
+                self.cc.on_acked(size, done.last_tx, self.app_limited);
+            }
             out.push(SenderOutput::Delivered {
                 id: done.id,
                 seq: done.seq,
@@ -318,6 +408,9 @@ impl Sender {
                 m.sacked = true;
                 result.progress = true;
                 acked_tx = acked_tx.max(m.last_tx);
+                let size = frame_size(&m.payload);
+                self.bytes_in_flight = self.bytes_in_flight.saturating_sub(size);
+                self.cc.on_acked(size, m.last_tx, self.app_limited);
                 if m.attempts == 1 {
                     sample = Some(now.saturating_duration_since(m.first_sent_at));
                 }
@@ -330,6 +423,14 @@ impl Sender {
                 // The path reorders more than we allowed for: wait for more evidence.
                 self.reordering = (self.reordering + 1).min(MAX_REORDERING_THRESHOLD);
             }
+            if result.spurious.is_some() {
+                // The loss that shrank the window was no loss.
+                self.cc.undo();
+            }
+        }
+        if result.progress {
+            self.consecutive_timeouts = 0;
+            self.timer_floor = Some(now + rto);
         }
         self.retransmit_lost(now, rto, out);
         result.rtt_sample = sample;
@@ -348,6 +449,8 @@ impl Sender {
             let lost =
                 self.in_flight[i].last_tx + self.reordering <= horizon && !self.in_flight[i].sacked;
             if lost {
+                self.cc
+                    .on_lost(self.in_flight[i].last_tx, self.transmissions);
                 self.resend(i, now, rto, Cause::Reordering, out);
             }
         }
@@ -378,13 +481,23 @@ impl Sender {
         });
     }
 
-    /// When the earliest retransmission is due.
+    /// When the earliest retransmission is due: never sooner than one timeout after the
+    /// latest acknowledgement of something new (RFC 6298 5.3 restarts the timer on each;
+    /// QUIC's PTO counts from the latest packet). While acknowledgements keep coming the
+    /// path is alive, and losses are found by loss detection, not by the clock: a queue
+    /// that grows faster than the round-trip estimate must not make every message in it
+    /// time out.
     pub(crate) fn next_timeout(&self) -> Option<Instant> {
-        self.in_flight
+        let earliest = self
+            .in_flight
             .iter()
             .filter(|m| !m.sacked)
             .map(|m| m.retransmit_at)
-            .min()
+            .min()?;
+        Some(
+            self.timer_floor
+                .map_or(earliest, |floor| earliest.max(floor)),
+        )
     }
 
     /// The retransmission timer expired. Only the oldest unacknowledged messages are sent
@@ -401,6 +514,9 @@ impl Sender {
         rto: Duration,
         out: &mut Vec<SenderOutput>,
     ) -> bool {
+        if self.timer_floor.is_some_and(|floor| now < floor) {
+            return false;
+        }
         let due = |m: &InFlight| !m.sacked && m.retransmit_at <= now;
         let Some(oldest) = self.in_flight.iter().position(due) else {
             return false;
@@ -409,6 +525,9 @@ impl Sender {
             self.fail_all(out);
             return true;
         }
+        self.consecutive_timeouts += 1;
+        self.cc
+            .on_timeout(self.consecutive_timeouts, self.transmissions);
         let mut room = PROBE_BYTES;
         for i in oldest..self.in_flight.len() {
             if !due(&self.in_flight[i]) {
@@ -464,6 +583,7 @@ impl Sender {
             });
         }
         self.skip_below = self.next_seq;
+        self.bytes_in_flight = 0;
     }
 
     /// The peer restarted: its new run expects our stream from 0. Every unacknowledged
@@ -482,6 +602,7 @@ impl Sender {
         self.skip_below = 0;
         self.peer_window = self.window;
         self.recent_retransmitted.clear();
+        self.bytes_in_flight = 0;
         resent
     }
 }
@@ -503,7 +624,7 @@ mod tests {
     }
 
     fn sender(window: u16) -> Sender {
-        Sender::new(window, SeqBits::Full, 2)
+        Sender::new(window, SeqBits::Full, 2, MAX_DATAGRAM)
     }
 
     /// A sender with `messages` texts queued and the first window already sent.
@@ -512,7 +633,7 @@ mod tests {
         for i in 0..messages {
             s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
-        s.fill_window(t0, RTO, &mut Vec::new());
+        s.fill_window(t0, RTO, None, &mut Vec::new());
         s
     }
 
@@ -532,7 +653,7 @@ mod tests {
         s.push(MessageId(1), Payload::Text("a".into()), t0);
         s.push(MessageId(2), Payload::Text("b".into()), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         assert_eq!(sent_seqs(&out), vec![0]);
         out.clear();
         let r = s.on_ack(ack(1, 0), t0 + Duration::from_millis(10), RTO, &mut out);
@@ -547,7 +668,7 @@ mod tests {
             }
         ));
         out.clear();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         assert_eq!(sent_seqs(&out), vec![1]);
     }
 
@@ -557,7 +678,7 @@ mod tests {
         let mut s = sender(1);
         s.push(MessageId(1), Payload::Text("a".into()), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         s.on_timeout(t0 + RTO, RTO, &mut out);
         let r = s.on_ack(
             ack(1, 0),
@@ -576,7 +697,7 @@ mod tests {
         s.push(MessageId(1), Payload::Text("a".into()), t0);
         s.push(MessageId(2), Payload::Text("b".into()), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         let mut now = t0;
         for attempt in 2..=3 {
             out.clear();
@@ -605,7 +726,7 @@ mod tests {
         assert_eq!(s.pending_skip(), Some(1));
         s.push(MessageId(3), Payload::Text("c".into()), now);
         out.clear();
-        s.fill_window(now, RTO, &mut out);
+        s.fill_window(now, RTO, None, &mut out);
         assert_eq!(sent_seqs(&out), vec![1]);
         s.on_ack(ack(2, 0), now, RTO, &mut out);
         assert_eq!(s.pending_skip(), None);
@@ -617,7 +738,7 @@ mod tests {
         let mut s = sender(4);
         s.push(MessageId(1), Payload::Text("a".into()), t0);
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         assert!(s.on_ack(ack(5, 0), t0, RTO, &mut out).beyond_sent);
         out.clear();
         let r = s.on_ack(ack(0, 0), t0, RTO, &mut out);
@@ -652,7 +773,7 @@ mod tests {
         for i in 10..14 {
             s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         out.clear();
         s.on_ack(ack(0, 0b1_1111_1111_1111), t0, RTO, &mut out);
         assert_eq!(sent_seqs(&out), vec![0]);
@@ -693,7 +814,7 @@ mod tests {
             RTO,
             &mut out,
         );
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         assert_eq!(sent_seqs(&out), vec![0, 1]);
         assert_eq!(s.in_flight(), 2);
     }
@@ -706,13 +827,13 @@ mod tests {
             s.push(MessageId(i), Payload::Text(format!("m{i}")), t0);
         }
         let mut out = Vec::new();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         s.on_ack(ack(1, 0), t0, RTO, &mut out);
         out.clear();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         assert_eq!(s.restart_stream(), 2);
         out.clear();
-        s.fill_window(t0, RTO, &mut out);
+        s.fill_window(t0, RTO, None, &mut out);
         let sent: Vec<_> = out
             .iter()
             .map(|o| match o {

@@ -171,7 +171,12 @@ impl Session {
     ) -> Self {
         let window = config.effective_window();
         let mut session = Self {
-            sender: Sender::new(window, config.seq_bits, config.max_retries),
+            sender: Sender::new(
+                window,
+                config.seq_bits,
+                config.max_retries,
+                config.effective_max_datagram(),
+            ),
             receiver: Receiver::new(window, config.seq_bits),
             rtt: RttEstimator::new(config.rto),
             config,
@@ -717,6 +722,7 @@ impl Session {
             self.hello_at,
             self.no_answer_at,
             connected.then(|| self.sender.next_timeout()).flatten(),
+            connected.then(|| self.sender.next_send_at()).flatten(),
             connected.then(|| self.keepalive_at()).flatten(),
             connected.then(|| self.unreachable_at()).flatten(),
         ]
@@ -769,6 +775,16 @@ impl Session {
     /// after spurious retransmissions showed that the path reorders.
     pub fn reordering_threshold(&self) -> u64 {
         self.sender.reordering_threshold()
+    }
+
+    /// The congestion window (RFC 9002 NewReno), in bytes of messages in flight.
+    pub fn congestion_window(&self) -> usize {
+        self.sender.congestion_window()
+    }
+
+    /// Bytes of messages in flight, not yet acknowledged.
+    pub fn bytes_in_flight(&self) -> usize {
+        self.sender.bytes_in_flight()
     }
 
     /// Counters since creation.
@@ -906,13 +922,21 @@ impl Session {
             return;
         }
         let mut out = Vec::new();
-        self.sender.fill_window(now, self.rtt.rto(), &mut out);
+        self.sender
+            .fill_window(now, self.rtt.rto(), self.rtt.srtt(), &mut out);
         self.apply(out, now);
+    }
+
+    fn sync_congestion_stats(&mut self) {
+        let (reductions, undos) = self.sender.congestion_events();
+        self.stats.window_reductions = reductions;
+        self.stats.window_undos = undos;
     }
 
     /// Turns sender outputs into events and packets. Messages going out together share
     /// datagrams, as many as fit in 1200 bytes, so a burst costs few datagrams.
     fn apply(&mut self, outputs: Vec<SenderOutput>, now: Instant) {
+        self.sync_congestion_stats();
         let mut batch = Vec::new();
         for output in outputs {
             match output {

@@ -19,6 +19,11 @@ pub struct Stats {
     /// a copy of one it already had (D-SACK) after we had sent it more than once. Counted
     /// once per message.
     pub spurious_retransmissions: u64,
+    /// Times the congestion window was reduced (a loss, once per round trip, or
+    /// persistent timeouts).
+    pub window_reductions: u64,
+    /// Of those, undone because the loss proved to be no loss.
+    pub window_undos: u64,
     /// Expiries of the retransmission timer; each sends one datagram of the oldest
     /// unacknowledged messages.
     pub timeouts: u64,
