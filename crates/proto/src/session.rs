@@ -1147,6 +1147,85 @@ mod tests {
     }
 
     #[test]
+    fn the_goodbye_ends_both_sides_with_everything_confirmed() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        a.send(t0, "last words".into()).unwrap();
+        a.finish(t0);
+        assert_eq!(a.send(t0, "too late".into()), Err(SendError::Finished));
+        exchange(&mut a, &mut b, t0);
+        assert_eq!(received(&mut b), vec!["last words"]);
+        // A waits for B, whose input has not ended: B was told, and may still answer.
+        assert!(!a.is_finished() && b.peer_done());
+        b.send(t0, "an answer".into()).unwrap();
+        b.finish(t0);
+        exchange(&mut a, &mut b, t0);
+        assert!(a.is_finished() && b.is_finished());
+        assert_eq!(received(&mut a), vec!["an answer"]);
+        // A leaves first: its last ACK and CLOSE end B's wait, and B's answering CLOSE
+        // ends A's closing period.
+        a.close(t0);
+        let last: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert_eq!(last.len(), 2, "the last word goes twice");
+        let packet = Packet::decode(&last[0].payload).unwrap();
+        assert!(matches!(
+            packet.frames.as_slice(),
+            [
+                Frame::Ack(_),
+                Frame::Close {
+                    reason: CloseReason::Finished
+                }
+            ]
+        ));
+        assert!(!a.is_closed(), "in its closing period");
+        for t in &last {
+            b.handle_datagram(t0, addr(1), &t.payload);
+        }
+        assert!(events(&mut b).contains(&Event::PeerLeft { finished: true }));
+        let answer = b.poll_transmit().unwrap();
+        a.handle_datagram(t0, addr(2), &answer.payload);
+        assert!(a.is_closed());
+        assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_peer_that_leaves_early_fails_what_it_never_confirmed() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        exchange(&mut a, &mut b, t0);
+        a.send(t0, "will you see this?".into()).unwrap();
+        // A's message is on the wire, and B quits before it arrives.
+        let in_flight: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert!(!in_flight.is_empty());
+        b.close(t0);
+        while let Some(t) = b.poll_transmit() {
+            a.handle_datagram(t0, addr(2), &t.payload);
+        }
+        let ev = events(&mut a);
+        assert!(ev.contains(&Event::PeerLeft { finished: false }), "{ev:?}");
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            Event::Failed { text, reason: FailReason::PeerLeft, .. } if text == "will you see this?"
+        )));
+        // B's run is retired: its late datagrams are stale, and a new run connects.
+        for t in &in_flight {
+            b.handle_datagram(t0, addr(1), &t.payload);
+        }
+        assert!(received(&mut b).is_empty(), "nothing is shown after close");
+        assert_eq!(a.peer_state(), PeerState::Connecting);
+    }
+
+    #[test]
+    fn ending_input_with_nobody_there_is_finished_at_once() {
+        let t0 = Instant::now();
+        let mut a = Session::new(Config::default(), A, addr(2), t0);
+        a.finish(t0);
+        assert!(a.is_finished());
+        a.close(t0);
+        assert!(a.is_closed());
+    }
+
+    #[test]
     fn handshake_then_message_then_ack() {
         let t0 = Instant::now();
         let (mut a, mut b) = pair(t0);
