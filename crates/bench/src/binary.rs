@@ -3,10 +3,12 @@
 //! defaults. What the engine figures cannot see: the handshake, the wait for a peer
 //! that starts later, the pipe and the process around the protocol.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -276,4 +278,103 @@ fn one_start(bin: &Path, extra: &[&str], stagger: Duration, i: usize) -> anyhow:
         }
     }
     Ok(round)
+}
+
+/// A child process killed (and reaped) when dropped, so no way out leaves one behind.
+pub(crate) struct Guarded {
+    pub(crate) child: Child,
+    pub(crate) name: &'static str,
+}
+
+impl Guarded {
+    /// Starts `command` with all three standard streams piped.
+    pub(crate) fn spawn(mut command: Command, name: &'static str) -> anyhow::Result<Self> {
+        let child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting the {name}"))?;
+        Ok(Self { child, name })
+    }
+
+    /// Waits up to `limit` for the exit; then kills the process and returns `None`.
+    pub(crate) fn wait_for(&mut self, limit: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Like [`Self::wait_for`], noting a kill or a failure in `odd`.
+    pub(crate) fn finish(&mut self, limit: Duration, odd: &mut Vec<String>) -> anyhow::Result<()> {
+        let status = self.wait_for(limit)?;
+        self.note(status, limit, odd);
+        Ok(())
+    }
+
+    pub(crate) fn note(&self, status: Option<ExitStatus>, after: Duration, odd: &mut Vec<String>) {
+        match status {
+            Some(s) if s.success() => {}
+            Some(s) => odd.push(format!("{} exited with {s}", self.name)),
+            None => odd.push(format!("{} killed after {after:?}", self.name)),
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C would, with `kill` (the process is not reaped yet, so
+    /// its id is still its own).
+    pub(crate) fn interrupt(&mut self, kill: &Path) -> bool {
+        Command::new(kill)
+            .args(["-INT", &self.child.id().to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for a reader thread; a panic there is an error here.
+pub(crate) fn join<T>(handle: JoinHandle<T>, what: &str) -> anyhow::Result<T> {
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread reading {what} panicked"))
+}
+
+/// Reads lines on a thread; signals the first one on `ready`; returns those `keep` keeps.
+pub(crate) fn lines_of(
+    reader: impl Read + Send + 'static,
+    ready: Option<mpsc::Sender<()>>,
+    keep: fn(&str) -> bool,
+) -> JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut ready = ready;
+        let mut kept = Vec::new();
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(());
+            }
+            if keep(&line) {
+                kept.push(line);
+            }
+        }
+        kept
+    })
 }

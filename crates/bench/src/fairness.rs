@@ -47,7 +47,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::binary::TempHome;
+use crate::binary::{join, lines_of, Guarded, TempHome};
 
 /// The bottleneck, as given to `tc qdisc add dev VETH root tbf` (see the module's
 /// documentation for the values).
@@ -423,76 +423,6 @@ impl Drop for Net {
     }
 }
 
-/// A child process killed (and reaped) when dropped, so no way out leaves one behind.
-struct Guarded {
-    child: Child,
-    name: &'static str,
-}
-
-impl Guarded {
-    fn spawn(mut command: Command, name: &'static str) -> anyhow::Result<Self> {
-        let child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting the {name}"))?;
-        Ok(Self { child, name })
-    }
-
-    /// Waits up to `limit` for the exit; then kills the process and returns `None`.
-    fn wait_for(&mut self, limit: Duration) -> anyhow::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Like [`Self::wait_for`], noting a kill or a failure in `odd`.
-    fn finish(&mut self, limit: Duration, odd: &mut Vec<String>) -> anyhow::Result<()> {
-        let status = self.wait_for(limit)?;
-        self.note(status, limit, odd);
-        Ok(())
-    }
-
-    fn note(&self, status: Option<ExitStatus>, after: Duration, odd: &mut Vec<String>) {
-        match status {
-            Some(s) if s.success() => {}
-            Some(s) => odd.push(format!("{} exited with {s}", self.name)),
-            None => odd.push(format!("{} killed after {after:?}", self.name)),
-        }
-    }
-
-    /// Sends SIGINT, as Ctrl-C would, with `kill` (the process is not reaped yet, so
-    /// its id is still its own).
-    fn interrupt(&mut self, kill: &Path) -> bool {
-        Command::new(kill)
-            .args(["-INT", &self.child.id().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// Cumulative bytes received, with the instant the bench learnt of them.
 type Samples = Vec<(Instant, u64)>;
 
@@ -507,33 +437,6 @@ fn mbit(samples: &[(Instant, u64)], from: Instant, to: Instant) -> f64 {
     };
     let secs = to.saturating_duration_since(from).as_secs_f64().max(1e-9);
     at(to).saturating_sub(at(from)) as f64 * 8.0 / 1e6 / secs
-}
-
-fn join<T>(handle: JoinHandle<T>, what: &str) -> anyhow::Result<T> {
-    handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("the thread reading {what} panicked"))
-}
-
-/// Reads lines on a thread; signals the first one on `ready`; returns those `keep` keeps.
-fn lines_of(
-    reader: impl Read + Send + 'static,
-    ready: Option<mpsc::Sender<()>>,
-    keep: fn(&str) -> bool,
-) -> JoinHandle<Vec<String>> {
-    std::thread::spawn(move || {
-        let mut ready = ready;
-        let mut kept = Vec::new();
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if let Some(tx) = ready.take() {
-                let _ = tx.send(());
-            }
-            if keep(&line) {
-                kept.push(line);
-            }
-        }
-        kept
-    })
 }
 
 /// Counts the payload bytes of the `peer> ` lines the udpchat receiver prints.

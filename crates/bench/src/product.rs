@@ -20,7 +20,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-use crate::binary::{chat_command, free_port, TempHome};
+use crate::binary::{chat_command, free_port, join, lines_of, Guarded, TempHome};
 use crate::{baseline, Report, Sizes, SIZE};
 
 /// How long one process may run before it is killed and the run reported as an error.
@@ -146,66 +146,6 @@ pub(crate) fn rcvbuf_errors() -> Option<u64> {
     values.split_whitespace().nth(column)?.parse().ok()
 }
 
-/// A child process killed (and reaped) when dropped, so no error path leaves one behind.
-struct Proc {
-    child: Child,
-    name: &'static str,
-}
-
-impl Proc {
-    /// Waits for the exit until `deadline`; kills the process after it (then `None`).
-    fn wait_until(&mut self, deadline: Instant) -> anyhow::Result<Option<ExitStatus>> {
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Some(status));
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn join<T>(handle: JoinHandle<T>, what: &str) -> anyhow::Result<T> {
-    handle
-        .join()
-        .map_err(|_| anyhow::anyhow!("the thread reading {what} panicked"))
-}
-
-/// Reads `reader` to its end on a thread; sends when the first line came, and returns
-/// the last line for which `keep` holds.
-fn drain(
-    reader: impl Read + Send + 'static,
-    first: Option<mpsc::Sender<()>>,
-    keep: fn(&str) -> bool,
-) -> JoinHandle<Option<String>> {
-    std::thread::spawn(move || {
-        let mut kept = None;
-        let mut first = first;
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if let Some(tx) = first.take() {
-                let _ = tx.send(());
-            }
-            if keep(&line) {
-                kept = Some(line);
-            }
-        }
-        kept
-    })
-}
-
 /// What the receiver's stdout showed.
 #[derive(Default)]
 struct Received {
@@ -249,7 +189,7 @@ fn spawn(
     port: u16,
     args: &[String],
     name: &'static str,
-) -> anyhow::Result<Proc> {
+) -> anyhow::Result<Guarded> {
     let child = chat_command(bin, home, port, peer)
         .args(args)
         .stdin(Stdio::piped())
@@ -257,7 +197,7 @@ fn spawn(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting the {name} ({})", bin.display()))?;
-    Ok(Proc { child, name })
+    Ok(Guarded { child, name })
 }
 
 /// Writes `input` in big chunks (or, with a `pace`, one line per `pace`, as a person
@@ -350,7 +290,7 @@ pub(crate) fn transfer(
         done_tx,
     );
     let (ready_tx, ready_rx) = mpsc::channel();
-    let receiver_err = drain(
+    let receiver_err = lines_of(
         receiver.child.stderr.take().context("no receiver stderr")?,
         Some(ready_tx),
         |_| false,
@@ -383,12 +323,12 @@ pub(crate) fn transfer(
         let err = sender.child.stderr.take().context("no sender stderr")?;
         match report {
             SenderOutput::Plain => (
-                drain(out, None, |_| false),
-                drain(err, None, |l| plain_stats(l).is_some()),
+                lines_of(out, None, |_| false),
+                lines_of(err, None, |l| plain_stats(l).is_some()),
             ),
             SenderOutput::Json => (
-                drain(out, None, |l| json_stats(l).is_some()),
-                drain(err, None, |_| false),
+                lines_of(out, None, |l| json_stats(l).is_some()),
+                lines_of(err, None, |_| false),
             ),
         }
     };
@@ -423,14 +363,14 @@ pub(crate) fn transfer(
     // the receiver's (PROTOCOL.md §6a), as a chat that both sides end.
     drop(receiver_stdin);
     if sender_gone.is_none() {
-        sender_status = sender.wait_until(deadline)?;
+        sender_status = sender.wait_for(deadline.saturating_duration_since(Instant::now()))?;
         t.sender_exit = Some(start.elapsed());
     }
     status_note(&mut t.odd, sender.name, sender_status);
     if sender_status.is_none() {
         t.sender_exit = None;
     }
-    let receiver_status = receiver.wait_until(Instant::now() + Duration::from_secs(10))?;
+    let receiver_status = receiver.wait_for(Duration::from_secs(10))?;
     status_note(&mut t.odd, receiver.name, receiver_status);
     t.rcvbuf_errors = before
         .zip(rcvbuf_errors())
@@ -445,11 +385,11 @@ pub(crate) fn transfer(
     let stats_line = match report {
         SenderOutput::Plain => {
             let _ = join(sender_out, "the sender's stdout")?;
-            join(sender_err, "the sender's stderr")?
+            join(sender_err, "the sender's stderr")?.pop()
         }
         SenderOutput::Json => {
             let _ = join(sender_err, "the sender's stderr")?;
-            join(sender_out, "the sender's stdout")?
+            join(sender_out, "the sender's stdout")?.pop()
         }
     };
     t.stats = stats_line.as_deref().and_then(match report {
