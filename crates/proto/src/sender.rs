@@ -35,6 +35,8 @@ pub(crate) enum Cause {
     Reordering,
     /// Its retransmission timer expired.
     Timeout,
+    /// It was the newest in flight when the tail-loss probe fired.
+    Probe,
 }
 
 /// Bytes of messages one expiry of the retransmission timer may resend: one datagram.
@@ -149,6 +151,10 @@ pub(crate) struct Sender {
     /// One timeout after the latest acknowledgement of anything new: no retransmission
     /// timer fires before it.
     timer_floor: Option<Instant>,
+    /// When the tail-loss probe fires, if one is armed (see [`Sender::arm_probe`]).
+    probe_at: Option<Instant>,
+    /// A probe was sent and nothing new has been acknowledged since: one per tail.
+    probe_sent: bool,
 }
 
 /// Bytes a message takes in a packet: its DATA frame.
@@ -185,6 +191,8 @@ impl Sender {
             next_send_at: None,
             consecutive_timeouts: 0,
             timer_floor: None,
+            probe_at: None,
+            probe_sent: false,
         }
     }
 
@@ -431,6 +439,7 @@ impl Sender {
         if result.progress {
             self.consecutive_timeouts = 0;
             self.timer_floor = Some(now + rto);
+            self.probe_sent = false;
         }
         self.retransmit_lost(now, rto, out);
         result.rtt_sample = sample;
@@ -479,6 +488,42 @@ impl Sender {
             payload: m.payload.clone(),
             attempt: m.attempts,
         });
+    }
+
+    /// Arms the tail-loss probe (RACK-TLP, RFC 8985 §7) `delay` from now, unless one was
+    /// sent since the last acknowledgement of anything new or nothing is in flight.
+    /// When the last datagrams of a burst are lost nothing sent later can reveal it, and
+    /// without a probe only the retransmission timer would (a whole RTO, with the
+    /// peer's ACK delay allowance); the probe resends the newest message after about two
+    /// round trips, and its acknowledgement lets loss detection find the rest.
+    pub(crate) fn arm_probe(&mut self, now: Instant, delay: Duration) {
+        let anything = self.in_flight.iter().any(|m| !m.sacked);
+        self.probe_at = (anything && !self.probe_sent).then(|| now + delay);
+    }
+
+    /// When the tail-loss probe fires, if armed.
+    pub(crate) fn probe_at(&self) -> Option<Instant> {
+        self.probe_at
+    }
+
+    /// The tail-loss probe fired: the newest message in flight goes again (no backoff,
+    /// no change to the window: it is a question, not a verdict). True if one went.
+    pub(crate) fn on_probe(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        out: &mut Vec<SenderOutput>,
+    ) -> bool {
+        if self.probe_at.is_none_or(|at| at > now) {
+            return false;
+        }
+        self.probe_at = None;
+        let Some(newest) = self.in_flight.iter().rposition(|m| !m.sacked) else {
+            return false;
+        };
+        self.probe_sent = true;
+        self.resend(newest, now, rto, Cause::Probe, out);
+        true
     }
 
     /// When the earliest retransmission is due: never sooner than one timeout after the

@@ -665,6 +665,13 @@ impl Session {
             self.on_hello_timeout(now);
         }
         if self.peer_epoch.is_some() {
+            if self.sender.probe_at().is_some_and(|at| at <= now) {
+                let mut out = Vec::new();
+                if self.sender.on_probe(now, self.rtt.rto(), &mut out) {
+                    self.stats.tail_probes += 1;
+                }
+                self.apply(out, now);
+            }
             if self.sender.next_timeout().is_some_and(|at| at <= now) {
                 self.stats.timeouts += 1;
                 self.rtt.on_expiry();
@@ -723,6 +730,7 @@ impl Session {
             self.no_answer_at,
             connected.then(|| self.sender.next_timeout()).flatten(),
             connected.then(|| self.sender.next_send_at()).flatten(),
+            connected.then(|| self.sender.probe_at()).flatten(),
             connected.then(|| self.keepalive_at()).flatten(),
             connected.then(|| self.unreachable_at()).flatten(),
         ]
@@ -927,6 +935,27 @@ impl Session {
         self.apply(out, now);
     }
 
+    /// (Re)arms the tail-loss probe: two smoothed round trips (at least the timer
+    /// granularity), plus the peer's ACK delay allowance when everything in flight fits
+    /// one datagram (a lone packet may wait for a delayed ACK), as RFC 8985 §7.2; never
+    /// later than the retransmission timer would fire anyway. Without a round-trip
+    /// sample, or with a fixed timeout (`--timeout`, classic mode), none.
+    fn arm_probe(&mut self, now: Instant) {
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        if matches!(self.config.rto, crate::rtt::RtoPolicy::Fixed(_)) {
+            // A fixed timeout (`--timeout`, classic mode) means exactly that.
+            return;
+        }
+        let mut delay = (srtt * 2).max(Duration::from_millis(1));
+        if self.sender.bytes_in_flight() <= self.config.effective_max_datagram() {
+            // All in flight fits one datagram: the peer may hold its ACK for it.
+            delay += self.rtt.peer_max_ack_delay();
+        }
+        self.sender.arm_probe(now, delay.min(self.rtt.rto()));
+    }
+
     fn sync_congestion_stats(&mut self) {
         let (reductions, undos) = self.sender.congestion_events();
         self.stats.window_reductions = reductions;
@@ -994,6 +1023,7 @@ impl Session {
             self.expect_answer(now);
             self.send_data_frames(batch);
         }
+        self.arm_probe(now);
     }
 
     fn set_peer_state_if_online(&mut self, state: PeerState) {
@@ -1727,11 +1757,18 @@ mod tests {
         assert_eq!(a.rtt().srtt(), Some(Duration::from_millis(2)));
         assert_eq!(a.rtt().rttvar(), Duration::from_millis(1));
         assert_eq!(a.rtt().rto(), Duration::from_millis(6));
-        // The first message's retransmission timer rests on it.
+        // The first message's timers rest on it: the tail-loss probe after two round
+        // trips (4 ms; the peer has advertised no ACK delay yet), then the
+        // retransmission timer.
         a.adopt_peer(t0, B);
         a.send(t0, "quick".into()).unwrap();
         assert!(a.poll_transmit().is_some());
-        assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_millis(6)));
+        assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_millis(4)));
+        a.handle_timeout(t0 + Duration::from_millis(4));
+        assert!(a.poll_transmit().is_some(), "the probe");
+        assert_eq!(a.stats().tail_probes, 1);
+        // The probe restarted the message's timer: one timeout after it.
+        assert_eq!(a.poll_timeout(), Some(t0 + Duration::from_millis(10)));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Stats {
     pub window_reductions: u64,
     /// Of those, undone because the loss proved to be no loss.
     pub window_undos: u64,
+    /// Tail-loss probes sent: the newest message again, two round trips after the last
+    /// news, when nothing later could reveal a lost tail.
+    pub tail_probes: u64,
     /// Expiries of the retransmission timer; each sends one datagram of the oldest
     /// unacknowledged messages.
     pub timeouts: u64,
