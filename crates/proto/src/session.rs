@@ -323,6 +323,7 @@ impl Session {
     /// [`finish`](Self::finish), every message of ours is settled (delivered or failed)
     /// and
     /// - the peer acknowledged our DONE and sent its own, or became unreachable; or
+    /// - every message of ours but the DONE is confirmed and the peer is unreachable; or
     /// - the peer left (CLOSE), or our DONE was given up, or no peer ever answered and
     ///   nothing but the DONE is left to send; or
     /// - the peer's DONE is in, everything else of ours is confirmed, and our DONE went
@@ -344,6 +345,11 @@ impl Session {
         }
         if g.done_delivered {
             return g.peer_done || self.peer_state == PeerState::Unreachable;
+        }
+        if self.sender.outstanding() == 1 && self.peer_state == PeerState::Unreachable {
+            // Every line of ours is confirmed; only the DONE is left, and the peer has not
+            // answered for the peer timeout: it is gone (crashed, or left unheard).
+            return true;
         }
         g.peer_done
             && self.sender.outstanding() == 1

@@ -207,7 +207,11 @@ impl Stack {
     /// True once the goodbye is over and the program may [`close`](Self::close) and exit
     /// (see [`Session::is_finished`]).
     pub fn is_finished(&self) -> bool {
-        self.session.is_finished()
+        // A contact halfway through its handshake (we answered, its last message is on
+        // the way) is someone to say goodbye to: wait for it (a pending handshake is
+        // forgotten after 15 s, which bounds the wait).
+        let mid_handshake = self.session.peer_epoch().is_none() && self.pending_handshakes() > 0;
+        self.session.is_finished() && !mid_handshake
     }
 
     /// True when the peer said it will send nothing more.

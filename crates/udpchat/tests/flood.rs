@@ -135,8 +135,8 @@ fn first_contact(flood: bool) -> Duration {
     }
     a.close_stdin();
     b.close_stdin();
-    assert!(a.wait_exit().success(), "{}", a.dump());
-    assert!(b.wait_exit().success(), "{}", b.dump());
+    assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
+    assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
     took
 }
 
