@@ -21,6 +21,10 @@ use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
 /// then read only as fast as the peer takes it.
 const MAX_QUEUED: usize = 4096;
 
+/// After a refusal, how long to wait for lines the reader thread may still hand over
+/// (typed before the refusal), so they are reported with the rest.
+const REFUSAL_READ: Duration = Duration::from_millis(50);
+
 /// Most datagrams taken from the socket before the session's answer is sent.
 const RECV_BATCH: usize = 64;
 
@@ -246,7 +250,7 @@ impl Driver {
         let mut buf = vec![0u8; RECV_BUFFER];
         loop {
             if self.net.refused().is_some() {
-                return self.end_refused();
+                return self.end_refused().await;
             }
             if self.all_read() && !self.goodbye_started {
                 // End of input, every line queued: a DONE goes after the last of them.
@@ -477,8 +481,24 @@ impl Driver {
 
     /// The contact was refused for good (the refusal was reported as it happened):
     /// nothing queued can be delivered, so each message is reported failed with its text.
-    fn end_refused(mut self) -> anyhow::Result<Finish> {
-        self.fail_pending(REFUSED)?;
+    async fn end_refused(mut self) -> anyhow::Result<Finish> {
+        // Lines typed before the refusal but not yet handed to the session are reported
+        // too (nothing typed is dropped silently): what the reader thread has ready, and
+        // what it reads within a moment, is queued and then failed with the rest.
+        while self.stdin_open {
+            match tokio::time::timeout(REFUSAL_READ, self.lines.recv()).await {
+                Ok(Some(Input::Lines(lines))) => self.unread.extend(lines),
+                _ => break,
+            }
+        }
+        loop {
+            let before = self.unread.len();
+            self.queue_unread(Instant::now())?;
+            self.fail_pending(REFUSED)?;
+            if self.unread.is_empty() || self.unread.len() == before {
+                break;
+            }
+        }
         let totals = self.totals();
         self.emit_exit(totals)?;
         Ok(Finish::Refused(totals))
