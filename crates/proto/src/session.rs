@@ -28,6 +28,10 @@ const RETIRED_EPOCHS: usize = 16;
 /// DONE, so in that state it either has it or is still there to acknowledge it.
 const GOODBYE_ATTEMPTS: u32 = 6;
 
+/// The keepalive interval while waiting for the peer's goodbye when the configuration
+/// has none (classic mode): the default keepalive.
+const GOODBYE_KEEPALIVE: Duration = Duration::from_secs(5);
+
 /// The end of the conversation: ours (DONE sent), the peer's (DONE received), and how
 /// it closed.
 #[derive(Debug, Default)]
@@ -842,7 +846,12 @@ impl Session {
     /// When to ping: after `keepalive` of silence, and again every `keepalive` while the
     /// silence lasts.
     fn keepalive_at(&self) -> Option<Instant> {
-        let interval = self.config.keepalive?;
+        // Even without keepalives (classic mode), a side waiting for the peer's goodbye
+        // pings, so a peer that crashed meanwhile is found unreachable and the wait ends.
+        let interval = self
+            .config
+            .keepalive
+            .or_else(|| self.goodbye.done.map(|_| GOODBYE_KEEPALIVE))?;
         let last_ping = self.ping.map_or(self.last_heard, |(_, at)| at);
         Some(self.last_heard.max(last_ping) + interval)
     }
@@ -1249,6 +1258,29 @@ mod tests {
         }
         assert!(received(&mut b).is_empty(), "nothing is shown after close");
         assert_eq!(a.peer_state(), PeerState::Connecting);
+    }
+
+    #[test]
+    fn waiting_for_a_peer_that_crashed_ends_even_without_keepalives() {
+        // Classic mode sends no keepalives; the goodbye must still find the peer gone.
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0);
+        a.send(t0, "bye".into()).unwrap();
+        a.finish(t0);
+        exchange(&mut a, &mut b, t0);
+        assert!(!a.is_finished(), "waiting for B's goodbye");
+        // B crashes: nothing more comes from it.
+        drop(b);
+        while !a.is_finished() {
+            let now = a.poll_timeout().expect("a timer while waiting");
+            assert!(
+                now < t0 + Duration::from_secs(60),
+                "still waiting at {now:?}"
+            );
+            a.handle_timeout(now);
+            while a.poll_transmit().is_some() {}
+        }
+        assert_eq!(a.peer_state(), PeerState::Unreachable);
     }
 
     #[test]
