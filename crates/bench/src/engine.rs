@@ -145,10 +145,17 @@ impl Side {
         }
     }
 
-    /// Waits up to [`POLL`] for a datagram, then takes every datagram already queued
+    /// Waits up to [`POLL`] (or the stack's next timer, if sooner) for a datagram, then takes every datagram already queued
     /// (so one acknowledgement can cover them all), feeds them through the impairment,
     /// and fires due timers.
     fn receive(&mut self, buf: &mut [u8]) {
+        // Wait no longer than the stack's next timer: the pacer releases the next
+        // datagrams microseconds apart, and a fixed 1 ms wait would throttle it.
+        let wait = self.stack.poll_timeout().map_or(POLL, |at| {
+            at.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_micros(1), POLL)
+        });
+        let _ = self.socket.set_read_timeout(Some(wait));
         if let Ok((len, from)) = self.socket.recv_from(buf) {
             self.ingest(&buf[..len], from);
             if self.socket.set_nonblocking(true).is_ok() {

@@ -951,9 +951,10 @@ impl Session {
     }
 
     /// (Re)arms the tail-loss probe: two smoothed round trips (at least the timer
-    /// granularity), plus the peer's ACK delay allowance when everything in flight fits
-    /// one datagram (a lone packet may wait for a delayed ACK), as RFC 8985 §7.2; never
-    /// later than the retransmission timer would fire anyway. Without a round-trip
+    /// granularity), plus the peer's deliberate ACK delay (its advertised maximum less
+    /// the scheduling allowance) when everything in flight fits one datagram (a lone
+    /// packet may wait for a delayed ACK), as RFC 8985 §7.2; never later than the
+    /// retransmission timer would fire anyway. Without a round-trip
     /// sample, or with a fixed timeout (`--timeout`, classic mode), none.
     fn arm_probe(&mut self, now: Instant) {
         let Some(srtt) = self.rtt.srtt() else {
@@ -965,8 +966,14 @@ impl Session {
         }
         let mut delay = (srtt * 2).max(Duration::from_millis(1));
         if self.sender.bytes_in_flight() <= self.config.effective_max_datagram() {
-            // All in flight fits one datagram: the peer may hold its ACK for it.
-            delay += self.rtt.peer_max_ack_delay();
+            // All in flight fits one datagram: the peer may hold its ACK for it, as long
+            // as it delays ACKs on purpose. Its allowance for being descheduled is left
+            // to the retransmission timer: a probe is one datagram, and an unnecessary
+            // one is cheap (and counted), while waiting costs a stall on every tail.
+            delay += self
+                .rtt
+                .peer_max_ack_delay()
+                .saturating_sub(crate::config::SCHEDULING_ALLOWANCE);
         }
         self.sender.arm_probe(now, delay.min(self.rtt.rto()));
     }
