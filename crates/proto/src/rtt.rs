@@ -80,8 +80,8 @@ impl RttEstimator {
     /// subtracted unless that would make the sample smaller than the smallest round trip
     /// seen, so the estimate measures the path and the timer adds the delay separately.
     pub fn on_ack_sample(&mut self, rtt: Duration, ack_delay: Duration) {
+        // `on_sample` records the minimum: the adjusted sample never falls below it.
         let min_rtt = self.min_rtt.map_or(rtt, |m| m.min(rtt));
-        self.min_rtt = Some(min_rtt);
         let ack_delay = ack_delay.min(self.peer_max_ack_delay);
         let adjusted = if rtt >= min_rtt + ack_delay {
             rtt - ack_delay

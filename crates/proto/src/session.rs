@@ -296,11 +296,16 @@ impl Session {
         // Not sent yet: poll_transmit fills the window, so messages queued together
         // share datagrams.
         self.sender.push(id, payload, now);
+        self.expect_a_peer(now);
+        Ok(id)
+    }
+
+    /// Something was queued while no peer run is known (at the start, or after the peer
+    /// left): arm the no-answer verdict, so it is said if nobody comes in time.
+    fn expect_a_peer(&mut self, now: Instant) {
         if self.peer_epoch.is_none() && self.no_answer_at.is_none() {
-            // Waiting for a peer that left: say so if nobody comes back in time.
             self.no_answer_at = self.no_answer_after(now);
         }
-        Ok(id)
     }
 
     /// Ends our stream: nothing more will be sent (our input ended). A DONE goes after
@@ -318,9 +323,7 @@ impl Session {
         self.next_id += 1;
         self.goodbye.done = Some(id);
         self.sender.push(id, Payload::Done, now);
-        if self.peer_epoch.is_none() && self.no_answer_at.is_none() {
-            self.no_answer_at = self.no_answer_after(now);
-        }
+        self.expect_a_peer(now);
     }
 
     /// True once the goodbye is over and the program may exit: after
@@ -343,20 +346,19 @@ impl Session {
         if g.closed || g.done_failed || g.peer_left.is_some() {
             return true;
         }
-        if self.peer_epoch.is_none() && self.sender.outstanding() == 1 {
-            // Nobody has answered and only the DONE is left: no one to say goodbye to.
-            return true;
-        }
+        let unreachable = self.peer_state == PeerState::Unreachable;
         if g.done_delivered {
-            return g.peer_done || self.peer_state == PeerState::Unreachable;
+            return g.peer_done || unreachable;
         }
-        if self.sender.outstanding() == 1 && self.peer_state == PeerState::Unreachable {
-            // Every line of ours is confirmed; only the DONE is left, and the peer has not
+        // Every line of ours is settled; the DONE alone is outstanding.
+        let only_done_left = self.sender.outstanding() == 1;
+        if only_done_left && (self.peer_epoch.is_none() || unreachable) {
+            // Nobody ever answered (no one to say goodbye to), or the peer has not
             // answered for the peer timeout: it is gone (crashed, or left unheard).
             return true;
         }
         g.peer_done
-            && self.sender.outstanding() == 1
+            && only_done_left
             && self
                 .sender
                 .attempts_of(done)
@@ -396,7 +398,7 @@ impl Session {
         };
         let ack = self.ack_frame();
         for _ in 0..2 {
-            self.push_packet(vec![Frame::Ack(ack), Frame::Close { reason }]);
+            self.push_last_word(ack, reason);
         }
         if finished {
             let rto = self.rtt.rto();
@@ -439,12 +441,7 @@ impl Session {
             self.goodbye.draining = None;
             return;
         }
-        self.push_packet(vec![
-            Frame::Ack(ack),
-            Frame::Close {
-                reason: CloseReason::Finished,
-            },
-        ]);
+        self.push_last_word(ack, CloseReason::Finished);
     }
 
     /// In the closing period: repeats the last ACK and CLOSE when due, ends it when over.
@@ -462,12 +459,12 @@ impl Session {
         draining.repeat_at = now + draining.interval;
         draining.interval *= 2;
         let ack = draining.ack;
-        self.push_packet(vec![
-            Frame::Ack(ack),
-            Frame::Close {
-                reason: CloseReason::Finished,
-            },
-        ]);
+        self.push_last_word(ack, CloseReason::Finished);
+    }
+
+    /// Our last word: the acknowledgement of everything received, then CLOSE.
+    fn push_last_word(&mut self, ack: AckFrame, reason: CloseReason) {
+        self.push_packet(vec![Frame::Ack(ack), Frame::Close { reason }]);
     }
 
     /// The longest text [`send`](Self::send) accepts, in bytes of UTF-8:
