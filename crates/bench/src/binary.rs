@@ -120,10 +120,7 @@ pub(crate) fn chat_command(bin: &Path, home: &Path, port: u16, peer: u16) -> Com
 }
 
 /// One `udpchat --json` process that was given one line and then end of input.
-struct Chat {
-    child: Child,
-    name: String,
-}
+struct Chat(Guarded);
 
 impl Chat {
     fn start(
@@ -146,12 +143,13 @@ impl Chat {
         if let Some(mut stdin) = child.stdin.take() {
             writeln!(stdin, "{line}")?;
         }
-        Ok(Self { child, name })
+        Ok(Self(Guarded { child, name }))
     }
 
     /// Waits for the exit (killing the process after `deadline`); returns its events.
     fn events(mut self, deadline: Instant) -> anyhow::Result<Vec<Value>> {
-        let stdout = self.child.stdout.take().context("no stdout")?;
+        let Self(chat) = &mut self;
+        let stdout = chat.child.stdout.take().context("no stdout")?;
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
                 .lines()
@@ -159,20 +157,15 @@ impl Chat {
                 .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
                 .collect::<Vec<_>>()
         });
-        loop {
-            if self.child.try_wait()?.is_some() {
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!("{} did not finish in time", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if chat
+            .wait_for(deadline.saturating_duration_since(Instant::now()))?
+            .is_none()
+        {
+            bail!("{} did not finish in time", chat.name);
         }
         reader
             .join()
-            .map_err(|_| anyhow::anyhow!("reading {}'s output failed", self.name))
+            .map_err(|_| anyhow::anyhow!("reading {}'s output failed", chat.name))
     }
 }
 
@@ -283,19 +276,22 @@ fn one_start(bin: &Path, extra: &[&str], stagger: Duration, i: usize) -> anyhow:
 /// A child process killed (and reaped) when dropped, so no way out leaves one behind.
 pub(crate) struct Guarded {
     pub(crate) child: Child,
-    pub(crate) name: &'static str,
+    pub(crate) name: String,
 }
 
 impl Guarded {
     /// Starts `command` with all three standard streams piped.
-    pub(crate) fn spawn(mut command: Command, name: &'static str) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(mut command: Command, name: &str) -> anyhow::Result<Self> {
         let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting the {name}"))?;
-        Ok(Self { child, name })
+        Ok(Self {
+            child,
+            name: name.to_owned(),
+        })
     }
 
     /// Waits up to `limit` for the exit; then kills the process and returns `None`.

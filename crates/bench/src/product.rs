@@ -20,7 +20,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,6 +33,8 @@ use crate::{baseline, Report, Sizes, SIZE};
 
 /// How long one process may run before it is killed and the run reported as an error.
 const DEADLINE: Duration = Duration::from_secs(120);
+/// How long the receiver may take to leave once its input ended and the sender has.
+const RECEIVER_EXIT: Duration = Duration::from_secs(10);
 /// Between two lines typed in the lossy runs (c).
 const PACE: Duration = Duration::from_millis(5);
 /// How long the receiver may still print lines once the sender has exited.
@@ -197,7 +199,10 @@ fn spawn(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting the {name} ({})", bin.display()))?;
-    Ok(Guarded { child, name })
+    Ok(Guarded {
+        child,
+        name: name.to_owned(),
+    })
 }
 
 /// Writes `input` in big chunks (or, with a `pace`, one line per `pace`, as a person
@@ -224,14 +229,6 @@ fn feed(
         }
         stdin.flush()
     })
-}
-
-fn status_note(odd: &mut Vec<String>, name: &str, status: Option<ExitStatus>) {
-    match status {
-        Some(s) if s.success() => {}
-        Some(s) => odd.push(format!("{name} exited with {s}")),
-        None => odd.push(format!("{name} killed at its deadline")),
-    }
 }
 
 /// One installation's data directory with its identity created.
@@ -366,12 +363,12 @@ pub(crate) fn transfer(
         sender_status = sender.wait_for(deadline.saturating_duration_since(Instant::now()))?;
         t.sender_exit = Some(start.elapsed());
     }
-    status_note(&mut t.odd, sender.name, sender_status);
+    sender.note(sender_status, DEADLINE, &mut t.odd);
     if sender_status.is_none() {
         t.sender_exit = None;
     }
-    let receiver_status = receiver.wait_for(Duration::from_secs(10))?;
-    status_note(&mut t.odd, receiver.name, receiver_status);
+    let receiver_status = receiver.wait_for(RECEIVER_EXIT)?;
+    receiver.note(receiver_status, RECEIVER_EXIT, &mut t.odd);
     t.rcvbuf_errors = before
         .zip(rcvbuf_errors())
         .map(|(b, a)| a.saturating_sub(b));
