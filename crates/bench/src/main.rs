@@ -338,7 +338,7 @@ fn run(
 
     // 4b. The window sweep the default was chosen from.
     let mut sweep = Vec::new();
-    for window in [8u16, 64, 256, 512] {
+    for window in [8u16, 64, 256, 512, 2040] {
         let config = Config {
             window,
             ..Config::default()

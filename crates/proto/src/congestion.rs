@@ -9,6 +9,17 @@
 //! `Sender`) is undone, as Linux undoes one after a spurious retransmission (RFC 5682's
 //! response, in spirit). [`Pacer`] is RFC 9002 §7.7: a token bucket filled at 1.25 ×
 //! cwnd / SRTT, so a window is spread over a round trip instead of leaving in one burst.
+//!
+//! A loss says "congestion" only when the path shows it: a queue that has built up
+//! (the latest round trip at least [`CONGESTION_QUEUE_DELAY`] above the smallest seen),
+//! or more losses than a lossy link shows at random (over [`RANDOM_LOSS_CEILING`] of
+//! what was recently sent). Otherwise the loss is repaired without shrinking the window,
+//! as TCP Veno (Fu and Liew, 2003) tells random from congestive loss by the backlog it
+//! has built: a path that drops 5% of datagrams at random would otherwise keep NewReno
+//! at a few datagrams (Mathis: rate ∝ 1/√p). A full router queue (the `tbf` of the
+//! fairness benchmark holds 50 ms) is a queue, so a shared bottleneck still halves the
+//! window as NewReno does; one whose buffer holds less than 5 ms is told apart only by
+//! its loss rate.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +39,20 @@ const PACING_GAIN: f64 = 1.25;
 /// of a busy process, short enough to spare a slow bottleneck's queue.
 const PACING_BURST: Duration = Duration::from_millis(2);
 
+/// Queueing delay (the latest round trip less the smallest) from which a loss is taken
+/// for congestion: a router's queue has built up. Below it the delay is what a busy host
+/// adds by itself (the scheduling allowance every receiver advertises).
+pub(crate) const CONGESTION_QUEUE_DELAY: Duration = crate::config::SCHEDULING_ALLOWANCE;
+
+/// Share of recently sent bytes found lost above which every loss is taken for
+/// congestion, queue or not: random loss on a real link stays below it, and a sender that
+/// ignored losses at a bottleneck with a shallow buffer would push the loss rate past it.
+pub(crate) const RANDOM_LOSS_CEILING: f64 = 0.10;
+
+/// How much sending the loss rate is measured over, in datagrams: the counts are halved
+/// whenever they sum to more, so the rate follows the last several hundred datagrams.
+const LOSS_RATE_SPAN_DATAGRAMS: usize = 1_000;
+
 /// NewReno congestion window, in bytes of DATA frames (RFC 9002 §7).
 #[derive(Clone, Debug)]
 pub(crate) struct NewReno {
@@ -39,12 +64,23 @@ pub(crate) struct NewReno {
     /// Transmissions up to this number were sent before the current recovery period
     /// started: their loss does not reduce the window again.
     recovery_tx: u64,
+    /// Losses of transmissions up to this number were already judged random: they are
+    /// one episode, which keeps the window as it is (and growing).
+    judged_tx: u64,
     /// The window and threshold before the latest reduction, to undo it if it proves
     /// unnecessary.
     before_reduction: Option<(usize, usize)>,
+    /// The smallest and the latest round trip measured: their difference is the queue.
+    min_rtt: Option<Duration>,
+    latest_rtt: Option<Duration>,
+    /// Bytes acknowledged and found lost lately (see [`LOSS_RATE_SPAN_DATAGRAMS`]).
+    recent_acked: usize,
+    recent_lost: usize,
     /// Times the window was reduced, collapsed or restored.
     pub(crate) reductions: u64,
     pub(crate) undos: u64,
+    /// Loss episodes that did not reduce the window: no queue, a low loss rate.
+    pub(crate) random_losses: u64,
 }
 
 impl NewReno {
@@ -55,10 +91,50 @@ impl NewReno {
             ssthresh: usize::MAX,
             acked_in_avoidance: 0,
             recovery_tx: 0,
+            judged_tx: 0,
             before_reduction: None,
+            min_rtt: None,
+            latest_rtt: None,
+            recent_acked: 0,
+            recent_lost: 0,
             reductions: 0,
             undos: 0,
+            random_losses: 0,
         }
+    }
+
+    /// A round trip was measured (from a message's first transmission to its
+    /// acknowledgement).
+    pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) {
+        self.latest_rtt = Some(rtt);
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |min| min.min(rtt)));
+    }
+
+    /// The share of recently sent bytes found lost.
+    pub(crate) fn recent_loss_rate(&self) -> f64 {
+        let total = self.recent_acked + self.recent_lost;
+        if total == 0 {
+            0.0
+        } else {
+            self.recent_lost as f64 / total as f64
+        }
+    }
+
+    fn count_recent(&mut self) {
+        if self.recent_acked + self.recent_lost > LOSS_RATE_SPAN_DATAGRAMS * self.max_datagram {
+            self.recent_acked /= 2;
+            self.recent_lost /= 2;
+        }
+    }
+
+    /// Whether a loss now means congestion: a queue has built up, the loss rate is
+    /// higher than random loss, or nothing is known yet.
+    fn congested(&self) -> bool {
+        let queued = match (self.latest_rtt, self.min_rtt) {
+            (Some(latest), Some(min)) => latest.saturating_sub(min) >= CONGESTION_QUEUE_DELAY,
+            _ => true,
+        };
+        queued || self.recent_loss_rate() > RANDOM_LOSS_CEILING
     }
 
     fn minimum(&self) -> usize {
@@ -80,6 +156,8 @@ impl NewReno {
     /// or the sender was not using the window (`app_limited`: a chat typed by hand must
     /// not earn a window it never tested).
     pub(crate) fn on_acked(&mut self, bytes: usize, tx: u64, app_limited: bool) {
+        self.recent_acked += bytes;
+        self.count_recent();
         if tx <= self.recovery_tx || app_limited {
             return;
         }
@@ -94,10 +172,19 @@ impl NewReno {
         }
     }
 
-    /// A message last transmitted as transmission `tx` was lost; `newest_tx` is the
-    /// newest transmission so far. Halves the window once per recovery period.
-    pub(crate) fn on_lost(&mut self, tx: u64, newest_tx: u64) {
-        if tx <= self.recovery_tx {
+    /// `bytes` of a message last transmitted as transmission `tx` were lost; `newest_tx`
+    /// is the newest transmission so far. Halves the window once per recovery period if
+    /// the loss means congestion (see the module's documentation).
+    pub(crate) fn on_lost(&mut self, bytes: usize, tx: u64, newest_tx: u64) {
+        self.recent_lost += bytes;
+        self.count_recent();
+        // One verdict per round trip of losses, as one reduction.
+        if tx <= self.recovery_tx || tx <= self.judged_tx {
+            return;
+        }
+        self.judged_tx = newest_tx;
+        if !self.congested() {
+            self.random_losses += 1;
             return;
         }
         self.before_reduction = Some((self.cwnd, self.ssthresh));
@@ -210,22 +297,66 @@ mod tests {
         assert_eq!(cc.window(), 12_000);
         cc.on_acked(12_000, 1, false);
         assert_eq!(cc.window(), 24_000, "slow start doubles per round trip");
-        cc.on_lost(5, 40);
+        cc.on_lost(MSS, 5, 40);
         assert_eq!(cc.window(), 12_000);
-        cc.on_lost(30, 41);
+        cc.on_lost(MSS, 30, 41);
         assert_eq!(cc.window(), 12_000, "one reduction per recovery period");
         cc.on_acked(1_000, 35, false);
         assert_eq!(cc.window(), 12_000, "sent before recovery: no growth");
         cc.on_acked(12_000, 50, false);
         assert_eq!(cc.window(), 13_200, "one datagram per window acknowledged");
-        cc.on_lost(60, 70);
+        cc.on_lost(MSS, 60, 70);
         assert_eq!(cc.window(), 6_600);
+    }
+
+    #[test]
+    fn a_loss_without_a_queue_keeps_the_window_and_one_with_a_queue_halves_it() {
+        let mut cc = NewReno::new(MSS);
+        cc.on_rtt_sample(Duration::from_micros(100));
+        // A lossy link: 1 datagram in 20 lost, the round trip as it always was.
+        for tx in 1..=400_u64 {
+            if tx % 20 == 0 {
+                cc.on_lost(MSS, tx, tx + 5);
+            } else {
+                cc.on_acked(MSS, tx, false);
+            }
+        }
+        assert!(cc.window() > 12_000, "the window grew: {}", cc.window());
+        assert_eq!(cc.reductions, 0);
+        assert_eq!(cc.random_losses, 20);
+        assert!((cc.recent_loss_rate() - 0.05).abs() < 0.01);
+        // A router's queue has built up: the next loss is congestion.
+        let before = cc.window();
+        cc.on_rtt_sample(Duration::from_millis(30));
+        cc.on_lost(MSS, 420, 430);
+        assert_eq!(cc.window(), before / 2);
+        assert_eq!(cc.reductions, 1);
+    }
+
+    #[test]
+    fn a_loss_rate_above_random_is_congestion_even_without_a_queue() {
+        let mut cc = NewReno::new(MSS);
+        cc.on_rtt_sample(Duration::from_micros(100));
+        // A shallow buffer: no queueing delay to see, but one datagram in five lost.
+        for tx in 1..=100_u64 {
+            if tx % 5 == 0 {
+                cc.on_lost(MSS, tx, tx + 1);
+            } else {
+                cc.on_acked(MSS, tx, false);
+            }
+        }
+        assert!(cc.recent_loss_rate() > RANDOM_LOSS_CEILING);
+        assert!(cc.reductions > 0, "{cc:?}");
+        // Losses found before the first round trip is measured count as congestion.
+        let mut fresh = NewReno::new(MSS);
+        fresh.on_lost(MSS, 1, 2);
+        assert_eq!(fresh.window(), 6_000);
     }
 
     #[test]
     fn an_unnecessary_reduction_is_undone() {
         let mut cc = NewReno::new(MSS);
-        cc.on_lost(1, 10);
+        cc.on_lost(MSS, 1, 10);
         assert_eq!(cc.window(), 6_000);
         cc.undo();
         assert_eq!(cc.window(), 12_000);

@@ -54,12 +54,6 @@ pub enum DecodeError {
         /// Length field received.
         len: usize,
     },
-    /// A selective-acknowledgement bitmap longer than 64 bytes.
-    #[error("selective acknowledgement too long ({len} bytes, limit 64)")]
-    SackTooLong {
-        /// Length byte received.
-        len: usize,
-    },
     /// Message text is not valid UTF-8.
     #[error("message text is not valid UTF-8")]
     InvalidUtf8,
@@ -82,7 +76,6 @@ impl DecodeError {
             Self::UnknownFrame { .. } => "unknown_frame",
             Self::TruncatedFrame => "truncated_frame",
             Self::TextTooLong { .. } => "text_too_long",
-            Self::SackTooLong { .. } => "sack_too_long",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::NoFrames => "no_frames",
         }
@@ -175,7 +168,6 @@ mod tests {
             DecodeError::UnknownFrame { frame_type: 9 }.into(),
             DecodeError::TruncatedFrame.into(),
             DecodeError::TextTooLong { len: 2000 }.into(),
-            DecodeError::SackTooLong { len: 65 }.into(),
             DecodeError::InvalidUtf8.into(),
             DecodeError::NoFrames.into(),
             RejectReason::UnknownSource,

@@ -206,9 +206,9 @@ impl Sender {
         self.bytes_in_flight
     }
 
-    /// Window reductions and undone reductions so far.
-    pub(crate) fn congestion_events(&self) -> (u64, u64) {
-        (self.cc.reductions, self.cc.undos)
+    /// Window reductions, undone reductions and losses judged random so far.
+    pub(crate) fn congestion_events(&self) -> (u64, u64, u64) {
+        (self.cc.reductions, self.cc.undos, self.cc.random_losses)
     }
 
     /// When the pacer lets the next queued message go, if it is holding one back.
@@ -441,6 +441,10 @@ impl Sender {
             self.timer_floor = Some(now + rto);
             self.probe_sent = false;
         }
+        if let Some(rtt) = sample {
+            // Before loss detection: the queue at this moment tells a congestive loss.
+            self.cc.on_rtt_sample(rtt);
+        }
         self.retransmit_lost(now, rto, out);
         result.rtt_sample = sample;
         result
@@ -458,8 +462,9 @@ impl Sender {
             let lost =
                 self.in_flight[i].last_tx + self.reordering <= horizon && !self.in_flight[i].sacked;
             if lost {
+                let size = frame_size(&self.in_flight[i].payload);
                 self.cc
-                    .on_lost(self.in_flight[i].last_tx, self.transmissions);
+                    .on_lost(size, self.in_flight[i].last_tx, self.transmissions);
                 self.resend(i, now, rto, Cause::Reordering, out);
             }
         }

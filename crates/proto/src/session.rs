@@ -398,7 +398,7 @@ impl Session {
         };
         let ack = self.ack_frame();
         for _ in 0..2 {
-            self.push_last_word(ack, reason);
+            self.push_last_word(ack.clone(), reason);
         }
         if finished {
             let rto = self.rtt.rto();
@@ -423,7 +423,7 @@ impl Session {
         let Some(draining) = &self.goodbye.draining else {
             return;
         };
-        let ack = draining.ack;
+        let ack = draining.ack.clone();
         let Ok(packet) = Packet::decode(bytes) else {
             return;
         };
@@ -458,7 +458,7 @@ impl Session {
         }
         draining.repeat_at = now + draining.interval;
         draining.interval *= 2;
-        let ack = draining.ack;
+        let ack = draining.ack.clone();
         self.push_last_word(ack, CloseReason::Finished);
     }
 
@@ -567,12 +567,12 @@ impl Session {
                 Frame::Ack(ack) => {
                     self.rtt
                         .set_peer_max_ack_delay(Duration::from_millis(ack.max_ack_delay_ms.into()));
+                    let held = Duration::from_micros(ack.ack_delay_us.into());
                     let result = self.sender.on_ack(ack, now, self.rtt.rto(), &mut outputs);
                     if result.beyond_sent {
                         self.reject(RejectReason::AckBeyondSent);
                     }
                     if let Some(sample) = result.rtt_sample {
-                        let held = Duration::from_micros(ack.ack_delay_us.into());
                         self.rtt.on_ack_sample(sample, held);
                     }
                     if result.spurious.is_some() {
@@ -976,9 +976,10 @@ impl Session {
     }
 
     fn sync_congestion_stats(&mut self) {
-        let (reductions, undos) = self.sender.congestion_events();
+        let (reductions, undos, random_losses) = self.sender.congestion_events();
         self.stats.window_reductions = reductions;
         self.stats.window_undos = undos;
+        self.stats.random_losses = random_losses;
     }
 
     /// Turns sender outputs into events and packets. Messages going out together share

@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -36,8 +36,9 @@ pub const HELLO_FRAME_LEN: usize = 1;
 /// Encoded size of an ACK frame with an empty selective-acknowledgement bitmap: type,
 /// cumulative, window, ack delay, max ack delay, duplicate, bitmap length.
 pub const ACK_FRAME_MIN_LEN: usize = 1 + 8 + 2 + 4 + 1 + 8 + 1;
-/// Longest selective-acknowledgement bitmap, in bytes: 512 messages.
-pub const SACK_MAX_BYTES: usize = 64;
+/// Longest selective-acknowledgement bitmap, in bytes: 2040 messages, as long as the
+/// one-byte length says.
+pub const SACK_MAX_BYTES: usize = 255;
 /// Room kept in every data packet for an ACK with a bitmap of up to 7 bytes, should a
 /// later version piggyback acknowledgements on data.
 pub const ACK_RESERVE: usize = ACK_FRAME_MIN_LEN + 7;
@@ -206,7 +207,7 @@ impl Payload {
 }
 
 /// Receiver state reported back to the sender.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AckFrame {
     /// Every message with a lower sequence number has been received: the next one expected.
     pub cumulative: u64,
@@ -229,25 +230,17 @@ pub struct AckFrame {
 
 /// A selective-acknowledgement bitmap: bit `i` (byte `i / 8`, bit `i % 8` from the least
 /// significant) set means message `cumulative + 1 + i` has been received. At most
-/// [`SACK_MAX_BYTES`] bytes; trailing zero bytes are never sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// [`SACK_MAX_BYTES`] bytes; trailing zero bytes are never kept, so equal bitmaps are
+/// equal. Held on the heap, as long as it is: most ACKs carry a few bytes or none, and a
+/// frame with 255 inline bytes would make every DATA frame as large.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sack {
-    bytes: [u8; SACK_MAX_BYTES],
-    len: u8,
-}
-
-impl Default for Sack {
-    fn default() -> Self {
-        Self::EMPTY
-    }
+    bytes: Vec<u8>,
 }
 
 impl Sack {
     /// Nothing beyond `cumulative` received.
-    pub const EMPTY: Self = Self {
-        bytes: [0; SACK_MAX_BYTES],
-        len: 0,
-    };
+    pub const EMPTY: Self = Self { bytes: Vec::new() };
     /// Offsets a bitmap can describe.
     pub const CAPACITY: u64 = 8 * SACK_MAX_BYTES as u64;
 
@@ -265,12 +258,17 @@ impl Sack {
     /// Marks offset `i` (message `cumulative + 1 + i`); offsets beyond the capacity are
     /// left out, and the sender learns of them from the cumulative acknowledgement.
     pub fn insert(&mut self, i: u64) {
+        if i >= Self::CAPACITY {
+            return;
+        }
         let Ok(i) = usize::try_from(i) else {
             return;
         };
+        if self.bytes.len() <= i / 8 {
+            self.bytes.resize(i / 8 + 1, 0);
+        }
         if let Some(byte) = self.bytes.get_mut(i / 8) {
             *byte |= 1 << (i % 8);
-            self.len = self.len.max(u8::try_from(i / 8 + 1).unwrap_or(u8::MAX));
         }
     }
 
@@ -278,22 +276,21 @@ impl Sack {
     pub fn contains(&self, i: u64) -> bool {
         usize::try_from(i)
             .ok()
-            .and_then(|i| self.as_bytes().get(i / 8).map(|b| b & (1 << (i % 8)) != 0))
+            .and_then(|i| self.bytes.get(i / 8).map(|b| b & (1 << (i % 8)) != 0))
             .unwrap_or(false)
     }
 
     /// The bitmap as sent.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        &self.bytes
     }
 
     fn from_wire(raw: &[u8]) -> Self {
-        let mut sack = Self::EMPTY;
-        sack.bytes[..raw.len()].copy_from_slice(raw);
         // Trailing zero bytes carry nothing; dropping them keeps equal bitmaps equal.
         let len = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        sack.len = u8::try_from(len).unwrap_or(u8::MAX);
-        sack
+        Self {
+            bytes: raw.get(..len).map(<[u8]>::to_vec).unwrap_or_default(),
+        }
     }
 }
 
@@ -589,10 +586,8 @@ impl<'a> Reader<'a> {
                 let ack_delay_us = self.u32()?;
                 let max_ack_delay_ms = self.u8()?;
                 let duplicate = self.u64()?.checked_sub(1);
+                // One byte of length: at most SACK_MAX_BYTES.
                 let len = usize::from(self.u8()?);
-                if len > SACK_MAX_BYTES {
-                    return Err(DecodeError::SackTooLong { len });
-                }
                 let sack = Sack::from_wire(self.take(len)?);
                 Ok(Frame::Ack(AckFrame {
                     cumulative,
@@ -625,11 +620,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "55430200000000000000000100000000000000000191d52ee8";
+    pub(crate) const VECTOR_HELLO: &str = "55430300000000000000000100000000000000000128ee620f";
     pub(crate) const VECTOR_DATA: &str =
-        "554302000000000000000001000000000000000202000000000000000000000268697a8fe8a1";
+        "554303000000000000000001000000000000000202000000000000000000000268694729386a";
     pub(crate) const VECTOR_ACK: &str =
-        "55430200000000000000000200000000000000010300000000000000010001000000000500000000000000000027b2c5aa";
+        "554303000000000000000002000000000000000103000000000000000100010000000005000000000000000000b5e9ee3b";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -742,12 +737,12 @@ mod tests {
     }
 
     #[test]
-    fn sack_bitmaps_cover_512_messages_and_trim_trailing_zeros() {
+    fn sack_bitmaps_cover_2040_messages_and_trim_trailing_zeros() {
         let mut sack = Sack::EMPTY;
         sack.insert(0);
-        sack.insert(511);
-        sack.insert(512);
-        assert!(sack.contains(0) && sack.contains(511) && !sack.contains(512));
+        sack.insert(2039);
+        sack.insert(2040);
+        assert!(sack.contains(0) && sack.contains(2039) && !sack.contains(2040));
         assert_eq!(sack.as_bytes().len(), SACK_MAX_BYTES);
         assert_eq!(Sack::from_bits(0b101).as_bytes(), &[0b101]);
         assert_eq!(Sack::from_wire(&[0b101, 0, 0]), Sack::from_bits(0b101));
@@ -804,7 +799,7 @@ mod tests {
                 .prop_map(|(cumulative, offsets, window, (delay, max, duplicate))| {
                     let mut sack = Sack::EMPTY;
                     for o in offsets {
-                        sack.insert(u64::from(o % 512));
+                        sack.insert(u64::from(o % 2040));
                     }
                     Frame::Ack(AckFrame {
                         cumulative,

@@ -112,7 +112,7 @@ pub(crate) struct ChatArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
-    /// Messages in flight at once, 1 to 512: 1 is stop-and-wait, as the original program.
+    /// Messages in flight at once, 1 to 2040: 1 is stop-and-wait, as the original program.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
     pub(crate) window: u16,
@@ -529,7 +529,7 @@ mod tests {
             &["--bind", "nowhere"],
             &["--window", "0"],
             &["--nick", ""],
-            &["--window", "513"],
+            &["--window", "2041"],
             &["--frobnicate"],
         ] {
             assert!(parse(args).is_err(), "{args:?} accepted");

@@ -19,7 +19,7 @@ use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
 
 /// Messages queued in the session before stdin stops being read: a huge piped file is
 /// then read only as fast as the peer takes it.
-const MAX_QUEUED: usize = 4096;
+const MAX_QUEUED: usize = 16_384;
 
 /// After a refusal, how long to wait for lines the reader thread may still hand over
 /// (typed before the refusal), so they are reported with the rest.
