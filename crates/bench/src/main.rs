@@ -80,7 +80,7 @@ const FULL: Sizes = Sizes {
     product_repeats: 5,
     product_lossy_runs: 10,
     product_lossy_lines: 300,
-    product_five_repeats: 3,
+    product_five_repeats: 5,
     fairness: fairness::Durations {
         warmup: Duration::from_secs(2),
         measure: Duration::from_secs(10),
