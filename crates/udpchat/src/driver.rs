@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use udpchat_proto::Event;
 use udpchat_stack::StackEvent;
 
-use crate::endpoint::{Arrival, Endpoint, RECV_BUFFER};
+use crate::endpoint::{Arrival, Endpoint, RecvBuffers};
 use crate::line_ui::{message_of, Input, LineError};
 use crate::reject_budget::RejectBudget;
 use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
@@ -247,7 +247,7 @@ impl Driver {
         }
         self.flush().await?;
 
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut buffers = RecvBuffers::new();
         loop {
             if self.net.refused().is_some() {
                 return self.end_refused().await;
@@ -286,15 +286,20 @@ impl Driver {
                         tracing::warn!("cannot listen for Ctrl-C: {e}");
                     }
                 },
-                received = self.net.socket.recv_from(&mut buf) => match received {
-                    Ok((len, from)) => {
+                readable = self.net.socket.readable() => match readable {
+                    Ok(()) => {
                         let now = Instant::now();
-                        self.on_datagram(now, from, len, &buf)?;
-                        // Take whatever else has arrived before answering: one
+                        // Take whatever has arrived before answering: one
                         // acknowledgement and one write for the lot.
-                        for _ in 1..RECV_BATCH {
-                            match self.net.socket.try_recv_from(&mut buf) {
-                                Ok((len, from)) => self.on_datagram(now, from, len, &buf)?,
+                        let mut taken = 0;
+                        while taken < RECV_BATCH {
+                            match self.net.try_recv_batch(&mut buffers) {
+                                Ok(()) => {
+                                    for (from, bytes) in buffers.datagrams() {
+                                        self.on_datagram(now, from, bytes)?;
+                                        taken += 1;
+                                    }
+                                }
                                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                                 Err(e) => {
                                     self.net.on_recv_error(&e)?;
@@ -321,16 +326,7 @@ impl Driver {
     }
 
     /// Hands one received datagram to the endpoint and reports what became of it.
-    fn on_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        len: usize,
-        buf: &[u8],
-    ) -> io::Result<()> {
-        let Some(bytes) = buf.get(..len) else {
-            return Ok(());
-        };
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> io::Result<()> {
         match self.net.on_datagram(now, from, bytes) {
             Arrival::Accepted => Ok(()),
             Arrival::Dropped(drop) => self.emit(&Report::DroppedBySimulation {

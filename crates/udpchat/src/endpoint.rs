@@ -12,6 +12,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use quinn_udp::{RecvMeta, UdpSocketState};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use udpchat_impair::{Impairment, PacketClass};
 use udpchat_proto::wire::{classify, Classification};
@@ -27,9 +29,55 @@ use crate::report::Report;
 /// rejected for its size instead of being silently truncated.
 pub(crate) const RECV_BUFFER: usize = 65_536;
 
+/// Datagrams one receive system call may return (recvmmsg), each buffer holding a
+/// whole GRO train of up to 64 KiB.
+pub(crate) const RECV_SLOTS: usize = 8;
+
 /// Receive errors in a row, with nothing else happening in between, after which the
 /// socket is taken to be broken (transient ICMP errors come one per datagram sent).
 const MAX_RECV_ERRORS_IN_ROW: u32 = 1000;
+
+/// Where a batched receive puts what arrives: [`RECV_SLOTS`] buffers of
+/// [`RECV_BUFFER`] bytes and what the system says of each.
+pub(crate) struct RecvBuffers {
+    bytes: Vec<Vec<u8>>,
+    meta: Vec<RecvMeta>,
+    /// Buffers the last receive filled.
+    filled: usize,
+}
+
+impl RecvBuffers {
+    pub(crate) fn new() -> Self {
+        Self {
+            bytes: (0..RECV_SLOTS).map(|_| vec![0; RECV_BUFFER]).collect(),
+            meta: vec![RecvMeta::default(); RECV_SLOTS],
+            filled: 0,
+        }
+    }
+
+    /// The datagrams the last receive took, each with its source. A GRO train is
+    /// datagrams of `stride` bytes end to end; an empty datagram (stride 0) is one
+    /// datagram of nothing, and is rejected as such.
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.meta
+            .iter()
+            .zip(&self.bytes)
+            .take(self.filled)
+            .flat_map(|(m, buf)| {
+                let received = buf.get(..m.len).unwrap_or_default();
+                let stride = if m.stride == 0 {
+                    received.len().max(1)
+                } else {
+                    m.stride
+                };
+                let empty = received.is_empty().then_some((m.addr, received));
+                received
+                    .chunks(stride)
+                    .map(move |d| (m.addr, d))
+                    .chain(empty)
+            })
+    }
+}
 
 /// A received datagram the simulated loss ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +132,9 @@ impl SecurityMode {
 pub(crate) struct Endpoint {
     /// The bound socket.
     pub(crate) socket: UdpSocket,
+    /// Batched system calls on it (GSO, GRO, recvmmsg), where the system offers them;
+    /// `None` when it could not be set up: plain `send_to` and `recv_from` then.
+    batch: Option<UdpSocketState>,
     /// The protocol session with the peer, encrypted unless plaintext was chosen.
     pub(crate) stack: Stack,
     /// Loss simulated on received protocol packets.
@@ -119,9 +170,17 @@ impl Endpoint {
         mode: SecurityMode,
         contacts: Contacts,
     ) -> Self {
+        let batch = match UdpSocketState::new((&socket).into()) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                tracing::debug!("no batched UDP system calls: {e}");
+                None
+            }
+        };
         Self {
             mode,
             socket,
+            batch,
             stack,
             impairment,
             last_heard: Instant::now(),
@@ -353,12 +412,53 @@ impl Endpoint {
     /// Sends every datagram the stack has queued. Returns a warning for the user the
     /// first time sending fails in a given way: a refused or unreachable peer is normal
     /// while it is down, and the protocol retransmits.
+    ///
+    /// A run of datagrams to one address, all of one size but the last, leaves in one
+    /// system call (UDP GSO) where the system offers it: a bulk transfer's full packets.
     pub(crate) async fn send_all(&mut self) -> Option<String> {
         let mut warning = None;
-        while let Some(transmit) = self.stack.poll_transmit() {
-            let to = transmit.destination;
-            if let Err(e) = self.socket.send_to(&transmit.payload, to).await {
-                tracing::debug!("send_to {to}: {e}");
+        let max_segments = self
+            .batch
+            .as_ref()
+            .map_or(1, UdpSocketState::max_gso_segments)
+            .max(1);
+        let mut next = self.stack.poll_transmit();
+        let mut train = Vec::new();
+        while let Some(first) = next.take() {
+            let to = first.destination;
+            let segment = first.payload.len();
+            train.clear();
+            train.extend_from_slice(&first.payload);
+            let mut segments = 1;
+            // Equal sizes join the train; a shorter one ends it (GSO's rule).
+            while segments < max_segments && segment > 0 {
+                let Some(t) = self.stack.poll_transmit() else {
+                    break;
+                };
+                if t.destination != to || t.payload.len() > segment || t.payload.is_empty() {
+                    next = Some(t);
+                    break;
+                }
+                train.extend_from_slice(&t.payload);
+                segments += 1;
+                if t.payload.len() < segment {
+                    break;
+                }
+            }
+            if next.is_none() {
+                next = self.stack.poll_transmit();
+            }
+            if let Err(e) = send_train(
+                &self.socket,
+                self.batch.as_ref(),
+                to,
+                &train,
+                segment,
+                segments,
+            )
+            .await
+            {
+                tracing::debug!("send to {to}: {e}");
                 if self.send_warned != Some(e.kind()) {
                     self.send_warned = Some(e.kind());
                     warning = Some(format!("sending to {to} failed: {e} (will retry)"));
@@ -368,8 +468,136 @@ impl Endpoint {
         warning
     }
 
+    /// Takes what has arrived without waiting into `buffers` (see
+    /// [`RecvBuffers::datagrams`]); `WouldBlock` when nothing had.
+    pub(crate) fn try_recv_batch(&self, buffers: &mut RecvBuffers) -> io::Result<()> {
+        try_recv_batch(&self.socket, self.batch.as_ref(), buffers)
+    }
+
     /// Datagrams rejected so far, by either layer.
     pub(crate) fn rejected(&self) -> u64 {
         self.stack.rejected()
+    }
+}
+
+/// One system call for `segments` datagrams of `segment` bytes (the last may be shorter)
+/// laid end to end in `train`: GSO where `state` offers it, else one plain datagram.
+async fn send_train(
+    socket: &UdpSocket,
+    state: Option<&UdpSocketState>,
+    to: SocketAddr,
+    train: &[u8],
+    segment: usize,
+    segments: usize,
+) -> io::Result<()> {
+    let Some(state) = state else {
+        return socket.send_to(train, to).await.map(drop);
+    };
+    let transmit = quinn_udp::Transmit {
+        destination: to,
+        ecn: None,
+        contents: train,
+        segment_size: (segments > 1).then_some(segment),
+        src_ip: None,
+    };
+    socket
+        .async_io(Interest::WRITABLE, || {
+            state.try_send(socket.into(), &transmit)
+        })
+        .await
+}
+
+/// Takes what has arrived on `socket` without waiting into `buffers`: with `state`,
+/// several datagrams per system call (recvmmsg, GRO); without, one.
+fn try_recv_batch(
+    socket: &UdpSocket,
+    state: Option<&UdpSocketState>,
+    buffers: &mut RecvBuffers,
+) -> io::Result<()> {
+    buffers.filled = 0;
+    let Some(state) = state else {
+        let (Some(buf), Some(meta)) = (buffers.bytes.first_mut(), buffers.meta.first_mut()) else {
+            return Ok(());
+        };
+        let (len, addr) = socket.try_recv_from(buf)?;
+        *meta = RecvMeta {
+            addr,
+            len,
+            stride: len,
+            ..RecvMeta::default()
+        };
+        buffers.filled = 1;
+        return Ok(());
+    };
+    let RecvBuffers { bytes, meta, .. } = buffers;
+    let mut slices: Vec<io::IoSliceMut<'_>> =
+        bytes.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
+    let n = socket.try_io(Interest::READABLE, || {
+        state.recv(socket.into(), &mut slices, meta)
+    })?;
+    buffers.filled = n;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gro_train_is_split_at_its_stride_and_an_empty_datagram_is_kept() {
+        let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut buffers = RecvBuffers::new();
+        buffers.bytes[0][..10].copy_from_slice(b"aaaabbbbcc");
+        buffers.meta[0] = RecvMeta {
+            addr: from,
+            len: 10,
+            stride: 4,
+            ..RecvMeta::default()
+        };
+        buffers.meta[1] = RecvMeta {
+            addr: from,
+            len: 0,
+            stride: 0,
+            ..RecvMeta::default()
+        };
+        buffers.filled = 2;
+        let got: Vec<&[u8]> = buffers.datagrams().map(|(_, d)| d).collect();
+        assert_eq!(got, [&b"aaaa"[..], b"bbbb", b"cc", b""]);
+        buffers.filled = 0;
+        assert_eq!(buffers.datagrams().count(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_of_equal_datagrams_leaves_and_arrives_whole() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = b.local_addr().unwrap();
+        let state = UdpSocketState::new((&a).into()).unwrap();
+        // Ten 100-byte datagrams and a short one, in one system call.
+        let mut train = Vec::new();
+        for i in 0..10u8 {
+            train.extend_from_slice(&[i; 100]);
+        }
+        train.extend_from_slice(b"end");
+        send_train(&a, Some(&state), to, &train, 100, 11)
+            .await
+            .unwrap();
+        let receiver_state = UdpSocketState::new((&b).into()).unwrap();
+        let mut buffers = RecvBuffers::new();
+        let mut got = Vec::new();
+        while got.len() < 11 {
+            b.readable().await.unwrap();
+            match try_recv_batch(&b, Some(&receiver_state), &mut buffers) {
+                Ok(()) => got.extend(buffers.datagrams().map(|(_, d)| d.to_vec())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got.len(), 11);
+        assert!(got[..10]
+            .iter()
+            .enumerate()
+            .all(|(i, d)| d.len() == 100 && d[0] == i as u8));
+        assert_eq!(got[10], b"end");
     }
 }
