@@ -33,6 +33,11 @@ pub(crate) const RECV_BUFFER: usize = 65_536;
 /// whole GRO train of up to 64 KiB.
 pub(crate) const RECV_SLOTS: usize = 8;
 
+/// Most bytes one GSO send may carry: the kernel refuses a train whose UDP payload in
+/// total passes 64 KiB less the headers (`EMSGSIZE`: 54 datagrams of 1,200 bytes pass,
+/// 55 do not), whatever the segment count it allows.
+const MAX_TRAIN_BYTES: usize = 65_000;
+
 /// Receive errors in a row, with nothing else happening in between, after which the
 /// socket is taken to be broken (transient ICMP errors come one per datagram sent).
 const MAX_RECV_ERRORS_IN_ROW: u32 = 1000;
@@ -435,7 +440,11 @@ impl Endpoint {
                 let Some(t) = self.stack.poll_transmit() else {
                     break;
                 };
-                if t.destination != to || t.payload.len() > segment || t.payload.is_empty() {
+                if t.destination != to
+                    || t.payload.len() > segment
+                    || t.payload.is_empty()
+                    || train.len() + t.payload.len() > MAX_TRAIN_BYTES
+                {
                     next = Some(t);
                     break;
                 }
@@ -542,6 +551,30 @@ fn try_recv_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udpchat_proto::wire::MAX_DATAGRAM;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_longest_train_send_all_builds_is_one_the_kernel_takes() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = a.local_addr().unwrap();
+        let state = UdpSocketState::new((&a).into()).unwrap();
+        let segments = MAX_TRAIN_BYTES / MAX_DATAGRAM;
+        if state.max_gso_segments() < segments {
+            println!("skipped: this system offers no UDP GSO of {segments} segments");
+            return;
+        }
+        let train = vec![7u8; MAX_DATAGRAM * segments];
+        send_train(&a, Some(&state), to, &train, MAX_DATAGRAM, segments)
+            .await
+            .unwrap();
+        // One more datagram would pass the kernel's limit.
+        let longer = vec![7u8; MAX_DATAGRAM * (segments + 1)];
+        assert!(
+            send_train(&a, Some(&state), to, &longer, MAX_DATAGRAM, segments + 1)
+                .await
+                .is_err()
+        );
+    }
 
     #[test]
     fn a_gro_train_is_split_at_its_stride_and_an_empty_datagram_is_kept() {
