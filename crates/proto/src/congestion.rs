@@ -13,9 +13,10 @@
 //! A loss says "congestion" only when the path shows it: a queue that has built up
 //! (the latest round trip at least [`CONGESTION_QUEUE_DELAY`] above the smallest seen),
 //! or more losses than a lossy link shows at random (over [`RANDOM_LOSS_CEILING`] of
-//! what was recently sent). Otherwise the loss is repaired without shrinking the window,
-//! as TCP Veno (Fu and Liew, 2003) tells random from congestive loss by the backlog it
-//! has built: a path that drops 5% of datagrams at random would otherwise keep NewReno
+//! what was recently sent). Otherwise the loss is repaired without shrinking the window
+//! (or, when the smallest round trip may itself hold a queue, with CUBIC's 30% cut), as
+//! TCP Veno (Fu and Liew, 2003) tells random from congestive loss by the backlog it has
+//! built: a path that drops 5% of datagrams at random would otherwise keep NewReno
 //! at a few datagrams (Mathis: rate ∝ 1/√p). A full router queue (the `tbf` of the
 //! fairness benchmark holds 50 ms) is a queue, so a shared bottleneck still halves the
 //! window as NewReno does; one whose buffer holds less than 5 ms is told apart only by
@@ -48,6 +49,22 @@ pub(crate) const CONGESTION_QUEUE_DELAY: Duration = crate::config::SCHEDULING_AL
 /// congestion, queue or not: random loss on a real link stays below it, and a sender that
 /// ignored losses at a bottleneck with a shallow buffer would push the loss rate past it.
 pub(crate) const RANDOM_LOSS_CEILING: f64 = 0.10;
+
+/// The window left after a loss judged random on a path whose smallest round trip may
+/// hold a standing queue, in tenths: CUBIC's multiplicative decrease (RFC 9438's
+/// β = 0.7).
+const UNSURE_RANDOM_LOSS_TENTHS: usize = 7;
+
+/// What a loss is taken for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// A queue has built up, or more is lost than a lossy link loses: halve.
+    Congestion,
+    /// A lossy link, and the smallest round trip is the empty path's: repair only.
+    Random,
+    /// A lossy link, but the smallest round trip may hold someone else's queue.
+    RandomUnsure,
+}
 
 /// How much sending the loss rate is measured over, in datagrams: the counts are halved
 /// whenever they sum to more, so the rate follows the last several hundred datagrams.
@@ -127,14 +144,28 @@ impl NewReno {
         }
     }
 
-    /// Whether a loss now means congestion: a queue has built up, the loss rate is
-    /// higher than random loss, or nothing is known yet.
-    fn congested(&self) -> bool {
-        let queued = match (self.latest_rtt, self.min_rtt) {
-            (Some(latest), Some(min)) => latest.saturating_sub(min) >= CONGESTION_QUEUE_DELAY,
-            _ => true,
+    /// What a loss now means: congestion when a queue has built up, the loss rate is
+    /// higher than random loss, or nothing is known yet; otherwise random loss, to be
+    /// repaired without a reduction only when the smallest round trip can be trusted as
+    /// the empty path's.
+    fn verdict(&self) -> Verdict {
+        let (Some(latest), Some(min)) = (self.latest_rtt, self.min_rtt) else {
+            return Verdict::Congestion;
         };
-        queued || self.recent_loss_rate() > RANDOM_LOSS_CEILING
+        if latest.saturating_sub(min) >= CONGESTION_QUEUE_DELAY
+            || self.recent_loss_rate() > RANDOM_LOSS_CEILING
+        {
+            return Verdict::Congestion;
+        }
+        // A smallest round trip of 5 ms or more may itself hold a queue that another
+        // flow had built before our first sample (a download filling a router's
+        // buffer): a loss then still costs CUBIC's reduction, so that a wrong verdict
+        // leaves us no more aggressive than a CUBIC flow.
+        if min >= CONGESTION_QUEUE_DELAY {
+            Verdict::RandomUnsure
+        } else {
+            Verdict::Random
+        }
     }
 
     fn minimum(&self) -> usize {
@@ -183,13 +214,20 @@ impl NewReno {
             return;
         }
         self.judged_tx = newest_tx;
-        if !self.congested() {
-            self.random_losses += 1;
-            return;
-        }
+        let reduced = match self.verdict() {
+            Verdict::Random => {
+                self.random_losses += 1;
+                return;
+            }
+            Verdict::RandomUnsure => {
+                self.random_losses += 1;
+                self.cwnd / 10 * UNSURE_RANDOM_LOSS_TENTHS
+            }
+            Verdict::Congestion => self.cwnd / 2,
+        };
         self.before_reduction = Some((self.cwnd, self.ssthresh));
         self.recovery_tx = newest_tx;
-        self.ssthresh = (self.cwnd / 2).max(self.minimum());
+        self.ssthresh = reduced.max(self.minimum());
         self.cwnd = self.ssthresh;
         self.acked_in_avoidance = 0;
         self.reductions += 1;
@@ -331,6 +369,22 @@ mod tests {
         cc.on_lost(MSS, 420, 430);
         assert_eq!(cc.window(), before / 2);
         assert_eq!(cc.reductions, 1);
+    }
+
+    #[test]
+    fn a_loss_on_a_path_whose_smallest_round_trip_may_hold_a_queue_costs_cubics_reduction() {
+        // Started into a router queue someone else keeps full: every sample is ~50 ms,
+        // so no queue can be seen growing; a loss then costs 30%, not nothing.
+        let mut cc = NewReno::new(MSS);
+        cc.on_rtt_sample(Duration::from_millis(48));
+        cc.on_rtt_sample(Duration::from_millis(50));
+        for tx in 1..=19_u64 {
+            cc.on_acked(MSS, tx, false);
+        }
+        let before = cc.window();
+        cc.on_lost(MSS, 20, 25);
+        assert_eq!(cc.window(), before / 10 * 7);
+        assert_eq!((cc.random_losses, cc.reductions), (1, 1));
     }
 
     #[test]

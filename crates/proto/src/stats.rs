@@ -24,9 +24,10 @@ pub struct Stats {
     pub window_reductions: u64,
     /// Of those, undone because the loss proved to be no loss.
     pub window_undos: u64,
-    /// Loss episodes (one per round trip with losses) that left the window as it was:
-    /// no queue had built up and the recent loss rate was that of a lossy link, not of a
-    /// full bottleneck (see `congestion.rs`).
+    /// Loss episodes (one per round trip with losses) taken for a lossy link rather
+    /// than congestion: no queue had built up and the recent loss rate was low. They
+    /// leave the window as it was, or cost 30% (CUBIC's reduction) when the smallest
+    /// round trip is 5 ms or more and may hold a queue (see `congestion.rs`).
     pub random_losses: u64,
     /// Tail-loss probes sent: the newest message again, two round trips after the last
     /// news, when nothing later could reveal a lost tail.
