@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use udpchat_proto::Event;
 use udpchat_stack::StackEvent;
 
-use crate::endpoint::{Arrival, Endpoint, RecvBuffers};
+use crate::endpoint::{Arrival, Endpoint, RecvBuffers, RECV_BATCH};
 use crate::line_ui::{message_of, Input, LineError};
 use crate::reject_budget::RejectBudget;
 use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
@@ -24,9 +24,6 @@ const MAX_QUEUED: usize = 16_384;
 /// After a refusal, how long to wait for lines the reader thread may still hand over
 /// (typed before the refusal), so they are reported with the rest.
 const REFUSAL_READ: Duration = Duration::from_millis(50);
-
-/// Most datagrams taken from the socket before the session's answer is sent.
-const RECV_BATCH: usize = 64;
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq)]

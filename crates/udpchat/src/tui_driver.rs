@@ -23,7 +23,7 @@ use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
-use crate::endpoint::{Endpoint, SecurityMode, RECV_BUFFER};
+use crate::endpoint::{Endpoint, RecvBuffers, SecurityMode, RECV_BATCH};
 use crate::launch::{self, Prepared};
 use crate::report::Report;
 
@@ -157,7 +157,7 @@ impl TuiDriver {
     async fn run_loop(&mut self, terminal: &mut ratatui::DefaultTerminal) -> anyhow::Result<()> {
         let mut events = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
-        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut buffers = RecvBuffers::new();
         self.flush().await;
         loop {
             terminal
@@ -174,19 +174,31 @@ impl TuiDriver {
                     Some(Err(e)) => return Err(e).context("cannot read the terminal"),
                     None => return Ok(()),
                 },
-                received = recv(self.net.as_ref(), &mut buf) => match received {
-                    Ok((len, from)) => {
-                        if let Some(net) = self.net.as_mut() {
-                            // Rejections are counted, not shown: the screen is for the
-                            // conversation, and a flood must not scroll it away.
-                            net.on_datagram(Instant::now(), from, &buf[..len]);
+                readable = readable(self.net.as_ref()) => match (readable, self.net.as_mut()) {
+                    (Ok(()), Some(net)) => {
+                        let now = Instant::now();
+                        let mut taken = 0;
+                        while taken < RECV_BATCH {
+                            match net.try_recv_batch(&mut buffers) {
+                                Ok(()) => {
+                                    for (from, bytes) in buffers.datagrams() {
+                                        // Rejections are counted, not shown: the screen is
+                                        // for the conversation, and a flood must not
+                                        // scroll it away.
+                                        net.on_datagram(now, from, bytes);
+                                        taken += 1;
+                                    }
+                                }
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                                Err(e) => {
+                                    net.on_recv_error(&e)?;
+                                    break;
+                                }
+                            }
                         }
                     }
-                    Err(e) => {
-                        if let Some(net) = self.net.as_mut() {
-                            net.on_recv_error(&e)?;
-                        }
-                    }
+                    (Err(e), Some(net)) => net.on_recv_error(&e)?,
+                    (_, None) => {}
                 },
                 () = tokio::time::sleep_until(wake), if deadline.is_some() => {
                     if let Some(net) = self.net.as_mut() {
@@ -336,10 +348,11 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
     }
 }
 
-/// Receives on the endpoint's socket, or waits forever while there is none yet.
-async fn recv(net: Option<&Endpoint>, buf: &mut [u8]) -> io::Result<(usize, std::net::SocketAddr)> {
+/// Waits until the endpoint's socket has something to read (GSO/GRO trains included:
+/// [`Endpoint::try_recv_batch`] takes them apart), or forever while there is no socket.
+async fn readable(net: Option<&Endpoint>) -> io::Result<()> {
     match net {
-        Some(net) => net.socket.recv_from(buf).await,
+        Some(net) => net.socket.readable().await,
         None => std::future::pending().await,
     }
 }
