@@ -160,7 +160,8 @@ impl NewReno {
         // A smallest round trip of 5 ms or more may itself hold a queue that another
         // flow had built before our first sample (a download filling a router's
         // buffer): a loss then still costs CUBIC's reduction, so that a wrong verdict
-        // leaves us no more aggressive than a CUBIC flow.
+        // leaves us an AIMD flow with β = 0.7, about 1.4 times a Reno flow's share at
+        // the same loss rate (within the 2 times a fair share may differ).
         if min >= CONGESTION_QUEUE_DELAY {
             Verdict::RandomUnsure
         } else {
@@ -217,6 +218,9 @@ impl NewReno {
         let reduced = match self.verdict() {
             Verdict::Random => {
                 self.random_losses += 1;
+                // An older reduction must not be undone by a later episode's spurious
+                // retransmission: only the latest reduction may be.
+                self.before_reduction = None;
                 return;
             }
             Verdict::RandomUnsure => {
@@ -405,6 +409,27 @@ mod tests {
         let mut fresh = NewReno::new(MSS);
         fresh.on_lost(MSS, 1, 2);
         assert_eq!(fresh.window(), 6_000);
+    }
+
+    #[test]
+    fn a_random_loss_episode_closes_the_door_on_undoing_an_older_reduction() {
+        let mut cc = NewReno::new(MSS);
+        cc.on_rtt_sample(Duration::from_micros(100));
+        cc.on_rtt_sample(Duration::from_millis(30));
+        cc.on_lost(MSS, 1, 10);
+        assert_eq!(cc.window(), 6_000, "a queue: halved");
+        cc.on_rtt_sample(Duration::from_micros(100));
+        for tx in 11..=40_u64 {
+            cc.on_acked(MSS, tx, false);
+        }
+        let grown = cc.window();
+        cc.on_lost(MSS, 41, 50);
+        assert_eq!(cc.window(), grown, "random: kept");
+        // A spurious retransmission of the random episode must not restore the window
+        // from before the genuine halving.
+        cc.undo();
+        assert_eq!(cc.window(), grown);
+        assert_eq!(cc.undos, 0);
     }
 
     #[test]

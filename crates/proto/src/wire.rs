@@ -331,7 +331,7 @@ impl Frame {
                 let duplicate = ack.duplicate.map_or(0, |seq| seq.saturating_add(1));
                 out.extend_from_slice(&duplicate.to_be_bytes());
                 let sack = ack.sack.as_bytes();
-                // At most SACK_MAX_BYTES (64), so it fits in a byte.
+                // At most SACK_MAX_BYTES (255), so it fits in a byte.
                 out.push(u8::try_from(sack.len()).unwrap_or(u8::MAX));
                 out.extend_from_slice(sack);
             }

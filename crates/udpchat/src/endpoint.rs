@@ -29,6 +29,9 @@ use crate::report::Report;
 /// rejected for its size instead of being silently truncated.
 pub(crate) const RECV_BUFFER: usize = 65_536;
 
+/// Most datagrams taken from the socket before the session's answer is sent.
+pub(crate) const RECV_BATCH: usize = 64;
+
 /// Datagrams one receive system call may return (recvmmsg), each buffer holding a
 /// whole GRO train of up to 64 KiB.
 pub(crate) const RECV_SLOTS: usize = 8;
@@ -422,14 +425,16 @@ impl Endpoint {
     /// system call (UDP GSO) where the system offers it: a bulk transfer's full packets.
     pub(crate) async fn send_all(&mut self) -> Option<String> {
         let mut warning = None;
-        let max_segments = self
-            .batch
-            .as_ref()
-            .map_or(1, UdpSocketState::max_gso_segments)
-            .max(1);
         let mut next = self.stack.poll_transmit();
         let mut train = Vec::new();
         while let Some(first) = next.take() {
+            // Read again for every train: quinn-udp turns GSO off after the first
+            // failure it blames on it.
+            let max_segments = self
+                .batch
+                .as_ref()
+                .map_or(1, UdpSocketState::max_gso_segments)
+                .max(1);
             let to = first.destination;
             let segment = first.payload.len();
             train.clear();
@@ -509,11 +514,29 @@ async fn send_train(
         segment_size: (segments > 1).then_some(segment),
         src_ip: None,
     };
-    socket
+    let sent = socket
         .async_io(Interest::WRITABLE, || {
             state.try_send(socket.into(), &transmit)
         })
-        .await
+        .await;
+    match sent {
+        // A device or path that cannot segment: the train goes again one datagram at
+        // a time, instead of being lost whole to the retransmission timer.
+        Err(e) if segments > 1 && e.raw_os_error().is_some_and(is_gso_refusal) => {
+            for datagram in train.chunks(segment) {
+                socket.send_to(datagram, to).await?;
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Whether a send error is how Linux refuses segmentation offload: EIO (5) from a
+/// device without checksum offload, EINVAL (22) from a path that cannot segment
+/// (quinn-udp's own test for it).
+fn is_gso_refusal(errno: i32) -> bool {
+    matches!(errno, 5 | 22)
 }
 
 /// Takes what has arrived on `socket` without waiting into `buffers`: with `state`,
