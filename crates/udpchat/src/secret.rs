@@ -368,6 +368,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("udpchat-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
+        // The directory is named by process id, and ids come round again: a FIFO left
+        // there by an earlier run would make the write below wait for a reader for
+        // ever (seen in a loaded test run).
+        let _ = std::fs::remove_file(&path);
         std::fs::write(&path, contents).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         path
@@ -427,6 +431,7 @@ mod tests {
         let got = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("reading a FIFO blocked");
+        let _ = std::fs::remove_file(&path);
         assert_eq!(
             got.unwrap_err(),
             format!(
