@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use udpchat_proto::Event;
 use udpchat_stack::StackEvent;
 
-use crate::endpoint::{Arrival, Endpoint, RecvBuffers, RECV_BATCH};
+use crate::endpoint::{Arrival, Endpoint, RecvBuffers};
 use crate::line_ui::{message_of, Input, LineError};
 use crate::reject_budget::RejectBudget;
 use crate::report::{Epoch, Report, Stream, Totals, INTERRUPTED, REFUSED};
@@ -286,23 +286,8 @@ impl Driver {
                 readable = self.net.socket.readable() => match readable {
                     Ok(()) => {
                         let now = Instant::now();
-                        // Take whatever has arrived before answering: one
-                        // acknowledgement and one write for the lot.
-                        let mut taken = 0;
-                        while taken < RECV_BATCH {
-                            match self.net.try_recv_batch(&mut buffers) {
-                                Ok(()) => {
-                                    for (from, bytes) in buffers.datagrams() {
-                                        self.on_datagram(now, from, bytes)?;
-                                        taken += 1;
-                                    }
-                                }
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                                Err(e) => {
-                                    self.net.on_recv_error(&e)?;
-                                    break;
-                                }
-                            }
+                        for arrival in self.net.receive_ready(now, &mut buffers)? {
+                            self.report_arrival(now, arrival)?;
                         }
                         self.flush().await?;
                     }
@@ -322,9 +307,9 @@ impl Driver {
         Ok(Finish::Completed(totals))
     }
 
-    /// Hands one received datagram to the endpoint and reports what became of it.
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) -> io::Result<()> {
-        match self.net.on_datagram(now, from, bytes) {
+    /// Reports what became of a received datagram that did not go through.
+    fn report_arrival(&mut self, now: Instant, arrival: Arrival) -> io::Result<()> {
+        match arrival {
             Arrival::Accepted => Ok(()),
             Arrival::Dropped(drop) => self.emit(&Report::DroppedBySimulation {
                 kind: drop.kind,

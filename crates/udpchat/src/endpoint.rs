@@ -488,6 +488,41 @@ impl Endpoint {
         try_recv_batch(&self.socket, self.batch.as_ref(), buffers)
     }
 
+    /// Takes what has arrived, up to [`RECV_BATCH`] datagrams, and hands each on (see
+    /// [`on_datagram`](Self::on_datagram)), so that one answer and one write serve the
+    /// lot. Returns what did not go through (simulated drops, rejections) for the
+    /// interface to report or count; empty, and not allocated, when all did.
+    ///
+    /// # Errors
+    /// Receiving keeps failing (see [`on_recv_error`](Self::on_recv_error)).
+    pub(crate) fn receive_ready(
+        &mut self,
+        now: Instant,
+        buffers: &mut RecvBuffers,
+    ) -> anyhow::Result<Vec<Arrival>> {
+        let mut unaccepted = Vec::new();
+        let mut taken = 0;
+        while taken < RECV_BATCH {
+            match self.try_recv_batch(buffers) {
+                Ok(()) => {
+                    for (from, bytes) in buffers.datagrams() {
+                        let arrival = self.on_datagram(now, from, bytes);
+                        if arrival != Arrival::Accepted {
+                            unaccepted.push(arrival);
+                        }
+                        taken += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.on_recv_error(&e)?;
+                    break;
+                }
+            }
+        }
+        Ok(unaccepted)
+    }
+
     /// Datagrams rejected so far, by either layer.
     pub(crate) fn rejected(&self) -> u64 {
         self.stack.rejected()

@@ -23,7 +23,7 @@ use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
-use crate::endpoint::{Endpoint, RecvBuffers, SecurityMode, RECV_BATCH};
+use crate::endpoint::{Endpoint, RecvBuffers, SecurityMode};
 use crate::launch::{self, Prepared};
 use crate::report::Report;
 
@@ -176,26 +176,9 @@ impl TuiDriver {
                 },
                 readable = readable(self.net.as_ref()) => match (readable, self.net.as_mut()) {
                     (Ok(()), Some(net)) => {
-                        let now = Instant::now();
-                        let mut taken = 0;
-                        while taken < RECV_BATCH {
-                            match net.try_recv_batch(&mut buffers) {
-                                Ok(()) => {
-                                    for (from, bytes) in buffers.datagrams() {
-                                        // Rejections are counted, not shown: the screen is
-                                        // for the conversation, and a flood must not
-                                        // scroll it away.
-                                        net.on_datagram(now, from, bytes);
-                                        taken += 1;
-                                    }
-                                }
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                                Err(e) => {
-                                    net.on_recv_error(&e)?;
-                                    break;
-                                }
-                            }
-                        }
+                        // Rejections are counted, not shown: the screen is for the
+                        // conversation, and a flood must not scroll it away.
+                        net.receive_ready(Instant::now(), &mut buffers)?;
                     }
                     (Err(e), Some(net)) => net.on_recv_error(&e)?,
                     (_, None) => {}
