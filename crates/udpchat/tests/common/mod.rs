@@ -90,13 +90,41 @@ pub fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A UDP port nobody was using a moment ago.
+/// A UDP port for a chat this test starts later, kept from every other test process.
+///
+/// A port the kernel handed out for `bind(0)` and that was then released can be handed
+/// out again, to anyone, before the chat binds it: a loaded run lost a staggered start
+/// that way ("port already in use" two seconds after the port was chosen). So the port
+/// comes from below the kernel's ephemeral range (which `bind(0)` never uses) and is
+/// reserved for the life of this test process by an abstract Unix socket named after
+/// it: the kernel releases the name when the process ends, even by SIGKILL, and two
+/// test processes cannot hold the same name.
 pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
+    static HELD: Mutex<Vec<UnixDatagram>> = Mutex::new(Vec::new());
+    const LOWEST: u32 = 20_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_start.saturating_sub(LOWEST).max(1_000);
+    let offset = rand::random::<u32>();
+    for i in 0..span {
+        let port = u16::try_from(LOWEST + (offset.wrapping_add(i)) % span).unwrap();
+        let name = format!("udpchat-test-port-{port}");
+        let Ok(reservation) = UnixDatagram::bind_addr(&UnixAddr::from_abstract_name(name).unwrap())
+        else {
+            continue; // another test process holds it
+        };
+        // Something other than a test may use it: take only a port free right now.
+        if UdpSocket::bind(("0.0.0.0", port)).is_err() {
+            continue;
+        }
+        HELD.lock().unwrap().push(reservation);
+        return port;
+    }
+    panic!("no free UDP port between {LOWEST} and {}", LOWEST + span);
 }
 
 #[derive(Default)]
