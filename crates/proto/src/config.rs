@@ -84,6 +84,12 @@ pub struct Config {
     /// says. What the peer's timers must allow for is advertised in every ACK
     /// ([`Config::max_ack_delay`]).
     pub ack_delay: Duration,
+    /// Persist, then acknowledge: no ACK covers a received message until the caller
+    /// has made it durable and said so with
+    /// [`Session::confirm_durable`](crate::Session::confirm_durable). A driver with a
+    /// store sets it, so a message the peer believes delivered is never lost to a crash
+    /// (PROTOCOL.md §6b). Off by default: without a store there is nothing to wait for.
+    pub durable_receive: bool,
 }
 
 /// What a receiver adds to its own ACK delay when it advertises `max_ack_delay`: the
@@ -108,6 +114,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(30),
             max_datagram: MAX_DATAGRAM,
             ack_delay: Duration::ZERO,
+            durable_receive: false,
         }
     }
 }

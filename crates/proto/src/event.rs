@@ -98,6 +98,10 @@ pub enum Event {
     Received {
         /// Its sequence number in the peer's stream.
         seq: u64,
+        /// The sender's stable number for it, if it sent one (a numbered text, from a
+        /// peer with a store): the same across restarts of either side, so a receiver
+        /// that remembers the last number it showed shows the message once.
+        number: Option<u64>,
         /// Its text.
         text: String,
     },

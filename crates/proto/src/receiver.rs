@@ -118,20 +118,34 @@ impl Receiver {
         !self.duplicates.is_empty()
     }
 
+    /// The next sequence number to deliver.
+    pub(crate) fn expected(&self) -> u64 {
+        self.expected
+    }
+
     /// The acknowledgement describing what has been received, with the oldest duplicate
     /// not yet reported (which it then forgets), the time it was held, and the longest it
-    /// may ever be held.
-    pub(crate) fn ack(&mut self, ack_delay_us: u32, max_ack_delay_ms: u8) -> AckFrame {
+    /// may ever be held. Nothing at or above `durable` counts as received but what is
+    /// buffered after a gap: messages delivered to the caller and not yet made durable
+    /// are not acknowledged (persist, then acknowledge).
+    pub(crate) fn ack(
+        &mut self,
+        ack_delay_us: u32,
+        max_ack_delay_ms: u8,
+        durable: u64,
+    ) -> AckFrame {
+        let cumulative = self.expected.min(durable);
         let mut sack = Sack::EMPTY;
         for &seq in self.buffered.keys() {
             // Buffered sequence numbers are within the window above expected, which the
-            // bitmap covers.
-            if let Some(offset) = seq.checked_sub(self.expected + 1) {
+            // bitmap covers (beyond it, when `durable` holds the cumulative point back,
+            // `insert` ignores them).
+            if let Some(offset) = seq.checked_sub(cumulative + 1) {
                 sack.insert(offset);
             }
         }
         AckFrame {
-            cumulative: self.seq_bits.on_wire(self.expected),
+            cumulative: self.seq_bits.on_wire(cumulative),
             sack,
             window: self.window,
             ack_delay_us,
@@ -163,7 +177,7 @@ mod tests {
         assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
         assert_eq!(r.on_data(2, t("c")), Arrival::BeyondWindow);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
-        assert_eq!(r.ack(0, 0).cumulative, 2);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 2);
     }
 
     #[test]
@@ -172,11 +186,14 @@ mod tests {
         assert_eq!(r.on_data(2, t("c")), Arrival::Buffered);
         assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
         assert_eq!(r.on_data(3, t("d")), Arrival::Duplicate);
-        let ack = r.ack(0, 0);
+        let ack = r.ack(0, 0, u64::MAX);
         assert_eq!((ack.cumulative, ack.sack), (0, Sack::from_bits(0b110)));
         assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1, 2, 3]);
-        assert_eq!((r.ack(0, 0).cumulative, r.ack(0, 0).sack), (4, Sack::EMPTY));
+        assert_eq!(
+            (r.ack(0, 0, u64::MAX).cumulative, r.ack(0, 0, u64::MAX).sack),
+            (4, Sack::EMPTY)
+        );
     }
 
     #[test]
@@ -186,7 +203,7 @@ mod tests {
         assert_eq!(r.on_data(1, t("b")), Arrival::Buffered);
         let ready: Vec<u64> = r.on_skip(2).into_iter().map(|(s, _)| s).collect();
         assert!(ready.is_empty());
-        assert_eq!(r.ack(0, 0).cumulative, 2);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 2);
         assert!(r.on_skip(1).is_empty(), "a skip never goes backwards");
         assert_eq!(texts(r.on_data(2, t("c"))), vec![2, 3]);
     }
@@ -196,7 +213,7 @@ mod tests {
         let mut r = Receiver::new(1, SeqBits::One);
         assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
         assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
-        assert_eq!(r.ack(0, 0).cumulative, 1);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 1);
         assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
         // A late copy of message 0 is indistinguishable from message 2.
         assert_eq!(texts(r.on_data(0, t("a"))), vec![2]);

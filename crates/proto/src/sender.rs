@@ -159,7 +159,7 @@ pub(crate) struct Sender {
 
 /// Bytes a message takes in a packet: its DATA frame.
 fn frame_size(payload: &Payload) -> usize {
-    DATA_FRAME_OVERHEAD + payload.as_bytes().len()
+    DATA_FRAME_OVERHEAD + payload.wire_len()
 }
 
 impl Sender {
@@ -583,7 +583,7 @@ impl Sender {
             if !due(&self.in_flight[i]) {
                 continue;
             }
-            let size = DATA_FRAME_OVERHEAD + self.in_flight[i].payload.as_bytes().len();
+            let size = DATA_FRAME_OVERHEAD + self.in_flight[i].payload.wire_len();
             self.in_flight[i].retransmit_at = now + rto;
             if size > room && i != oldest {
                 continue;

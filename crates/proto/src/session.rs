@@ -15,7 +15,7 @@ use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
 use crate::wire::{
-    AckFrame, CloseReason, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN,
+    AckFrame, CloseReason, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN, NUMBER_LEN,
 };
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
@@ -71,6 +71,17 @@ struct Draining {
 /// is answered; we also repeat the CLOSE unasked at the same moments.
 const DRAIN_TIMEOUTS: u32 = 8;
 
+/// What the receiver may acknowledge under [`Config::durable_receive`]: messages are
+/// acknowledged only once the caller has taken their events and made them durable.
+#[derive(Debug, Default)]
+struct Durability {
+    /// Every message of the current stream below this is durable.
+    upto: u64,
+    /// Deliveries not yet confirmed: the count of events up to and including each
+    /// delivery's last one, and the receiver's next expected sequence number after it.
+    unconfirmed: VecDeque<(u64, u64)>,
+}
+
 /// A reliable, ordered, exactly-once message session with one peer.
 ///
 /// See the crate documentation for the calling contract.
@@ -121,9 +132,14 @@ pub struct Session {
     /// When the newest of them arrived: the ACK says how long it was held.
     newest_data_at: Instant,
     goodbye: Goodbye,
+    /// With [`Config::durable_receive`], what the caller has made durable.
+    durable: Durability,
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    /// Events taken with [`Session::poll_event`] so far: with `events.len()`, where in
+    /// the stream of events a delivery's events end.
+    events_taken: u64,
     stats: Stats,
     /// Latest `now` seen, so a clock that steps back cannot move timers backwards.
     now: Instant,
@@ -205,9 +221,11 @@ impl Session {
             unacked_packets: 0,
             newest_data_at: now,
             goodbye: Goodbye::default(),
+            durable: Durability::default(),
             next_id: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            events_taken: 0,
             stats: Stats::default(),
             now,
         };
@@ -266,6 +284,46 @@ impl Session {
             });
         }
         self.queue_payload(now, Payload::Text(text))
+    }
+
+    /// Queues a message that carries the caller's stable number for it (the count of
+    /// messages to this peer, kept in the caller's store): sent again after a restart
+    /// of either side, it keeps the number, so the peer shows it once (PROTOCOL.md §6b).
+    /// Otherwise as [`send`](Self::send); the longest text is
+    /// [`NUMBER_LEN`](crate::wire::NUMBER_LEN) bytes shorter.
+    pub fn send_numbered(
+        &mut self,
+        now: Instant,
+        number: u64,
+        text: String,
+    ) -> Result<MessageId, SendError> {
+        let max = self.max_text_len().saturating_sub(NUMBER_LEN);
+        if text.len() > max {
+            return Err(SendError::TooLong {
+                len: text.len(),
+                max,
+            });
+        }
+        self.queue_payload(now, Payload::Numbered { number, text })
+    }
+
+    /// Says that every message whose events were taken with
+    /// [`poll_event`](Self::poll_event) is now durable (committed to the caller's store),
+    /// so acknowledgements may cover them. Only meaningful with
+    /// [`Config::durable_receive`]; call it after draining the events and committing.
+    pub fn confirm_durable(&mut self) {
+        while let Some(&(last_event, upto)) = self.durable.unconfirmed.front() {
+            if last_event > self.events_taken {
+                break;
+            }
+            self.durable.upto = self.durable.upto.max(upto);
+            self.durable.unconfirmed.pop_front();
+        }
+    }
+
+    /// Received messages are waiting to be made durable before they may be acknowledged.
+    fn awaiting_durability(&self) -> bool {
+        self.config.durable_receive && self.durable.upto < self.receiver.expected()
     }
 
     /// Tells the peer our nickname, in order with our messages: it applies from the next
@@ -636,7 +694,7 @@ impl Session {
         if let Some(old) = self.peer_epoch.take() {
             self.retire(old);
         }
-        self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits);
+        self.reset_receiver();
         self.sender.restart_stream();
         self.ack_pending = false;
         self.ack_due_at = None;
@@ -698,7 +756,8 @@ impl Session {
     /// The next datagram to send, if any. Drain until `None` after every input. New
     /// messages are put on the wire here, packed as many to a datagram as fit.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        if self.ack_pending {
+        // Persist, then acknowledge: a pending ACK waits for `confirm_durable`.
+        if self.ack_pending && !self.awaiting_durability() {
             self.ack_pending = false;
             self.send_ack();
             // One ACK per duplicate (D-SACK): the sender learns of every unnecessary
@@ -716,7 +775,9 @@ impl Session {
     /// The next event, if any. Drain until `None` after every input, after
     /// [`poll_transmit`](Self::poll_transmit) (which produces the `Sent` events).
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.events_taken += 1;
+        Some(event)
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever. It may
@@ -886,8 +947,7 @@ impl Session {
                 self.peer_epoch = Some(epoch);
                 self.goodbye.peer_done = false;
                 self.stats.peer_restarts += 1;
-                let window = self.config.effective_window();
-                self.receiver = Receiver::new(window, self.config.seq_bits);
+                self.reset_receiver();
                 let resent = self.sender.restart_stream();
                 self.ping = None;
                 self.events.push_back(Event::PeerRestarted {
@@ -1086,7 +1146,19 @@ impl Session {
             match payload {
                 Payload::Text(text) => {
                     self.stats.messages_received += 1;
-                    self.events.push_back(Event::Received { seq, text });
+                    self.events.push_back(Event::Received {
+                        seq,
+                        number: None,
+                        text,
+                    });
+                }
+                Payload::Numbered { number, text } => {
+                    self.stats.messages_received += 1;
+                    self.events.push_back(Event::Received {
+                        seq,
+                        number: Some(number),
+                        text,
+                    });
                 }
                 Payload::Nick(nick) => self.events.push_back(Event::PeerNick { nick }),
                 Payload::Done => {
@@ -1099,6 +1171,24 @@ impl Session {
                 Payload::Unknown { .. } => {}
             }
         }
+        // What the stream advanced by (delivered, or skipped by the sender) becomes
+        // acknowledgeable once the events so far are taken and confirmed.
+        let expected = self.receiver.expected();
+        let recorded = self
+            .durable
+            .unconfirmed
+            .back()
+            .map_or(self.durable.upto, |u| u.1);
+        if self.config.durable_receive && expected > recorded {
+            let last_event = self.events_taken + self.events.len() as u64;
+            self.durable.unconfirmed.push_back((last_event, expected));
+        }
+    }
+
+    /// A new stream from the peer (it restarted or left): nothing of it is durable yet.
+    fn reset_receiver(&mut self) {
+        self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits);
+        self.durable = Durability::default();
     }
 
     fn send_ack(&mut self) {
@@ -1114,7 +1204,12 @@ impl Session {
         let max_ms = u8::try_from(self.config.max_ack_delay().as_millis()).unwrap_or(u8::MAX);
         self.unacked_packets = 0;
         self.ack_due_at = None;
-        self.receiver.ack(held_us, max_ms)
+        let durable = if self.config.durable_receive {
+            self.durable.upto
+        } else {
+            u64::MAX
+        };
+        self.receiver.ack(held_us, max_ms, durable)
     }
 
     fn send_hello(&mut self, dst_epoch: u64) {
@@ -1184,6 +1279,67 @@ mod tests {
 
     fn events(s: &mut Session) -> Vec<Event> {
         std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn a_durable_receiver_acknowledges_only_what_was_confirmed() {
+        let now = Instant::now();
+        let a = Session::new(Config::default(), A, addr(2), now);
+        let config = Config {
+            durable_receive: true,
+            ..Config::default()
+        };
+        let b = Session::new(config, B, addr(1), now);
+        let (mut a, mut b) = (a, b);
+        exchange(&mut a, &mut b, now);
+        a.send_numbered(now, 41, "one".into()).unwrap();
+        a.send_numbered(now, 42, "two".into()).unwrap();
+        // A's DATA reaches B; B's ACK must wait for the confirmation.
+        while let Some(t) = a.poll_transmit() {
+            b.handle_datagram(now, addr(1), &t.payload);
+        }
+        assert!(b.poll_transmit().is_none(), "no ACK before the commit");
+        let got: Vec<_> = events(&mut b)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Received { number, text, .. } => Some((number, text)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(Some(41), "one".to_string()), (Some(42), "two".to_string())]
+        );
+        b.confirm_durable();
+        let ack = b.poll_transmit().expect("the ACK once committed");
+        a.handle_datagram(now, addr(2), &ack.payload);
+        let delivered = events(&mut a)
+            .iter()
+            .filter(|e| matches!(e, Event::Delivered { .. }))
+            .count();
+        assert_eq!(delivered, 2);
+    }
+
+    #[test]
+    fn a_confirmation_covers_only_the_events_taken() {
+        let now = Instant::now();
+        let config = Config {
+            durable_receive: true,
+            ..Config::default()
+        };
+        let mut a = Session::new(Config::default(), A, addr(2), now);
+        let mut b = Session::new(config, B, addr(1), now);
+        exchange(&mut a, &mut b, now);
+        a.send(now, "one".into()).unwrap();
+        while let Some(t) = a.poll_transmit() {
+            b.handle_datagram(now, addr(1), &t.payload);
+        }
+        // Confirmed before its event was taken: not durable, so not acknowledged.
+        b.confirm_durable();
+        assert!(b.poll_transmit().is_none());
+        assert_eq!(received(&mut b), ["one"]);
+        b.confirm_durable();
+        assert!(b.poll_transmit().is_some());
     }
 
     fn received(s: &mut Session) -> Vec<String> {
@@ -1649,6 +1805,7 @@ mod tests {
             got,
             [&Event::Received {
                 seq: 0,
+                number: None,
                 text: "hi".into()
             }]
         );

@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -73,7 +73,11 @@ mod payload_kind {
     pub(super) const TEXT: u8 = 0;
     pub(super) const NICK: u8 = 1;
     pub(super) const DONE: u8 = 2;
+    pub(super) const NUMBERED: u8 = 3;
 }
+
+/// Bytes of the sender's message number at the start of a numbered text (kind 3).
+pub const NUMBER_LEN: usize = 8;
 
 /// One decoded datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,6 +174,17 @@ pub enum Payload {
     /// Kind 2, empty: the end of the sender's stream (its input ended). Nothing follows
     /// it; acknowledging it confirms every message before it.
     Done,
+    /// Kind 3: a chat message with the sender's stable number for it: `number` (u64)
+    /// then the text, UTF-8, at most [`MAX_TEXT_LEN`] − [`NUMBER_LEN`] bytes. The number
+    /// is the sender's durable count of its messages to this peer: the same message
+    /// keeps it when it is sent again after either side restarted, so a receiver that
+    /// remembers the last number it showed shows each message once (PROTOCOL.md §6b).
+    Numbered {
+        /// The sender's number for the message, growing by one per message.
+        number: u64,
+        /// The text.
+        text: String,
+    },
     /// A kind this version does not know: acknowledged and ordered like any other, then
     /// ignored, so a newer peer's additions never stall the stream.
     Unknown {
@@ -187,22 +202,42 @@ impl Payload {
             Self::Text(_) => payload_kind::TEXT,
             Self::Nick(_) => payload_kind::NICK,
             Self::Done => payload_kind::DONE,
+            Self::Numbered { .. } => payload_kind::NUMBERED,
             Self::Unknown { kind, .. } => *kind,
         }
     }
 
-    /// The payload's bytes on the wire.
-    pub fn as_bytes(&self) -> &[u8] {
+    /// Bytes of the payload on the wire (the DATA frame's `len`).
+    pub fn wire_len(&self) -> usize {
         match self {
-            Self::Text(t) | Self::Nick(t) => t.as_bytes(),
-            Self::Done => &[],
-            Self::Unknown { bytes, .. } => bytes,
+            Self::Text(t) | Self::Nick(t) => t.len(),
+            Self::Done => 0,
+            Self::Numbered { text, .. } => NUMBER_LEN + text.len(),
+            Self::Unknown { bytes, .. } => bytes.len(),
         }
     }
 
-    /// The payload as text for a person (a failure report, a log line).
+    /// Appends the payload's bytes on the wire.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Text(t) | Self::Nick(t) => out.extend_from_slice(t.as_bytes()),
+            Self::Done => {}
+            Self::Numbered { number, text } => {
+                out.extend_from_slice(&number.to_be_bytes());
+                out.extend_from_slice(text.as_bytes());
+            }
+            Self::Unknown { bytes, .. } => out.extend_from_slice(bytes),
+        }
+    }
+
+    /// The payload as text for a person (a failure report, a log line): the text of a
+    /// message or nickname, without a numbered message's number.
     pub fn to_text(&self) -> String {
-        String::from_utf8_lossy(self.as_bytes()).into_owned()
+        match self {
+            Self::Text(t) | Self::Nick(t) | Self::Numbered { text: t, .. } => t.clone(),
+            Self::Done => String::new(),
+            Self::Unknown { bytes, .. } => String::from_utf8_lossy(bytes).into_owned(),
+        }
     }
 }
 
@@ -299,7 +334,7 @@ impl Frame {
     pub fn encoded_len(&self) -> usize {
         match self {
             Self::Hello => HELLO_FRAME_LEN,
-            Self::Data { payload, .. } => DATA_FRAME_OVERHEAD + payload.as_bytes().len(),
+            Self::Data { payload, .. } => DATA_FRAME_OVERHEAD + payload.wire_len(),
             Self::Ack(ack) => ACK_FRAME_MIN_LEN + ack.sack.as_bytes().len(),
             Self::Skip { .. } => SKIP_FRAME_LEN,
             Self::Ping { .. } | Self::Pong { .. } => PING_FRAME_LEN,
@@ -314,13 +349,12 @@ impl Frame {
                 out.push(frame_type::DATA);
                 out.extend_from_slice(&seq.to_be_bytes());
                 out.push(payload.kind());
-                let bytes = payload.as_bytes();
                 // Callers keep payloads within MAX_TEXT_LEN, so the length fits in u16;
                 // saturating keeps a misuse detectable (the packet fails to decode)
                 // instead of silently wrapping.
-                let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+                let len = u16::try_from(payload.wire_len()).unwrap_or(u16::MAX);
                 out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(bytes);
+                payload.write_to(out);
             }
             Self::Ack(ack) => {
                 out.push(frame_type::ACK);
@@ -573,6 +607,17 @@ impl<'a> Reader<'a> {
                     // DONE carries nothing; bytes there would be lost, so they are refused.
                     payload_kind::DONE if len > 0 => return Err(DecodeError::TextTooLong { len }),
                     payload_kind::DONE => Payload::Done,
+                    payload_kind::NUMBERED => {
+                        let (number, text) = raw
+                            .split_first_chunk::<NUMBER_LEN>()
+                            .ok_or(DecodeError::TruncatedFrame)?;
+                        Payload::Numbered {
+                            number: u64::from_be_bytes(*number),
+                            text: std::str::from_utf8(text)
+                                .map_err(|_| DecodeError::InvalidUtf8)?
+                                .to_owned(),
+                        }
+                    }
                     _ => Payload::Unknown {
                         kind,
                         bytes: raw.to_vec(),
@@ -620,11 +665,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "55430300000000000000000100000000000000000128ee620f";
+    pub(crate) const VECTOR_HELLO: &str = "554304000000000000000001000000000000000001097a1fa9";
     pub(crate) const VECTOR_DATA: &str =
-        "554303000000000000000001000000000000000202000000000000000000000268694729386a";
+        "55430400000000000000000100000000000000020200000000000000000000026869f7590a1b";
     pub(crate) const VECTOR_ACK: &str =
-        "554303000000000000000002000000000000000103000000000000000100010000000005000000000000000000b5e9ee3b";
+        "554304000000000000000002000000000000000103000000000000000100010000000005000000000000000000445ca7df";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -737,6 +782,30 @@ mod tests {
     }
 
     #[test]
+    fn a_numbered_text_shorter_than_its_number_is_truncated() {
+        let p = Packet {
+            src_epoch: 1,
+            dst_epoch: 2,
+            frames: vec![Frame::Data {
+                seq: 0,
+                payload: Payload::Numbered {
+                    number: 1,
+                    text: String::new(),
+                },
+            }],
+        };
+        let mut b = p.encode();
+        // Declare 7 bytes of payload and drop the eighth: the number itself is cut.
+        let len_at = HEADER_LEN + DATA_FRAME_OVERHEAD - 2;
+        b[len_at + 1] = 7;
+        b.remove(HEADER_LEN + DATA_FRAME_OVERHEAD + 7);
+        let body_len = b.len() - CRC_LEN;
+        let crc = crc32c::crc32c(&b[..body_len]).to_be_bytes();
+        b[body_len..].copy_from_slice(&crc);
+        assert_eq!(Packet::decode(&b), Err(DecodeError::TruncatedFrame));
+    }
+
+    #[test]
     fn sack_bitmaps_cover_2040_messages_and_trim_trailing_zeros() {
         let mut sack = Sack::EMPTY;
         sack.insert(0);
@@ -781,9 +850,15 @@ mod tests {
                 seq,
                 payload: Payload::Done
             }),
+            (any::<u64>(), any::<u64>(), "\\PC{0,40}").prop_map(|(seq, number, text)| {
+                Frame::Data {
+                    seq,
+                    payload: Payload::Numbered { number, text },
+                }
+            }),
             (
                 any::<u64>(),
-                3u8..,
+                4u8..,
                 prop::collection::vec(any::<u8>(), 0..40)
             )
                 .prop_map(|(seq, kind, bytes)| Frame::Data {

@@ -112,6 +112,17 @@ fn every_vector_in_the_document_matches_the_codec() {
             }],
         ),
         data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 9,
+                payload: Payload::Numbered {
+                    number: 41,
+                    text: "hi".into(),
+                },
+            }],
+        ),
+        data(
             2,
             1,
             vec![

@@ -33,7 +33,9 @@
 //! retransmission timeout.
 #![forbid(unsafe_code)]
 
+mod ledger;
 pub mod pair;
 mod stack;
 
+pub use ledger::{Conversation, Ledger, Record};
 pub use stack::{Opened, Security, Stack, StackEvent, MAX_HELD};

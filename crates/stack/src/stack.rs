@@ -188,6 +188,29 @@ impl Stack {
         self.session.send(now, text)
     }
 
+    /// Queues a message under the caller's stable number for it (see
+    /// [`Session::send_numbered`] and [`Ledger`](crate::Ledger)): commit the number
+    /// first, so a restart sends it again under the same one.
+    ///
+    /// # Errors
+    /// [`SendError`] as for [`send`](Self::send).
+    pub fn send_numbered(
+        &mut self,
+        now: Instant,
+        number: u64,
+        text: String,
+    ) -> Result<MessageId, SendError> {
+        self.advance(now);
+        self.session.send_numbered(now, number, text)
+    }
+
+    /// Says that every received message whose event was taken is now durable, so
+    /// acknowledgements may cover it (with `Config::durable_receive`; see
+    /// [`Session::confirm_durable`]).
+    pub fn confirm_durable(&mut self) {
+        self.session.confirm_durable();
+    }
+
     /// Tells the peer our nickname, in order with our messages.
     ///
     /// # Errors

@@ -340,7 +340,7 @@ impl Report {
                 new_epoch: Epoch(new_epoch),
                 resent,
             },
-            Event::Received { seq, text } => Self::Received {
+            Event::Received { seq, text, .. } => Self::Received {
                 from: peer,
                 seq,
                 text,
@@ -658,6 +658,7 @@ mod tests {
             (
                 Event::Received {
                     seq: 3,
+                    number: None,
                     text: "hi".into(),
                 },
                 json!({"event": "received", "from": "127.0.0.1:12001", "seq": 3, "text": "hi"}),

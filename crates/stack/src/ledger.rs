@@ -1,0 +1,203 @@
+//! The durable side of one conversation, without any disk: which number our next
+//! message gets, which of the peer's numbers were already shown, and what the store
+//! must record before what may happen next (PROTOCOL.md §6b).
+//!
+//! A driver with a store loads a [`Conversation`] at start, runs a [`Ledger`] beside the
+//! [`Stack`](crate::Stack), and after every turn of its loop commits
+//! [`Ledger::take_records`] in one transaction (group commit) **before** it tells the
+//! session the received messages are durable
+//! ([`Stack::confirm_durable`](crate::Stack::confirm_durable)) and before it sends a
+//! message it numbered. The simulator drives the same type with a store in memory and
+//! a crash at every commit boundary.
+
+use std::collections::VecDeque;
+
+/// What the store holds about one conversation, as loaded at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversation {
+    /// The number our next message to this peer gets.
+    pub next_number: u64,
+    /// The highest number of the peer's that was shown, if any.
+    pub shown_through: Option<u64>,
+    /// Our messages not yet acknowledged, by number, oldest first: sent again, with
+    /// their numbers, before anything new.
+    pub outbox: Vec<(u64, String)>,
+}
+
+/// One change the store must make durable, in order, in one transaction per batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A message of ours was accepted under `number`: into the outbox (and the
+    /// history, as queued), and the next number is one more.
+    Queued {
+        /// Its number.
+        number: u64,
+        /// Its text.
+        text: String,
+    },
+    /// The peer acknowledged our message `number`: out of the outbox, delivered in the
+    /// history.
+    Delivered {
+        /// Its number.
+        number: u64,
+    },
+    /// A message of the peer's was shown: into the history, and, when numbered, its
+    /// number is the highest shown.
+    Shown {
+        /// The sender's number, if it sent one.
+        number: Option<u64>,
+        /// Its text.
+        text: String,
+        /// The peer's nickname when it was sent, if it gave one.
+        nick: Option<String>,
+    },
+    /// The peer's nickname from now on.
+    PeerNick {
+        /// The nickname.
+        nick: String,
+    },
+}
+
+/// The rules of §6b for one conversation: number ours, show each of theirs once.
+#[derive(Debug)]
+pub struct Ledger {
+    next_number: u64,
+    shown_through: Option<u64>,
+    peer_nick: Option<String>,
+    /// Our messages numbered and not yet acknowledged, oldest first.
+    unacknowledged: VecDeque<u64>,
+    records: Vec<Record>,
+    /// Copies of messages shown before (by this run or an earlier one), not shown again.
+    duplicates: u64,
+}
+
+impl Ledger {
+    /// The ledger of a conversation as the store holds it.
+    pub fn new(conversation: &Conversation) -> Self {
+        Self {
+            next_number: conversation.next_number,
+            shown_through: conversation.shown_through,
+            peer_nick: None,
+            unacknowledged: conversation.outbox.iter().map(|(n, _)| *n).collect(),
+            records: Vec::new(),
+            duplicates: 0,
+        }
+    }
+
+    /// Numbers a message of ours. It must be committed ([`take_records`](Self::take_records))
+    /// before it is sent.
+    pub fn number(&mut self, text: &str) -> u64 {
+        let number = self.next_number;
+        self.next_number += 1;
+        self.unacknowledged.push_back(number);
+        self.records.push(Record::Queued {
+            number,
+            text: text.to_owned(),
+        });
+        number
+    }
+
+    /// The peer acknowledged our message `number`.
+    pub fn delivered(&mut self, number: u64) {
+        if let Some(i) = self.unacknowledged.iter().position(|&n| n == number) {
+            self.unacknowledged.remove(i);
+            self.records.push(Record::Delivered { number });
+        }
+    }
+
+    /// A message of the peer's arrived (in order, once per run pair). Returns whether to
+    /// show it: `false` for a numbered message at or below the highest shown, a copy of
+    /// one an earlier run already showed.
+    pub fn received(&mut self, number: Option<u64>, text: &str) -> bool {
+        if let (Some(n), Some(shown)) = (number, self.shown_through) {
+            if n <= shown {
+                self.duplicates += 1;
+                return false;
+            }
+        }
+        if number.is_some() {
+            self.shown_through = number;
+        }
+        self.records.push(Record::Shown {
+            number,
+            text: text.to_owned(),
+            nick: self.peer_nick.clone(),
+        });
+        true
+    }
+
+    /// The peer's nickname from now on.
+    pub fn peer_nick(&mut self, nick: &str) {
+        self.peer_nick = Some(nick.to_owned());
+        self.records.push(Record::PeerNick {
+            nick: nick.to_owned(),
+        });
+    }
+
+    /// What must be made durable, in order, since the last call: commit it all in one
+    /// transaction.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Changes are waiting to be committed.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Our messages numbered and not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.unacknowledged.len()
+    }
+
+    /// The highest number of the peer's shown so far.
+    pub fn shown_through(&self) -> Option<u64> {
+        self.shown_through
+    }
+
+    /// Copies of already shown messages that were not shown again.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_continue_from_the_store_and_copies_are_not_shown() {
+        let mut ledger = Ledger::new(&Conversation {
+            next_number: 7,
+            shown_through: Some(3),
+            outbox: vec![(6, "six".into())],
+        });
+        assert_eq!(ledger.number("seven"), 7);
+        assert!(!ledger.received(Some(3), "old"));
+        assert!(ledger.received(Some(4), "new"));
+        assert!(ledger.received(None, "unnumbered"));
+        ledger.delivered(6);
+        ledger.delivered(6);
+        assert_eq!(
+            ledger.take_records(),
+            [
+                Record::Queued {
+                    number: 7,
+                    text: "seven".into()
+                },
+                Record::Shown {
+                    number: Some(4),
+                    text: "new".into(),
+                    nick: None
+                },
+                Record::Shown {
+                    number: None,
+                    text: "unnumbered".into(),
+                    nick: None
+                },
+                Record::Delivered { number: 6 },
+            ]
+        );
+        assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (1, 1));
+    }
+}

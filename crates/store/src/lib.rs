@@ -1,0 +1,619 @@
+//! udpchat's durable conversations in one SQLite database in the data directory
+//! (`history.db`): every message in both directions with its time, delivery state and
+//! nickname; the outbox (our messages not yet acknowledged); and, per peer, the number
+//! our next message gets and the highest number of the peer's that was shown
+//! (PROTOCOL.md §6b).
+//!
+//! The rules live in the sans-IO [`Ledger`](udpchat_stack::Ledger); this crate only makes
+//! its [`Record`]s durable, one transaction per batch (group commit), and loads a
+//! [`Conversation`] back.
+//!
+//! Durability: WAL journal with `synchronous = NORMAL`. A committed transaction survives
+//! any crash of the process (SIGKILL included), which is what exactly-once across
+//! restarts needs: each batch costs a write to the WAL, not an fsync. After a power loss
+//! or a crash of the operating system the last transactions may be rolled back
+//! (SQLite's documented trade-off for NORMAL in WAL mode); the README says so.
+//!
+//! One chat at a time per data directory: [`Store::open`] takes an exclusive lock on
+//! `udpchat.lock` (holding the owner's process id) for as long as the store is open;
+//! readers ([`Store::open_read_only`]) take none, which WAL allows.
+#![forbid(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use udpchat_stack::{Conversation, Record};
+
+/// The database file's name in the data directory.
+pub const DATABASE: &str = "history.db";
+/// The lock file's name in the data directory.
+pub const LOCK: &str = "udpchat.lock";
+
+/// Schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE conversations (
+        peer          TEXT PRIMARY KEY,
+        next_number   INTEGER NOT NULL DEFAULT 0,
+        shown_through INTEGER,
+        peer_nick     TEXT
+    );
+    CREATE TABLE messages (
+        id       INTEGER PRIMARY KEY,
+        peer     TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        number   INTEGER,
+        text     TEXT NOT NULL,
+        nick     TEXT,
+        at_ms    INTEGER NOT NULL,
+        state    TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_peer ON messages (peer, id);
+    CREATE INDEX messages_at ON messages (at_ms);
+    CREATE UNIQUE INDEX outgoing_numbers ON messages (peer, number) WHERE outgoing = 1;
+"];
+
+/// What went wrong with the store, said with the path so a person can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another udpchat holds the data directory.
+    #[error("{home} is in use by another udpchat (process {owner}); close it or give this one another --home")]
+    Locked {
+        /// The data directory.
+        home: PathBuf,
+        /// What the lock file says about its owner.
+        owner: String,
+    },
+    /// The file is not a udpchat database (damaged, or something else).
+    #[error("{path} is damaged or not a udpchat history; it was left as it is (move it away to start a new history)")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A newer udpchat wrote it.
+    #[error("{path} was written by a newer udpchat (schema {found}, this one knows up to {known}); it was left as it is")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// No space left.
+    #[error("cannot write {path}: the disk is full")]
+    Full {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The directory or file may not be written.
+    #[error("cannot write {path}: permission denied or read-only file system")]
+    ReadOnly {
+        /// The database file or directory.
+        path: PathBuf,
+    },
+    /// Anything else SQLite reports.
+    #[error("{path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A file system error outside SQLite (the lock file).
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// Where a message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Ours, accepted and not yet acknowledged: in the outbox.
+    Queued,
+    /// Ours, acknowledged by the peer.
+    Delivered,
+    /// The peer's, shown.
+    Received,
+}
+
+impl State {
+    /// The name stored and printed.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::Received => "received",
+        }
+    }
+
+    fn parse(code: &str) -> Self {
+        match code {
+            "queued" => Self::Queued,
+            "delivered" => Self::Delivered,
+            _ => Self::Received,
+        }
+    }
+}
+
+/// One message of the history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The conversation: the peer's identity (`key:HEX`) or address (`addr:IP:PORT`).
+    pub peer: String,
+    /// Ours (true) or the peer's.
+    pub outgoing: bool,
+    /// The sender's number for it, if numbered.
+    pub number: Option<u64>,
+    /// The text.
+    pub text: String,
+    /// The sender's nickname then, if known.
+    pub nick: Option<String>,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// Where it stands.
+    pub state: State,
+}
+
+/// The open database of one data directory.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Held for the store's life: one chat per data directory.
+    _lock: Option<File>,
+}
+
+/// Numbers are u64 on the wire and i64 in SQLite: stored bit for bit.
+fn to_sql(n: u64) -> i64 {
+    n.cast_signed()
+}
+
+fn from_sql(n: i64) -> u64 {
+    n.cast_unsigned()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    /// Opens (creating on first use) the store of the data directory `home` for a chat,
+    /// and locks it against a second chat with the same directory.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] naming the other process; [`StoreError::Corrupt`] or
+    /// [`StoreError::TooNew`] (the file is never touched then); a write error with the path.
+    pub fn open(home: &Path) -> Result<Self, StoreError> {
+        let lock = lock(home)?;
+        let path = home.join(DATABASE);
+        let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
+        let mut store = Self {
+            conn,
+            path,
+            _lock: Some(lock),
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// Opens the store of `home` to read it (`udpchat history`, `udpchat outbox`) while
+    /// a chat may be using it. `None` when there is no history yet.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), without the lock.
+    pub fn open_read_only(home: &Path) -> Result<Option<Self>, StoreError> {
+        let path = home.join(DATABASE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| classify(&path, e))?;
+        let store = Self {
+            conn,
+            path,
+            _lock: None,
+        };
+        store
+            .conn
+            .busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(|e| store.error(e))?;
+        let version = store.version()?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: store.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        Ok(Some(store))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    fn version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
+
+    /// WAL, NORMAL synchronisation, and the schema brought up to date in one
+    /// transaction per migration.
+    fn prepare(&mut self) -> Result<(), StoreError> {
+        // The first read of the header: a file that is not a database fails here.
+        let version = self.version()?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: version,
+                known,
+            });
+        }
+        self.conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| self.error(e))?;
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.error(e))?;
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| classify(&self.path, e))?;
+            tx.execute_batch(sql).map_err(|e| classify(&self.path, e))?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .map_err(|e| classify(&self.path, e))?;
+            tx.commit().map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// What the store holds about the conversation with `peer`.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn load(&self, peer: &str) -> Result<Conversation, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT next_number, shown_through FROM conversations WHERE peer = ?1",
+                [peer],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let (next_number, shown_through) =
+            row.map_or((0, None), |(n, s)| (from_sql(n), s.map(from_sql)));
+        let outbox = self
+            .outbox(Some(peer))?
+            .into_iter()
+            .filter_map(|m| Some((m.number?, m.text)))
+            .collect();
+        Ok(Conversation {
+            next_number,
+            shown_through,
+            outbox,
+        })
+    }
+
+    /// The peer's last nickname, if it gave one.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn peer_nick(&self, peer: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT peer_nick FROM conversations WHERE peer = ?1",
+                [peer],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Makes `records` of the conversation with `peer` durable, in one transaction.
+    /// `own_nick` is stored with our messages.
+    ///
+    /// # Errors
+    /// [`StoreError::Full`], [`StoreError::ReadOnly`] or another write error, with the
+    /// path; nothing of the batch is then stored.
+    pub fn commit(
+        &mut self,
+        peer: &str,
+        own_nick: Option<&str>,
+        records: &[Record],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let at = now_ms();
+        let path = self.path.clone();
+        let fail = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO conversations (peer) VALUES (?1)",
+            [peer],
+        )
+        .map_err(fail)?;
+        for record in records {
+            match record {
+                Record::Queued { number, text } => {
+                    tx.execute(
+                        "INSERT INTO messages (peer, outgoing, number, text, nick, at_ms, state)
+                         VALUES (?1, 1, ?2, ?3, ?4, ?5, 'queued')",
+                        params![peer, to_sql(*number), text, own_nick, at],
+                    )
+                    .map_err(fail)?;
+                    tx.execute(
+                        "UPDATE conversations SET next_number = ?2 WHERE peer = ?1",
+                        params![peer, to_sql(number.saturating_add(1))],
+                    )
+                    .map_err(fail)?;
+                }
+                Record::Delivered { number } => {
+                    tx.execute(
+                        "UPDATE messages SET state = 'delivered'
+                         WHERE peer = ?1 AND outgoing = 1 AND number = ?2",
+                        params![peer, to_sql(*number)],
+                    )
+                    .map_err(fail)?;
+                }
+                Record::Shown { number, text, nick } => {
+                    tx.execute(
+                        "INSERT INTO messages (peer, outgoing, number, text, nick, at_ms, state)
+                         VALUES (?1, 0, ?2, ?3, ?4, ?5, 'received')",
+                        params![peer, number.map(to_sql), text, nick, at],
+                    )
+                    .map_err(fail)?;
+                    if let Some(number) = number {
+                        tx.execute(
+                            "UPDATE conversations SET shown_through = ?2 WHERE peer = ?1",
+                            params![peer, to_sql(*number)],
+                        )
+                        .map_err(fail)?;
+                    }
+                }
+                Record::PeerNick { nick } => {
+                    tx.execute(
+                        "UPDATE conversations SET peer_nick = ?2 WHERE peer = ?1",
+                        params![peer, nick],
+                    )
+                    .map_err(fail)?;
+                }
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// The history, oldest first: of `peer` or of every conversation, since
+    /// `since_ms`, the newest `limit` messages.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn history(
+        &self,
+        peer: Option<&str>,
+        since_ms: Option<i64>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Message>, StoreError> {
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT peer, outgoing, number, text, nick, at_ms, state FROM (
+                     SELECT * FROM messages
+                     WHERE (?1 IS NULL OR peer = ?1) AND (?2 IS NULL OR at_ms >= ?2)
+                     ORDER BY id DESC LIMIT ?3
+                 ) ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![peer, since_ms, limit], row_to_message)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// Our messages not yet acknowledged, oldest first: of `peer` or of everyone.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn outbox(&self, peer: Option<&str>) -> Result<Vec<Message>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT peer, outgoing, number, text, nick, at_ms, state FROM messages
+                 WHERE outgoing = 1 AND state = 'queued' AND (?1 IS NULL OR peer = ?1)
+                 ORDER BY peer, number",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![peer], row_to_message)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+}
+
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        peer: r.get(0)?,
+        outgoing: r.get::<_, i64>(1)? != 0,
+        number: r.get::<_, Option<i64>>(2)?.map(from_sql),
+        text: r.get(3)?,
+        nick: r.get(4)?,
+        at_ms: r.get(5)?,
+        state: State::parse(&r.get::<_, String>(6)?),
+    })
+}
+
+/// Names what SQLite said in the terms a person acts on.
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt { path },
+        Some(ErrorCode::DiskFull) => StoreError::Full { path },
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            StoreError::ReadOnly { path }
+        }
+        _ => StoreError::Sqlite { path, source: e },
+    }
+}
+
+/// Takes the data directory's lock, writing our process id into it; says who holds it
+/// when another process does.
+fn lock(home: &Path) -> Result<File, StoreError> {
+    let path = home.join(LOCK);
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                StoreError::ReadOnly { path: path.clone() }
+            }
+            _ => io(e),
+        })?;
+    if file.try_lock().is_err() {
+        let mut owner = String::new();
+        let _ = file.read_to_string(&mut owner);
+        let owner = owner.trim();
+        return Err(StoreError::Locked {
+            home: home.to_path_buf(),
+            owner: if owner.is_empty() {
+                "unknown".to_owned()
+            } else {
+                owner.to_owned()
+            },
+        });
+    }
+    file.set_len(0).map_err(io)?;
+    file.rewind().map_err(io)?;
+    write!(file, "{}", std::process::id()).map_err(io)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("udpchat-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_conversation_comes_back_as_committed() {
+        let home = scratch("back");
+        let mut store = Store::open(&home).unwrap();
+        store
+            .commit(
+                "key:ab",
+                Some("ada"),
+                &[
+                    Record::Queued {
+                        number: 0,
+                        text: "one".into(),
+                    },
+                    Record::Queued {
+                        number: 1,
+                        text: "two".into(),
+                    },
+                    Record::Delivered { number: 0 },
+                    Record::PeerNick { nick: "bob".into() },
+                    Record::Shown {
+                        number: Some(9),
+                        text: "hi".into(),
+                        nick: Some("bob".into()),
+                    },
+                ],
+            )
+            .unwrap();
+        drop(store);
+        let store = Store::open(&home).unwrap();
+        assert_eq!(
+            store.load("key:ab").unwrap(),
+            Conversation {
+                next_number: 2,
+                shown_through: Some(9),
+                outbox: vec![(1, "two".into())],
+            }
+        );
+        assert_eq!(store.load("key:cd").unwrap(), Conversation::default());
+        assert_eq!(store.peer_nick("key:ab").unwrap().as_deref(), Some("bob"));
+        let history = store.history(Some("key:ab"), None, None).unwrap();
+        let states: Vec<_> = history.iter().map(|m| (m.text.as_str(), m.state)).collect();
+        assert_eq!(
+            states,
+            [
+                ("one", State::Delivered),
+                ("two", State::Queued),
+                ("hi", State::Received)
+            ]
+        );
+        assert_eq!(store.history(None, None, Some(1)).unwrap()[0].text, "hi");
+    }
+
+    #[test]
+    fn a_second_chat_with_the_same_home_is_refused_and_named() {
+        let home = scratch("locked");
+        let _first = Store::open(&home).unwrap();
+        let err = Store::open(&home).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Locked { .. }), "{text}");
+        assert!(text.contains(&std::process::id().to_string()), "{text}");
+        // Readers are welcome meanwhile.
+        assert!(Store::open_read_only(&home).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_and_left_alone() {
+        let home = scratch("corrupt");
+        let path = home.join(DATABASE);
+        let junk = vec![0x5a_u8; 8192];
+        std::fs::write(&path, &junk).unwrap();
+        let err = Store::open(&home).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()));
+        assert_eq!(std::fs::read(&path).unwrap(), junk);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let home = scratch("newer");
+        let store = Store::open(&home).unwrap();
+        store.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(store);
+        let err = Store::open(&home).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    }
+}
