@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::wire::StableId;
+
 use crate::error::RejectReason;
 
 /// Local identifier of a message given to [`Session::send`](crate::Session::send). It
@@ -98,10 +100,10 @@ pub enum Event {
     Received {
         /// Its sequence number in the peer's stream.
         seq: u64,
-        /// The sender's stable number for it, if it sent one (a numbered text, from a
+        /// Its identity across runs, if the sender gave one (a numbered text, from a
         /// peer with a store): the same across restarts of either side, so a receiver
-        /// that remembers the last number it showed shows the message once.
-        number: Option<u64>,
+        /// that remembers the last one it showed shows the message once.
+        stable: Option<StableId>,
         /// Its text.
         text: String,
     },

@@ -88,3 +88,4 @@ pub use rtt::{RtoPolicy, RttEstimator};
 pub use session::Session;
 pub use stats::Stats;
 pub use transmit::Transmit;
+pub use wire::StableId;

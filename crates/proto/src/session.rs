@@ -15,7 +15,8 @@ use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
 use crate::wire::{
-    AckFrame, CloseReason, Frame, Packet, Payload, CRC_LEN, HEADER_LEN, MAX_NICK_LEN, NUMBER_LEN,
+    AckFrame, CloseReason, Frame, Packet, Payload, StableId, CRC_LEN, HEADER_LEN, MAX_NICK_LEN,
+    STABLE_ID_LEN,
 };
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
@@ -286,25 +287,25 @@ impl Session {
         self.queue_payload(now, Payload::Text(text))
     }
 
-    /// Queues a message that carries the caller's stable number for it (the count of
-    /// messages to this peer, kept in the caller's store): sent again after a restart
-    /// of either side, it keeps the number, so the peer shows it once (PROTOCOL.md §6b).
-    /// Otherwise as [`send`](Self::send); the longest text is
-    /// [`NUMBER_LEN`](crate::wire::NUMBER_LEN) bytes shorter.
+    /// Queues a message that carries the caller's stable id for it (its store and its
+    /// number there, kept by the caller): sent again after a restart of either side, it
+    /// keeps the id, so the peer shows it once (PROTOCOL.md §6b). Otherwise as
+    /// [`send`](Self::send); the longest text is
+    /// [`STABLE_ID_LEN`](crate::wire::STABLE_ID_LEN) bytes shorter.
     pub fn send_numbered(
         &mut self,
         now: Instant,
-        number: u64,
+        id: StableId,
         text: String,
     ) -> Result<MessageId, SendError> {
-        let max = self.max_text_len().saturating_sub(NUMBER_LEN);
+        let max = self.max_text_len().saturating_sub(STABLE_ID_LEN);
         if text.len() > max {
             return Err(SendError::TooLong {
                 len: text.len(),
                 max,
             });
         }
-        self.queue_payload(now, Payload::Numbered { number, text })
+        self.queue_payload(now, Payload::Numbered { id, text })
     }
 
     /// Says that every message whose events were taken with
@@ -1148,15 +1149,15 @@ impl Session {
                     self.stats.messages_received += 1;
                     self.events.push_back(Event::Received {
                         seq,
-                        number: None,
+                        stable: None,
                         text,
                     });
                 }
-                Payload::Numbered { number, text } => {
+                Payload::Numbered { id, text } => {
                     self.stats.messages_received += 1;
                     self.events.push_back(Event::Received {
                         seq,
-                        number: Some(number),
+                        stable: Some(id),
                         text,
                     });
                 }
@@ -1292,8 +1293,9 @@ mod tests {
         let b = Session::new(config, B, addr(1), now);
         let (mut a, mut b) = (a, b);
         exchange(&mut a, &mut b, now);
-        a.send_numbered(now, 41, "one".into()).unwrap();
-        a.send_numbered(now, 42, "two".into()).unwrap();
+        let id = |number| StableId { origin: 7, number };
+        a.send_numbered(now, id(41), "one".into()).unwrap();
+        a.send_numbered(now, id(42), "two".into()).unwrap();
         // A's DATA reaches B; B's ACK must wait for the confirmation.
         while let Some(t) = a.poll_transmit() {
             b.handle_datagram(now, addr(1), &t.payload);
@@ -1302,13 +1304,16 @@ mod tests {
         let got: Vec<_> = events(&mut b)
             .into_iter()
             .filter_map(|e| match e {
-                Event::Received { number, text, .. } => Some((number, text)),
+                Event::Received { stable, text, .. } => Some((stable, text)),
                 _ => None,
             })
             .collect();
         assert_eq!(
             got,
-            [(Some(41), "one".to_string()), (Some(42), "two".to_string())]
+            [
+                (Some(id(41)), "one".to_string()),
+                (Some(id(42)), "two".to_string())
+            ]
         );
         b.confirm_durable();
         let ack = b.poll_transmit().expect("the ACK once committed");
@@ -1805,7 +1810,7 @@ mod tests {
             got,
             [&Event::Received {
                 seq: 0,
-                number: None,
+                stable: None,
                 text: "hi".into()
             }]
         );

@@ -76,8 +76,20 @@ mod payload_kind {
     pub(super) const NUMBERED: u8 = 3;
 }
 
-/// Bytes of the sender's message number at the start of a numbered text (kind 3).
-pub const NUMBER_LEN: usize = 8;
+/// Bytes of a numbered text's [`StableId`] before its text (kind 3).
+pub const STABLE_ID_LEN: usize = 16;
+
+/// A message's identity across runs of both sides (PROTOCOL.md §6b): the sender's store
+/// (`origin`, random, chosen when that store was made) and the message's number in it,
+/// one more for every message to this peer. A sender whose store was lost starts a new
+/// origin, so its new numbers are never taken for old ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StableId {
+    /// The sender's store.
+    pub origin: u64,
+    /// The message's number in it.
+    pub number: u64,
+}
 
 /// One decoded datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,14 +186,14 @@ pub enum Payload {
     /// Kind 2, empty: the end of the sender's stream (its input ended). Nothing follows
     /// it; acknowledging it confirms every message before it.
     Done,
-    /// Kind 3: a chat message with the sender's stable number for it: `number` (u64)
-    /// then the text, UTF-8, at most [`MAX_TEXT_LEN`] − [`NUMBER_LEN`] bytes. The number
-    /// is the sender's durable count of its messages to this peer: the same message
-    /// keeps it when it is sent again after either side restarted, so a receiver that
-    /// remembers the last number it showed shows each message once (PROTOCOL.md §6b).
+    /// Kind 3: a chat message with its [`StableId`]: `origin` (u64), `number` (u64), then
+    /// the text, UTF-8, at most [`MAX_TEXT_LEN`] − [`STABLE_ID_LEN`] bytes. The same
+    /// message keeps its id when it is sent again after either side restarted, so a
+    /// receiver that remembers the last id it showed shows each message once
+    /// (PROTOCOL.md §6b).
     Numbered {
-        /// The sender's number for the message, growing by one per message.
-        number: u64,
+        /// The message's identity across runs.
+        id: StableId,
         /// The text.
         text: String,
     },
@@ -212,7 +224,7 @@ impl Payload {
         match self {
             Self::Text(t) | Self::Nick(t) => t.len(),
             Self::Done => 0,
-            Self::Numbered { text, .. } => NUMBER_LEN + text.len(),
+            Self::Numbered { text, .. } => STABLE_ID_LEN + text.len(),
             Self::Unknown { bytes, .. } => bytes.len(),
         }
     }
@@ -222,8 +234,9 @@ impl Payload {
         match self {
             Self::Text(t) | Self::Nick(t) => out.extend_from_slice(t.as_bytes()),
             Self::Done => {}
-            Self::Numbered { number, text } => {
-                out.extend_from_slice(&number.to_be_bytes());
+            Self::Numbered { id, text } => {
+                out.extend_from_slice(&id.origin.to_be_bytes());
+                out.extend_from_slice(&id.number.to_be_bytes());
                 out.extend_from_slice(text.as_bytes());
             }
             Self::Unknown { bytes, .. } => out.extend_from_slice(bytes),
@@ -608,11 +621,17 @@ impl<'a> Reader<'a> {
                     payload_kind::DONE if len > 0 => return Err(DecodeError::TextTooLong { len }),
                     payload_kind::DONE => Payload::Done,
                     payload_kind::NUMBERED => {
-                        let (number, text) = raw
-                            .split_first_chunk::<NUMBER_LEN>()
+                        let (origin, rest) = raw
+                            .split_first_chunk::<8>()
+                            .ok_or(DecodeError::TruncatedFrame)?;
+                        let (number, text) = rest
+                            .split_first_chunk::<8>()
                             .ok_or(DecodeError::TruncatedFrame)?;
                         Payload::Numbered {
-                            number: u64::from_be_bytes(*number),
+                            id: StableId {
+                                origin: u64::from_be_bytes(*origin),
+                                number: u64::from_be_bytes(*number),
+                            },
                             text: std::str::from_utf8(text)
                                 .map_err(|_| DecodeError::InvalidUtf8)?
                                 .to_owned(),
@@ -789,16 +808,19 @@ mod tests {
             frames: vec![Frame::Data {
                 seq: 0,
                 payload: Payload::Numbered {
-                    number: 1,
+                    id: StableId {
+                        origin: 5,
+                        number: 1,
+                    },
                     text: String::new(),
                 },
             }],
         };
         let mut b = p.encode();
-        // Declare 7 bytes of payload and drop the eighth: the number itself is cut.
+        // Declare 15 bytes of payload and drop the sixteenth: the id itself is cut.
         let len_at = HEADER_LEN + DATA_FRAME_OVERHEAD - 2;
-        b[len_at + 1] = 7;
-        b.remove(HEADER_LEN + DATA_FRAME_OVERHEAD + 7);
+        b[len_at + 1] = 15;
+        b.remove(HEADER_LEN + DATA_FRAME_OVERHEAD + 15);
         let body_len = b.len() - CRC_LEN;
         let crc = crc32c::crc32c(&b[..body_len]).to_be_bytes();
         b[body_len..].copy_from_slice(&crc);
@@ -850,12 +872,15 @@ mod tests {
                 seq,
                 payload: Payload::Done
             }),
-            (any::<u64>(), any::<u64>(), "\\PC{0,40}").prop_map(|(seq, number, text)| {
-                Frame::Data {
+            (any::<u64>(), any::<u64>(), any::<u64>(), "\\PC{0,40}").prop_map(
+                |(seq, origin, number, text)| Frame::Data {
                     seq,
-                    payload: Payload::Numbered { number, text },
+                    payload: Payload::Numbered {
+                        id: StableId { origin, number },
+                        text
+                    },
                 }
-            }),
+            ),
             (
                 any::<u64>(),
                 4u8..,

@@ -1,7 +1,9 @@
 //! docs/PROTOCOL.md is normative: every hex vector in it must decode as it says, encode
 //! back to the same bytes, and the rejected ones must fail for the stated reason.
 
-use udpchat_proto::wire::{AckFrame, CloseReason, Frame, Packet, Payload, Sack, MAX_TEXT_LEN};
+use udpchat_proto::wire::{
+    AckFrame, CloseReason, Frame, Packet, Payload, Sack, StableId, MAX_TEXT_LEN,
+};
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
 
@@ -117,7 +119,10 @@ fn every_vector_in_the_document_matches_the_codec() {
             vec![Frame::Data {
                 seq: 9,
                 payload: Payload::Numbered {
-                    number: 41,
+                    id: StableId {
+                        origin: 0x0123_4567_89ab_cdef,
+                        number: 41,
+                    },
                     text: "hi".into(),
                 },
             }],

@@ -12,13 +12,18 @@
 
 use std::collections::VecDeque;
 
+use udpchat_proto::StableId;
+
 /// What the store holds about one conversation, as loaded at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conversation {
+    /// Our store's origin: random, chosen when the store was made, part of every id we
+    /// give (a store made again numbers afresh under a new origin).
+    pub origin: u64,
     /// The number our next message to this peer gets.
     pub next_number: u64,
-    /// The highest number of the peer's that was shown, if any.
-    pub shown_through: Option<u64>,
+    /// The id of the peer's last message shown, if any.
+    pub shown_through: Option<StableId>,
     /// Our messages not yet acknowledged, by number, oldest first: sent again, with
     /// their numbers, before anything new.
     pub outbox: Vec<(u64, String)>,
@@ -41,11 +46,11 @@ pub enum Record {
         /// Its number.
         number: u64,
     },
-    /// A message of the peer's was shown: into the history, and, when numbered, its
-    /// number is the highest shown.
+    /// A message of the peer's was shown: into the history, and, when it has an id,
+    /// that id is the last shown.
     Shown {
-        /// The sender's number, if it sent one.
-        number: Option<u64>,
+        /// Its id, if the sender gave one.
+        stable: Option<StableId>,
         /// Its text.
         text: String,
         /// The peer's nickname when it was sent, if it gave one.
@@ -61,8 +66,9 @@ pub enum Record {
 /// The rules of §6b for one conversation: number ours, show each of theirs once.
 #[derive(Debug)]
 pub struct Ledger {
+    origin: u64,
     next_number: u64,
-    shown_through: Option<u64>,
+    shown_through: Option<StableId>,
     peer_nick: Option<String>,
     /// Our messages numbered and not yet acknowledged, oldest first.
     unacknowledged: VecDeque<u64>,
@@ -75,6 +81,7 @@ impl Ledger {
     /// The ledger of a conversation as the store holds it.
     pub fn new(conversation: &Conversation) -> Self {
         Self {
+            origin: conversation.origin,
             next_number: conversation.next_number,
             shown_through: conversation.shown_through,
             peer_nick: None,
@@ -86,7 +93,7 @@ impl Ledger {
 
     /// Numbers a message of ours. It must be committed ([`take_records`](Self::take_records))
     /// before it is sent.
-    pub fn number(&mut self, text: &str) -> u64 {
+    pub fn number(&mut self, text: &str) -> StableId {
         let number = self.next_number;
         self.next_number += 1;
         self.unacknowledged.push_back(number);
@@ -94,7 +101,15 @@ impl Ledger {
             number,
             text: text.to_owned(),
         });
-        number
+        self.id(number)
+    }
+
+    /// The id of our message `number`.
+    pub fn id(&self, number: u64) -> StableId {
+        StableId {
+            origin: self.origin,
+            number,
+        }
     }
 
     /// The peer acknowledged our message `number`.
@@ -106,20 +121,20 @@ impl Ledger {
     }
 
     /// A message of the peer's arrived (in order, once per run pair). Returns whether to
-    /// show it: `false` for a numbered message at or below the highest shown, a copy of
-    /// one an earlier run already showed.
-    pub fn received(&mut self, number: Option<u64>, text: &str) -> bool {
-        if let (Some(n), Some(shown)) = (number, self.shown_through) {
-            if n <= shown {
+    /// show it: `false` for one whose id is of the same origin as the last shown and
+    /// not above it, a copy of one this or an earlier run already showed.
+    pub fn received(&mut self, stable: Option<StableId>, text: &str) -> bool {
+        if let (Some(id), Some(shown)) = (stable, self.shown_through) {
+            if id.origin == shown.origin && id.number <= shown.number {
                 self.duplicates += 1;
                 return false;
             }
         }
-        if number.is_some() {
-            self.shown_through = number;
+        if stable.is_some() {
+            self.shown_through = stable;
         }
         self.records.push(Record::Shown {
-            number,
+            stable,
             text: text.to_owned(),
             nick: self.peer_nick.clone(),
         });
@@ -150,8 +165,8 @@ impl Ledger {
         self.unacknowledged.len()
     }
 
-    /// The highest number of the peer's shown so far.
-    pub fn shown_through(&self) -> Option<u64> {
+    /// The id of the peer's last message shown.
+    pub fn shown_through(&self) -> Option<StableId> {
         self.shown_through
     }
 
@@ -167,15 +182,26 @@ mod tests {
 
     #[test]
     fn numbers_continue_from_the_store_and_copies_are_not_shown() {
+        let theirs = |origin, number| Some(StableId { origin, number });
         let mut ledger = Ledger::new(&Conversation {
+            origin: 1,
             next_number: 7,
-            shown_through: Some(3),
+            shown_through: theirs(9, 3),
             outbox: vec![(6, "six".into())],
         });
-        assert_eq!(ledger.number("seven"), 7);
-        assert!(!ledger.received(Some(3), "old"));
-        assert!(ledger.received(Some(4), "new"));
+        assert_eq!(
+            ledger.number("seven"),
+            StableId {
+                origin: 1,
+                number: 7
+            }
+        );
+        assert!(!ledger.received(theirs(9, 3), "old"));
+        assert!(ledger.received(theirs(9, 4), "new"));
         assert!(ledger.received(None, "unnumbered"));
+        // A store made again (another origin) numbers afresh: shown, not a copy.
+        assert!(ledger.received(theirs(10, 0), "from a new store"));
+        assert!(!ledger.received(theirs(10, 0), "again"));
         ledger.delivered(6);
         ledger.delivered(6);
         assert_eq!(
@@ -186,18 +212,23 @@ mod tests {
                     text: "seven".into()
                 },
                 Record::Shown {
-                    number: Some(4),
+                    stable: theirs(9, 4),
                     text: "new".into(),
                     nick: None
                 },
                 Record::Shown {
-                    number: None,
+                    stable: None,
                     text: "unnumbered".into(),
+                    nick: None
+                },
+                Record::Shown {
+                    stable: theirs(10, 0),
+                    text: "from a new store".into(),
                     nick: None
                 },
                 Record::Delivered { number: 6 },
             ]
         );
-        assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (1, 1));
+        assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (2, 1));
     }
 }

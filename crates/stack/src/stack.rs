@@ -188,7 +188,7 @@ impl Stack {
         self.session.send(now, text)
     }
 
-    /// Queues a message under the caller's stable number for it (see
+    /// Queues a message under the caller's stable id for it (see
     /// [`Session::send_numbered`] and [`Ledger`](crate::Ledger)): commit the number
     /// first, so a restart sends it again under the same one.
     ///
@@ -197,11 +197,11 @@ impl Stack {
     pub fn send_numbered(
         &mut self,
         now: Instant,
-        number: u64,
+        id: udpchat_proto::StableId,
         text: String,
     ) -> Result<MessageId, SendError> {
         self.advance(now);
-        self.session.send_numbered(now, number, text)
+        self.session.send_numbered(now, id, text)
     }
 
     /// Says that every received message whose event was taken is now durable, so

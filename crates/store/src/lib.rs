@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use udpchat_proto::StableId;
 use udpchat_stack::{Conversation, Record};
 
 /// The database file's name in the data directory.
@@ -34,9 +35,17 @@ pub const LOCK: &str = "udpchat.lock";
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes `user_version` from `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &["
+    CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    -- This store's origin: part of every id it gives (PROTOCOL.md §6b), so a store
+    -- made again never reuses an old id. SQLite seeds random() from the system.
+    INSERT INTO meta (name, value) VALUES ('origin', random());
     CREATE TABLE conversations (
         peer          TEXT PRIMARY KEY,
         next_number   INTEGER NOT NULL DEFAULT 0,
+        shown_origin  INTEGER,
         shown_through INTEGER,
         peer_nick     TEXT
     );
@@ -44,6 +53,7 @@ const MIGRATIONS: &[&str] = &["
         id       INTEGER PRIMARY KEY,
         peer     TEXT NOT NULL,
         outgoing INTEGER NOT NULL,
+        origin   INTEGER,
         number   INTEGER,
         text     TEXT NOT NULL,
         nick     TEXT,
@@ -149,8 +159,8 @@ pub struct Message {
     pub peer: String,
     /// Ours (true) or the peer's.
     pub outgoing: bool,
-    /// The sender's number for it, if numbered.
-    pub number: Option<u64>,
+    /// The sender's store and number for it, if it has an id.
+    pub stable: Option<StableId>,
     /// The text.
     pub text: String,
     /// The sender's nickname then, if known.
@@ -294,23 +304,45 @@ impl Store {
     /// # Errors
     /// A read error with the path.
     pub fn load(&self, peer: &str) -> Result<Conversation, StoreError> {
+        let origin: i64 = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = 'origin'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.error(e))?;
         let row = self
             .conn
             .query_row(
-                "SELECT next_number, shown_through FROM conversations WHERE peer = ?1",
+                "SELECT next_number, shown_origin, shown_through FROM conversations WHERE peer = ?1",
                 [peer],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                },
             )
             .optional()
             .map_err(|e| self.error(e))?;
-        let (next_number, shown_through) =
-            row.map_or((0, None), |(n, s)| (from_sql(n), s.map(from_sql)));
+        let (next_number, shown_through) = match row {
+            Some((n, Some(o), Some(s))) => (
+                from_sql(n),
+                Some(StableId {
+                    origin: from_sql(o),
+                    number: from_sql(s),
+                }),
+            ),
+            Some((n, _, _)) => (from_sql(n), None),
+            None => (0, None),
+        };
         let outbox = self
             .outbox(Some(peer))?
             .into_iter()
-            .filter_map(|m| Some((m.number?, m.text)))
+            .filter_map(|m| Some((m.stable?.number, m.text)))
             .collect();
         Ok(Conversation {
+            origin: from_sql(origin),
             next_number,
             shown_through,
             outbox,
@@ -361,8 +393,8 @@ impl Store {
             match record {
                 Record::Queued { number, text } => {
                     tx.execute(
-                        "INSERT INTO messages (peer, outgoing, number, text, nick, at_ms, state)
-                         VALUES (?1, 1, ?2, ?3, ?4, ?5, 'queued')",
+                        "INSERT INTO messages (peer, outgoing, origin, number, text, nick, at_ms, state)
+                         VALUES (?1, 1, (SELECT value FROM meta WHERE name = 'origin'), ?2, ?3, ?4, ?5, 'queued')",
                         params![peer, to_sql(*number), text, own_nick, at],
                     )
                     .map_err(fail)?;
@@ -380,17 +412,25 @@ impl Store {
                     )
                     .map_err(fail)?;
                 }
-                Record::Shown { number, text, nick } => {
+                Record::Shown { stable, text, nick } => {
                     tx.execute(
-                        "INSERT INTO messages (peer, outgoing, number, text, nick, at_ms, state)
-                         VALUES (?1, 0, ?2, ?3, ?4, ?5, 'received')",
-                        params![peer, number.map(to_sql), text, nick, at],
+                        "INSERT INTO messages (peer, outgoing, origin, number, text, nick, at_ms, state)
+                         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, 'received')",
+                        params![
+                            peer,
+                            stable.map(|s| to_sql(s.origin)),
+                            stable.map(|s| to_sql(s.number)),
+                            text,
+                            nick,
+                            at
+                        ],
                     )
                     .map_err(fail)?;
-                    if let Some(number) = number {
+                    if let Some(id) = stable {
                         tx.execute(
-                            "UPDATE conversations SET shown_through = ?2 WHERE peer = ?1",
-                            params![peer, to_sql(*number)],
+                            "UPDATE conversations SET shown_origin = ?2, shown_through = ?3
+                             WHERE peer = ?1",
+                            params![peer, to_sql(id.origin), to_sql(id.number)],
                         )
                         .map_err(fail)?;
                     }
@@ -422,7 +462,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT peer, outgoing, number, text, nick, at_ms, state FROM (
+                "SELECT peer, outgoing, origin, number, text, nick, at_ms, state FROM (
                      SELECT * FROM messages
                      WHERE (?1 IS NULL OR peer = ?1) AND (?2 IS NULL OR at_ms >= ?2)
                      ORDER BY id DESC LIMIT ?3
@@ -443,7 +483,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT peer, outgoing, number, text, nick, at_ms, state FROM messages
+                "SELECT peer, outgoing, origin, number, text, nick, at_ms, state FROM messages
                  WHERE outgoing = 1 AND state = 'queued' AND (?1 IS NULL OR peer = ?1)
                  ORDER BY peer, number",
             )
@@ -456,14 +496,19 @@ impl Store {
 }
 
 fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    let origin = r.get::<_, Option<i64>>(2)?;
+    let number = r.get::<_, Option<i64>>(3)?;
     Ok(Message {
         peer: r.get(0)?,
         outgoing: r.get::<_, i64>(1)? != 0,
-        number: r.get::<_, Option<i64>>(2)?.map(from_sql),
-        text: r.get(3)?,
-        nick: r.get(4)?,
-        at_ms: r.get(5)?,
-        state: State::parse(&r.get::<_, String>(6)?),
+        stable: origin.zip(number).map(|(o, n)| StableId {
+            origin: from_sql(o),
+            number: from_sql(n),
+        }),
+        text: r.get(4)?,
+        nick: r.get(5)?,
+        at_ms: r.get(6)?,
+        state: State::parse(&r.get::<_, String>(7)?),
     })
 }
 
@@ -551,7 +596,10 @@ mod tests {
                     Record::Delivered { number: 0 },
                     Record::PeerNick { nick: "bob".into() },
                     Record::Shown {
-                        number: Some(9),
+                        stable: Some(StableId {
+                            origin: 5,
+                            number: 9,
+                        }),
                         text: "hi".into(),
                         nick: Some("bob".into()),
                     },
@@ -560,15 +608,29 @@ mod tests {
             .unwrap();
         drop(store);
         let store = Store::open(&home).unwrap();
+        let loaded = store.load("key:ab").unwrap();
         assert_eq!(
-            store.load("key:ab").unwrap(),
+            loaded,
             Conversation {
+                origin: loaded.origin,
                 next_number: 2,
-                shown_through: Some(9),
+                shown_through: Some(StableId {
+                    origin: 5,
+                    number: 9
+                }),
                 outbox: vec![(1, "two".into())],
             }
         );
-        assert_eq!(store.load("key:cd").unwrap(), Conversation::default());
+        assert_eq!(
+            store.load("key:cd").unwrap(),
+            Conversation {
+                origin: loaded.origin,
+                ..Conversation::default()
+            }
+        );
+        // Another store, another origin.
+        let other = Store::open(&scratch("other")).unwrap();
+        assert_ne!(other.load("key:ab").unwrap().origin, loaded.origin);
         assert_eq!(store.peer_nick("key:ab").unwrap().as_deref(), Some("bob"));
         let history = store.history(Some("key:ab"), None, None).unwrap();
         let states: Vec<_> = history.iter().map(|m| (m.text.as_str(), m.state)).collect();

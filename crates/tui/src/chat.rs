@@ -578,7 +578,7 @@ mod tests {
             elapsed: Duration::from_millis(40),
         }));
         chat.update(Msg::Net(Event::Received {
-            number: None,
+            stable: None,
             seq: 0,
             text: "yo".into(),
         }));
@@ -733,7 +733,7 @@ mod tests {
         });
         for i in 0..30 {
             chat.update(Msg::Net(Event::Received {
-                number: None,
+                stable: None,
                 seq: i,
                 text: format!("line {i}"),
             }));
@@ -743,7 +743,7 @@ mod tests {
         chat.update(key(KeyCode::Home));
         assert_eq!(chat.conversation.scroll, 30 - 7);
         chat.update(Msg::Net(Event::Received {
-            number: None,
+            stable: None,
             seq: 30,
             text: "new".into(),
         }));

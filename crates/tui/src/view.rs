@@ -321,7 +321,7 @@ mod tests {
         chat.update(Msg::Clock("14:02".into()));
         chat.update(Msg::Connected("127.0.0.1:12001".into()));
         chat.update(Msg::Net(Event::Received {
-            number: None,
+            stable: None,
             seq: 0,
             text: "hi ada, the network here drops one packet in five".into(),
         }));
@@ -422,7 +422,7 @@ mod tests {
         let mut chat = Chat::new("ada", "p");
         chat.update(Msg::Clock("09:30".into()));
         chat.update(Msg::Net(Event::Received {
-            number: None,
+            stable: None,
             seq: 0,
             text: "こんにちは世界、元気ですか？ 🎉🎉 emoji and 日本語 wrap by width".into(),
         }));
@@ -456,7 +456,7 @@ mod tests {
             ratatui::crossterm::event::KeyCode::Home,
         )));
         chat.update(Msg::Net(Event::Received {
-            number: None,
+            stable: None,
             seq: 1,
             text: "are you there?".into(),
         }));

@@ -76,6 +76,35 @@ pub(crate) enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the conversation history kept in the data directory, oldest first: both
+    /// directions with time, delivery state and nickname.
+    History {
+        /// Only the conversation with this peer (HOST:PORT); all conversations if omitted.
+        #[arg(value_name = "PEER")]
+        peer: Option<String>,
+        /// Only messages from the last DURATION (e.g. 1h, 2days).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// Only the newest N messages.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where the history is kept.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List our messages kept in the outbox: accepted, not yet acknowledged by the peer;
+    /// they are sent, in order, the next time udpchat runs with that peer.
+    Outbox {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where the outbox is kept.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// Where udpchat keeps what outlives a run.

@@ -1,9 +1,14 @@
-//! The subcommands that do not chat: `udpchat id`, `udpchat peers`, `udpchat forget`.
+//! The subcommands that do not chat: `udpchat id`, `udpchat peers`, `udpchat forget`,
+//! `udpchat history`, `udpchat outbox`.
 
 use std::io::{self, Write};
 
 use serde_json::json;
 use udpchat_secure::PublicKey;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use udpchat_store::{Message, State, Store};
 
 use crate::cli::StoreArgs;
 use crate::contacts::Contacts;
@@ -110,5 +115,118 @@ pub(crate) fn forget(store: &StoreArgs, target: &str) -> anyhow::Result<()> {
         "forgot {removed} peer{}: the next contact is a first contact again",
         if removed == 1 { "" } else { "s" }
     )?;
+    Ok(())
+}
+
+/// The store of the data directory, to read; `None` when nothing was kept yet.
+fn read_store(store: &StoreArgs) -> anyhow::Result<Option<Store>> {
+    let home = crate::home::Home::resolve(store.home.as_deref())?;
+    Ok(Store::open_read_only(home.path())?)
+}
+
+/// The conversation key of PEER (HOST:PORT): its pinned identity if any, else the address.
+fn conversation_of(store: &StoreArgs, peer: &str) -> anyhow::Result<String> {
+    let addr = peer
+        .parse::<crate::peer_addr::PeerSpec>()
+        .and_then(|spec| spec.resolve(None))
+        .map_err(|e| crate::cli::UsageError(e.to_string()))?;
+    let contacts = Contacts::open(store.home.as_deref(), false)?;
+    let pinned = contacts.trust_for(Some(addr)).expected;
+    Ok(crate::journal::conversation_key(pinned, addr))
+}
+
+fn rfc3339(at_ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(at_ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn message_json(m: &Message) -> serde_json::Value {
+    json!({
+        "peer": m.peer,
+        "direction": if m.outgoing { "out" } else { "in" },
+        "origin": m.stable.map(|s| format!("{:016x}", s.origin)),
+        "number": m.stable.map(|s| s.number),
+        "text": m.text,
+        "nick": m.nick,
+        "at": rfc3339(m.at_ms),
+        "state": m.state.code(),
+    })
+}
+
+fn message_line(m: &Message) -> String {
+    let who = match (&m.nick, m.outgoing) {
+        (Some(nick), _) => nick.clone(),
+        (None, true) => "you".to_owned(),
+        (None, false) => "peer".to_owned(),
+    };
+    let state = match m.state {
+        State::Queued => "  [in the outbox]",
+        State::Delivered | State::Received => "",
+    };
+    format!(
+        "{}  {who}> {}{state}",
+        rfc3339(m.at_ms),
+        crate::report::printable(&m.text)
+    )
+}
+
+/// `udpchat history [PEER]`: the kept conversation, oldest first.
+///
+/// # Errors
+/// The store cannot be read (damaged, newer); a bad PEER; stdout is closed.
+pub(crate) fn history(
+    store: &StoreArgs,
+    peer: Option<&str>,
+    since: Option<Duration>,
+    limit: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let key = peer.map(|p| conversation_of(store, p)).transpose()?;
+    let Some(db) = read_store(store)? else {
+        if !json {
+            writeln!(io::stdout().lock(), "no history yet")?;
+        }
+        return Ok(());
+    };
+    let since_ms = since.map(|d| {
+        let at = SystemTime::now()
+            .checked_sub(d)
+            .unwrap_or(UNIX_EPOCH)
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(at.as_millis()).unwrap_or(i64::MAX)
+    });
+    let messages = db.history(key.as_deref(), since_ms, limit)?;
+    let mut out = io::stdout().lock();
+    for m in &messages {
+        if json {
+            writeln!(out, "{}", message_json(m))?;
+        } else {
+            writeln!(out, "{}", message_line(m))?;
+        }
+    }
+    Ok(())
+}
+
+/// `udpchat outbox`: our messages not yet acknowledged.
+///
+/// # Errors
+/// The store cannot be read; stdout is closed.
+pub(crate) fn outbox(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
+    let messages = match read_store(store)? {
+        Some(db) => db.outbox(None)?,
+        None => Vec::new(),
+    };
+    let mut out = io::stdout().lock();
+    if !json && messages.is_empty() {
+        writeln!(out, "the outbox is empty")?;
+    }
+    for m in &messages {
+        if json {
+            writeln!(out, "{}", message_json(m))?;
+        } else {
+            writeln!(out, "{}  (to {})", message_line(m), m.peer)?;
+        }
+    }
     Ok(())
 }

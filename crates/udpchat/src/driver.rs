@@ -44,10 +44,12 @@ pub(crate) enum Finish {
 
 impl Finish {
     /// The process exit status: 0 when every input line was delivered, 1 when a
-    /// message failed or a line was refused (too long, not UTF-8), 130 (128 + SIGINT,
-    /// the shell convention) after Ctrl-C.
+    /// message failed or a line was refused (too long, not UTF-8), 3 when nothing was
+    /// lost but some messages wait in the outbox for the peer (sent when udpchat next
+    /// runs with it), 130 (128 + SIGINT, the shell convention) after Ctrl-C.
     pub(crate) fn exit_status(self) -> u8 {
         match self {
+            Self::Completed(t) if t.failed == 0 && t.refused == 0 && t.queued > 0 => 3,
             Self::Completed(t) if t.failed == 0 && t.refused == 0 => 0,
             Self::Completed(_) => 1,
             Self::Interrupted(_) => 130,
@@ -250,8 +252,10 @@ impl Driver {
                 return self.end_refused().await;
             }
             if self.all_read() && !self.goodbye_started {
-                // End of input, every line queued: a DONE goes after the last of them.
+                // End of input, every line queued: a DONE goes after the last of them,
+                // and what waits in the outbox has one more chance before it.
                 self.goodbye_started = true;
+                self.net.release_waiting(Instant::now());
                 self.net.stack.finish(Instant::now());
                 self.flush().await?;
             }
@@ -336,7 +340,7 @@ impl Driver {
             match message_of(raw) {
                 Ok(None) => {}
                 Ok(Some(text)) => {
-                    if let Err((e, text)) = self.net.send(now, text) {
+                    if let Err((e, text)) = self.net.send_line(now, text) {
                         self.refused += 1;
                         self.emit(&Report::Error {
                             message: format!("{e}; not sent"),
@@ -392,7 +396,11 @@ impl Driver {
     /// peer believes delivered.
     async fn flush(&mut self) -> io::Result<()> {
         self.report_events()?;
-        // What arrived is on screen (or in the pipe) before it is acknowledged.
+        // Persist, then show, then acknowledge: what arrived and what was typed is in
+        // the store (one transaction) before it is written out or anything is sent, so
+        // a crash can neither lose a message the peer believes delivered nor show one
+        // twice.
+        self.net.commit()?;
         self.output.flush()?;
         if let Some(message) = self.net.send_all().await {
             self.emit(&Report::Warning { message })?;
@@ -425,6 +433,9 @@ impl Driver {
         while let Some(message) = self.net.take_hint() {
             self.emit(&Report::Warning { message })?;
         }
+        while let Some(kept) = self.net.take_kept() {
+            self.emit(&kept)?;
+        }
         Ok(())
     }
 
@@ -447,6 +458,8 @@ impl Driver {
     /// Ctrl-C: every message not yet acknowledged is reported failed, with its text,
     /// and the peer is told we left (so it reports what we never confirmed).
     async fn interrupt(mut self) -> anyhow::Result<Finish> {
+        self.report_events()?;
+        self.net.commit()?;
         self.fail_pending(INTERRUPTED)?;
         self.net.stack.close(Instant::now());
         if let Some(message) = self.net.send_all().await {
@@ -484,6 +497,15 @@ impl Driver {
 
     fn fail_pending(&mut self, reason: &'static str) -> io::Result<()> {
         for (id, text) in self.net.take_pending() {
+            if let Some(number) = self.net.number_of(id) {
+                // In the outbox: not lost, sent when udpchat next runs with this peer.
+                self.emit(&Report::Kept {
+                    number,
+                    text,
+                    reason,
+                })?;
+                continue;
+            }
             self.interrupted += 1;
             self.emit(&Report::Failed {
                 id: id.0,
@@ -509,14 +531,15 @@ impl Driver {
         Totals {
             sent: s.messages_queued,
             delivered: s.messages_delivered,
-            failed: s.messages_failed + self.interrupted,
+            failed: (s.messages_failed + self.interrupted).saturating_sub(self.net.given_back()),
             refused: self.refused,
             received: s.messages_received,
             retransmissions: s.retransmissions,
             spurious_retransmissions: s.spurious_retransmissions,
-            duplicates: s.duplicates,
+            duplicates: s.duplicates + self.net.duplicates_across_runs(),
             rejected: self.net.rejected(),
             pending_handshakes: self.net.stack.pending_handshakes(),
+            queued: self.net.queued(),
             srtt_ms: rtt.srtt().map(ms),
             rttvar_ms: ms(rtt.rttvar()),
             rto_ms: ms(rtt.rto()),

@@ -23,6 +23,7 @@ use udpchat_secure::{Reject, SecureEvent};
 use udpchat_stack::{Opened, Stack, StackEvent};
 
 use crate::contacts::Contacts;
+use crate::journal::Journal;
 use crate::report::Report;
 
 /// Large enough for any UDP datagram, so an oversize one is received whole and
@@ -167,6 +168,13 @@ pub(crate) struct Endpoint {
     hints_given: Vec<&'static str>,
     /// Hints for the user not yet taken by the driver.
     hints: Vec<String>,
+    /// The conversation's store and ledger (the line interface, unless `--ephemeral`).
+    journal: Option<Journal>,
+    /// Messages the session gave up that stay in the outbox, to be reported as kept.
+    kept: Vec<Report>,
+    /// How many times the session gave up a message that stayed in the outbox (not a
+    /// failure for the user).
+    given_back: u64,
 }
 
 impl Endpoint {
@@ -199,6 +207,136 @@ impl Endpoint {
             recv_errors_in_row: 0,
             hints_given: Vec::new(),
             hints: Vec::new(),
+            journal: None,
+            kept: Vec::new(),
+            given_back: 0,
+        }
+    }
+
+    /// Gives the endpoint the conversation's store: our messages are numbered and kept
+    /// in the outbox until acknowledged, the peer's are committed before they are shown
+    /// and acknowledged (the stack must have been made with `durable_receive`). What
+    /// the outbox holds from earlier runs is queued at once, before anything new.
+    pub(crate) fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self.release_waiting(Instant::now());
+        self
+    }
+
+    /// Queues a line of the line interface: numbered and kept in the outbox when there
+    /// is a store (behind older messages still waiting for the peer), else as
+    /// [`send`](Self::send).
+    ///
+    /// # Errors
+    /// Too long, or the queue is full; the text comes back with the error.
+    pub(crate) fn send_line(
+        &mut self,
+        now: Instant,
+        text: String,
+    ) -> Result<(), (SendError, String)> {
+        let Some(journal) = self.journal.as_mut() else {
+            return self.send(now, text).map(|_| ());
+        };
+        let max = self
+            .stack
+            .max_text_len()
+            .saturating_sub(udpchat_proto::wire::STABLE_ID_LEN);
+        if text.len() > max {
+            return Err((
+                SendError::TooLong {
+                    len: text.len(),
+                    max,
+                },
+                text,
+            ));
+        }
+        let stable = journal.number(&text);
+        if journal.has_waiting() {
+            journal.wait(stable.number, text);
+            return Ok(());
+        }
+        match self.stack.send_numbered(now, stable, text.clone()) {
+            Ok(id) => {
+                journal.sent(id, stable.number);
+                self.pending.insert(id, text);
+            }
+            // Numbered, so in the outbox already: it waits for the next chance.
+            Err(_) => journal.wait(stable.number, text),
+        }
+        Ok(())
+    }
+
+    /// Hands the outbox's waiting messages to the session, oldest first, while it takes
+    /// them: at start, when the peer is (back) online, and at the end of input.
+    pub(crate) fn release_waiting(&mut self, now: Instant) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        while self.stack.can_send() {
+            let Some((number, text)) = journal.next_waiting() else {
+                break;
+            };
+            match self
+                .stack
+                .send_numbered(now, journal.id(number), text.clone())
+            {
+                Ok(id) => {
+                    journal.sent(id, number);
+                    self.pending.insert(id, text);
+                }
+                Err(_) => {
+                    journal.unwait(number, text);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Makes what the store must record durable (one transaction), then lets the session
+    /// acknowledge what arrived: call after taking the events, before writing them out
+    /// and before [`send_all`](Self::send_all).
+    ///
+    /// # Errors
+    /// The store could not be written (disk full, ...): the run cannot keep its promises.
+    pub(crate) fn commit(&mut self) -> io::Result<()> {
+        if let Some(journal) = self.journal.as_mut() {
+            journal
+                .commit()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            self.stack.confirm_durable();
+        }
+        Ok(())
+    }
+
+    /// Our messages kept in the outbox, not yet acknowledged (0 without a store).
+    pub(crate) fn queued(&self) -> u64 {
+        self.journal
+            .as_ref()
+            .map_or(0, |j| j.unacknowledged() as u64)
+    }
+
+    /// Times the session gave up a message that stayed in the outbox.
+    pub(crate) fn given_back(&self) -> u64 {
+        self.given_back
+    }
+
+    /// Copies of messages an earlier run already showed, not shown again.
+    pub(crate) fn duplicates_across_runs(&self) -> u64 {
+        self.journal.as_ref().map_or(0, Journal::duplicates)
+    }
+
+    /// Our number for a message in the session, when it is a numbered one (kept in the
+    /// outbox until acknowledged).
+    pub(crate) fn number_of(&self, id: MessageId) -> Option<u64> {
+        self.journal.as_ref()?.number_of(id)
+    }
+
+    /// A report of a message the session gave up and the outbox keeps.
+    pub(crate) fn take_kept(&mut self) -> Option<Report> {
+        if self.kept.is_empty() {
+            None
+        } else {
+            Some(self.kept.remove(0))
         }
     }
 
@@ -244,7 +382,52 @@ impl Endpoint {
     /// (before anything more is sent), a final refusal is remembered. A warning about
     /// the pinning comes back as a hint.
     pub(crate) fn poll_event(&mut self) -> Option<StackEvent> {
-        let event = self.stack.poll_event()?;
+        loop {
+            let event = self.stack.poll_event()?;
+            if let Some(event) = self.take_in(event) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// What an event means here; `None` when it is for the endpoint alone (a copy of a
+    /// message shown by an earlier run; a message given up that the outbox keeps).
+    fn take_in(&mut self, event: StackEvent) -> Option<StackEvent> {
+        if let Some(journal) = self.journal.as_mut() {
+            match &event {
+                StackEvent::Session(Event::Received { stable, text, .. })
+                    if !journal.received(*stable, text) => {
+                        return None;
+                    }
+                StackEvent::Session(Event::PeerNick { nick }) => journal.peer_nick(nick),
+                StackEvent::Session(Event::Delivered { id, .. }) => journal.delivered(*id),
+                StackEvent::Session(Event::Failed { id, text, reason }) => {
+                    if let Some(number) = journal.given_back(*id, text.clone()) {
+                        self.pending.remove(id);
+                        self.given_back += 1;
+                        self.kept.push(Report::Kept {
+                            number,
+                            text: text.clone(),
+                            reason: reason.code(),
+                        });
+                        return None;
+                    }
+                }
+                StackEvent::Session(
+                    Event::Connected { .. }
+                    | Event::PeerRestarted { .. }
+                    | Event::PeerStateChanged {
+                        state: udpchat_proto::PeerState::Online,
+                    },
+                ) => {
+                    // Online (again): what waits in the outbox goes now, in order.
+                    let event = Some(event);
+                    self.release_waiting(Instant::now());
+                    return event;
+                }
+                _ => {}
+            }
+        }
         match &event {
             StackEvent::Session(Event::Delivered { id, .. } | Event::Failed { id, .. }) => {
                 self.pending.remove(id);

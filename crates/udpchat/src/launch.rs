@@ -17,6 +17,7 @@ use crate::cli::{SecurityChoice, Settings, UsageError};
 use crate::contacts::Contacts;
 use crate::driver::{Driver, Finish, Output};
 use crate::endpoint::{Endpoint, SecurityMode};
+use crate::journal::{self, Journal};
 use crate::line_ui;
 use crate::peer_addr::PeerSpec;
 use crate::report::Report;
@@ -60,6 +61,20 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     let (socket, peer) = open(&settings, peer_text.as_deref())?;
     let seed = settings.seed.unwrap_or_else(rand::random);
     let output = Output::new(settings.json, settings.verbose, settings.stats);
+    // The conversation's store: opened (and locked) before anything is read or sent.
+    let journal = match (store_home(&settings, prepared.contacts.as_ref())?, peer) {
+        (Some(home), Some(peer)) => {
+            let pinned = prepared
+                .contacts
+                .as_ref()
+                .and_then(|c| c.trust_for(Some(peer)).expected);
+            let key = journal::conversation_key(pinned, peer);
+            Some(Journal::open(&home, key, settings.nick.clone())?)
+        }
+        _ => None,
+    };
+    // Persist, then acknowledge (PROTOCOL.md §6b).
+    settings.protocol.durable_receive = journal.is_some();
     let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
     runtime.block_on(async move {
         let (net, notices) = endpoint(
@@ -70,6 +85,10 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
             prepared.secret.as_ref(),
             prepared.contacts,
         )?;
+        let net = match journal {
+            Some(journal) => net.with_journal(journal),
+            None => net,
+        };
         let local = net.socket.local_addr().ok();
         let invitation = prepared.invitation.map(|r| with_address(r, local));
         Driver::new(net, seed, output, lines)
@@ -78,6 +97,32 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
             .run()
             .await
     })
+}
+
+/// The data directory whose store keeps the line interface's conversation: none with
+/// `--ephemeral` or `--classic` (the original program kept nothing), else the one the
+/// identity lives in (created if needed).
+///
+/// # Errors
+/// No home can be determined, or it cannot be created.
+fn store_home(
+    settings: &Settings,
+    contacts: Option<&Contacts>,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    if settings.ephemeral
+        || matches!(
+            settings.security,
+            SecurityChoice::Plaintext { classic: true }
+        )
+    {
+        return Ok(None);
+    }
+    if let Some(home) = contacts.and_then(Contacts::home) {
+        return Ok(Some(home.to_path_buf()));
+    }
+    let home = crate::home::Home::resolve(settings.home.as_deref())?;
+    home.create()?;
+    Ok(Some(home.path().to_path_buf()))
 }
 
 /// Loads what a run needs before any socket: the passphrase, the identity and the pinned

@@ -14,6 +14,7 @@ mod contacts;
 mod driver;
 mod endpoint;
 mod home;
+mod journal;
 mod known_peers;
 mod launch;
 mod line_ui;
@@ -49,6 +50,14 @@ fn main() -> ExitCode {
         Some(Command::Id { store, json }) => commands::id(&store, json).map(|()| 0),
         Some(Command::Peers { store, json }) => commands::peers(&store, json).map(|()| 0),
         Some(Command::Forget { store, target }) => commands::forget(&store, &target).map(|()| 0),
+        Some(Command::History {
+            peer,
+            since,
+            limit,
+            json,
+            store,
+        }) => commands::history(&store, peer.as_deref(), since, limit, json).map(|()| 0),
+        Some(Command::Outbox { json, store }) => commands::outbox(&store, json).map(|()| 0),
     };
     match result {
         Ok(status) => ExitCode::from(status),

@@ -59,6 +59,9 @@ pub(crate) struct Totals {
     /// Handshakes answered but not yet confirmed by the peer (encryption only). Zero
     /// after datagrams that did not authenticate: they leave no state behind.
     pub(crate) pending_handshakes: usize,
+    /// Our messages kept in the outbox, not yet acknowledged: sent when udpchat next
+    /// runs with this peer (0 without a store).
+    pub(crate) queued: u64,
 }
 
 /// One thing to tell the user. Serialised with its name in the field `event`.
@@ -224,6 +227,17 @@ pub(crate) enum Report {
         /// Its text, so nothing is lost silently.
         text: String,
         /// `max_retries`, `peer_unreachable` or `interrupted`.
+        reason: &'static str,
+    },
+    /// A message of ours the peer could not take now (it is unreachable, it left, the
+    /// run ends): it stays in the outbox, and goes again, in order, when the peer is
+    /// back or when udpchat next runs with it.
+    Kept {
+        /// Our number for it, the same in every run.
+        number: u64,
+        /// Its text.
+        text: String,
+        /// Why it is not delivered yet: as `failed`'s reasons.
         reason: &'static str,
     },
     /// A message we already had arrived again; acknowledged again, not shown.
@@ -507,6 +521,23 @@ impl Report {
                 };
                 format!("NOT delivered #{id} ({why}): {}", printable(text))
             }
+            Self::Kept {
+                number,
+                text,
+                reason,
+            } => {
+                let why = match *reason {
+                    "max_retries" => "no acknowledgement yet",
+                    "peer_unreachable" => "the peer is unreachable",
+                    "peer_left" => "the peer left",
+                    "interrupted" => "interrupted",
+                    other => other,
+                };
+                format!(
+                    "not delivered yet, kept in the outbox #{number} ({why}; sent when the peer is back): {}",
+                    printable(text)
+                )
+            }
             Self::Error { message, text } => match text {
                 Some(t) => format!("error: {message}: {}", printable(t)),
                 None => format!("error: {message}"),
@@ -527,8 +558,10 @@ impl Report {
                 t.loss * 100.0
             ),
             Self::Exit(t) => format!(
-                "sent {}, delivered {}, failed {}, refused {}, received {} (retransmissions {}{}, duplicates {}, rejected {})",
-                t.sent, t.delivered, t.failed, t.refused, t.received, t.retransmissions,
+                "sent {}, delivered {}, failed {}, refused {}, {}received {} (retransmissions {}{}, duplicates {}, rejected {})",
+                t.sent, t.delivered, t.failed, t.refused,
+                if t.queued > 0 { format!("kept in the outbox {}, ", t.queued) } else { String::new() },
+                t.received, t.retransmissions,
                 if t.spurious_retransmissions > 0 { format!(" of which {} unnecessary", t.spurious_retransmissions) } else { String::new() },
                 t.duplicates, t.rejected
             ),
@@ -603,7 +636,7 @@ fn plural(n: u64) -> &'static str {
 
 /// Escapes control characters so a peer cannot move the cursor, clear the screen or
 /// forge extra lines on the user's terminal.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() && c != '\t' {
@@ -658,7 +691,7 @@ mod tests {
             (
                 Event::Received {
                     seq: 3,
-                    number: None,
+                    stable: None,
                     text: "hi".into(),
                 },
                 json!({"event": "received", "from": "127.0.0.1:12001", "seq": 3, "text": "hi"}),
@@ -849,12 +882,14 @@ mod tests {
             rto_ms: 10.0,
             loss: 0.25,
             pending_handshakes: 0,
+            queued: 0,
         };
         assert_eq!(
             json_of(&Report::Exit(totals)),
             json!({"event": "exit", "sent": 1, "delivered": 2, "failed": 3, "refused": 8, "received": 4,
                    "retransmissions": 5, "spurious_retransmissions": 1, "duplicates": 6, "rejected": 7,
-                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25, "pending_handshakes": 0})
+                   "srtt_ms": 1.5, "rttvar_ms": 0.5, "rto_ms": 10.0, "loss": 0.25, "pending_handshakes": 0,
+                   "queued": 0})
         );
         assert_eq!(
             Report::Stats(totals).to_human(false).unwrap().1,

@@ -207,6 +207,7 @@ fn human_output_keeps_the_conversation_on_stdout() {
     let peer = format!("127.0.0.1:{port}");
     let mut child = Command::new(bin())
         .args([peer.as_str(), "--port", &port, "--timeout", "50ms"])
+        .env("UDPCHAT_HOME", common::own_copy_of_shared_home())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -228,30 +229,63 @@ fn human_output_keeps_the_conversation_on_stdout() {
     assert!(stderr.contains("sent 2, delivered 2, failed 0"), "{stderr}");
 }
 
-#[test]
-fn an_unanswered_message_fails_with_its_text_and_status_1() {
-    // Nobody listens on the peer's port: HELLOs go unanswered until the retries run out.
+/// Runs a chat whose peer never answers, with one line typed; returns it after exit.
+fn unanswered(name: &str, extra: &[&str]) -> Proc {
+    // Nobody listens on the peer's port: nothing ever answers.
     let port = free_port().to_string();
     let peer = format!("127.0.0.1:{}", free_port());
-    let mut me = Proc::spawn(
-        "lonely",
-        &[
-            &peer,
-            "--port",
-            &port,
-            "--timeout",
-            "20ms",
-            "--max-retries",
-            "3",
-            // Messages wait for a session without spending retries; nobody answering
-            // for this long fails them.
-            "--connect-timeout",
-            "1s",
-            "--json",
-        ],
-    );
+    let mut args = vec![
+        peer.as_str(),
+        "--port",
+        &port,
+        "--timeout",
+        "20ms",
+        "--max-retries",
+        "3",
+        // Messages wait for a session without spending retries; nobody answering
+        // for this long gives them up.
+        "--connect-timeout",
+        "1s",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let mut me = Proc::spawn(name, &args);
     me.write_lines(["anyone there?"]);
     me.close_stdin();
+    me.wait_exit();
+    me
+}
+
+#[test]
+fn an_unanswered_message_is_kept_in_the_outbox_with_status_3() {
+    let home = common::temp_home("outbox");
+    let home_arg = home.to_str().unwrap().to_owned();
+    let mut me = unanswered("lonely", &["--home", &home_arg]);
+    let status = me.wait_exit();
+    assert_eq!(status.code(), Some(3), "{}", me.dump());
+    assert!(me.events_named("failed").is_empty(), "{}", me.dump());
+    let kept = me.events_named("kept");
+    assert!(!kept.is_empty(), "{}", me.dump());
+    assert_eq!(kept[0]["text"], "anyone there?");
+    assert_eq!(kept[0]["reason"], "peer_unreachable");
+    assert_eq!(me.exit_event()["failed"], 0);
+    assert_eq!(me.exit_event()["queued"], 1);
+    // `udpchat outbox` lists it, with its number, until the peer takes it.
+    let out = common::run(&["outbox", "--json", "--home", &home_arg]);
+    assert!(out.status.success(), "{out:?}");
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["text"], "anyone there?");
+    assert_eq!(listed[0]["number"], 0);
+    assert_eq!(listed[0]["state"], "queued");
+}
+
+#[test]
+fn an_unanswered_message_fails_with_its_text_and_status_1_when_ephemeral() {
+    let mut me = unanswered("lonely-ephemeral", &["--ephemeral"]);
     let status = me.wait_exit();
     assert_eq!(status.code(), Some(1), "{}", me.dump());
     let failed = me.events_named("failed");
@@ -259,6 +293,7 @@ fn an_unanswered_message_fails_with_its_text_and_status_1() {
     assert_eq!(failed[0]["text"], "anyone there?");
     assert_eq!(failed[0]["reason"], "peer_unreachable");
     assert_eq!(me.exit_event()["failed"], 1);
+    assert_eq!(me.exit_event()["queued"], 0);
 }
 
 #[test]
@@ -320,9 +355,11 @@ fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
     assert!(kill.success());
     let status = me.wait_exit();
     assert_eq!(status.code(), Some(130), "{}", me.dump());
-    let failed = me.events_named("failed");
-    assert_eq!(failed.len(), 1, "{}", me.dump());
-    assert_eq!(failed[0]["text"], "never acknowledged");
-    assert_eq!(failed[0]["reason"], "interrupted");
-    assert_eq!(me.exit_event()["failed"], 1);
+    // Nothing is lost: the message stays in the outbox for the next run.
+    let kept = me.events_named("kept");
+    assert_eq!(kept.len(), 1, "{}", me.dump());
+    assert_eq!(kept[0]["text"], "never acknowledged");
+    assert_eq!(kept[0]["reason"], "interrupted");
+    assert_eq!(me.exit_event()["failed"], 0);
+    assert_eq!(me.exit_event()["queued"], 1);
 }

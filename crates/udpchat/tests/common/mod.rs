@@ -37,6 +37,32 @@ pub fn shared_home() -> PathBuf {
     HOME.get_or_init(|| temp_home("shared")).clone()
 }
 
+/// A data directory of its own holding the shared home's identity and pinned peers:
+/// the same person as every other process of this test binary, but a store (history,
+/// outbox, its lock) of its own, as two chats may not share one.
+pub fn own_copy_of_shared_home() -> PathBuf {
+    let shared = shared_home();
+    // The identity is made once, by the first caller.
+    static MADE: std::sync::Once = std::sync::Once::new();
+    MADE.call_once(|| {
+        identity(&shared);
+    });
+    let own = temp_home("own");
+    std::fs::create_dir_all(&own).unwrap();
+    for entry in std::fs::read_dir(&shared).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type().unwrap().is_file()
+            && !name.starts_with("history.db")
+            && name != "udpchat.lock"
+        {
+            std::fs::copy(entry.path(), own.join(&*name)).unwrap();
+        }
+    }
+    own
+}
+
 /// A fresh, empty data directory: a new installation, a new person.
 pub fn temp_home(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -155,7 +181,7 @@ impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> Self {
         let mut child = Command::new(bin())
             .args(args)
-            .env("UDPCHAT_HOME", shared_home())
+            .env("UDPCHAT_HOME", own_copy_of_shared_home())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
