@@ -396,9 +396,10 @@ impl Endpoint {
         if let Some(journal) = self.journal.as_mut() {
             match &event {
                 StackEvent::Session(Event::Received { stable, text, .. })
-                    if !journal.received(*stable, text) => {
-                        return None;
-                    }
+                    if !journal.received(*stable, text) =>
+                {
+                    return None;
+                }
                 StackEvent::Session(Event::PeerNick { nick }) => journal.peer_nick(nick),
                 StackEvent::Session(Event::Delivered { id, .. }) => journal.delivered(*id),
                 StackEvent::Session(Event::Failed { id, text, reason }) => {
