@@ -70,6 +70,27 @@ impl Drop for TempHome {
     }
 }
 
+/// A data directory for another process of the same person: inside `home`, named `tag`,
+/// holding a copy of `home`'s identity and pinned peers. Two chats may not share one
+/// store (udpchat locks it), so the bench's two processes of one installation each get
+/// their own, with the same key.
+pub(crate) fn same_person(home: &Path, tag: &str) -> anyhow::Result<PathBuf> {
+    let other = home.join(tag);
+    std::fs::create_dir_all(&other).with_context(|| format!("creating {}", other.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o700))?;
+    }
+    for name in ["identity", "known_peers"] {
+        let (from, to) = (home.join(name), other.join(name));
+        if from.exists() && !to.exists() {
+            std::fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    Ok(other)
+}
+
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }

@@ -538,12 +538,14 @@ struct Setup<'a> {
 
 impl Setup<'_> {
     /// `udpchat PEER:PEER_PORT --port PORT --home HOME --plain --stats` in `ns`.
-    fn chat(&self, ns: &str, port: u16, peer: Ipv4Addr, peer_port: u16) -> Command {
+    fn chat(&self, ns: &str, port: u16, peer: Ipv4Addr, peer_port: u16) -> anyhow::Result<Command> {
+        // One person, a store per process (udpchat locks it).
+        let home = crate::binary::same_person(self.home, ns)?;
         let mut c = self.net.exec(ns, self.udpchat);
         c.arg(format!("{peer}:{peer_port}"))
             .args(["--port", &port.to_string(), "--plain", "--stats", "--home"])
-            .arg(self.home);
-        c
+            .arg(home);
+        Ok(c)
     }
 
     /// Runs TCP and/or udpchat from A to B, measuring `measure` after `warmup`.
@@ -564,7 +566,7 @@ impl Setup<'_> {
         let mut receiver = None;
         if chat {
             let mut r = Guarded::spawn(
-                self.chat(&net.b, CHAT_PORT_B, net.addr_a, CHAT_PORT_A),
+                self.chat(&net.b, CHAT_PORT_B, net.addr_a, CHAT_PORT_A)?,
                 "udpchat receiver",
             )?;
             let stdin = r.child.stdin.take();
@@ -636,7 +638,7 @@ impl Setup<'_> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut sender = None;
         if chat {
-            let c = self.chat(&net.a, CHAT_PORT_A, net.addr_b, CHAT_PORT_B);
+            let c = self.chat(&net.a, CHAT_PORT_A, net.addr_b, CHAT_PORT_B)?;
             let mut s = Guarded::spawn(c, "udpchat sender")?;
             let fed = feed(
                 s.child.stdin.take().context("no sender stdin")?,

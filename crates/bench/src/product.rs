@@ -270,10 +270,12 @@ pub(crate) fn transfer(
         .collect();
     let before = rcvbuf_errors();
 
-    // The receiver first, until it has said it listens (its first line on stderr).
+    // The receiver first, until it has said it listens (its first line on stderr). The
+    // same person, with a store of its own.
+    let receiver_home = crate::binary::same_person(home, "receiver")?;
     let mut receiver = spawn(
         bin,
-        home,
+        &receiver_home,
         pa,
         pb,
         &with_seed(seeds.map(|s| s.1), &["--plain"]),

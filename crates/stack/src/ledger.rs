@@ -10,9 +10,13 @@
 //! message it numbered. The simulator drives the same type with a store in memory and
 //! a crash at every commit boundary.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
 
-use udpchat_proto::StableId;
+use udpchat_proto::wire::STABLE_ID_LEN;
+use udpchat_proto::{Event, MessageId, PeerState, SendError, StableId};
+
+use crate::stack::Stack;
 
 /// What the store holds about one conversation, as loaded at start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,7 +67,25 @@ pub enum Record {
     },
 }
 
-/// The rules of §6b for one conversation: number ours, show each of theirs once.
+/// What an event of the session means for the conversation ([`Ledger::on_event`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Show it (a message of the peer's, or anything that is not about the ledger).
+    Show,
+    /// A copy of a message this or an earlier run showed: do not show it.
+    Copy,
+    /// The session gave up our message `number`; the outbox keeps it and it goes again
+    /// when the peer is back: report it as kept, not failed.
+    Kept {
+        /// Its number.
+        number: u64,
+    },
+    /// The peer is (back) online: hand the outbox to the session ([`Ledger::release`]).
+    Online,
+}
+
+/// The rules of §6b for one conversation: number ours and keep them until they are
+/// acknowledged, handing them to the session in order; show each of theirs once.
 #[derive(Debug)]
 pub struct Ledger {
     origin: u64,
@@ -72,6 +94,12 @@ pub struct Ledger {
     peer_nick: Option<String>,
     /// Our messages numbered and not yet acknowledged, oldest first.
     unacknowledged: VecDeque<u64>,
+    /// Our numbered messages in the session, by the session's id.
+    in_session: HashMap<MessageId, u64>,
+    /// Our numbered messages not in the session (from the store at start, or given back
+    /// because the peer could not take them), by number: they go to the session in
+    /// order, before anything newer.
+    waiting: BTreeMap<u64, String>,
     records: Vec<Record>,
     /// Copies of messages shown before (by this run or an earlier one), not shown again.
     duplicates: u64,
@@ -86,14 +114,126 @@ impl Ledger {
             shown_through: conversation.shown_through,
             peer_nick: None,
             unacknowledged: conversation.outbox.iter().map(|(n, _)| *n).collect(),
+            in_session: HashMap::new(),
+            waiting: conversation.outbox.iter().cloned().collect(),
             records: Vec::new(),
             duplicates: 0,
         }
     }
 
+    /// Takes a message of ours: numbered, recorded for the outbox, and handed to the
+    /// session unless older ones wait for the peer. Returns the session's id when it
+    /// took it. The record must be committed ([`take_records`](Self::take_records))
+    /// before the stack's next `poll_transmit`: persist, then send.
+    ///
+    /// # Errors
+    /// Too long for a numbered text (the text comes back); nothing is recorded then.
+    pub fn queue(
+        &mut self,
+        stack: &mut Stack,
+        now: Instant,
+        text: String,
+    ) -> Result<Option<MessageId>, (SendError, String)> {
+        let max = stack.max_text_len().saturating_sub(STABLE_ID_LEN);
+        if text.len() > max {
+            return Err((
+                SendError::TooLong {
+                    len: text.len(),
+                    max,
+                },
+                text,
+            ));
+        }
+        let id = self.number(&text);
+        if !self.waiting.is_empty() {
+            self.waiting.insert(id.number, text);
+            return Ok(None);
+        }
+        match stack.send_numbered(now, id, text.clone()) {
+            Ok(mid) => {
+                self.in_session.insert(mid, id.number);
+                Ok(Some(mid))
+            }
+            // In the outbox already: it waits for the next chance.
+            Err(_) => {
+                self.waiting.insert(id.number, text);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hands the waiting messages to the session, oldest first, while it takes them:
+    /// at start, when the peer is (back) online, at the end of input. Returns what it
+    /// took, with the session's ids.
+    pub fn release(&mut self, stack: &mut Stack, now: Instant) -> Vec<(MessageId, String)> {
+        let mut taken = Vec::new();
+        while stack.can_send() {
+            let Some((number, text)) = self.waiting.pop_first() else {
+                break;
+            };
+            match stack.send_numbered(now, self.id(number), text.clone()) {
+                Ok(mid) => {
+                    self.in_session.insert(mid, number);
+                    taken.push((mid, text));
+                }
+                Err(_) => {
+                    self.waiting.insert(number, text);
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Takes in what an event of the session means here, and says what to do with it.
+    pub fn on_event(&mut self, event: &Event) -> Seen {
+        match event {
+            Event::Received { stable, text, .. } => {
+                if self.received(*stable, text) {
+                    Seen::Show
+                } else {
+                    Seen::Copy
+                }
+            }
+            Event::PeerNick { nick } => {
+                self.peer_nick(nick);
+                Seen::Show
+            }
+            Event::Delivered { id, .. } => {
+                if let Some(number) = self.in_session.remove(id) {
+                    self.delivered(number);
+                }
+                Seen::Show
+            }
+            Event::Failed { id, text, .. } => match self.in_session.remove(id) {
+                Some(number) => {
+                    self.waiting.insert(number, text.clone());
+                    Seen::Kept { number }
+                }
+                None => Seen::Show,
+            },
+            Event::Connected { .. }
+            | Event::PeerRestarted { .. }
+            | Event::PeerStateChanged {
+                state: PeerState::Online,
+            } => Seen::Online,
+            _ => Seen::Show,
+        }
+    }
+
+    /// Our number for a message in the session, if it is a numbered one of ours.
+    pub fn number_of(&self, id: MessageId) -> Option<u64> {
+        self.in_session.get(&id).copied()
+    }
+
+    /// Our messages in the outbox that the session does not hold.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Numbers a message of ours. It must be committed ([`take_records`](Self::take_records))
     /// before it is sent.
-    pub fn number(&mut self, text: &str) -> StableId {
+    fn number(&mut self, text: &str) -> StableId {
         let number = self.next_number;
         self.next_number += 1;
         self.unacknowledged.push_back(number);
@@ -113,7 +253,7 @@ impl Ledger {
     }
 
     /// The peer acknowledged our message `number`.
-    pub fn delivered(&mut self, number: u64) {
+    fn delivered(&mut self, number: u64) {
         if let Some(i) = self.unacknowledged.iter().position(|&n| n == number) {
             self.unacknowledged.remove(i);
             self.records.push(Record::Delivered { number });
@@ -123,7 +263,7 @@ impl Ledger {
     /// A message of the peer's arrived (in order, once per run pair). Returns whether to
     /// show it: `false` for one whose id is of the same origin as the last shown and
     /// not above it, a copy of one this or an earlier run already showed.
-    pub fn received(&mut self, stable: Option<StableId>, text: &str) -> bool {
+    fn received(&mut self, stable: Option<StableId>, text: &str) -> bool {
         if let (Some(id), Some(shown)) = (stable, self.shown_through) {
             if id.origin == shown.origin && id.number <= shown.number {
                 self.duplicates += 1;
@@ -142,7 +282,7 @@ impl Ledger {
     }
 
     /// The peer's nickname from now on.
-    pub fn peer_nick(&mut self, nick: &str) {
+    fn peer_nick(&mut self, nick: &str) {
         self.peer_nick = Some(nick.to_owned());
         self.records.push(Record::PeerNick {
             nick: nick.to_owned(),

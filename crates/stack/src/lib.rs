@@ -37,5 +37,5 @@ mod ledger;
 pub mod pair;
 mod stack;
 
-pub use ledger::{Conversation, Ledger, Record};
+pub use ledger::{Conversation, Ledger, Record, Seen};
 pub use stack::{Opened, Security, Stack, StackEvent, MAX_HELD};

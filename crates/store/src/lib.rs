@@ -245,6 +245,10 @@ impl Store {
                 known,
             });
         }
+        // A chat is making it right now: nothing in it yet.
+        if version == 0 {
+            return Ok(None);
+        }
         Ok(Some(store))
     }
 

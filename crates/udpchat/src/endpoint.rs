@@ -20,7 +20,7 @@ use udpchat_proto::wire::{classify, Classification};
 use udpchat_proto::{Event, MessageId, SendError};
 use udpchat_secure::wire::{TYPE_INITIATION, V1_TYPES};
 use udpchat_secure::{Reject, SecureEvent};
-use udpchat_stack::{Opened, Stack, StackEvent};
+use udpchat_stack::{Opened, Seen, Stack, StackEvent};
 
 use crate::contacts::Contacts;
 use crate::journal::Journal;
@@ -237,31 +237,8 @@ impl Endpoint {
         let Some(journal) = self.journal.as_mut() else {
             return self.send(now, text).map(|_| ());
         };
-        let max = self
-            .stack
-            .max_text_len()
-            .saturating_sub(udpchat_proto::wire::STABLE_ID_LEN);
-        if text.len() > max {
-            return Err((
-                SendError::TooLong {
-                    len: text.len(),
-                    max,
-                },
-                text,
-            ));
-        }
-        let stable = journal.number(&text);
-        if journal.has_waiting() {
-            journal.wait(stable.number, text);
-            return Ok(());
-        }
-        match self.stack.send_numbered(now, stable, text.clone()) {
-            Ok(id) => {
-                journal.sent(id, stable.number);
-                self.pending.insert(id, text);
-            }
-            // Numbered, so in the outbox already: it waits for the next chance.
-            Err(_) => journal.wait(stable.number, text),
+        if let Some(id) = journal.ledger.queue(&mut self.stack, now, text.clone())? {
+            self.pending.insert(id, text);
         }
         Ok(())
     }
@@ -269,26 +246,9 @@ impl Endpoint {
     /// Hands the outbox's waiting messages to the session, oldest first, while it takes
     /// them: at start, when the peer is (back) online, and at the end of input.
     pub(crate) fn release_waiting(&mut self, now: Instant) {
-        let Some(journal) = self.journal.as_mut() else {
-            return;
-        };
-        while self.stack.can_send() {
-            let Some((number, text)) = journal.next_waiting() else {
-                break;
-            };
-            match self
-                .stack
-                .send_numbered(now, journal.id(number), text.clone())
-            {
-                Ok(id) => {
-                    journal.sent(id, number);
-                    self.pending.insert(id, text);
-                }
-                Err(_) => {
-                    journal.unwait(number, text);
-                    break;
-                }
-            }
+        if let Some(journal) = self.journal.as_mut() {
+            self.pending
+                .extend(journal.ledger.release(&mut self.stack, now));
         }
     }
 
@@ -312,7 +272,7 @@ impl Endpoint {
     pub(crate) fn queued(&self) -> u64 {
         self.journal
             .as_ref()
-            .map_or(0, |j| j.unacknowledged() as u64)
+            .map_or(0, |j| j.ledger.unacknowledged() as u64)
     }
 
     /// Times the session gave up a message that stayed in the outbox.
@@ -322,13 +282,13 @@ impl Endpoint {
 
     /// Copies of messages an earlier run already showed, not shown again.
     pub(crate) fn duplicates_across_runs(&self) -> u64 {
-        self.journal.as_ref().map_or(0, Journal::duplicates)
+        self.journal.as_ref().map_or(0, |j| j.ledger.duplicates())
     }
 
     /// Our number for a message in the session, when it is a numbered one (kept in the
     /// outbox until acknowledged).
     pub(crate) fn number_of(&self, id: MessageId) -> Option<u64> {
-        self.journal.as_ref()?.number_of(id)
+        self.journal.as_ref()?.ledger.number_of(id)
     }
 
     /// A report of a message the session gave up and the outbox keeps.
@@ -393,17 +353,12 @@ impl Endpoint {
     /// What an event means here; `None` when it is for the endpoint alone (a copy of a
     /// message shown by an earlier run; a message given up that the outbox keeps).
     fn take_in(&mut self, event: StackEvent) -> Option<StackEvent> {
-        if let Some(journal) = self.journal.as_mut() {
-            match &event {
-                StackEvent::Session(Event::Received { stable, text, .. })
-                    if !journal.received(*stable, text) =>
-                {
-                    return None;
-                }
-                StackEvent::Session(Event::PeerNick { nick }) => journal.peer_nick(nick),
-                StackEvent::Session(Event::Delivered { id, .. }) => journal.delivered(*id),
-                StackEvent::Session(Event::Failed { id, text, reason }) => {
-                    if let Some(number) = journal.given_back(*id, text.clone()) {
+        if let (Some(journal), StackEvent::Session(e)) = (self.journal.as_mut(), &event) {
+            match journal.ledger.on_event(e) {
+                Seen::Show => {}
+                Seen::Copy => return None,
+                Seen::Kept { number } => {
+                    if let Event::Failed { id, text, reason } = e {
                         self.pending.remove(id);
                         self.given_back += 1;
                         self.kept.push(Report::Kept {
@@ -411,22 +366,11 @@ impl Endpoint {
                             text: text.clone(),
                             reason: reason.code(),
                         });
-                        return None;
                     }
+                    return None;
                 }
-                StackEvent::Session(
-                    Event::Connected { .. }
-                    | Event::PeerRestarted { .. }
-                    | Event::PeerStateChanged {
-                        state: udpchat_proto::PeerState::Online,
-                    },
-                ) => {
-                    // Online (again): what waits in the outbox goes now, in order.
-                    let event = Some(event);
-                    self.release_waiting(Instant::now());
-                    return event;
-                }
-                _ => {}
+                // Online (again): what waits in the outbox goes now, in order.
+                Seen::Online => self.release_waiting(Instant::now()),
             }
         }
         match &event {
