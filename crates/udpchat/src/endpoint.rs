@@ -367,6 +367,11 @@ impl Endpoint {
                             reason: reason.code(),
                         });
                     }
+                    // Given up while the peer still answers (no acknowledgement after
+                    // every retry): the outbox tries again, in order.
+                    if self.stack.peer_state() == udpchat_proto::PeerState::Online {
+                        self.release_waiting(Instant::now());
+                    }
                     return None;
                 }
                 // Online (again): what waits in the outbox goes now, in order.
