@@ -64,6 +64,11 @@ impl MemStore {
                         m.1 = true;
                     }
                 }
+                Record::DeliveredBelow { below } => {
+                    for (_, m) in self.out.range_mut(..below) {
+                        m.1 = true;
+                    }
+                }
                 Record::Shown { stable, text, .. } => {
                     self.history_in.push(text.clone());
                     if stable.is_some() {

@@ -44,11 +44,18 @@ pub enum Record {
         /// Its text.
         text: String,
     },
-    /// The peer acknowledged our message `number`: out of the outbox, delivered in the
-    /// history.
+    /// The peer acknowledged our message `number`, out of order (an older one is still
+    /// unacknowledged): out of the outbox, delivered in the history.
     Delivered {
         /// Its number.
         number: u64,
+    },
+    /// Every message of ours numbered below `below` is acknowledged: the outbox's oldest
+    /// moves up. One record for a run of acknowledgements, so a bulk transfer does not
+    /// rewrite every message it stored.
+    DeliveredBelow {
+        /// The oldest number not yet acknowledged (or the next to be given).
+        below: u64,
     },
     /// A message of the peer's was shown: into the history, and, when it has an id,
     /// that id is the last shown.
@@ -254,9 +261,24 @@ impl Ledger {
 
     /// The peer acknowledged our message `number`.
     fn delivered(&mut self, number: u64) {
-        if let Some(i) = self.unacknowledged.iter().position(|&n| n == number) {
-            self.unacknowledged.remove(i);
+        let Some(i) = self.unacknowledged.iter().position(|&n| n == number) else {
+            return;
+        };
+        self.unacknowledged.remove(i);
+        if i > 0 {
             self.records.push(Record::Delivered { number });
+            return;
+        }
+        let below = self
+            .unacknowledged
+            .front()
+            .copied()
+            .unwrap_or(self.next_number);
+        // Consecutive acknowledgements of the oldest share one record.
+        if let Some(Record::DeliveredBelow { below: last }) = self.records.last_mut() {
+            *last = below;
+        } else {
+            self.records.push(Record::DeliveredBelow { below });
         }
     }
 
@@ -366,7 +388,7 @@ mod tests {
                     text: "from a new store".into(),
                     nick: None
                 },
-                Record::Delivered { number: 6 },
+                Record::DeliveredBelow { below: 7 },
             ]
         );
         assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (2, 1));

@@ -43,26 +43,29 @@ const MIGRATIONS: &[&str] = &["
     -- made again never reuses an old id. SQLite seeds random() from the system.
     INSERT INTO meta (name, value) VALUES ('origin', random());
     CREATE TABLE conversations (
-        peer          TEXT PRIMARY KEY,
+        id            INTEGER PRIMARY KEY,
+        peer          TEXT NOT NULL UNIQUE,
         next_number   INTEGER NOT NULL DEFAULT 0,
+        -- Every message of ours numbered below this is delivered, whatever its state.
+        delivered_below INTEGER NOT NULL DEFAULT 0,
         shown_origin  INTEGER,
         shown_through INTEGER,
         peer_nick     TEXT
     );
+    -- state: 0 queued (ours, in the outbox), 1 delivered (ours), 2 received (theirs).
     CREATE TABLE messages (
-        id       INTEGER PRIMARY KEY,
-        peer     TEXT NOT NULL,
+        id           INTEGER PRIMARY KEY,
+        conversation INTEGER NOT NULL REFERENCES conversations (id),
         outgoing INTEGER NOT NULL,
         origin   INTEGER,
         number   INTEGER,
         text     TEXT NOT NULL,
         nick     TEXT,
         at_ms    INTEGER NOT NULL,
-        state    TEXT NOT NULL
+        state    INTEGER NOT NULL
     );
-    CREATE INDEX messages_by_peer ON messages (peer, id);
-    CREATE INDEX messages_at ON messages (at_ms);
-    CREATE UNIQUE INDEX outgoing_numbers ON messages (peer, number) WHERE outgoing = 1;
+    CREATE INDEX messages_by_conversation ON messages (conversation, id);
+    CREATE UNIQUE INDEX outgoing_numbers ON messages (conversation, number) WHERE outgoing = 1;
 "];
 
 /// What went wrong with the store, said with the path so a person can act on it.
@@ -143,10 +146,10 @@ impl State {
         }
     }
 
-    fn parse(code: &str) -> Self {
-        match code {
-            "queued" => Self::Queued,
-            "delivered" => Self::Delivered,
+    fn from_sql(n: i64) -> Self {
+        match n {
+            0 => Self::Queued,
+            1 => Self::Delivered,
             _ => Self::Received,
         }
     }
@@ -176,6 +179,8 @@ pub struct Message {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Conversation row ids by peer key, once known.
+    conversations: std::collections::HashMap<String, i64>,
     /// Held for the store's life: one chat per data directory.
     _lock: Option<File>,
 }
@@ -209,6 +214,7 @@ impl Store {
         let mut store = Self {
             conn,
             path,
+            conversations: std::collections::HashMap::new(),
             _lock: Some(lock),
         };
         store.prepare()?;
@@ -230,6 +236,7 @@ impl Store {
         let store = Self {
             conn,
             path,
+            conversations: std::collections::HashMap::new(),
             _lock: None,
         };
         store
@@ -285,6 +292,15 @@ impl Store {
             .map_err(|e| self.error(e))?;
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.error(e))?;
+        // Fewer, larger checkpoints: a hot page (the newest leaf of the messages table
+        // and its indexes) is copied into the database once per checkpoint, not once per
+        // few batches. 16 MiB of page cache keeps those pages in memory.
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 8192)
+            .map_err(|e| self.error(e))?;
+        self.conn
+            .pragma_update(None, "cache_size", -16384)
             .map_err(|e| self.error(e))?;
         for (i, sql) in MIGRATIONS
             .iter()
@@ -387,68 +403,131 @@ impl Store {
         let at = now_ms();
         let path = self.path.clone();
         let fail = |e| classify(&path, e);
+        let cached = self.conversations.get(peer).copied();
         let tx = self.conn.transaction().map_err(fail)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO conversations (peer) VALUES (?1)",
-            [peer],
-        )
-        .map_err(fail)?;
-        for record in records {
-            match record {
-                Record::Queued { number, text } => {
-                    tx.execute(
-                        "INSERT INTO messages (peer, outgoing, origin, number, text, nick, at_ms, state)
-                         VALUES (?1, 1, (SELECT value FROM meta WHERE name = 'origin'), ?2, ?3, ?4, ?5, 'queued')",
-                        params![peer, to_sql(*number), text, own_nick, at],
-                    )
+        let conversation: i64 = match cached {
+            Some(id) => id,
+            None => {
+                tx.prepare_cached("INSERT OR IGNORE INTO conversations (peer) VALUES (?1)")
+                    .map_err(fail)?
+                    .execute([peer])
                     .map_err(fail)?;
-                    tx.execute(
-                        "UPDATE conversations SET next_number = ?2 WHERE peer = ?1",
-                        params![peer, to_sql(number.saturating_add(1))],
-                    )
-                    .map_err(fail)?;
-                }
-                Record::Delivered { number } => {
-                    tx.execute(
-                        "UPDATE messages SET state = 'delivered'
-                         WHERE peer = ?1 AND outgoing = 1 AND number = ?2",
-                        params![peer, to_sql(*number)],
-                    )
-                    .map_err(fail)?;
-                }
-                Record::Shown { stable, text, nick } => {
-                    tx.execute(
-                        "INSERT INTO messages (peer, outgoing, origin, number, text, nick, at_ms, state)
-                         VALUES (?1, 0, ?2, ?3, ?4, ?5, ?6, 'received')",
-                        params![
-                            peer,
-                            stable.map(|s| to_sql(s.origin)),
-                            stable.map(|s| to_sql(s.number)),
-                            text,
-                            nick,
-                            at
-                        ],
-                    )
-                    .map_err(fail)?;
-                    if let Some(id) = stable {
-                        tx.execute(
-                            "UPDATE conversations SET shown_origin = ?2, shown_through = ?3
-                             WHERE peer = ?1",
-                            params![peer, to_sql(id.origin), to_sql(id.number)],
-                        )
-                        .map_err(fail)?;
+                tx.prepare_cached("SELECT id FROM conversations WHERE peer = ?1")
+                    .map_err(fail)?
+                    .query_row([peer], |r| r.get(0))
+                    .map_err(fail)?
+            }
+        };
+        // The conversation's row changes once per batch, to its final values; messages
+        // go in through cached statements; acknowledgements of consecutive numbers
+        // (the usual case) are one update per run.
+        let mut next_number = None;
+        let mut delivered_below = None;
+        let mut shown = None;
+        let mut nick = None;
+        let mut delivered: Vec<(u64, u64)> = Vec::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO messages (conversation, outgoing, origin, number, text, nick, at_ms, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(fail)?;
+            let origin: i64 = tx
+                .prepare_cached("SELECT value FROM meta WHERE name = 'origin'")
+                .map_err(fail)?
+                .query_row([], |r| r.get(0))
+                .map_err(fail)?;
+            for record in records {
+                match record {
+                    Record::Queued { number, text } => {
+                        insert
+                            .execute(params![
+                                conversation,
+                                1,
+                                origin,
+                                to_sql(*number),
+                                text,
+                                own_nick,
+                                at,
+                                0
+                            ])
+                            .map_err(fail)?;
+                        next_number = Some(number.saturating_add(1));
                     }
-                }
-                Record::PeerNick { nick } => {
-                    tx.execute(
-                        "UPDATE conversations SET peer_nick = ?2 WHERE peer = ?1",
-                        params![peer, nick],
-                    )
-                    .map_err(fail)?;
+                    Record::Delivered { number } => match delivered.last_mut() {
+                        Some((_, last)) if number.checked_sub(1) == Some(*last) => *last = *number,
+                        _ => delivered.push((*number, *number)),
+                    },
+                    Record::Shown { stable, text, nick } => {
+                        insert
+                            .execute(params![
+                                conversation,
+                                0,
+                                stable.map(|s| to_sql(s.origin)),
+                                stable.map(|s| to_sql(s.number)),
+                                text,
+                                nick,
+                                at,
+                                2
+                            ])
+                            .map_err(fail)?;
+                        if stable.is_some() {
+                            shown = *stable;
+                        }
+                    }
+                    Record::DeliveredBelow { below } => delivered_below = Some(*below),
+                    Record::PeerNick { nick: n } => nick = Some(n.as_str()),
                 }
             }
         }
-        tx.commit().map_err(fail)
+        if let Some(next) = next_number {
+            tx.prepare_cached("UPDATE conversations SET next_number = ?2 WHERE id = ?1")
+                .map_err(fail)?
+                .execute(params![conversation, to_sql(next)])
+                .map_err(fail)?;
+        }
+        if let Some(below) = delivered_below {
+            tx.prepare_cached("UPDATE conversations SET delivered_below = ?2 WHERE id = ?1")
+                .map_err(fail)?
+                .execute(params![conversation, to_sql(below)])
+                .map_err(fail)?;
+        }
+        if let Some(id) = shown {
+            tx.prepare_cached(
+                "UPDATE conversations SET shown_origin = ?2, shown_through = ?3 WHERE id = ?1",
+            )
+            .map_err(fail)?
+            .execute(params![conversation, to_sql(id.origin), to_sql(id.number)])
+            .map_err(fail)?;
+        }
+        if let Some(nick) = nick {
+            tx.prepare_cached("UPDATE conversations SET peer_nick = ?2 WHERE id = ?1")
+                .map_err(fail)?
+                .execute(params![conversation, nick])
+                .map_err(fail)?;
+        }
+        for (first, last) in delivered {
+            // Numbers are stored bit for bit as i64: a run that crosses 2^63 is split.
+            let (lo, hi) = (to_sql(first), to_sql(last));
+            let ranges = if lo <= hi {
+                vec![(lo, hi)]
+            } else {
+                vec![(lo, i64::MAX), (i64::MIN, hi)]
+            };
+            for (lo, hi) in ranges {
+                tx.prepare_cached(
+                    "UPDATE messages SET state = 1
+                     WHERE conversation = ?1 AND outgoing = 1 AND number BETWEEN ?2 AND ?3",
+                )
+                .map_err(fail)?
+                .execute(params![conversation, lo, hi])
+                .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        self.conversations.insert(peer.to_owned(), conversation);
+        Ok(())
     }
 
     /// The history, oldest first: of `peer` or of every conversation, since
@@ -466,11 +545,15 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT peer, outgoing, origin, number, text, nick, at_ms, state FROM (
+                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms,
+                        CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END
+                 FROM (
                      SELECT * FROM messages
-                     WHERE (?1 IS NULL OR peer = ?1) AND (?2 IS NULL OR at_ms >= ?2)
+                     WHERE (?1 IS NULL OR conversation = (SELECT id FROM conversations WHERE peer = ?1))
+                       AND (?2 IS NULL OR at_ms >= ?2)
                      ORDER BY id DESC LIMIT ?3
-                 ) ORDER BY id",
+                 ) AS m JOIN conversations AS c ON c.id = m.conversation
+                 ORDER BY m.id",
             )
             .map_err(|e| self.error(e))?;
         let rows = stmt
@@ -487,9 +570,11 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT peer, outgoing, origin, number, text, nick, at_ms, state FROM messages
-                 WHERE outgoing = 1 AND state = 'queued' AND (?1 IS NULL OR peer = ?1)
-                 ORDER BY peer, number",
+                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms, m.state
+                 FROM messages AS m JOIN conversations AS c ON c.id = m.conversation
+                 WHERE m.outgoing = 1 AND m.state = 0 AND m.number >= c.delivered_below
+                   AND (?1 IS NULL OR c.peer = ?1)
+                 ORDER BY m.conversation, m.number",
             )
             .map_err(|e| self.error(e))?;
         let rows = stmt
@@ -512,7 +597,7 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         text: r.get(4)?,
         nick: r.get(5)?,
         at_ms: r.get(6)?,
-        state: State::parse(&r.get::<_, String>(7)?),
+        state: State::from_sql(r.get(7)?),
     })
 }
 
@@ -597,7 +682,7 @@ mod tests {
                         number: 1,
                         text: "two".into(),
                     },
-                    Record::Delivered { number: 0 },
+                    Record::DeliveredBelow { below: 1 },
                     Record::PeerNick { nick: "bob".into() },
                     Record::Shown {
                         stable: Some(StableId {
