@@ -481,7 +481,7 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
     let n = s.product_lines;
     let home = installation(bin, "product")?;
     r.line(format!(
-        "9. the product path: {} over pipes, two processes sharing one --home; `seq {n} | sed 's/^/line /' | udpchat PEER --plain --stats`, timed from the sender's start to the receiver's {n}-th line; median (min, max) of {} runs:",
+        "9. the product path: {} over pipes, two processes of one person (one identity, a data directory each); `seq {n} | sed 's/^/line /' | udpchat PEER --plain --stats`, timed from the sender's start to the receiver's {n}-th line; median (min, max) of {} runs. a), b) and d) measure the transport with --no-history; e) the default, which keeps the conversation:",
         bin.display(),
         s.product_repeats
     ));
@@ -495,7 +495,15 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
     // a) and b): no simulated loss.
     let mut clean = Vec::new();
     for i in 0..s.product_repeats {
-        let t = transfer(bin, home.path(), n, &[], None, SenderOutput::Plain, None)?;
+        let t = transfer(
+            bin,
+            home.path(),
+            n,
+            &["--no-history"],
+            None,
+            SenderOutput::Plain,
+            None,
+        )?;
         note(&format!("loss-free run {}", i + 1), &t);
         clean.push(t);
     }
@@ -628,7 +636,7 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
             bin,
             home.path(),
             n,
-            &["--drop", "0.05", "--ack-drop", "0.05"],
+            &["--drop", "0.05", "--ack-drop", "0.05", "--no-history"],
             Some((seed, seed + 1)),
             SenderOutput::Plain,
             None,
@@ -654,6 +662,38 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
         format!("{:.0}%", 100.0 * share),
         ">= 80%",
         share >= 0.8,
+    );
+    // e) The store: the default against --no-history, in turns.
+    let (mut kept, mut unkept) = (Vec::new(), Vec::new());
+    for i in 0..s.product_repeats {
+        let t = transfer(bin, home.path(), n, &[], None, SenderOutput::Plain, None)?;
+        note(&format!("run {} with the store", i + 1), &t);
+        kept.push(t.rate());
+        let t = transfer(
+            bin,
+            home.path(),
+            n,
+            &["--no-history"],
+            None,
+            SenderOutput::Plain,
+            None,
+        )?;
+        note(&format!("run {} without the store", i + 1), &t);
+        unkept.push(t.rate());
+    }
+    let store_share = spread(&kept).1 / spread(&unkept).1.max(1e-9);
+    r.line(format!(
+        "   e) the store (the default: every line committed to history.db before it is sent or shown, one transaction per batch, WAL, synchronous=NORMAL) against --no-history, in turns, {} runs each: {} lines/s against {} lines/s = {:.0}%",
+        s.product_repeats,
+        show(&kept, 0),
+        show(&unkept, 0),
+        100.0 * store_share
+    ));
+    r.goal(
+        "binary lines/s with the store / without",
+        format!("{:.0}%", 100.0 * store_share),
+        ">= 50%",
+        store_share >= 0.5,
     );
     r.line(if odd.is_empty() {
         "   every run: all lines arrived once and in order, both processes exited with success"

@@ -215,6 +215,12 @@ pub(crate) struct ChatArgs {
     #[arg(long)]
     pub(crate) ephemeral: bool,
 
+    /// Keep no history and no outbox for this chat (the identity and pinned peers are
+    /// still used): a line the peer does not confirm is reported not delivered and is
+    /// not kept. Implied by --ephemeral and --classic.
+    #[arg(long)]
+    pub(crate) no_history: bool,
+
     /// Read the shared passphrase from the first line of this file. Only someone with the
     /// same passphrase (and --room) can then connect; anyone else gets no answer at all.
     /// The UDPCHAT_SECRET environment variable works too. A passphrase also proves a
@@ -282,6 +288,8 @@ pub(crate) struct Settings {
     pub(crate) home: Option<PathBuf>,
     /// `--ephemeral`: a fresh identity, nothing on disk.
     pub(crate) ephemeral: bool,
+    /// `--no-history`: no store for the conversation.
+    pub(crate) no_history: bool,
     /// `--code`, or the code `udpchat invite` made.
     pub(crate) code: Option<InviteCode>,
     /// `udpchat invite`: show the code and wait to be contacted.
@@ -379,6 +387,7 @@ impl ChatArgs {
             },
             home: self.home,
             ephemeral: self.ephemeral,
+            no_history: self.no_history,
             code: self.code,
             invite,
         }

@@ -100,8 +100,8 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
 }
 
 /// The data directory whose store keeps the line interface's conversation: none with
-/// `--ephemeral` or `--classic` (the original program kept nothing), else the one the
-/// identity lives in (created if needed).
+/// `--no-history`, `--ephemeral` or `--classic` (the original program kept nothing), else
+/// the one the identity lives in (created if needed).
 ///
 /// # Errors
 /// No home can be determined, or it cannot be created.

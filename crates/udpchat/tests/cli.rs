@@ -284,6 +284,18 @@ fn an_unanswered_message_is_kept_in_the_outbox_with_status_3() {
 }
 
 #[test]
+fn no_history_keeps_nothing_and_fails_what_was_not_delivered() {
+    let home = common::temp_home("no-history");
+    let home_arg = home.to_str().unwrap().to_owned();
+    let mut me = unanswered("lonely-unkept", &["--home", &home_arg, "--no-history"]);
+    assert_eq!(me.wait_exit().code(), Some(1), "{}", me.dump());
+    let failed = me.events_named("failed");
+    assert_eq!(failed.len(), 1, "{}", me.dump());
+    assert_eq!(failed[0]["text"], "anyone there?");
+    assert!(!home.join("history.db").exists(), "no store was made");
+}
+
+#[test]
 fn an_unanswered_message_fails_with_its_text_and_status_1_when_ephemeral() {
     let mut me = unanswered("lonely-ephemeral", &["--ephemeral"]);
     let status = me.wait_exit();
