@@ -110,6 +110,7 @@ fn store_home(
     contacts: Option<&Contacts>,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {
     if settings.ephemeral
+        || settings.no_history
         || matches!(
             settings.security,
             SecurityChoice::Plaintext { classic: true }
