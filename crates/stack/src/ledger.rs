@@ -322,6 +322,17 @@ impl Ledger {
         !self.records.is_empty()
     }
 
+    /// Something waiting must be durable before the session may go on: a message of
+    /// ours before it is sent, one of the peer's before it is shown and acknowledged.
+    /// Acknowledgements of ours alone may wait for the next commit (or the end of the
+    /// run): losing them to a crash only sends those messages again, and the peer knows
+    /// them by their ids. A bulk transfer then does not commit once per ACK.
+    pub fn must_commit(&self) -> bool {
+        self.records
+            .iter()
+            .any(|r| !matches!(r, Record::Delivered { .. } | Record::DeliveredBelow { .. }))
+    }
+
     /// Our messages numbered and not yet acknowledged.
     pub fn unacknowledged(&self) -> usize {
         self.unacknowledged.len()

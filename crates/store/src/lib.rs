@@ -19,6 +19,7 @@
 //! readers ([`Store::open_read_only`]) take none, which WAL allows.
 #![forbid(unsafe_code)]
 
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ const MIGRATIONS: &[&str] = &["
         next_number   INTEGER NOT NULL DEFAULT 0,
         -- Every message of ours numbered below this is delivered, whatever its state.
         delivered_below INTEGER NOT NULL DEFAULT 0,
+        -- No message of ours below this row is in the outbox: where reading it starts.
+        outbox_from   INTEGER NOT NULL DEFAULT 0,
         shown_origin  INTEGER,
         shown_through INTEGER,
         peer_nick     TEXT
@@ -64,8 +67,9 @@ const MIGRATIONS: &[&str] = &["
         at_ms    INTEGER NOT NULL,
         state    INTEGER NOT NULL
     );
-    CREATE INDEX messages_by_conversation ON messages (conversation, id);
-    CREATE UNIQUE INDEX outgoing_numbers ON messages (conversation, number) WHERE outgoing = 1;
+    -- No index: rows are appended in time order, so a conversation reads backwards by
+    -- row id from its newest message, and the outbox forwards from outbox_from. Every
+    -- index would be one more B-tree to update for every line of a bulk pipe.
 "];
 
 /// What went wrong with the store, said with the path so a person can act on it.
@@ -180,7 +184,11 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     /// Conversation row ids by peer key, once known.
-    conversations: std::collections::HashMap<String, i64>,
+    conversations: HashMap<String, i64>,
+    /// The rows of our messages not yet known delivered, per conversation, in number
+    /// order (numbers grow with rows): an acknowledgement moves the outbox's start to a
+    /// row without an index.
+    rows: HashMap<i64, VecDeque<(u64, i64)>>,
     /// Held for the store's life: one chat per data directory.
     _lock: Option<File>,
 }
@@ -214,7 +222,8 @@ impl Store {
         let mut store = Self {
             conn,
             path,
-            conversations: std::collections::HashMap::new(),
+            conversations: HashMap::new(),
+            rows: HashMap::new(),
             _lock: Some(lock),
         };
         store.prepare()?;
@@ -236,7 +245,8 @@ impl Store {
         let store = Self {
             conn,
             path,
-            conversations: std::collections::HashMap::new(),
+            conversations: HashMap::new(),
+            rows: HashMap::new(),
             _lock: None,
         };
         store
@@ -323,7 +333,7 @@ impl Store {
     ///
     /// # Errors
     /// A read error with the path.
-    pub fn load(&self, peer: &str) -> Result<Conversation, StoreError> {
+    pub fn load(&mut self, peer: &str) -> Result<Conversation, StoreError> {
         let origin: i64 = self
             .conn
             .query_row("SELECT value FROM meta WHERE name = 'origin'", [], |r| {
@@ -356,11 +366,16 @@ impl Store {
             Some((n, _, _)) => (from_sql(n), None),
             None => (0, None),
         };
-        let outbox = self
-            .outbox(Some(peer))?
-            .into_iter()
-            .filter_map(|m| Some((m.stable?.number, m.text)))
-            .collect();
+        let mut outbox = Vec::new();
+        for (row, conversation, m) in self.outbox_rows(Some(peer))? {
+            if let Some(id) = m.stable {
+                self.rows
+                    .entry(conversation)
+                    .or_default()
+                    .push_back((id.number, row));
+                outbox.push((id.number, m.text));
+            }
+        }
         Ok(Conversation {
             origin: from_sql(origin),
             next_number,
@@ -425,7 +440,8 @@ impl Store {
         let mut delivered_below = None;
         let mut shown = None;
         let mut nick = None;
-        let mut delivered: Vec<(u64, u64)> = Vec::new();
+        let mut delivered: Vec<u64> = Vec::new();
+        let mut inserted: Vec<(u64, i64)> = Vec::new();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -453,12 +469,10 @@ impl Store {
                                 0
                             ])
                             .map_err(fail)?;
+                        inserted.push((*number, tx.last_insert_rowid()));
                         next_number = Some(number.saturating_add(1));
                     }
-                    Record::Delivered { number } => match delivered.last_mut() {
-                        Some((_, last)) if number.checked_sub(1) == Some(*last) => *last = *number,
-                        _ => delivered.push((*number, *number)),
-                    },
+                    Record::Delivered { number } => delivered.push(*number),
                     Record::Shown { stable, text, nick } => {
                         insert
                             .execute(params![
@@ -487,11 +501,25 @@ impl Store {
                 .execute(params![conversation, to_sql(next)])
                 .map_err(fail)?;
         }
+        let rows = self.rows.entry(conversation).or_default();
+        rows.extend(inserted);
         if let Some(below) = delivered_below {
-            tx.prepare_cached("UPDATE conversations SET delivered_below = ?2 WHERE id = ?1")
-                .map_err(fail)?
-                .execute(params![conversation, to_sql(below)])
-                .map_err(fail)?;
+            // The outbox now starts at the row of `below`, or after the newest row when
+            // nothing of ours is outstanding.
+            while rows.front().is_some_and(|&(n, _)| n < below) {
+                rows.pop_front();
+            }
+            let from = match rows.front() {
+                Some(&(_, row)) => row,
+                None => tx.last_insert_rowid().saturating_add(1),
+            };
+            tx.prepare_cached(
+                "UPDATE conversations SET delivered_below = ?2, outbox_from = max(outbox_from, ?3)
+                 WHERE id = ?1",
+            )
+            .map_err(fail)?
+            .execute(params![conversation, to_sql(below), from])
+            .map_err(fail)?;
         }
         if let Some(id) = shown {
             tx.prepare_cached(
@@ -507,23 +535,27 @@ impl Store {
                 .execute(params![conversation, nick])
                 .map_err(fail)?;
         }
-        for (first, last) in delivered {
-            // Numbers are stored bit for bit as i64: a run that crosses 2^63 is split.
-            let (lo, hi) = (to_sql(first), to_sql(last));
-            let ranges = if lo <= hi {
-                vec![(lo, hi)]
-            } else {
-                vec![(lo, i64::MAX), (i64::MIN, hi)]
+        for number in delivered {
+            // Out of order (rare: acknowledgements are cumulative): by row when known.
+            let known = rows
+                .binary_search_by_key(&number, |&(n, _)| n)
+                .ok()
+                .and_then(|i| rows.remove(i));
+            match known.map(|(_, row)| row) {
+                Some(row) => tx
+                    .prepare_cached("UPDATE messages SET state = 1 WHERE id = ?1")
+                    .map_err(fail)?
+                    .execute([row])
+                    .map_err(fail)?,
+                None => tx
+                    .prepare_cached(
+                        "UPDATE messages SET state = 1
+                         WHERE conversation = ?1 AND outgoing = 1 AND number = ?2",
+                    )
+                    .map_err(fail)?
+                    .execute(params![conversation, to_sql(number)])
+                    .map_err(fail)?,
             };
-            for (lo, hi) in ranges {
-                tx.prepare_cached(
-                    "UPDATE messages SET state = 1
-                     WHERE conversation = ?1 AND outgoing = 1 AND number BETWEEN ?2 AND ?3",
-                )
-                .map_err(fail)?
-                .execute(params![conversation, lo, hi])
-                .map_err(fail)?;
-            }
         }
         tx.commit().map_err(fail)?;
         self.conversations.insert(peer.to_owned(), conversation);
@@ -567,18 +599,31 @@ impl Store {
     /// # Errors
     /// A read error with the path.
     pub fn outbox(&self, peer: Option<&str>) -> Result<Vec<Message>, StoreError> {
+        Ok(self
+            .outbox_rows(peer)?
+            .into_iter()
+            .map(|(_, _, m)| m)
+            .collect())
+    }
+
+    /// The outbox with each message's row and conversation.
+    fn outbox_rows(&self, peer: Option<&str>) -> Result<Vec<(i64, i64, Message)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms, m.state
-                 FROM messages AS m JOIN conversations AS c ON c.id = m.conversation
+                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms, m.state,
+                        m.id, m.conversation
+                 FROM conversations AS c JOIN messages AS m
+                   ON m.id >= c.outbox_from AND m.conversation = c.id
                  WHERE m.outgoing = 1 AND m.state = 0 AND m.number >= c.delivered_below
                    AND (?1 IS NULL OR c.peer = ?1)
-                 ORDER BY m.conversation, m.number",
+                 ORDER BY c.id, m.id",
             )
             .map_err(|e| self.error(e))?;
         let rows = stmt
-            .query_map(params![peer], row_to_message)
+            .query_map(params![peer], |r| {
+                Ok((r.get(8)?, r.get(9)?, row_to_message(r)?))
+            })
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -696,7 +741,7 @@ mod tests {
             )
             .unwrap();
         drop(store);
-        let store = Store::open(&home).unwrap();
+        let mut store = Store::open(&home).unwrap();
         let loaded = store.load("key:ab").unwrap();
         assert_eq!(
             loaded,
@@ -718,7 +763,7 @@ mod tests {
             }
         );
         // Another store, another origin.
-        let other = Store::open(&scratch("other")).unwrap();
+        let mut other = Store::open(&scratch("other")).unwrap();
         assert_ne!(other.load("key:ab").unwrap().origin, loaded.origin);
         assert_eq!(store.peer_nick("key:ab").unwrap().as_deref(), Some("bob"));
         let history = store.history(Some("key:ab"), None, None).unwrap();
@@ -732,6 +777,51 @@ mod tests {
             ]
         );
         assert_eq!(store.history(None, None, Some(1)).unwrap()[0].text, "hi");
+    }
+
+    #[test]
+    fn the_outbox_follows_acknowledgements_across_reopening() {
+        let home = scratch("outbox");
+        let queued = |n: u64| Record::Queued {
+            number: n,
+            text: format!("m{n}"),
+        };
+        let numbers = |store: &mut Store| -> Vec<u64> {
+            store
+                .load("p")
+                .unwrap()
+                .outbox
+                .iter()
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        let mut store = Store::open(&home).unwrap();
+        store
+            .commit("p", None, &(0..5).map(queued).collect::<Vec<_>>())
+            .unwrap();
+        store
+            .commit("p", None, &[Record::DeliveredBelow { below: 3 }])
+            .unwrap();
+        assert_eq!(numbers(&mut store), [3, 4]);
+        drop(store);
+        // A new run knows the rows only from loading them.
+        let mut store = Store::open(&home).unwrap();
+        assert_eq!(numbers(&mut store), [3, 4]);
+        store
+            .commit("p", None, &[Record::Delivered { number: 4 }])
+            .unwrap();
+        assert_eq!(numbers(&mut store), [3]);
+        store
+            .commit("p", None, &[queued(5), Record::DeliveredBelow { below: 6 }])
+            .unwrap();
+        assert!(numbers(&mut store).is_empty());
+        let states: Vec<State> = store
+            .history(Some("p"), None, None)
+            .unwrap()
+            .iter()
+            .map(|m| m.state)
+            .collect();
+        assert_eq!(states, [State::Delivered; 6]);
     }
 
     #[test]

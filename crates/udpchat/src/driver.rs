@@ -155,6 +155,8 @@ pub(crate) struct Driver {
     interrupted: u64,
     /// Input lines not sent: too long or not UTF-8.
     refused: u64,
+    /// The newest outbox message reported as kept at the end (reported once each).
+    kept_reported: Option<u64>,
     /// Rejected datagrams are reported only a few per second.
     reject_budget: RejectBudget,
     /// Warnings to show once the run has started.
@@ -182,6 +184,7 @@ impl Driver {
             unread: VecDeque::new(),
             interrupted: 0,
             refused: 0,
+            kept_reported: None,
             reject_budget: RejectBudget::new(),
             notices: Vec::new(),
             invitation: None,
@@ -496,16 +499,20 @@ impl Driver {
     }
 
     fn fail_pending(&mut self, reason: &'static str) -> io::Result<()> {
-        for (id, text) in self.net.take_pending() {
-            if let Some(number) = self.net.number_of(id) {
-                // In the outbox: not lost, sent when udpchat next runs with this peer.
-                self.emit(&Report::Kept {
-                    number,
-                    text,
-                    reason,
-                })?;
+        // With the store, what was not delivered is in the outbox: not lost, sent when
+        // udpchat next runs with this peer.
+        for (number, text) in self.net.outbox()? {
+            if self.kept_reported.is_some_and(|last| number <= last) {
                 continue;
             }
+            self.kept_reported = Some(number);
+            self.emit(&Report::Kept {
+                number,
+                text,
+                reason,
+            })?;
+        }
+        for (id, text) in self.net.take_pending() {
             self.interrupted += 1;
             self.emit(&Report::Failed {
                 id: id.0,
@@ -517,6 +524,8 @@ impl Driver {
     }
 
     fn emit_exit(&mut self, totals: Totals) -> io::Result<()> {
+        // What the peer confirmed is written down before the run ends.
+        self.net.commit_all()?;
         if self.output.stats && !self.output.json {
             self.emit(&Report::Stats(totals))?;
         }

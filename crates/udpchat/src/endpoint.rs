@@ -237,9 +237,8 @@ impl Endpoint {
         let Some(journal) = self.journal.as_mut() else {
             return self.send(now, text).map(|_| ());
         };
-        if let Some(id) = journal.ledger.queue(&mut self.stack, now, text.clone())? {
-            self.pending.insert(id, text);
-        }
+        // The text is in the store from now on; nothing more is kept here.
+        journal.ledger.queue(&mut self.stack, now, text)?;
         Ok(())
     }
 
@@ -247,8 +246,7 @@ impl Endpoint {
     /// them: at start, when the peer is (back) online, and at the end of input.
     pub(crate) fn release_waiting(&mut self, now: Instant) {
         if let Some(journal) = self.journal.as_mut() {
-            self.pending
-                .extend(journal.ledger.release(&mut self.stack, now));
+            journal.ledger.release(&mut self.stack, now);
         }
     }
 
@@ -259,13 +257,40 @@ impl Endpoint {
     /// # Errors
     /// The store could not be written (disk full, ...): the run cannot keep its promises.
     pub(crate) fn commit(&mut self) -> io::Result<()> {
+        self.commit_with(false)
+    }
+
+    /// [`commit`](Self::commit), acknowledgements included: at the end of a run.
+    ///
+    /// # Errors
+    /// As `commit`.
+    pub(crate) fn commit_all(&mut self) -> io::Result<()> {
+        self.commit_with(true)
+    }
+
+    fn commit_with(&mut self, all: bool) -> io::Result<()> {
         if let Some(journal) = self.journal.as_mut() {
             journal
-                .commit()
+                .commit(all)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             self.stack.confirm_durable();
         }
         Ok(())
+    }
+
+    /// What the outbox holds (committed first): number and text, oldest first; empty
+    /// without a store.
+    ///
+    /// # Errors
+    /// The store could not be written or read.
+    pub(crate) fn outbox(&mut self) -> io::Result<Vec<(u64, String)>> {
+        self.commit_all()?;
+        match self.journal.as_ref() {
+            Some(journal) => journal
+                .outbox()
+                .map_err(|e| io::Error::other(e.to_string())),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Our messages kept in the outbox, not yet acknowledged (0 without a store).
@@ -283,12 +308,6 @@ impl Endpoint {
     /// Copies of messages an earlier run already showed, not shown again.
     pub(crate) fn duplicates_across_runs(&self) -> u64 {
         self.journal.as_ref().map_or(0, |j| j.ledger.duplicates())
-    }
-
-    /// Our number for a message in the session, when it is a numbered one (kept in the
-    /// outbox until acknowledged).
-    pub(crate) fn number_of(&self, id: MessageId) -> Option<u64> {
-        self.journal.as_ref()?.ledger.number_of(id)
     }
 
     /// A report of a message the session gave up and the outbox keeps.

@@ -43,7 +43,7 @@ impl Journal {
         peer: String,
         own_nick: Option<String>,
     ) -> Result<Self, StoreError> {
-        let store = Store::open(home)?;
+        let mut store = Store::open(home)?;
         let conversation = store.load(&peer)?;
         Ok(Self {
             store,
@@ -53,13 +53,28 @@ impl Journal {
         })
     }
 
-    /// Makes everything the ledger recorded since the last call durable, in one
-    /// transaction.
+    /// What the outbox holds in the store: number and text, oldest first.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) fn outbox(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(self
+            .store
+            .outbox(Some(&self.peer))?
+            .into_iter()
+            .filter_map(|m| Some((m.stable?.number, m.text)))
+            .collect())
+    }
+
+    /// Makes what the ledger recorded since the last commit durable, in one transaction:
+    /// when something must be (see `Ledger::must_commit`), or `all` of it at the end.
     ///
     /// # Errors
     /// The store's error (disk full, ...): nothing of the batch is stored then.
-    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
-        if !self.ledger.has_records() {
+    pub(crate) fn commit(&mut self, all: bool) -> Result<(), StoreError> {
+        // Acknowledgements alone wait for the next commit, unless everything is asked.
+        let wanted = self.ledger.must_commit() || (all && self.ledger.has_records());
+        if !wanted {
             return Ok(());
         }
         let records = self.ledger.take_records();
