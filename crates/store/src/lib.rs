@@ -193,6 +193,34 @@ pub struct Store {
     _lock: Option<File>,
 }
 
+/// Rows one INSERT statement takes: the per-statement cost of SQLite's virtual
+/// machine is shared by this many messages of a batch (8 parameters each).
+const ROWS_PER_INSERT: usize = 32;
+
+/// A message row about to be inserted.
+struct NewRow<'a> {
+    outgoing: bool,
+    origin: Option<i64>,
+    number: Option<i64>,
+    text: &'a str,
+    nick: Option<&'a str>,
+    state: i64,
+}
+
+/// `INSERT INTO messages ... VALUES (...), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO messages (conversation, outgoing, origin, number, text, nick, at_ms, state) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
 /// Numbers are u64 on the wire and i64 in SQLite: stored bit for bit.
 fn to_sql(n: u64) -> i64 {
     n.cast_signed()
@@ -303,6 +331,9 @@ impl Store {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.error(e))?;
+        // Room for an INSERT of every chunk size besides the few other statements.
+        self.conn
+            .set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 16);
         // Fewer, larger checkpoints: a hot page (the newest leaf of the messages table
         // and its indexes) is copied into the database once per checkpoint, not once per
         // few batches. 16 MiB of page cache keeps those pages in memory.
@@ -442,56 +473,68 @@ impl Store {
         let mut nick = None;
         let mut delivered: Vec<u64> = Vec::new();
         let mut inserted: Vec<(u64, i64)> = Vec::new();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO messages (conversation, outgoing, origin, number, text, nick, at_ms, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(fail)?;
-            let origin: i64 = tx
-                .prepare_cached("SELECT value FROM meta WHERE name = 'origin'")
+        // The messages of the batch, inserted many rows per statement.
+        let origin: i64 = tx
+            .prepare_cached("SELECT value FROM meta WHERE name = 'origin'")
+            .map_err(fail)?
+            .query_row([], |r| r.get(0))
+            .map_err(fail)?;
+        let mut new_rows: Vec<NewRow<'_>> = Vec::new();
+        for record in records {
+            match record {
+                Record::Queued { number, text } => {
+                    new_rows.push(NewRow {
+                        outgoing: true,
+                        origin: Some(origin),
+                        number: Some(to_sql(*number)),
+                        text,
+                        nick: own_nick,
+                        state: 0,
+                    });
+                    next_number = Some(number.saturating_add(1));
+                }
+                Record::Delivered { number } => delivered.push(*number),
+                Record::Shown { stable, text, nick } => {
+                    new_rows.push(NewRow {
+                        outgoing: false,
+                        origin: stable.map(|s| to_sql(s.origin)),
+                        number: stable.map(|s| to_sql(s.number)),
+                        text,
+                        nick: nick.as_deref(),
+                        state: 2,
+                    });
+                    if stable.is_some() {
+                        shown = *stable;
+                    }
+                }
+                Record::DeliveredBelow { below } => delivered_below = Some(*below),
+                Record::PeerNick { nick: n } => nick = Some(n.as_str()),
+            }
+        }
+        for chunk in new_rows.chunks(ROWS_PER_INSERT) {
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(8 * chunk.len());
+            for row in chunk {
+                values.extend_from_slice(&[
+                    &conversation,
+                    &row.outgoing,
+                    &row.origin,
+                    &row.number,
+                    &row.text,
+                    &row.nick,
+                    &at,
+                    &row.state,
+                ]);
+            }
+            tx.prepare_cached(&insert_sql(chunk.len()))
                 .map_err(fail)?
-                .query_row([], |r| r.get(0))
+                .execute(rusqlite::params_from_iter(values))
                 .map_err(fail)?;
-            for record in records {
-                match record {
-                    Record::Queued { number, text } => {
-                        insert
-                            .execute(params![
-                                conversation,
-                                1,
-                                origin,
-                                to_sql(*number),
-                                text,
-                                own_nick,
-                                at,
-                                0
-                            ])
-                            .map_err(fail)?;
-                        inserted.push((*number, tx.last_insert_rowid()));
-                        next_number = Some(number.saturating_add(1));
-                    }
-                    Record::Delivered { number } => delivered.push(*number),
-                    Record::Shown { stable, text, nick } => {
-                        insert
-                            .execute(params![
-                                conversation,
-                                0,
-                                stable.map(|s| to_sql(s.origin)),
-                                stable.map(|s| to_sql(s.number)),
-                                text,
-                                nick,
-                                at,
-                                2
-                            ])
-                            .map_err(fail)?;
-                        if stable.is_some() {
-                            shown = *stable;
-                        }
-                    }
-                    Record::DeliveredBelow { below } => delivered_below = Some(*below),
-                    Record::PeerNick { nick: n } => nick = Some(n.as_str()),
+            // One statement's rows take consecutive row ids, ending at the last.
+            let last = tx.last_insert_rowid();
+            let first = last - (chunk.len() as i64 - 1);
+            for (i, row) in chunk.iter().enumerate() {
+                if let (true, Some(number)) = (row.outgoing, row.number) {
+                    inserted.push((from_sql(number), first + i as i64));
                 }
             }
         }
