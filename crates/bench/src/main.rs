@@ -8,6 +8,7 @@
 //! udpchat-bench --only 3                 # only section 3, the fixed timeout against the adaptive one
 //! udpchat-bench --only 9                 # only section 9, the binary over pipes (with --smoke: small)
 //! udpchat-bench --only 10                # only section 10, fairness against TCP at a tbf bottleneck
+//! udpchat-bench --only 11                # only section 11, opening a history of a million messages
 //! udpchat-bench --udpchat PATH           # sections 8, 9 and 10 measure this udpchat binary instead
 //! ```
 //!
@@ -21,6 +22,7 @@ mod binary;
 mod crypto;
 mod engine;
 mod fairness;
+mod history;
 mod machine;
 mod memory;
 mod product;
@@ -62,6 +64,8 @@ struct Sizes {
     product_five_repeats: usize,
     /// Section 10: how long the flows run through the bottleneck.
     fairness: fairness::Durations,
+    /// Section 11: messages in the history that is opened.
+    history_messages: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -88,6 +92,7 @@ const FULL: Sizes = Sizes {
         alone: Duration::from_secs(5),
         drain: Duration::from_secs(10),
     },
+    history_messages: 1_000_000,
 };
 
 const SMOKE: Sizes = Sizes {
@@ -115,6 +120,7 @@ const SMOKE: Sizes = Sizes {
         alone: Duration::from_secs(1),
         drain: Duration::from_secs(3),
     },
+    history_messages: 20_000,
 };
 
 /// Bytes per message in every throughput figure.
@@ -290,7 +296,12 @@ fn run(
             fairness_section(&mut r, s, smoke, udpchat)?;
             return Ok(r);
         }
-        Some(other) => anyhow::bail!("--only {other}: only sections 3, 9 and 10 run alone"),
+        Some("11") => {
+            let bin = udpchat_binary(smoke, udpchat)?;
+            history::section(&mut r, s.history_messages, s.repeats, bin.as_deref())?;
+            return Ok(r);
+        }
+        Some(other) => anyhow::bail!("--only {other}: only sections 3, 9, 10 and 11 run alone"),
     }
     // 6. Memory, measured first, before the other benchmarks have grown the heap.
     // Idle peers first: the queued messages, once freed, would be reused by them.
@@ -428,6 +439,9 @@ fn run(
     product_path(&mut r, s, smoke, udpchat)?;
     // 10. Fairness against TCP at a shared bottleneck.
     fairness_section(&mut r, s, smoke, udpchat)?;
+    // 11. A long history opens at once.
+    let bin = udpchat_binary(smoke, udpchat)?;
+    history::section(&mut r, s.history_messages, s.repeats, bin.as_deref())?;
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
@@ -730,7 +744,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| {
             args.get(i + 1)
                 .map(String::as_str)
-                .context("--only needs a section (3, 9 or 10)")
+                .context("--only needs a section (3, 9, 10 or 11)")
         })
         .transpose()?;
     let udpchat = args
@@ -750,7 +764,7 @@ fn main() -> anyhow::Result<()> {
         a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write" | "--only" | "--udpchat")
     }) {
         anyhow::bail!(
-            "unknown option {bad} (use --smoke, --write PATH, --only 3, --only 9, --only 10 or --udpchat PATH)"
+            "unknown option {bad} (use --smoke, --write PATH, --only 3, --only 9, --only 10, --only 11 or --udpchat PATH)"
         );
     }
     let report = run(if smoke { &SMOKE } else { &FULL }, smoke, only, udpchat)?;

@@ -649,26 +649,46 @@ impl Store {
             .collect())
     }
 
-    /// The outbox with each message's row and conversation.
+    /// The outbox with each message's row and conversation: per conversation, a scan of
+    /// the rows from where its outbox starts (a range of row ids, no index needed).
     fn outbox_rows(&self, peer: Option<&str>) -> Result<Vec<(i64, i64, Message)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms, m.state,
-                        m.id, m.conversation
-                 FROM conversations AS c JOIN messages AS m
-                   ON m.id >= c.outbox_from AND m.conversation = c.id
-                 WHERE m.outgoing = 1 AND m.state = 0 AND m.number >= c.delivered_below
-                   AND (?1 IS NULL OR c.peer = ?1)
-                 ORDER BY c.id, m.id",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = stmt
-            .query_map(params![peer], |r| {
-                Ok((r.get(8)?, r.get(9)?, row_to_message(r)?))
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        let conversations: Vec<(i64, String, i64, i64)> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT id, peer, outbox_from, delivered_below FROM conversations
+                     WHERE ?1 IS NULL OR peer = ?1 ORDER BY id",
+                )
+                .map_err(|e| self.error(e))?;
+            let rows = stmt
+                .query_map(params![peer], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(|e| self.error(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.error(e))?
+        };
+        let mut out = Vec::new();
+        for (id, peer, from, below) in conversations {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT ?2, outgoing, origin, number, text, nick, at_ms, state, id
+                     FROM messages
+                     WHERE id >= ?3 AND conversation = ?1 AND outgoing = 1 AND state = 0
+                       AND number >= ?4
+                     ORDER BY id",
+                )
+                .map_err(|e| self.error(e))?;
+            let rows = stmt
+                .query_map(params![id, peer, from, below], |r| {
+                    Ok((r.get(8)?, id, row_to_message(r)?))
+                })
+                .map_err(|e| self.error(e))?;
+            for row in rows {
+                out.push(row.map_err(|e| self.error(e))?);
+            }
+        }
+        Ok(out)
     }
 }
 
