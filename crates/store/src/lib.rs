@@ -637,6 +637,46 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
 
+    /// Messages of `peer` (or of everyone) whose text contains `needle` (ASCII letters
+    /// in any case), newest `limit` of them, oldest first: `/find`.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn search(
+        &self,
+        peer: Option<&str>,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        // LIKE with its wildcards escaped: the needle is matched as typed.
+        let pattern = format!(
+            "%{}%",
+            needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms,
+                        CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END
+                 FROM (
+                     SELECT * FROM messages
+                     WHERE (?1 IS NULL OR conversation = (SELECT id FROM conversations WHERE peer = ?1))
+                       AND text LIKE ?2 ESCAPE '\\'
+                     ORDER BY id DESC LIMIT ?3
+                 ) AS m JOIN conversations AS c ON c.id = m.conversation
+                 ORDER BY m.id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![peer, pattern, limit], row_to_message)
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
     /// Our messages not yet acknowledged, oldest first: of `peer` or of everyone.
     ///
     /// # Errors
@@ -840,6 +880,17 @@ mod tests {
             ]
         );
         assert_eq!(store.history(None, None, Some(1)).unwrap()[0].text, "hi");
+        let found: Vec<_> = store
+            .search(Some("key:ab"), "O", 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(found, ["one", "two"], "case-insensitive for ASCII");
+        assert!(
+            store.search(None, "%", 10).unwrap().is_empty(),
+            "wildcards are literal"
+        );
     }
 
     #[test]

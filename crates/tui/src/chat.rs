@@ -131,6 +131,51 @@ pub enum Msg {
     Connected(String),
     /// A line from udpchat itself, such as a warning from the network.
     Note(String),
+    /// The end of the kept conversation, oldest first, shown above everything at start.
+    Earlier(Vec<Kept>),
+    /// The message shown by `entry` was kept in the outbox under `number`.
+    Numbered {
+        /// The entry.
+        entry: EntryId,
+        /// Our number for it.
+        number: u64,
+    },
+    /// Our message `number` went to the session as `id` (again, from the outbox).
+    InSession {
+        /// Our number for it.
+        number: u64,
+        /// The session's id.
+        id: MessageId,
+    },
+    /// Our message `number` waits in the outbox for the peer.
+    KeptInOutbox {
+        /// Our number for it.
+        number: u64,
+    },
+    /// What `/find` found in the kept conversation, oldest first.
+    Found {
+        /// What was looked for.
+        query: String,
+        /// The messages that contain it.
+        matches: Vec<Kept>,
+    },
+}
+
+/// A message of the kept conversation (the store of the data directory).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// When it was written or received, as shown (e.g. `2026-12-01 14:03`).
+    pub time: String,
+    /// Ours or the peer's.
+    pub ours: bool,
+    /// The author's nickname then, if known.
+    pub nick: Option<String>,
+    /// What was said.
+    pub text: String,
+    /// Ours and still in the outbox: not delivered yet.
+    pub queued: bool,
+    /// Our number for it (ours only), so a later delivery can be shown on it.
+    pub number: Option<u64>,
 }
 
 /// Something for the driver to do.
@@ -151,6 +196,8 @@ pub enum Effect {
     SetAckDrop(f64),
     /// Open the chat with the peer typed at the prompt.
     Connect(String),
+    /// Search the kept conversation; answer with [`Msg::Found`].
+    Find(String),
     /// Leave.
     Quit,
 }
@@ -174,6 +221,8 @@ pub struct Chat {
     pub mode: Mode,
     /// Time for new entries.
     pub clock: String,
+    /// Our messages kept in the outbox, by number: the entries that show them.
+    pub by_number: std::collections::HashMap<u64, EntryId>,
     /// Set once the user asked to leave.
     pub quit: bool,
     /// Draw without colours (`NO_COLOR`).
@@ -197,6 +246,7 @@ impl Chat {
             show_help: false,
             mode: Mode::Chat,
             clock: String::new(),
+            by_number: std::collections::HashMap::new(),
             quit: false,
             no_color: false,
             size: (80, 24),
@@ -259,6 +309,47 @@ impl Chat {
                 self.note(&text);
                 Vec::new()
             }
+            Msg::Numbered { entry, number } => {
+                self.by_number.insert(number, entry);
+                Vec::new()
+            }
+            Msg::InSession { number, id } => {
+                if let Some(&entry) = self.by_number.get(&number) {
+                    self.conversation.link(id, entry);
+                    if let Some(e) = self.conversation.get_mut(entry) {
+                        e.delivery = Some(Delivery::Sending);
+                    }
+                }
+                Vec::new()
+            }
+            Msg::KeptInOutbox { number } => {
+                if let Some(&entry) = self.by_number.get(&number) {
+                    if let Some(e) = self.conversation.get_mut(entry) {
+                        e.delivery = Some(Delivery::Kept);
+                    }
+                }
+                Vec::new()
+            }
+            Msg::Earlier(kept) => {
+                self.show_earlier(&kept);
+                Vec::new()
+            }
+            Msg::Found { query, matches } => {
+                if matches.is_empty() {
+                    self.note(&format!("/find {query}: nothing in the kept conversation"));
+                } else {
+                    self.note(&format!(
+                        "/find {query}: {} message{} in the kept conversation:",
+                        matches.len(),
+                        if matches.len() == 1 { "" } else { "s" }
+                    ));
+                    for m in &matches {
+                        let who = self.kept_nick(m);
+                        self.note(&format!("  {} {who}: {}", m.time, m.text));
+                    }
+                }
+                Vec::new()
+            }
             Msg::Connected(peer) => {
                 self.mode = Mode::Chat;
                 self.status.peer = peer.clone();
@@ -268,6 +359,48 @@ impl Chat {
                 Vec::new()
             }
         }
+    }
+
+    /// The nickname a kept message is shown under.
+    fn kept_nick(&self, m: &Kept) -> String {
+        match (&m.nick, m.ours) {
+            (Some(nick), _) => nick.clone(),
+            (None, true) => self.my_nick.clone(),
+            (None, false) => self.peer_nick.clone(),
+        }
+    }
+
+    /// The end of the kept conversation, above what this run adds.
+    fn show_earlier(&mut self, kept: &[Kept]) {
+        if kept.is_empty() {
+            return;
+        }
+        for m in kept {
+            let author = if m.ours { Author::Me } else { Author::Peer };
+            let nick = self.kept_nick(m);
+            let id = self.conversation.push(&m.time, author, &nick, &m.text);
+            if let (true, Some(number)) = (m.queued, m.number) {
+                self.by_number.insert(number, id);
+            }
+            if let Some(e) = self.conversation.get_mut(id) {
+                if m.ours {
+                    e.delivery = Some(if m.queued {
+                        Delivery::Kept
+                    } else {
+                        Delivery::DeliveredEarlier
+                    });
+                }
+            }
+        }
+        let clock = self.clock.clone();
+        self.conversation.system(
+            &clock,
+            &format!(
+                "above: {} earlier message{} (/find searches them all)",
+                kept.len(),
+                if kept.len() == 1 { "" } else { "s" }
+            ),
+        );
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -402,6 +535,7 @@ impl Chat {
                 ));
                 vec![Effect::SetAckDrop(p)]
             }
+            Command::Find(query) => vec![Effect::Find(query)],
             Command::Stats => {
                 let text = stats_text(&self.status);
                 self.note(&text);

@@ -17,6 +17,8 @@ pub enum Command {
     Clear,
     /// `/retry`: send failed messages again.
     Retry,
+    /// `/find TEXT`: search the kept conversation.
+    Find(String),
     /// `/quit`: leave.
     Quit,
 }
@@ -30,6 +32,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/stats", "delivery and network statistics"),
     ("/clear", "clear the conversation"),
     ("/retry", "send failed messages again"),
+    ("/find TEXT", "search the kept conversation"),
     ("/quit", "leave (also Ctrl-C)"),
 ];
 
@@ -73,6 +76,10 @@ pub(crate) fn parse(line: &str) -> Option<Result<Command, String>> {
         "stats" => Ok(Command::Stats),
         "clear" => Ok(Command::Clear),
         "retry" => Ok(Command::Retry),
+        "find" if arg.is_empty() => {
+            Err("/find needs words to look for, e.g. /find lunch".to_owned())
+        }
+        "find" => Ok(Command::Find(arg.to_owned())),
         "quit" | "exit" | "q" => Ok(Command::Quit),
         other => Err(format!("unknown command /{other} (/help lists them)")),
     };

@@ -44,6 +44,11 @@ pub enum Delivery {
         /// Why, in words.
         reason: String,
     },
+    /// Not delivered yet, kept in the outbox: it goes, in order, when the peer is back
+    /// or when udpchat next runs with it.
+    Kept,
+    /// Delivered in an earlier run (from the kept conversation).
+    DeliveredEarlier,
 }
 
 /// One line of the conversation.

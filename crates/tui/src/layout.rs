@@ -42,6 +42,8 @@ pub(crate) fn delivery_mark(delivery: &Delivery) -> (String, Part) {
         Delivery::Retrying { attempt } => (format!("↻{attempt}"), Part::Pending),
         Delivery::Delivered { elapsed } => (format!("✓ {}", short(*elapsed)), Part::Delivered),
         Delivery::Failed { reason } => (format!("✗ {reason} (/retry)"), Part::Failed),
+        Delivery::Kept => ("⧗ in the outbox".to_owned(), Part::Pending),
+        Delivery::DeliveredEarlier => ("✓".to_owned(), Part::Delivered),
     }
 }
 

@@ -413,6 +413,60 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_conversation_opens_above_and_find_searches_it() {
+        use crate::chat::Kept;
+        let kept = |time: &str, ours: bool, text: &str, queued: bool, number: Option<u64>| Kept {
+            time: time.into(),
+            ours,
+            nick: (!ours).then(|| "bob".to_owned()),
+            text: text.into(),
+            queued,
+            number,
+        };
+        let mut chat = Chat::new("ada", "127.0.0.1:12001");
+        chat.update(Msg::Clock("09:30".into()));
+        chat.update(Msg::Earlier(vec![
+            kept("yesterday 18:01", false, "see you tomorrow", false, None),
+            kept("yesterday 18:02", true, "bring the cables", false, Some(0)),
+            kept("yesterday 18:05", true, "and the tester", true, Some(1)),
+        ]));
+        chat.update(Msg::Connected("127.0.0.1:12001".into()));
+        // The outbox's message goes to the session, then the peer confirms it.
+        chat.update(Msg::InSession {
+            number: 1,
+            id: MessageId(0),
+        });
+        chat.update(Msg::Net(Event::Delivered {
+            id: MessageId(0),
+            seq: 0,
+            attempts: 1,
+            elapsed: Duration::from_millis(3),
+        }));
+        assert_eq!(
+            chat.update(Msg::Paste("/find cables".into()))
+                .into_iter()
+                .chain(
+                    chat.update(Msg::Key(ratatui::crossterm::event::KeyEvent::from(
+                        ratatui::crossterm::event::KeyCode::Enter,
+                    )))
+                )
+                .collect::<Vec<_>>(),
+            vec![Effect::Find("cables".into())]
+        );
+        chat.update(Msg::Found {
+            query: "cables".into(),
+            matches: vec![kept(
+                "yesterday 18:02",
+                true,
+                "bring the cables",
+                false,
+                Some(0),
+            )],
+        });
+        insta::assert_snapshot!(screen(&chat, 100, 12));
+    }
+
+    #[test]
     fn narrow_terminal() {
         insta::assert_snapshot!(screen(&busy(), 40, 10));
     }
