@@ -129,8 +129,8 @@ impl Ledger {
     }
 
     /// Takes a message of ours: numbered, recorded for the outbox, and handed to the
-    /// session unless older ones wait for the peer. Returns the session's id when it
-    /// took it. The record must be committed ([`take_records`](Self::take_records))
+    /// session unless older ones wait for the peer. Returns its stable id, and the
+    /// session's id when the session took it. The record must be committed ([`take_records`](Self::take_records))
     /// before the stack's next `poll_transmit`: persist, then send.
     ///
     /// # Errors
@@ -140,7 +140,7 @@ impl Ledger {
         stack: &mut Stack,
         now: Instant,
         text: String,
-    ) -> Result<Option<MessageId>, (SendError, String)> {
+    ) -> Result<(StableId, Option<MessageId>), (SendError, String)> {
         let max = stack.max_text_len().saturating_sub(STABLE_ID_LEN);
         if text.len() > max {
             return Err((
@@ -154,17 +154,17 @@ impl Ledger {
         let id = self.number(&text);
         if !self.waiting.is_empty() {
             self.waiting.insert(id.number, text);
-            return Ok(None);
+            return Ok((id, None));
         }
         match stack.send_numbered(now, id, text.clone()) {
             Ok(mid) => {
                 self.in_session.insert(mid, id.number);
-                Ok(Some(mid))
+                Ok((id, Some(mid)))
             }
             // In the outbox already: it waits for the next chance.
             Err(_) => {
                 self.waiting.insert(id.number, text);
-                Ok(None)
+                Ok((id, None))
             }
         }
     }

@@ -175,6 +175,18 @@ pub(crate) struct Endpoint {
     /// How many times the session gave up a message that stayed in the outbox (not a
     /// failure for the user).
     given_back: u64,
+    /// Outbox messages handed to the session again: its id and our number, for the
+    /// full-screen chat to follow them.
+    released: Vec<(MessageId, u64)>,
+}
+
+/// What became of a line given to [`Endpoint::send_tracked`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tracked {
+    /// The session's id, when it took the message now.
+    pub(crate) id: Option<MessageId>,
+    /// Our number for it, when it is kept in the outbox (with a store).
+    pub(crate) number: Option<u64>,
 }
 
 impl Endpoint {
@@ -210,6 +222,7 @@ impl Endpoint {
             journal: None,
             kept: Vec::new(),
             given_back: 0,
+            released: Vec::new(),
         }
     }
 
@@ -242,11 +255,62 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Queues a message of the full-screen chat and says how to follow it: the
+    /// session's id, and with a store our number for it (it may wait in the outbox).
+    ///
+    /// # Errors
+    /// Too long, or the queue is full; the text comes back with the error.
+    pub(crate) fn send_tracked(
+        &mut self,
+        now: Instant,
+        text: String,
+    ) -> Result<Tracked, (SendError, String)> {
+        let Some(journal) = self.journal.as_mut() else {
+            return self.send(now, text).map(|id| Tracked {
+                id: Some(id),
+                number: None,
+            });
+        };
+        let (stable, id) = journal.ledger.queue(&mut self.stack, now, text)?;
+        Ok(Tracked {
+            id,
+            number: Some(stable.number),
+        })
+    }
+
+    /// Outbox messages handed to the session again since the last call.
+    pub(crate) fn take_released(&mut self) -> Vec<(MessageId, u64)> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// The newest `limit` messages of the kept conversation, oldest first.
+    pub(crate) fn recent(&self, limit: usize) -> Vec<udpchat_store::Message> {
+        self.journal
+            .as_ref()
+            .and_then(|j| j.recent(limit).ok())
+            .unwrap_or_default()
+    }
+
+    /// Messages of the kept conversation containing `needle`, oldest first.
+    ///
+    /// # Errors
+    /// No store (`--no-history`), or it cannot be read.
+    pub(crate) fn search(&self, needle: &str) -> Result<Vec<udpchat_store::Message>, String> {
+        match self.journal.as_ref() {
+            Some(j) => j.search(needle, 20).map_err(|e| e.to_string()),
+            None => Err("no kept conversation (--no-history, --ephemeral or --classic)".to_owned()),
+        }
+    }
+
     /// Hands the outbox's waiting messages to the session, oldest first, while it takes
     /// them: at start, when the peer is (back) online, and at the end of input.
     pub(crate) fn release_waiting(&mut self, now: Instant) {
         if let Some(journal) = self.journal.as_mut() {
-            journal.ledger.release(&mut self.stack, now);
+            for (id, _) in journal.ledger.release(&mut self.stack, now) {
+                if let Some(number) = journal.ledger.number_of(id) {
+                    self.released.push((id, number));
+                }
+            }
         }
     }
 

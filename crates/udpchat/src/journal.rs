@@ -53,6 +53,26 @@ impl Journal {
         })
     }
 
+    /// The newest `limit` messages of this conversation, oldest first.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) fn recent(&self, limit: usize) -> Result<Vec<udpchat_store::Message>, StoreError> {
+        self.store.history(Some(&self.peer), None, Some(limit))
+    }
+
+    /// Messages of this conversation containing `needle`, newest `limit`, oldest first.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) fn search(
+        &self,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<udpchat_store::Message>, StoreError> {
+        self.store.search(Some(&self.peer), needle, limit)
+    }
+
     /// What the outbox holds in the store: number and text, oldest first.
     ///
     /// # Errors

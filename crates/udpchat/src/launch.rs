@@ -105,7 +105,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
 ///
 /// # Errors
 /// No home can be determined, or it cannot be created.
-fn store_home(
+pub(crate) fn store_home(
     settings: &Settings,
     contacts: Option<&Contacts>,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {

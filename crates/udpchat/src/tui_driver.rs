@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use udpchat_impair::ImpairConfig;
 use udpchat_secure::SecureEvent;
 use udpchat_stack::StackEvent;
-use udpchat_tui::{render, Chat, Effect, Msg, Security, Status};
+use udpchat_tui::{render, Chat, Effect, Kept, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
@@ -97,6 +97,22 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         .as_mut()
         .map(Endpoint::take_pending)
         .unwrap_or_default();
+    // With the store, what was not delivered waits in the outbox: said, not lost.
+    let outbox = match driver.net.as_mut() {
+        Some(net) => net.outbox().unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if !outbox.is_empty() {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "udpchat: {} message(s) wait in the outbox; they go first the next time you chat with this peer (udpchat outbox lists them):",
+            outbox.len()
+        );
+        for (_, text) in &outbox {
+            let _ = writeln!(err, "  {text}");
+        }
+    }
     let undelivered = pending.len();
     if undelivered > 0 {
         let mut err = io::stderr().lock();
@@ -124,7 +140,24 @@ impl TuiDriver {
             )?),
             None => None,
         };
-        let (mut net, notices) = launch::endpoint(
+        // The conversation's store, opened (and locked) before anything is sent.
+        let journal = match (launch::store_home(&self.settings, contacts.as_ref())?, addr) {
+            (Some(home), Some(peer)) => {
+                let pinned = contacts
+                    .as_ref()
+                    .and_then(|c| c.trust_for(Some(peer)).expected);
+                let key = crate::journal::conversation_key(pinned, peer);
+                Some(crate::journal::Journal::open(
+                    &home,
+                    key,
+                    Some(self.chat.my_nick.clone()),
+                )?)
+            }
+            _ => None,
+        };
+        // Persist, then acknowledge (PROTOCOL.md §6b).
+        self.settings.protocol.durable_receive = journal.is_some();
+        let (net, notices) = launch::endpoint(
             socket,
             addr,
             &self.settings,
@@ -132,6 +165,13 @@ impl TuiDriver {
             self.prepared.secret.as_ref(),
             contacts,
         )?;
+        let mut net = match journal {
+            Some(journal) => net.with_journal(journal),
+            None => net,
+        };
+        // The end of the kept conversation, above this run's.
+        let earlier: Vec<Kept> = net.recent(EARLIER).iter().map(kept).collect();
+        self.chat.update(Msg::Earlier(earlier));
         let nick = self.chat.my_nick.clone();
         // The peer learns our nickname first thing, in order with what follows.
         let _ = net.send_nick(Instant::now(), nick);
@@ -158,7 +198,7 @@ impl TuiDriver {
         let mut events = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
         let mut buffers = RecvBuffers::new();
-        self.flush().await;
+        self.flush().await?;
         loop {
             terminal
                 .draw(|frame| render(&self.chat, frame))
@@ -192,7 +232,7 @@ impl TuiDriver {
                     self.chat.update(Msg::Clock(clock()));
                 }
             }
-            self.flush().await;
+            self.flush().await?;
         }
     }
 
@@ -219,14 +259,43 @@ impl TuiDriver {
                     let Some(net) = self.net.as_mut() else {
                         continue;
                     };
-                    let reply = match net.send(Instant::now(), text) {
-                        Ok(id) => Msg::Accepted { entry, id },
-                        Err((e, _)) => Msg::Refused {
-                            entry,
-                            reason: e.to_string(),
-                        },
+                    match net.send_tracked(Instant::now(), text) {
+                        Ok(tracked) => {
+                            if let Some(number) = tracked.number {
+                                self.chat.update(Msg::Numbered { entry, number });
+                            }
+                            match (tracked.id, tracked.number) {
+                                (Some(id), _) => {
+                                    self.chat.update(Msg::Accepted { entry, id });
+                                }
+                                // Older messages wait for the peer: this one waits too.
+                                (None, Some(number)) => {
+                                    self.chat.update(Msg::KeptInOutbox { number });
+                                }
+                                (None, None) => {}
+                            }
+                        }
+                        Err((e, _)) => {
+                            self.chat.update(Msg::Refused {
+                                entry,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                Effect::Find(query) => {
+                    let Some(net) = self.net.as_ref() else {
+                        continue;
                     };
-                    self.chat.update(reply);
+                    match net.search(&query) {
+                        Ok(found) => {
+                            let matches = found.iter().map(kept).collect();
+                            self.chat.update(Msg::Found { query, matches });
+                        }
+                        Err(e) => {
+                            self.chat.update(Msg::Note(format!("/find: {e}")));
+                        }
+                    }
                 }
                 Effect::SendNick(nick) => {
                     if let Some(net) = self.net.as_mut() {
@@ -257,13 +326,19 @@ impl TuiDriver {
     }
 
     /// Sends what the session has queued, shows what it reports, refreshes the status.
-    async fn flush(&mut self) {
+    ///
+    /// # Errors
+    /// The store cannot be written (the disk is full...): the chat cannot keep its
+    /// promises and ends.
+    async fn flush(&mut self) -> anyhow::Result<()> {
         let Some(net) = self.net.as_mut() else {
-            return;
+            return Ok(());
         };
-        // Events first: a received message is in the model before its acknowledgement
-        // leaves (see the line driver's flush).
+        // Events first, then the store: a received message is in the model and on disk
+        // before its acknowledgement leaves, and a typed one on disk before it is sent
+        // (see the line driver's flush).
         drain(net, &mut self.chat, &mut self.security);
+        net.commit()?;
         if let Some(warning) = net.send_all().await {
             self.chat.update(Msg::Note(warning));
         }
@@ -285,6 +360,7 @@ impl TuiDriver {
             max_text: stack.max_text_len(),
         };
         self.chat.update(Msg::Status(Box::new(status)));
+        Ok(())
     }
 }
 
@@ -328,6 +404,31 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
     }
     while let Some(hint) = net.take_hint() {
         chat.update(Msg::Note(format!("warning: {hint}")));
+    }
+    while let Some(report) = net.take_kept() {
+        if let Report::Kept { number, .. } = report {
+            chat.update(Msg::KeptInOutbox { number });
+        }
+    }
+    for (id, number) in net.take_released() {
+        chat.update(Msg::InSession { number, id });
+    }
+}
+
+/// Messages of the kept conversation shown when the chat opens.
+const EARLIER: usize = 50;
+
+/// A message of the store as the model shows it.
+fn kept(m: &udpchat_store::Message) -> Kept {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(m.at_ms).unwrap_or(0));
+    let local: chrono::DateTime<chrono::Local> = at.into();
+    Kept {
+        time: local.format("%m-%d %H:%M").to_string(),
+        ours: m.outgoing,
+        nick: m.nick.clone(),
+        text: m.text.clone(),
+        queued: m.state == udpchat_store::State::Queued,
+        number: m.stable.filter(|_| m.outgoing).map(|s| s.number),
     }
 }
 

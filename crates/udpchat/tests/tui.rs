@@ -166,6 +166,29 @@ fn full_screen_chat_with_a_second_process() {
         !screen.contains("│ rtt"),
         "the status bar is still on screen: the terminal was not restored\n{screen}"
     );
+    drop(pane);
+
+    // The next chat opens with the kept conversation above, and /find searches it.
+    let again = Pane::start(&format!("udpchat-test-{pa}-again"), &command);
+    let screen = again.wait_for("the kept conversation", |s| s.contains("earlier message"));
+    assert!(
+        screen.contains("above: 2 earlier messages"),
+        "both lines of the first run are kept\n{screen}"
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("ada: hello over udp") && l.contains('✓')),
+        "{screen}"
+    );
+    assert!(screen.contains("peer: hi ada"), "{screen}");
+    again.type_line("/find over udp");
+    again.wait_for("what /find found", |s| {
+        s.contains("/find over udp: 1 message in the kept conversation")
+    });
+    again.type_line("/quit");
+    let screen = again.wait_for("udpchat to exit", |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
     bob.close_stdin();
     bob.wait_exit();
 }
