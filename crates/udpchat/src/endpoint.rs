@@ -278,6 +278,11 @@ impl Endpoint {
         })
     }
 
+    /// The peer's last nickname, from the kept conversation.
+    pub(crate) fn peer_nick(&self) -> Option<String> {
+        self.journal.as_ref()?.peer_nick()
+    }
+
     /// Outbox messages handed to the session again since the last call.
     pub(crate) fn take_released(&mut self) -> Vec<(MessageId, u64)> {
         std::mem::take(&mut self.released)

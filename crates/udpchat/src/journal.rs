@@ -73,6 +73,11 @@ impl Journal {
         self.store.search(Some(&self.peer), needle, limit)
     }
 
+    /// The peer's last nickname, if it gave one in an earlier run.
+    pub(crate) fn peer_nick(&self) -> Option<String> {
+        self.store.peer_nick(&self.peer).ok().flatten()
+    }
+
     /// What the outbox holds in the store: number and text, oldest first.
     ///
     /// # Errors

@@ -169,7 +169,11 @@ impl TuiDriver {
             Some(journal) => net.with_journal(journal),
             None => net,
         };
-        // The end of the kept conversation, above this run's.
+        // The peer's last nickname, and the end of the kept conversation above this
+        // run's.
+        if let Some(nick) = net.peer_nick() {
+            self.chat.peer_nick = nick;
+        }
         let earlier: Vec<Kept> = net.recent(EARLIER).iter().map(kept).collect();
         self.chat.update(Msg::Earlier(earlier));
         let nick = self.chat.my_nick.clone();
@@ -400,6 +404,11 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
             }
             StackEvent::Session(e) => e,
         };
+        if matches!(event, udpchat_proto::Event::PeerRestarted { .. }) {
+            // The peer's new run has not heard our nickname: it goes first, in order
+            // with the messages sent to that run again.
+            let _ = net.send_nick(Instant::now(), chat.my_nick.clone());
+        }
         chat.update(Msg::Net(event));
     }
     while let Some(hint) = net.take_hint() {

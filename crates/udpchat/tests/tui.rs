@@ -186,6 +186,22 @@ fn full_screen_chat_with_a_second_process() {
     again.wait_for("what /find found", |s| {
         s.contains("/find over udp: 1 message in the kept conversation")
     });
+    // Bob restarts: ada's nickname goes to his new run again.
+    bob.kill();
+    let mut bob = Proc::spawn(
+        "bob2",
+        &[
+            &format!("127.0.0.1:{pa}"),
+            "--port",
+            &pb.to_string(),
+            "--json",
+        ],
+    );
+    bob.write_lines(["back again"]);
+    again.wait_for("bob's new run", |s| s.contains("peer: back again"));
+    bob.wait_event("ada's nickname, again", |e| {
+        e["event"] == "peer_nick" && e["nick"] == "ada"
+    });
     again.type_line("/quit");
     let screen = again.wait_for("udpchat to exit", |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=0"), "{screen}");
