@@ -76,6 +76,18 @@ pub(crate) enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Give a pinned peer a name, so `udpchat NAME` chats with it at its last address.
+    Alias {
+        /// The name: one word, e.g. bob.
+        name: String,
+        /// The peer: its address as HOST:PORT, or the start of its fingerprint (4 or more
+        /// hex digits), as `udpchat peers` shows them.
+        #[arg(value_name = "PEER|FINGERPRINT")]
+        target: String,
+        /// Where the pinned peers are kept.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the conversation history kept in the data directory, oldest first: both
     /// directions with time, delivery state and nickname.
     History {

@@ -118,6 +118,22 @@ pub(crate) fn forget(store: &StoreArgs, target: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `udpchat alias NAME TARGET`: names a pinned peer.
+///
+/// # Errors
+/// Nothing or several peers match; a bad name; the file cannot be saved.
+pub(crate) fn alias(store: &StoreArgs, name: &str, target: &str) -> anyhow::Result<()> {
+    let mut contacts = Contacts::open(store.home.as_deref(), false)?;
+    let fingerprint = contacts.alias(name, target)?;
+    writeln!(
+        io::stdout().lock(),
+        "{fingerprint} is now {}: `udpchat {}` chats with it",
+        name.trim(),
+        name.trim()
+    )?;
+    Ok(())
+}
+
 /// The store of the data directory, to read; `None` when nothing was kept yet.
 fn read_store(store: &StoreArgs) -> anyhow::Result<Option<Store>> {
     let home = crate::home::Home::resolve(store.home.as_deref())?;

@@ -140,6 +140,57 @@ impl Contacts {
             })
     }
 
+    /// Names the pinned peer that `target` designates (its address `HOST:PORT`, or the
+    /// start of its fingerprint) `name`, so `udpchat NAME` chats with it; another peer
+    /// of that name loses it. Returns the peer's fingerprint.
+    ///
+    /// # Errors
+    /// Nothing or more than one peer matches; the name is not usable; the file cannot
+    /// be saved; `--ephemeral`.
+    pub(crate) fn alias(&mut self, name: &str, target: &str) -> anyhow::Result<String> {
+        let Some(known) = self.known.as_mut() else {
+            anyhow::bail!("--ephemeral keeps no pinned peers");
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(':') || name.contains(char::is_whitespace) {
+            anyhow::bail!(
+                "a name is one word without ':' (it stands where HOST:PORT would), e.g. bob"
+            );
+        }
+        let addr: Option<SocketAddr> = target.parse().ok();
+        let matching: Vec<[u8; 32]> = known
+            .iter()
+            .filter(|p| {
+                addr.is_some_and(|a| p.addr == Some(a))
+                    || PublicKey(p.key).fingerprint().matches(target)
+            })
+            .map(|p| p.key)
+            .collect();
+        let key = match matching.as_slice() {
+            [key] => *key,
+            [] => anyhow::bail!(
+                "no pinned peer at {target:?} (give HOST:PORT as `udpchat peers` shows it, or 4 or more hex digits of a fingerprint)"
+            ),
+            _ => anyhow::bail!("{target:?} matches {} pinned peers: give more of the fingerprint", matching.len()),
+        };
+        let others: Vec<[u8; 32]> = known
+            .iter()
+            .filter(|p| p.key != key && p.name.as_deref() == Some(name))
+            .map(|p| p.key)
+            .collect();
+        for other in others {
+            known.set_name(&other, None)?;
+        }
+        known.set_name(&key, Some(name))?;
+        known.save()?;
+        Ok(PublicKey(key).fingerprint().to_string())
+    }
+
+    /// The last address of the pinned peer named `name`, if there is one.
+    pub(crate) fn address_of(&self, name: &str) -> Option<SocketAddr> {
+        self.known.as_ref()?.by_name(name)?.addr
+    }
+
     /// Removes the pinned peers that `target` names: an address (`HOST:PORT`) or the start
     /// of a fingerprint (4 or more hex digits); saves; returns how many went.
     ///
@@ -253,6 +304,31 @@ mod tests {
             0
         );
         assert_eq!(c.forget("10.0.0.1:12000").unwrap(), 0);
+    }
+
+    #[test]
+    fn an_alias_names_one_pinned_peer_and_finds_its_address() {
+        let dir = scratch("alias");
+        let mut c = Contacts::open(Some(&dir), false).unwrap();
+        let (k1, k2) = (PublicKey([1; 32]), PublicKey([2; 32]));
+        let (a1, a2): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:12000".parse().unwrap(),
+            "10.0.0.2:12000".parse().unwrap(),
+        );
+        c.remember(k1, a1, Verification::Code, true);
+        c.remember(k2, a2, Verification::Code, true);
+        assert_eq!(
+            c.alias("bob", "10.0.0.1:12000").unwrap(),
+            k1.fingerprint().to_string()
+        );
+        // The name moves to another peer, and is kept on disk.
+        c.alias("bob", &k2.fingerprint().to_string()[..4]).unwrap();
+        let again = Contacts::open(Some(&dir), false).unwrap();
+        assert_eq!(again.address_of("bob"), Some(a2));
+        assert_eq!(again.known().filter(|p| p.name.is_some()).count(), 1);
+        assert!(c.alias("bob", "10.0.0.9:12000").is_err(), "nobody there");
+        assert!(c.alias("bo b", "10.0.0.1:12000").is_err());
+        assert!(c.alias("h:1", "10.0.0.1:12000").is_err());
     }
 
     #[test]

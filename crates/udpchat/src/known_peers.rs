@@ -220,6 +220,11 @@ impl KnownPeers {
         self.peers.iter().find(|p| p.addr == Some(addr))
     }
 
+    /// The peer named `name` (as `udpchat alias` set it).
+    pub(crate) fn by_name(&self, name: &str) -> Option<&KnownPeer> {
+        self.peers.iter().find(|p| p.name.as_deref() == Some(name))
+    }
+
     /// The peer with this public key.
     pub(crate) fn by_key(&self, key: &[u8; 32]) -> Option<&KnownPeer> {
         self.peers.iter().find(|p| p.key == *key)
@@ -312,10 +317,6 @@ impl KnownPeers {
     /// [`KnownPeersError::UnknownKey`] if no entry has `key`;
     /// [`KnownPeersError::InvalidName`] for a name with a line break or another control
     /// character, which would break the file's lines.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "names and listings come with contacts (aliases)")
-    )]
     pub(crate) fn set_name(
         &mut self,
         key: &[u8; 32],

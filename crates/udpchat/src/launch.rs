@@ -58,6 +58,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
         None if settings.invite => None,
         None => Some(line_ui::ask_peer()?),
     };
+    let peer_text = peer_text.map(|t| alias_to_address(prepared.contacts.as_ref(), t));
     let (socket, peer) = open(&settings, peer_text.as_deref())?;
     let seed = settings.seed.unwrap_or_else(rand::random);
     let output = Output::new(settings.json, settings.verbose, settings.stats);
@@ -97,6 +98,14 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
             .run()
             .await
     })
+}
+
+/// PEER as typed, or the last address of the pinned peer it names (`udpchat alias`):
+/// a name wins over a host of the same name.
+pub(crate) fn alias_to_address(contacts: Option<&Contacts>, text: String) -> String {
+    contacts
+        .and_then(|c| c.address_of(text.trim()))
+        .map_or(text, |addr| addr.to_string())
 }
 
 /// The data directory whose store keeps the line interface's conversation: none with

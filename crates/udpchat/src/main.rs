@@ -50,6 +50,11 @@ fn main() -> ExitCode {
         Some(Command::Id { store, json }) => commands::id(&store, json).map(|()| 0),
         Some(Command::Peers { store, json }) => commands::peers(&store, json).map(|()| 0),
         Some(Command::Forget { store, target }) => commands::forget(&store, &target).map(|()| 0),
+        Some(Command::Alias {
+            name,
+            target,
+            store,
+        }) => commands::alias(&store, &name, &target).map(|()| 0),
         Some(Command::History {
             peer,
             since,

@@ -131,7 +131,9 @@ impl TuiDriver {
     /// Resolves and binds for `peer` (or, for an invitation, just binds), and starts the
     /// session.
     fn connect(&mut self, peer: Option<&str>) -> anyhow::Result<()> {
-        let (socket, addr) = launch::open(&self.settings, peer)?;
+        let peer =
+            peer.map(|p| launch::alias_to_address(self.prepared.contacts.as_ref(), p.to_owned()));
+        let (socket, addr) = launch::open(&self.settings, peer.as_deref())?;
         let contacts = match self.prepared.contacts.take() {
             Some(c) => Some(c),
             None if self.prepared.secret.is_some() => Some(crate::contacts::Contacts::open(

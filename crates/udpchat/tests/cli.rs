@@ -375,3 +375,33 @@ fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
     assert_eq!(me.exit_event()["failed"], 0);
     assert_eq!(me.exit_event()["queued"], 1);
 }
+
+#[test]
+fn an_alias_names_a_pinned_peer_and_starts_the_chat() {
+    let (pa, pb) = (free_port(), free_port());
+    let (home_a, home_b) = common::acquainted(pa, pb);
+    let (ha, hb) = (home_a.to_str().unwrap(), home_b.to_str().unwrap());
+    let named = common::run(&["alias", "bob", &format!("127.0.0.1:{pb}"), "--home", ha]);
+    assert!(named.status.success(), "{named:?}");
+    assert!(String::from_utf8_lossy(&named.stdout).contains("is now bob"));
+    let unknown = common::run(&["alias", "eve", "127.0.0.1:9", "--home", ha]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    let peers = common::run(&["peers", "--json", "--home", ha]);
+    assert!(String::from_utf8_lossy(&peers.stdout).contains("\"name\":\"bob\""));
+
+    let mut b = Proc::chat("B", pb, common::localhost(pa), &["--home", hb]);
+    let mut a = Proc::spawn(
+        "A",
+        &["bob", "--port", &pa.to_string(), "--json", "--home", ha],
+    );
+    let started = a.wait_event("started", |e| e["event"] == "started");
+    assert_eq!(started["peer"], format!("127.0.0.1:{pb}"));
+    a.write_lines(["hi bob"]);
+    a.close_stdin();
+    b.wait_event("the line", |e| {
+        e["event"] == "received" && e["text"] == "hi bob"
+    });
+    b.close_stdin();
+    assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
+    assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
+}
