@@ -10,6 +10,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod contacts;
 mod driver;
 mod endpoint;
@@ -44,6 +45,13 @@ fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     init_tracing();
+    let cli = match config::load() {
+        Ok(file) => cli.with_config(&file),
+        Err(e) => {
+            eprintln!("udpchat: {e}");
+            return ExitCode::from(USAGE);
+        }
+    };
     let result = match cli.command {
         None => launch::run(cli.chat.settings(false)).map(|f| f.exit_status()),
         Some(Command::Invite { chat }) => launch::run(chat.settings(true)).map(|f| f.exit_status()),

@@ -405,3 +405,79 @@ fn an_alias_names_a_pinned_peer_and_starts_the_chat() {
     assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
     assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
 }
+
+#[test]
+fn the_config_file_sets_defaults_below_flags_and_the_environment() {
+    let dir = common::temp_home("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (from_file, from_env, from_flag) = (dir.join("file"), dir.join("env"), dir.join("flag"));
+    let config = dir.join("config.toml");
+    let port = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "nick = \"ada\"\nhome = \"{}\"\nport = {port}\n",
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let home_of = |env_home: Option<&std::path::Path>, flag: Option<&std::path::Path>| {
+        let mut c = Command::new(bin());
+        c.args(["id", "--json"])
+            .env("UDPCHAT_CONFIG", &config)
+            .env_remove("UDPCHAT_HOME")
+            .stdin(Stdio::null());
+        if let Some(h) = env_home {
+            c.env("UDPCHAT_HOME", h);
+        }
+        if let Some(h) = flag {
+            c.arg("--home").arg(h);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["home"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(home_of(None, None), from_file.display().to_string());
+    assert_eq!(
+        home_of(Some(&from_env), None),
+        from_env.display().to_string()
+    );
+    assert_eq!(
+        home_of(Some(&from_env), Some(&from_flag)),
+        from_flag.display().to_string()
+    );
+
+    // The port comes from the file too, for a chat.
+    let mut me = Command::new(bin());
+    me.args([
+        "127.0.0.1:9",
+        "--json",
+        "--connect-timeout",
+        "1s",
+        "--no-history",
+    ])
+    .env("UDPCHAT_CONFIG", &config)
+    .env_remove("UDPCHAT_HOME")
+    .stdin(Stdio::null());
+    let out = me.output().unwrap();
+    let started: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(started["local"], format!("0.0.0.0:{port}"), "{out:?}");
+
+    // A mistake in the file is one line naming it, and a usage error.
+    std::fs::write(&config, "nik = \"ada\"\n").unwrap();
+    let out = Command::new(bin())
+        .args(["id"])
+        .env("UDPCHAT_CONFIG", &config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&config.display().to_string()) && err.contains("nik"),
+        "{err}"
+    );
+}

@@ -24,6 +24,9 @@ use serde_json::Value;
 /// slow CI machine does not fail the test; a hang still ends.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// A config file that does not exist: the tests never read the person's own.
+pub const NO_CONFIG: &str = "/nonexistent/udpchat-test/config.toml";
+
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_udpchat")
@@ -106,6 +109,7 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .env("UDPCHAT_HOME", shared_home())
+        .env("UDPCHAT_CONFIG", NO_CONFIG)
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -182,6 +186,7 @@ impl Proc {
         let mut child = Command::new(bin())
             .args(args)
             .env("UDPCHAT_HOME", own_copy_of_shared_home())
+            .env("UDPCHAT_CONFIG", NO_CONFIG)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
