@@ -453,6 +453,45 @@ fn parse_probability(s: &str) -> Result<f64, String> {
     Ok(p)
 }
 
+impl Cli {
+    /// Fills what the command line left unset from the config file: flags win, then
+    /// the environment (`UDPCHAT_HOME`), then the file.
+    pub(crate) fn with_config(mut self, file: &crate::config::FileConfig) -> Self {
+        let home_from_env = std::env::var_os(crate::home::HOME_ENV).is_some_and(|v| !v.is_empty());
+        let fill_home = |home: &mut Option<PathBuf>| {
+            if home.is_none() && !home_from_env {
+                home.clone_from(&file.home);
+            }
+        };
+        let fill_chat = |chat: &mut ChatArgs| {
+            if chat.home.is_none() && !home_from_env && !chat.ephemeral {
+                chat.home.clone_from(&file.home);
+            }
+            if chat.nick.is_none() {
+                chat.nick.clone_from(&file.nick);
+            }
+            if chat.port.is_none() {
+                chat.port = file.port;
+            }
+            chat.no_history |= file.no_history.unwrap_or(false);
+        };
+        fill_chat(&mut self.chat);
+        match &mut self.command {
+            Some(Command::Invite { chat }) => fill_chat(chat),
+            Some(
+                Command::Id { store, .. }
+                | Command::Peers { store, .. }
+                | Command::Forget { store, .. }
+                | Command::Alias { store, .. }
+                | Command::History { store, .. }
+                | Command::Outbox { store, .. },
+            ) => fill_home(&mut store.home),
+            None => {}
+        }
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,44 +685,5 @@ mod tests {
     #[test]
     fn peer_is_optional() {
         assert_eq!(parse(&[]).unwrap().peer, None);
-    }
-}
-
-impl Cli {
-    /// Fills what the command line left unset from the config file: flags win, then
-    /// the environment (`UDPCHAT_HOME`), then the file.
-    pub(crate) fn with_config(mut self, file: &crate::config::FileConfig) -> Self {
-        let home_from_env = std::env::var_os(crate::home::HOME_ENV).is_some_and(|v| !v.is_empty());
-        let fill_home = |home: &mut Option<PathBuf>| {
-            if home.is_none() && !home_from_env {
-                home.clone_from(&file.home);
-            }
-        };
-        let fill_chat = |chat: &mut ChatArgs| {
-            if chat.home.is_none() && !home_from_env && !chat.ephemeral {
-                chat.home.clone_from(&file.home);
-            }
-            if chat.nick.is_none() {
-                chat.nick.clone_from(&file.nick);
-            }
-            if chat.port.is_none() {
-                chat.port = file.port;
-            }
-            chat.no_history |= file.no_history.unwrap_or(false);
-        };
-        fill_chat(&mut self.chat);
-        match &mut self.command {
-            Some(Command::Invite { chat }) => fill_chat(chat),
-            Some(
-                Command::Id { store, .. }
-                | Command::Peers { store, .. }
-                | Command::Forget { store, .. }
-                | Command::Alias { store, .. }
-                | Command::History { store, .. }
-                | Command::Outbox { store, .. },
-            ) => fill_home(&mut store.home),
-            None => {}
-        }
-        self
     }
 }
