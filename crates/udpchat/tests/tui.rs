@@ -42,21 +42,33 @@ struct Pane {
 
 impl Pane {
     fn start(name: &str, command: &str) -> Self {
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                name,
-                "-x",
-                "100",
-                "-y",
-                "20",
-                command,
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(status, "tmux new-session failed");
+        // A tmux server that is just exiting (its last session was killed, here or by
+        // another test process) refuses the new session: try again.
+        let mut last = None;
+        for _ in 0..20 {
+            let out = Command::new("tmux")
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    name,
+                    "-x",
+                    "100",
+                    "-y",
+                    "20",
+                    command,
+                ])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    last = None;
+                    break;
+                }
+                other => last = Some(other),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(last.is_none(), "tmux new-session failed: {last:?}");
         Self {
             name: name.to_owned(),
         }
@@ -166,7 +178,7 @@ fn full_screen_chat_with_a_second_process() {
         !screen.contains("│ rtt"),
         "the status bar is still on screen: the terminal was not restored\n{screen}"
     );
-    drop(pane);
+    // (The first pane stays until the end: its tmux server keeps running for the next.)
 
     // The next chat opens with the kept conversation above, and /find searches it.
     let again = Pane::start(&format!("udpchat-test-{pa}-again"), &command);
