@@ -476,6 +476,19 @@ fn show(values: &[f64], digits: usize) -> String {
     }
 }
 
+/// `n` lines with `--no-history` on both sides: the transport alone.
+fn without_store(bin: &Path, home: &Path, n: usize) -> anyhow::Result<Transfer> {
+    transfer(
+        bin,
+        home,
+        n,
+        &["--no-history"],
+        None,
+        SenderOutput::Plain,
+        None,
+    )
+}
+
 /// Section 9.
 pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<()> {
     let n = s.product_lines;
@@ -495,15 +508,7 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
     // a) and b): no simulated loss.
     let mut clean = Vec::new();
     for i in 0..s.product_repeats {
-        let t = transfer(
-            bin,
-            home.path(),
-            n,
-            &["--no-history"],
-            None,
-            SenderOutput::Plain,
-            None,
-        )?;
+        let t = without_store(bin, home.path(), n)?;
         note(&format!("loss-free run {}", i + 1), &t);
         clean.push(t);
     }
@@ -669,15 +674,7 @@ pub(crate) fn section(r: &mut Report, s: &Sizes, bin: &Path) -> anyhow::Result<(
         let t = transfer(bin, home.path(), n, &[], None, SenderOutput::Plain, None)?;
         note(&format!("run {} with the store", i + 1), &t);
         kept.push(t.rate());
-        let t = transfer(
-            bin,
-            home.path(),
-            n,
-            &["--no-history"],
-            None,
-            SenderOutput::Plain,
-            None,
-        )?;
+        let t = without_store(bin, home.path(), n)?;
         note(&format!("run {} without the store", i + 1), &t);
         unkept.push(t.rate());
     }

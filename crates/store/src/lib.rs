@@ -617,22 +617,35 @@ impl Store {
         limit: Option<usize>,
     ) -> Result<Vec<Message>, StoreError> {
         let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        self.newest_where(peer, "?2 IS NULL OR at_ms >= ?2", &since_ms, limit)
+    }
+
+    /// The newest `limit` messages (all if negative) of `peer` (or of everyone) that
+    /// meet `condition` on `?2`, oldest first; ours show as delivered below the
+    /// conversation's watermark.
+    fn newest_where(
+        &self,
+        peer: Option<&str>,
+        condition: &str,
+        value: &dyn rusqlite::ToSql,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms,
                         CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END
                  FROM (
                      SELECT * FROM messages
                      WHERE (?1 IS NULL OR conversation = (SELECT id FROM conversations WHERE peer = ?1))
-                       AND (?2 IS NULL OR at_ms >= ?2)
+                       AND ({condition})
                      ORDER BY id DESC LIMIT ?3
                  ) AS m JOIN conversations AS c ON c.id = m.conversation
-                 ORDER BY m.id",
-            )
+                 ORDER BY m.id"
+            ))
             .map_err(|e| self.error(e))?;
         let rows = stmt
-            .query_map(params![peer, since_ms, limit], row_to_message)
+            .query_map(params![peer, value, limit], row_to_message)
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
     }
@@ -657,24 +670,7 @@ impl Store {
                 .replace('_', "\\_")
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms,
-                        CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END
-                 FROM (
-                     SELECT * FROM messages
-                     WHERE (?1 IS NULL OR conversation = (SELECT id FROM conversations WHERE peer = ?1))
-                       AND text LIKE ?2 ESCAPE '\\'
-                     ORDER BY id DESC LIMIT ?3
-                 ) AS m JOIN conversations AS c ON c.id = m.conversation
-                 ORDER BY m.id",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = stmt
-            .query_map(params![peer, pattern, limit], row_to_message)
-            .map_err(|e| self.error(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+        self.newest_where(peer, "text LIKE ?2 ESCAPE '\\'", &pattern, limit)
     }
 
     /// Our messages not yet acknowledged, oldest first: of `peer` or of everyone.
