@@ -176,6 +176,8 @@ pub struct Message {
     pub at_ms: i64,
     /// Where it stands.
     pub state: State,
+    /// Its row: messages are in row order, and older ones are asked for below it.
+    pub row: i64,
 }
 
 /// The open database of one data directory.
@@ -634,7 +636,8 @@ impl Store {
             .conn
             .prepare(&format!(
                 "SELECT c.peer, m.outgoing, m.origin, m.number, m.text, m.nick, m.at_ms,
-                        CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END
+                        CASE WHEN m.state = 0 AND m.number < c.delivered_below THEN 1 ELSE m.state END,
+                        m.id
                  FROM (
                      SELECT * FROM messages
                      WHERE (?1 IS NULL OR conversation = (SELECT id FROM conversations WHERE peer = ?1))
@@ -648,6 +651,21 @@ impl Store {
             .query_map(params![peer, value, limit], row_to_message)
             .map_err(|e| self.error(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.error(e))
+    }
+
+    /// The newest `limit` messages of `peer` older than row `before`, oldest first: the
+    /// full-screen chat scrolling back.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn history_before(
+        &self,
+        peer: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.newest_where(Some(peer), "id < ?2", &before, limit)
     }
 
     /// Messages of `peer` (or of everyone) whose text contains `needle` (ASCII letters
@@ -742,6 +760,7 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         nick: r.get(5)?,
         at_ms: r.get(6)?,
         state: State::from_sql(r.get(7)?),
+        row: r.get(8)?,
     })
 }
 
@@ -876,6 +895,14 @@ mod tests {
             ]
         );
         assert_eq!(store.history(None, None, Some(1)).unwrap()[0].text, "hi");
+        let before = store.history(None, None, Some(1)).unwrap()[0].row;
+        let older: Vec<_> = store
+            .history_before("key:ab", before, 1)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(older, ["two"]);
         let found: Vec<_> = store
             .search(Some("key:ab"), "O", 10)
             .unwrap()

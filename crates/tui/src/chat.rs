@@ -152,6 +152,9 @@ pub enum Msg {
         /// Our number for it.
         number: u64,
     },
+    /// Older messages of the kept conversation, oldest first, for the top of the
+    /// scrollback (the answer to [`Effect::LoadOlder`]).
+    Older(Vec<Kept>),
     /// What `/find` found in the kept conversation, oldest first.
     Found {
         /// What was looked for.
@@ -176,6 +179,8 @@ pub struct Kept {
     pub queued: bool,
     /// Our number for it (ours only), so a later delivery can be shown on it.
     pub number: Option<u64>,
+    /// Its place in the store: older messages are asked for below it.
+    pub row: i64,
 }
 
 /// Something for the driver to do.
@@ -198,6 +203,12 @@ pub enum Effect {
     Connect(String),
     /// Search the kept conversation; answer with [`Msg::Found`].
     Find(String),
+    /// Load the kept messages older than the store's row `before`; answer with
+    /// [`Msg::Older`] (empty when there are none).
+    LoadOlder {
+        /// The row of the oldest message shown.
+        before: i64,
+    },
     /// Leave.
     Quit,
 }
@@ -223,6 +234,10 @@ pub struct Chat {
     pub clock: String,
     /// Our messages kept in the outbox, by number: the entries that show them.
     pub by_number: std::collections::HashMap<u64, EntryId>,
+    /// The store's row of the oldest kept message shown, while older ones may exist.
+    pub older_than: Option<i64>,
+    /// Older messages were asked for and have not come yet.
+    pub loading_older: bool,
     /// Set once the user asked to leave.
     pub quit: bool,
     /// Draw without colours (`NO_COLOR`).
@@ -247,6 +262,8 @@ impl Chat {
             mode: Mode::Chat,
             clock: String::new(),
             by_number: std::collections::HashMap::new(),
+            older_than: None,
+            loading_older: false,
             quit: false,
             no_color: false,
             size: (80, 24),
@@ -271,7 +288,11 @@ impl Chat {
             }
             Msg::Wheel(rows) => {
                 self.scroll(rows.saturating_mul(3));
-                Vec::new()
+                if rows > 0 {
+                    self.older_if_at_top()
+                } else {
+                    Vec::new()
+                }
             }
             Msg::Resize { width, height } => {
                 self.size = (width, height);
@@ -331,7 +352,41 @@ impl Chat {
                 Vec::new()
             }
             Msg::Earlier(kept) => {
+                self.older_than = kept.first().map(|k| k.row);
                 self.show_earlier(&kept);
+                Vec::new()
+            }
+            Msg::Older(kept) => {
+                self.loading_older = false;
+                self.older_than = kept.first().map(|k| k.row);
+                let older = kept
+                    .iter()
+                    .map(|m| {
+                        let author = if m.ours { Author::Me } else { Author::Peer };
+                        (
+                            m.time.clone(),
+                            author,
+                            self.kept_nick(m),
+                            m.text.clone(),
+                            m.ours.then(|| {
+                                if m.queued {
+                                    Delivery::Kept
+                                } else {
+                                    Delivery::DeliveredEarlier
+                                }
+                            }),
+                        )
+                    })
+                    .collect();
+                let ids = self.conversation.prepend(older);
+                // Entries that did not fit the scrollback have no handle; the rest pair
+                // up with the newest of `kept`.
+                let offset = kept.len() - ids.len();
+                for (m, id) in kept[offset..].iter().zip(ids) {
+                    if let (true, Some(number)) = (m.queued, m.number) {
+                        self.by_number.insert(number, id);
+                    }
+                }
                 Vec::new()
             }
             Msg::Found { query, matches } => {
@@ -428,13 +483,31 @@ impl Chat {
             KeyCode::Right => self.input.right(),
             KeyCode::Up => self.input.history_up(),
             KeyCode::Down => self.input.history_down(),
-            KeyCode::PageUp => self.scroll(i32::from(self.page_rows())),
+            KeyCode::PageUp => {
+                self.scroll(i32::from(self.page_rows()));
+                return self.older_if_at_top();
+            }
             KeyCode::PageDown => self.scroll(-i32::from(self.page_rows())),
-            KeyCode::Home => self.conversation.scroll_up(usize::MAX, self.max_scroll()),
+            KeyCode::Home => {
+                self.conversation.scroll_up(usize::MAX, self.max_scroll());
+                return self.older_if_at_top();
+            }
             KeyCode::End => self.conversation.scroll_down(usize::MAX),
             _ => {}
         }
         Vec::new()
+    }
+
+    /// At the top of the scrollback, asks once for older kept messages, if any may be.
+    fn older_if_at_top(&mut self) -> Vec<Effect> {
+        let at_top = self.conversation.scroll >= self.max_scroll();
+        match self.older_than {
+            Some(before) if at_top && !self.loading_older => {
+                self.loading_older = true;
+                vec![Effect::LoadOlder { before }]
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn quit(&mut self) -> Vec<Effect> {

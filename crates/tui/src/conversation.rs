@@ -69,7 +69,7 @@ pub struct Entry {
 }
 
 /// The scrollback and the reader's position in it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Conversation {
     entries: VecDeque<Entry>,
     next_id: u64,
@@ -78,6 +78,22 @@ pub struct Conversation {
     pub scroll: usize,
     /// Entries that arrived while scrolled up, for the "new messages" marker.
     pub unseen: usize,
+}
+
+/// Handles start here, so entries loaded later from the kept conversation can be put
+/// above the first one with smaller handles.
+const FIRST_ID: u64 = 1 << 32;
+
+impl Default for Conversation {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            next_id: FIRST_ID,
+            by_message: HashMap::new(),
+            scroll: 0,
+            unseen: 0,
+        }
+    }
 }
 
 impl Conversation {
@@ -110,6 +126,39 @@ impl Conversation {
             self.unseen += 1;
         }
         id
+    }
+
+    /// Puts older entries above the first one (`older` oldest first), as long as the
+    /// scrollback has room; returns the handles given, oldest first. The reader's
+    /// position, counted from the bottom, does not move.
+    pub fn prepend(
+        &mut self,
+        older: Vec<(String, Author, String, String, Option<Delivery>)>,
+    ) -> Vec<EntryId> {
+        let room = SCROLLBACK.saturating_sub(self.entries.len());
+        let first = self.entries.front().map_or(self.next_id, |e| e.id.0);
+        let take = older
+            .len()
+            .min(room)
+            .min(usize::try_from(first).unwrap_or(usize::MAX));
+        let skip = older.len() - take;
+        let mut ids = Vec::with_capacity(take);
+        for (i, (time, author, nick, text, delivery)) in
+            older.into_iter().skip(skip).enumerate().rev()
+        {
+            let id = EntryId(first - (take - i) as u64);
+            self.entries.push_front(Entry {
+                id,
+                time,
+                author,
+                nick,
+                text,
+                delivery,
+            });
+            ids.push(id);
+        }
+        ids.reverse();
+        ids
     }
 
     /// Adds a line from udpchat itself.
@@ -215,7 +264,7 @@ mod tests {
         }
         assert_eq!(c.entries().len(), SCROLLBACK);
         assert!(c.get_mut(first).is_none());
-        let last = EntryId(SCROLLBACK as u64);
+        let last = EntryId(first.0 + SCROLLBACK as u64);
         assert_eq!(c.get_mut(last).unwrap().text, SCROLLBACK.to_string());
     }
 

@@ -422,6 +422,7 @@ mod tests {
             text: text.into(),
             queued,
             number,
+            row: 10 + i64::try_from(number.unwrap_or(0)).unwrap(),
         };
         let mut chat = Chat::new("ada", "127.0.0.1:12001");
         chat.update(Msg::Clock("09:30".into()));
@@ -464,6 +465,57 @@ mod tests {
             )],
         });
         insta::assert_snapshot!(screen(&chat, 100, 12));
+    }
+
+    #[test]
+    fn scrolling_to_the_top_loads_older_kept_messages_once() {
+        use crate::chat::Kept;
+        let kept = |row: i64, ours: bool, text: &str| Kept {
+            time: format!("12-0{row} 10:00"),
+            ours,
+            nick: None,
+            text: text.into(),
+            queued: false,
+            number: ours.then_some(u64::try_from(row).unwrap()),
+            row,
+        };
+        let mut chat = Chat::new("ada", "127.0.0.1:12001");
+        chat.update(Msg::Resize {
+            width: 60,
+            height: 6,
+        });
+        chat.update(Msg::Clock("09:30".into()));
+        chat.update(Msg::Earlier(vec![
+            kept(5, false, "five"),
+            kept(6, true, "six"),
+            kept(7, false, "seven"),
+        ]));
+        let home =
+            ratatui::crossterm::event::KeyEvent::from(ratatui::crossterm::event::KeyCode::Home);
+        assert_eq!(
+            chat.update(Msg::Key(home)),
+            vec![Effect::LoadOlder { before: 5 }]
+        );
+        // Asked once until the answer comes.
+        assert!(chat.update(Msg::Key(home)).is_empty());
+        chat.update(Msg::Older(vec![
+            kept(3, false, "three"),
+            kept(4, true, "four"),
+        ]));
+        assert_eq!(
+            chat.update(Msg::Key(home)),
+            vec![Effect::LoadOlder { before: 3 }]
+        );
+        chat.update(Msg::Older(Vec::new()));
+        assert!(chat.update(Msg::Key(home)).is_empty(), "nothing older");
+        let texts: Vec<&str> = chat
+            .conversation
+            .entries()
+            .map(|e| e.text.as_str())
+            .take(5)
+            .collect();
+        assert_eq!(texts, ["three", "four", "five", "six", "seven"]);
+        insta::assert_snapshot!(screen(&chat, 60, 6));
     }
 
     #[test]

@@ -296,6 +296,14 @@ impl Endpoint {
             .unwrap_or_default()
     }
 
+    /// The newest `limit` kept messages older than row `before`, oldest first.
+    pub(crate) fn older(&self, before: i64, limit: usize) -> Vec<udpchat_store::Message> {
+        self.journal
+            .as_ref()
+            .and_then(|j| j.older(before, limit).ok())
+            .unwrap_or_default()
+    }
+
     /// Messages of the kept conversation containing `needle`, oldest first.
     ///
     /// # Errors

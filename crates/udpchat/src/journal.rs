@@ -61,6 +61,18 @@ impl Journal {
         self.store.history(Some(&self.peer), None, Some(limit))
     }
 
+    /// The newest `limit` messages of this conversation before row `before`.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    pub(crate) fn older(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<udpchat_store::Message>, StoreError> {
+        self.store.history_before(&self.peer, before, limit)
+    }
+
     /// Messages of this conversation containing `needle`, newest `limit`, oldest first.
     ///
     /// # Errors

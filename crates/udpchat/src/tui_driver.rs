@@ -289,6 +289,15 @@ impl TuiDriver {
                         }
                     }
                 }
+                Effect::LoadOlder { before } => {
+                    let older = self
+                        .net
+                        .as_ref()
+                        .map(|net| net.older(before, EARLIER))
+                        .unwrap_or_default();
+                    self.chat
+                        .update(Msg::Older(older.iter().map(kept).collect()));
+                }
                 Effect::Find(query) => {
                     let Some(net) = self.net.as_ref() else {
                         continue;
@@ -440,6 +449,7 @@ fn kept(m: &udpchat_store::Message) -> Kept {
         text: m.text.clone(),
         queued: m.state == udpchat_store::State::Queued,
         number: m.stable.filter(|_| m.outgoing).map(|s| s.number),
+        row: m.row,
     }
 }
 
