@@ -368,12 +368,10 @@ impl Chat {
                             author,
                             self.kept_nick(m),
                             m.text.clone(),
-                            m.ours.then(|| {
-                                if m.queued {
-                                    Delivery::Kept
-                                } else {
-                                    Delivery::DeliveredEarlier
-                                }
+                            m.ours.then_some(if m.queued {
+                                Delivery::Kept
+                            } else {
+                                Delivery::DeliveredEarlier
                             }),
                         )
                     })
