@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::Classification;
-use udpchat_proto::{Config, PeerState, StableId};
+use udpchat_proto::{Config, PeerState};
 use udpchat_secure::{Identity, SecureConfig, Trust};
 use udpchat_stack::{Conversation, Ledger, Record, Security, Seen, Stack, StackEvent};
 
@@ -44,7 +44,7 @@ const DEADLINE: Duration = Duration::from_secs(600);
 struct MemStore {
     origin: u64,
     next_number: u64,
-    shown_through: Option<StableId>,
+    shown: std::collections::HashMap<u64, u64>,
     /// Ours: number → (text, delivered).
     out: BTreeMap<u64, (String, bool)>,
     /// Theirs, as shown.
@@ -71,8 +71,8 @@ impl MemStore {
                 }
                 Record::Shown { stable, text, .. } => {
                     self.history_in.push(text.clone());
-                    if stable.is_some() {
-                        self.shown_through = *stable;
+                    if let Some(id) = stable {
+                        self.shown.insert(id.origin, id.number);
                     }
                 }
                 Record::PeerNick { .. } => {}
@@ -84,7 +84,7 @@ impl MemStore {
         Conversation {
             origin: self.origin,
             next_number: self.next_number,
-            shown_through: self.shown_through,
+            shown: self.shown.clone(),
             outbox: self
                 .out
                 .iter()

@@ -24,10 +24,12 @@ pub struct Conversation {
     /// Our store's origin: random, chosen when the store was made, part of every id we
     /// give (a store made again numbers afresh under a new origin).
     pub origin: u64,
-    /// The number our next message to this peer gets.
+    /// The number our next message gets: numbers count the store's messages to every
+    /// peer, so one origin never gives a number twice, whatever key a conversation has.
     pub next_number: u64,
-    /// The id of the peer's last message shown, if any.
-    pub shown_through: Option<StableId>,
+    /// For each origin (a peer's store) seen, the number of its last message shown:
+    /// what is a copy does not depend on how this side names the conversation.
+    pub shown: HashMap<u64, u64>,
     /// Our messages not yet acknowledged, by number, oldest first: sent again, with
     /// their numbers, before anything new.
     pub outbox: Vec<(u64, String)>,
@@ -58,7 +60,7 @@ pub enum Record {
         below: u64,
     },
     /// A message of the peer's was shown: into the history, and, when it has an id,
-    /// that id is the last shown.
+    /// its number is the last shown from its origin.
     Shown {
         /// Its id, if the sender gave one.
         stable: Option<StableId>,
@@ -97,7 +99,7 @@ pub enum Seen {
 pub struct Ledger {
     origin: u64,
     next_number: u64,
-    shown_through: Option<StableId>,
+    shown: HashMap<u64, u64>,
     peer_nick: Option<String>,
     /// Our messages numbered and not yet acknowledged, oldest first.
     unacknowledged: VecDeque<u64>,
@@ -118,7 +120,7 @@ impl Ledger {
         Self {
             origin: conversation.origin,
             next_number: conversation.next_number,
-            shown_through: conversation.shown_through,
+            shown: conversation.shown.clone(),
             peer_nick: None,
             unacknowledged: conversation.outbox.iter().map(|(n, _)| *n).collect(),
             in_session: HashMap::new(),
@@ -286,14 +288,16 @@ impl Ledger {
     /// show it: `false` for one whose id is of the same origin as the last shown and
     /// not above it, a copy of one this or an earlier run already showed.
     fn received(&mut self, stable: Option<StableId>, text: &str) -> bool {
-        if let (Some(id), Some(shown)) = (stable, self.shown_through) {
-            if id.origin == shown.origin && id.number <= shown.number {
+        if let Some(id) = stable {
+            if self
+                .shown
+                .get(&id.origin)
+                .is_some_and(|&last| id.number <= last)
+            {
                 self.duplicates += 1;
                 return false;
             }
-        }
-        if stable.is_some() {
-            self.shown_through = stable;
+            self.shown.insert(id.origin, id.number);
         }
         self.records.push(Record::Shown {
             stable,
@@ -338,9 +342,9 @@ impl Ledger {
         self.unacknowledged.len()
     }
 
-    /// The id of the peer's last message shown.
-    pub fn shown_through(&self) -> Option<StableId> {
-        self.shown_through
+    /// The number of the last message shown from `origin`, if any.
+    pub fn shown_from(&self, origin: u64) -> Option<u64> {
+        self.shown.get(&origin).copied()
     }
 
     /// Copies of already shown messages that were not shown again.
@@ -359,7 +363,7 @@ mod tests {
         let mut ledger = Ledger::new(&Conversation {
             origin: 1,
             next_number: 7,
-            shown_through: theirs(9, 3),
+            shown: [(9, 3)].into_iter().collect(),
             outbox: vec![(6, "six".into())],
         });
         assert_eq!(
@@ -372,9 +376,12 @@ mod tests {
         assert!(!ledger.received(theirs(9, 3), "old"));
         assert!(ledger.received(theirs(9, 4), "new"));
         assert!(ledger.received(None, "unnumbered"));
-        // A store made again (another origin) numbers afresh: shown, not a copy.
+        // A store made again (another origin) numbers afresh: shown, not a copy; and
+        // the first origin is still remembered.
         assert!(ledger.received(theirs(10, 0), "from a new store"));
         assert!(!ledger.received(theirs(10, 0), "again"));
+        assert!(!ledger.received(theirs(9, 4), "an old copy from the first store"));
+        assert_eq!(ledger.shown_from(9), Some(4));
         ledger.delivered(6);
         ledger.delivered(6);
         assert_eq!(
@@ -402,6 +409,6 @@ mod tests {
                 Record::DeliveredBelow { below: 7 },
             ]
         );
-        assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (2, 1));
+        assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (3, 1));
     }
 }

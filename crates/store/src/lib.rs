@@ -43,16 +43,21 @@ const MIGRATIONS: &[&str] = &["
     -- This store's origin: part of every id it gives (PROTOCOL.md §6b), so a store
     -- made again never reuses an old id. SQLite seeds random() from the system.
     INSERT INTO meta (name, value) VALUES ('origin', random());
+    -- The number our next message gets, to any peer: one origin never gives a number
+    -- twice, whatever key a conversation has on either side.
+    INSERT INTO meta (name, value) VALUES ('next_number', 0);
+    -- For each origin (a peer's store) seen, the number of its last message shown.
+    CREATE TABLE shown (
+        origin INTEGER PRIMARY KEY,
+        number INTEGER NOT NULL
+    );
     CREATE TABLE conversations (
         id            INTEGER PRIMARY KEY,
         peer          TEXT NOT NULL UNIQUE,
-        next_number   INTEGER NOT NULL DEFAULT 0,
         -- Every message of ours numbered below this is delivered, whatever its state.
         delivered_below INTEGER NOT NULL DEFAULT 0,
         -- No message of ours below this row is in the outbox: where reading it starts.
         outbox_from   INTEGER NOT NULL DEFAULT 0,
-        shown_origin  INTEGER,
-        shown_through INTEGER,
         peer_nick     TEXT
     );
     -- state: 0 queued (ours, in the outbox), 1 delivered (ours), 2 received (theirs).
@@ -193,6 +198,9 @@ pub struct Store {
     rows: HashMap<i64, VecDeque<(u64, i64)>>,
     /// Held for the store's life: one chat per data directory.
     _lock: Option<File>,
+    /// A commit failed: the memory of rows may be ahead of the file, so nothing more is
+    /// committed through this handle (the chat stops; the next run starts from disk).
+    poisoned: Option<String>,
 }
 
 /// Rows one INSERT statement takes: the per-statement cost of SQLite's virtual
@@ -255,6 +263,7 @@ impl Store {
             conversations: HashMap::new(),
             rows: HashMap::new(),
             _lock: Some(lock),
+            poisoned: None,
         };
         store.prepare()?;
         Ok(store)
@@ -278,6 +287,7 @@ impl Store {
             conversations: HashMap::new(),
             rows: HashMap::new(),
             _lock: None,
+            poisoned: None,
         };
         store
             .conn
@@ -373,31 +383,24 @@ impl Store {
                 r.get(0)
             })
             .map_err(|e| self.error(e))?;
-        let row = self
+        let next_number: i64 = self
             .conn
             .query_row(
-                "SELECT next_number, shown_origin, shown_through FROM conversations WHERE peer = ?1",
-                [peer],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, Option<i64>>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                },
+                "SELECT value FROM meta WHERE name = 'next_number'",
+                [],
+                |r| r.get(0),
             )
-            .optional()
             .map_err(|e| self.error(e))?;
-        let (next_number, shown_through) = match row {
-            Some((n, Some(o), Some(s))) => (
-                from_sql(n),
-                Some(StableId {
-                    origin: from_sql(o),
-                    number: from_sql(s),
-                }),
-            ),
-            Some((n, _, _)) => (from_sql(n), None),
-            None => (0, None),
+        let shown = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT origin, number FROM shown")
+                .map_err(|e| self.error(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((from_sql(r.get(0)?), from_sql(r.get(1)?))))
+                .map_err(|e| self.error(e))?;
+            rows.collect::<Result<HashMap<u64, u64>, _>>()
+                .map_err(|e| self.error(e))?
         };
         let mut outbox = Vec::new();
         for (row, conversation, m) in self.outbox_rows(Some(peer))? {
@@ -411,8 +414,8 @@ impl Store {
         }
         Ok(Conversation {
             origin: from_sql(origin),
-            next_number,
-            shown_through,
+            next_number: from_sql(next_number),
+            shown,
             outbox,
         })
     }
@@ -448,6 +451,27 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        if let Some(reason) = &self.poisoned {
+            return Err(StoreError::Sqlite {
+                path: self.path.clone(),
+                source: rusqlite::Error::InvalidParameterName(format!(
+                    "an earlier commit failed ({reason}); nothing more is written this run"
+                )),
+            });
+        }
+        let result = self.commit_batch(peer, own_nick, records);
+        if let Err(e) = &result {
+            self.poisoned = Some(e.to_string());
+        }
+        result
+    }
+
+    fn commit_batch(
+        &mut self,
+        peer: &str,
+        own_nick: Option<&str>,
+        records: &[Record],
+    ) -> Result<(), StoreError> {
         let at = now_ms();
         let path = self.path.clone();
         let fail = |e| classify(&path, e);
@@ -471,7 +495,7 @@ impl Store {
         // (the usual case) are one update per run.
         let mut next_number = None;
         let mut delivered_below = None;
-        let mut shown = None;
+        let mut shown: HashMap<u64, u64> = HashMap::new();
         let mut nick = None;
         let mut delivered: Vec<u64> = Vec::new();
         let mut inserted: Vec<(u64, i64)> = Vec::new();
@@ -505,8 +529,8 @@ impl Store {
                         nick: nick.as_deref(),
                         state: 2,
                     });
-                    if stable.is_some() {
-                        shown = *stable;
+                    if let Some(id) = stable {
+                        shown.insert(id.origin, id.number);
                     }
                 }
                 Record::DeliveredBelow { below } => delivered_below = Some(*below),
@@ -541,9 +565,9 @@ impl Store {
             }
         }
         if let Some(next) = next_number {
-            tx.prepare_cached("UPDATE conversations SET next_number = ?2 WHERE id = ?1")
+            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE name = 'next_number'")
                 .map_err(fail)?
-                .execute(params![conversation, to_sql(next)])
+                .execute(params![to_sql(next)])
                 .map_err(fail)?;
         }
         let rows = self.rows.entry(conversation).or_default();
@@ -566,12 +590,13 @@ impl Store {
             .execute(params![conversation, to_sql(below), from])
             .map_err(fail)?;
         }
-        if let Some(id) = shown {
+        for (origin, number) in shown {
             tx.prepare_cached(
-                "UPDATE conversations SET shown_origin = ?2, shown_through = ?3 WHERE id = ?1",
+                "INSERT INTO shown (origin, number) VALUES (?1, ?2)
+                 ON CONFLICT (origin) DO UPDATE SET number = excluded.number",
             )
             .map_err(fail)?
-            .execute(params![conversation, to_sql(id.origin), to_sql(id.number)])
+            .execute(params![to_sql(origin), to_sql(number)])
             .map_err(fail)?;
         }
         if let Some(nick) = nick {
@@ -866,18 +891,19 @@ mod tests {
             Conversation {
                 origin: loaded.origin,
                 next_number: 2,
-                shown_through: Some(StableId {
-                    origin: 5,
-                    number: 9
-                }),
+                shown: [(5, 9)].into_iter().collect(),
                 outbox: vec![(1, "two".into())],
             }
         );
+        // Another conversation: no outbox, but the same numbering and what was shown
+        // from each origin (a peer named differently is still known by its origin).
         assert_eq!(
             store.load("key:cd").unwrap(),
             Conversation {
                 origin: loaded.origin,
-                ..Conversation::default()
+                next_number: 2,
+                shown: [(5, 9)].into_iter().collect(),
+                outbox: Vec::new(),
             }
         );
         // Another store, another origin.

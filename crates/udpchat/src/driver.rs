@@ -75,6 +75,8 @@ pub(crate) struct Output {
     unwritten: Vec<(Stream, String)>,
     /// Bytes in `unwritten`.
     unwritten_len: usize,
+    /// No early write: what is collected waits for the store's commit.
+    holding: bool,
 }
 
 /// Past this many bytes what is collected is written at once, whatever the loop does.
@@ -108,10 +110,19 @@ impl Output {
         if let Some((_, run)) = self.unwritten.last_mut() {
             run.push('\n');
         }
-        if self.unwritten_len >= OUTPUT_BUFFER {
+        // Past the buffer's size, write out early, but only when nothing received is
+        // waiting for the store: a line printed before its commit could be printed again
+        // by the next run after a crash. The driver flushes after every commit anyway.
+        if self.unwritten_len >= OUTPUT_BUFFER && !self.holding {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Holds the output (no early write) while received messages wait for the store's
+    /// commit; [`flush`](Self::flush) after the commit writes everything.
+    fn hold(&mut self, holding: bool) {
+        self.holding = holding;
     }
 
     /// Writes out what was collected. Failing to write the conversation (stdout) is an
@@ -398,12 +409,14 @@ impl Driver {
     /// their acknowledgements leave, so a crash between the two cannot lose a message the
     /// peer believes delivered.
     async fn flush(&mut self) -> io::Result<()> {
+        self.output.hold(true);
         self.report_events()?;
         // Persist, then show, then acknowledge: what arrived and what was typed is in
         // the store (one transaction) before it is written out or anything is sent, so
         // a crash can neither lose a message the peer believes delivered nor show one
         // twice.
         self.net.commit()?;
+        self.output.hold(false);
         self.output.flush()?;
         if let Some(message) = self.net.send_all().await {
             self.emit(&Report::Warning { message })?;
@@ -461,8 +474,10 @@ impl Driver {
     /// Ctrl-C: every message not yet acknowledged is reported failed, with its text,
     /// and the peer is told we left (so it reports what we never confirmed).
     async fn interrupt(mut self) -> anyhow::Result<Finish> {
+        self.output.hold(true);
         self.report_events()?;
         self.net.commit()?;
+        self.output.hold(false);
         self.fail_pending(INTERRUPTED)?;
         self.net.stack.close(Instant::now());
         if let Some(message) = self.net.send_all().await {

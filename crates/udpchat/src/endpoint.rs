@@ -178,6 +178,11 @@ pub(crate) struct Endpoint {
     /// Outbox messages handed to the session again: its id and our number, for the
     /// full-screen chat to follow them.
     released: Vec<(MessageId, u64)>,
+    /// The outbox is to go to the session once the events in hand are all taken.
+    release_due: bool,
+    /// The store could not be written: nothing more is sent (a message whose record
+    /// was lost must not reach the peer under a number the next run reuses).
+    store_failed: bool,
 }
 
 /// What became of a line given to [`Endpoint::send_tracked`].
@@ -223,6 +228,8 @@ impl Endpoint {
             kept: Vec::new(),
             given_back: 0,
             released: Vec::new(),
+            release_due: false,
+            store_failed: false,
         }
     }
 
@@ -347,9 +354,10 @@ impl Endpoint {
 
     fn commit_with(&mut self, all: bool) -> io::Result<()> {
         if let Some(journal) = self.journal.as_mut() {
-            journal
-                .commit(all)
-                .map_err(|e| io::Error::other(e.to_string()))?;
+            if let Err(e) = journal.commit(all) {
+                self.store_failed = true;
+                return Err(io::Error::other(e.to_string()));
+            }
             self.stack.confirm_durable();
         }
         Ok(())
@@ -439,7 +447,16 @@ impl Endpoint {
     /// the pinning comes back as a hint.
     pub(crate) fn poll_event(&mut self) -> Option<StackEvent> {
         loop {
-            let event = self.stack.poll_event()?;
+            let Some(event) = self.stack.poll_event() else {
+                // The outbox goes again only once every event is taken: a batch of
+                // failures must all be back in the outbox first, or a newer message
+                // could overtake an older one (and the peer would drop the older as a
+                // copy).
+                if std::mem::take(&mut self.release_due) {
+                    self.release_waiting(Instant::now());
+                }
+                return None;
+            };
             if let Some(event) = self.take_in(event) {
                 return Some(event);
             }
@@ -464,14 +481,16 @@ impl Endpoint {
                         });
                     }
                     // Given up while the peer still answers (no acknowledgement after
-                    // every retry): the outbox tries again, in order.
+                    // every retry): the outbox tries again, in order, once the events
+                    // are all taken.
                     if self.stack.peer_state() == udpchat_proto::PeerState::Online {
-                        self.release_waiting(Instant::now());
+                        self.release_due = true;
                     }
                     return None;
                 }
-                // Online (again): what waits in the outbox goes now, in order.
-                Seen::Online => self.release_waiting(Instant::now()),
+                // Online (again): what waits in the outbox goes, in order, once the
+                // events are all taken.
+                Seen::Online => self.release_due = true,
             }
         }
         match &event {
@@ -653,6 +672,10 @@ impl Endpoint {
     /// A run of datagrams to one address, all of one size but the last, leaves in one
     /// system call (UDP GSO) where the system offers it: a bulk transfer's full packets.
     pub(crate) async fn send_all(&mut self) -> Option<String> {
+        if self.store_failed {
+            // Persist, then send: what is queued may not be on disk.
+            return None;
+        }
         let mut warning = None;
         let mut next = self.stack.poll_transmit();
         let mut train = Vec::new();
