@@ -170,6 +170,8 @@ pub struct Proc {
     stdin: Option<ChildStdin>,
     captured: Arc<(Mutex<Captured>, Condvar)>,
     stderr: Arc<Mutex<String>>,
+    /// The stderr reader has read to the end (the process exited and its pipe closed).
+    stderr_closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proc {
@@ -209,8 +211,10 @@ impl Proc {
             cv.notify_all();
         });
         let stderr = Arc::new(Mutex::new(String::new()));
+        let stderr_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut err_pipe = child.stderr.take().unwrap();
         let err_sink = Arc::clone(&stderr);
+        let err_closed = Arc::clone(&stderr_closed);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err_pipe.read(&mut buf) {
@@ -222,6 +226,7 @@ impl Proc {
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            err_closed.store(true, std::sync::atomic::Ordering::Release);
         });
         let stdin = child.stdin.take();
         Self {
@@ -230,6 +235,7 @@ impl Proc {
             stdin,
             captured,
             stderr,
+            stderr_closed,
         }
     }
 
@@ -352,8 +358,25 @@ impl Proc {
         }
     }
 
-    /// Lets the reader thread take the last lines of an exited process.
+    /// Lets the reader threads take the last lines of an exited process: stdout's
+    /// events, and stderr (a loaded run once saw only "udpchat: " of an error line).
     fn wait_stdout_closed(&self) {
+        let until = Instant::now() + DEADLINE;
+        while !self
+            .stderr_closed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            assert!(
+                Instant::now() < until,
+                "{}: stderr stayed open after exit",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.wait_events_closed();
+    }
+
+    fn wait_events_closed(&self) {
         let until = Instant::now() + DEADLINE;
         let (lock, cv) = &*self.captured;
         let mut captured = lock.lock().unwrap();
