@@ -161,8 +161,13 @@ fn two_hundred_crashes_lose_and_repeat_nothing() {
     eprintln!(
         "{ROUNDS} rounds: A killed {killed_a} times, B {killed_b} times; {shown_before_end} of {LINES} lines shown by then"
     );
-    // The end: both stop typing, the rest is delivered, both leave.
+    // The end: both stop typing, the rest is delivered, both leave. Both runs meet
+    // first: a side whose input ends before it has ever met the peer leaves at once
+    // (nothing to say, nobody to wait for), and A's last unconfirmed lines would wait.
     a.write_lines(&lines[typed..]);
+    for p in [&a, &b] {
+        p.wait_event("the last runs to meet", |e| e["event"] == "connected");
+    }
     a.close_stdin();
     b.close_stdin();
     assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
