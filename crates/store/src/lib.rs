@@ -124,6 +124,14 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// An earlier commit through this handle failed: nothing more is written this run.
+    #[error("{path}: an earlier commit failed ({reason}); nothing more is written this run")]
+    EarlierFailure {
+        /// The database file.
+        path: PathBuf,
+        /// What the failed commit said.
+        reason: String,
+    },
     /// A file system error outside SQLite (the lock file).
     #[error("{path}: {source}")]
     Io {
@@ -257,14 +265,7 @@ impl Store {
         let lock = lock(home)?;
         let path = home.join(DATABASE);
         let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
-        let mut store = Self {
-            conn,
-            path,
-            conversations: HashMap::new(),
-            rows: HashMap::new(),
-            _lock: Some(lock),
-            poisoned: None,
-        };
+        let mut store = Self::over(conn, path, Some(lock));
         store.prepare()?;
         Ok(store)
     }
@@ -281,27 +282,12 @@ impl Store {
         }
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| classify(&path, e))?;
-        let store = Self {
-            conn,
-            path,
-            conversations: HashMap::new(),
-            rows: HashMap::new(),
-            _lock: None,
-            poisoned: None,
-        };
+        let store = Self::over(conn, path, None);
         store
             .conn
             .busy_timeout(std::time::Duration::from_secs(2))
             .map_err(|e| store.error(e))?;
         let version = store.version()?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(StoreError::TooNew {
-                path: store.path.clone(),
-                found: version,
-                known,
-            });
-        }
         // A chat is making it right now: nothing in it yet.
         if version == 0 {
             return Ok(None);
@@ -318,17 +304,24 @@ impl Store {
         classify(&self.path, e)
     }
 
-    fn version(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.error(e))
+    /// A store over an open connection, with the directory's lock if it holds one.
+    fn over(conn: Connection, path: PathBuf, lock: Option<File>) -> Self {
+        Self {
+            conn,
+            path,
+            conversations: HashMap::new(),
+            rows: HashMap::new(),
+            _lock: lock,
+            poisoned: None,
+        }
     }
 
-    /// WAL, NORMAL synchronisation, and the schema brought up to date in one
-    /// transaction per migration.
-    fn prepare(&mut self) -> Result<(), StoreError> {
-        // The first read of the header: a file that is not a database fails here.
-        let version = self.version()?;
+    /// The schema version, refused when a newer udpchat wrote it.
+    fn version(&self) -> Result<i64, StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.error(e))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -337,6 +330,14 @@ impl Store {
                 known,
             });
         }
+        Ok(version)
+    }
+
+    /// WAL, NORMAL synchronisation, and the schema brought up to date in one
+    /// transaction per migration.
+    fn prepare(&mut self) -> Result<(), StoreError> {
+        // The first read of the header: a file that is not a database fails here.
+        let version = self.version()?;
         self.conn
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| self.error(e))?;
@@ -452,11 +453,9 @@ impl Store {
             return Ok(());
         }
         if let Some(reason) = &self.poisoned {
-            return Err(StoreError::Sqlite {
+            return Err(StoreError::EarlierFailure {
                 path: self.path.clone(),
-                source: rusqlite::Error::InvalidParameterName(format!(
-                    "an earlier commit failed ({reason}); nothing more is written this run"
-                )),
+                reason: reason.clone(),
             });
         }
         let result = self.commit_batch(peer, own_nick, records);
