@@ -63,19 +63,8 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     let seed = settings.seed.unwrap_or_else(rand::random);
     let output = Output::new(settings.json, settings.verbose, settings.stats);
     // The conversation's store: opened (and locked) before anything is read or sent.
-    let journal = match (store_home(&settings, prepared.contacts.as_ref())?, peer) {
-        (Some(home), Some(peer)) => {
-            let pinned = prepared
-                .contacts
-                .as_ref()
-                .and_then(|c| c.trust_for(Some(peer)).expected);
-            let key = journal::conversation_key(pinned, peer);
-            Some(Journal::open(&home, key, settings.nick.clone())?)
-        }
-        _ => None,
-    };
-    // Persist, then acknowledge (PROTOCOL.md §6b).
-    settings.protocol.durable_receive = journal.is_some();
+    let nick = settings.nick.clone();
+    let journal = open_journal(&mut settings, prepared.contacts.as_ref(), peer, nick)?;
     let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
     runtime.block_on(async move {
         let (net, notices) = endpoint(
@@ -100,6 +89,30 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     })
 }
 
+/// The conversation's store for a chat with `peer`, opened (and locked) before anything
+/// is read or sent, and the protocol told to persist, then acknowledge (PROTOCOL.md
+/// §6b); `None` without a store (see [`store_home`]) or without a peer yet.
+///
+/// # Errors
+/// No home, or the store's error naming the path (locked, damaged, ...).
+pub(crate) fn open_journal(
+    settings: &mut Settings,
+    contacts: Option<&Contacts>,
+    peer: Option<SocketAddr>,
+    own_nick: Option<String>,
+) -> anyhow::Result<Option<Journal>> {
+    let journal = match (store_home(settings, contacts)?, peer) {
+        (Some(home), Some(peer)) => {
+            let pinned = contacts.and_then(|c| c.trust_for(Some(peer)).expected);
+            let key = journal::conversation_key(pinned, peer);
+            Some(Journal::open(&home, key, own_nick)?)
+        }
+        _ => None,
+    };
+    settings.protocol.durable_receive = journal.is_some();
+    Ok(journal)
+}
+
 /// PEER as typed, or the last address of the pinned peer it names (`udpchat alias`):
 /// a name wins over a host of the same name.
 pub(crate) fn alias_to_address(contacts: Option<&Contacts>, text: String) -> String {
@@ -114,7 +127,7 @@ pub(crate) fn alias_to_address(contacts: Option<&Contacts>, text: String) -> Str
 ///
 /// # Errors
 /// No home can be determined, or it cannot be created.
-pub(crate) fn store_home(
+fn store_home(
     settings: &Settings,
     contacts: Option<&Contacts>,
 ) -> anyhow::Result<Option<std::path::PathBuf>> {

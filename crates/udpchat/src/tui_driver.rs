@@ -143,22 +143,12 @@ impl TuiDriver {
             None => None,
         };
         // The conversation's store, opened (and locked) before anything is sent.
-        let journal = match (launch::store_home(&self.settings, contacts.as_ref())?, addr) {
-            (Some(home), Some(peer)) => {
-                let pinned = contacts
-                    .as_ref()
-                    .and_then(|c| c.trust_for(Some(peer)).expected);
-                let key = crate::journal::conversation_key(pinned, peer);
-                Some(crate::journal::Journal::open(
-                    &home,
-                    key,
-                    Some(self.chat.my_nick.clone()),
-                )?)
-            }
-            _ => None,
-        };
-        // Persist, then acknowledge (PROTOCOL.md §6b).
-        self.settings.protocol.durable_receive = journal.is_some();
+        let journal = launch::open_journal(
+            &mut self.settings,
+            contacts.as_ref(),
+            addr,
+            Some(self.chat.my_nick.clone()),
+        )?;
         let (net, notices) = launch::endpoint(
             socket,
             addr,
