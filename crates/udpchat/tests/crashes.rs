@@ -19,30 +19,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{acquainted, free_port, localhost, run, Proc};
+use common::{acquainted, free_port, history, history_texts, localhost, run, Proc};
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 const LINES: usize = 400;
 const ROUNDS: usize = 200;
-
-/// The JSON lines of `udpchat history --json` for `home` (read while a chat may run).
-fn history(home: &Path) -> Vec<Value> {
-    let out = run(&["history", "--json", "--home", home.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn texts(history: &[Value], direction: &str) -> Vec<String> {
-    history
-        .iter()
-        .filter(|m| m["direction"] == direction)
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 struct Side<'a> {
     name: &'static str,
@@ -83,7 +64,7 @@ impl Side<'_> {
 
 /// Types again at a restarted A what the person had typed and A's store does not hold.
 fn type_again(a: &mut Proc, home: &Path, lines: &[String]) {
-    let accepted = texts(&history(home), "out");
+    let accepted = history_texts(home, "out");
     assert_eq!(
         accepted,
         lines[..accepted.len()],
@@ -157,7 +138,7 @@ fn two_hundred_crashes_lose_and_repeat_nothing() {
             }
         }
     }
-    let shown_before_end = texts(&history(&home_b), "in").len();
+    let shown_before_end = history_texts(&home_b, "in").len();
     eprintln!(
         "{ROUNDS} rounds: A killed {killed_a} times, B {killed_b} times; {shown_before_end} of {LINES} lines shown by then"
     );
@@ -174,7 +155,7 @@ fn two_hundred_crashes_lose_and_repeat_nothing() {
     assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
     printed.push(b.received());
 
-    let shown = texts(&history(&home_b), "in");
+    let shown = history_texts(&home_b, "in");
     assert_eq!(shown.len(), LINES, "every line once in B's history");
     assert_eq!(shown, lines, "in order");
     for (run, run_printed) in printed.iter().enumerate() {
@@ -195,7 +176,7 @@ fn two_hundred_crashes_lose_and_repeat_nothing() {
         assert!(across.insert(text), "{text} printed by two runs of B");
     }
     let sent = history(&home_a);
-    assert_eq!(texts(&sent, "out"), lines);
+    assert_eq!(history_texts(&home_a, "out"), lines);
     assert!(
         sent.iter().all(|m| m["state"] == "delivered"),
         "every line of A's history delivered"

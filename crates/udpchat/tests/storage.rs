@@ -16,7 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{acquainted, free_port, localhost, run, temp_home, Proc};
+use common::{acquainted, free_port, history_texts, localhost, temp_home, Proc};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 struct Tmpfs(PathBuf);
@@ -67,17 +67,6 @@ fn copy_home(from: &Path, to: &Path) {
     }
 }
 
-fn history_in(home: &Path) -> Vec<String> {
-    let out = run(&["history", "--json", "--home", home.to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|m| m["direction"] == "in")
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 fn chat(name: &str, port: u16, peer: u16, home: &Path) -> Proc {
     Proc::chat(
         name,
@@ -126,7 +115,11 @@ fn a_full_disk_stops_the_receiver_with_one_line_and_loses_nothing() {
     assert!(status.success(), "{}\n{}", a.dump(), b.dump());
     let status = b.wait_exit_or_dump(&a);
     assert!(status.success(), "{}\n{}", b.dump(), a.dump());
-    assert_eq!(history_in(&home_b), lines, "every line once, in order");
+    assert_eq!(
+        history_texts(&home_b, "in"),
+        lines,
+        "every line once, in order"
+    );
 }
 
 #[test]

@@ -115,6 +115,25 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The kept conversation of `home` as `udpchat history --json` prints it.
+pub fn history(home: &std::path::Path) -> Vec<Value> {
+    let out = run(&["history", "--json", "--home", home.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The texts of the kept messages going `direction` (`in` or `out`), oldest first.
+pub fn history_texts(home: &std::path::Path, direction: &str) -> Vec<String> {
+    history(home)
+        .iter()
+        .filter(|m| m["direction"] == direction)
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `127.0.0.1:port`.
 pub fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
