@@ -421,6 +421,105 @@ impl Store {
         })
     }
 
+    /// Makes the conversation `from` part of `into`, before `into` is loaded: a first
+    /// contact's conversation is keyed by the peer's address (its identity is not
+    /// pinned yet), the later ones by its identity, and what the first run left in the
+    /// outbox must go out with them. When `into` does not exist yet, `from` is renamed.
+    /// When it does, `from`'s messages join it only if that keeps PROTOCOL.md §6b's
+    /// order: everything `from` still has queued is numbered after everything of ours
+    /// in `into`; otherwise both stay as they are. Returns how many queued messages
+    /// `into` gained.
+    ///
+    /// # Errors
+    /// A read or write error with the path; nothing changes then.
+    pub fn adopt(&mut self, from: &str, into: &str) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let fail = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let ids = |peer: &str| -> rusqlite::Result<Option<(i64, i64, i64)>> {
+            tx.query_row(
+                "SELECT id, delivered_below, outbox_from FROM conversations WHERE peer = ?1",
+                [peer],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+        };
+        let Some((old, old_below, old_from)) = ids(from).map_err(fail)? else {
+            return Ok(0);
+        };
+        // Settle what `from`'s acknowledgement point already says was delivered, so
+        // the rows say it themselves wherever they go.
+        tx.execute(
+            "UPDATE messages SET state = 1
+             WHERE conversation = ?1 AND outgoing = 1 AND state = 0 AND number < ?2",
+            params![old, old_below],
+        )
+        .map_err(fail)?;
+        let (queued, first_queued_number, first_queued_row): (i64, Option<i64>, Option<i64>) = tx
+            .query_row(
+                "SELECT count(*), min(number), min(id) FROM messages
+                 WHERE conversation = ?1 AND outgoing = 1 AND state = 0 AND id >= ?2",
+                params![old, old_from],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(fail)?;
+        match ids(into).map_err(fail)? {
+            None => {
+                tx.execute(
+                    "UPDATE conversations SET peer = ?2 WHERE id = ?1",
+                    params![old, into],
+                )
+                .map_err(fail)?;
+            }
+            Some((new, new_below, new_from)) => {
+                let newest_of_ours: Option<i64> = tx
+                    .query_row(
+                        "SELECT max(number) FROM messages WHERE conversation = ?1 AND outgoing = 1",
+                        [new],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail)?;
+                if let Some(first) = first_queued_number {
+                    let in_order =
+                        first >= new_below && newest_of_ours.is_none_or(|newest| first > newest);
+                    if !in_order {
+                        return Ok(0);
+                    }
+                }
+                tx.execute(
+                    "UPDATE messages SET conversation = ?2 WHERE conversation = ?1",
+                    params![old, new],
+                )
+                .map_err(fail)?;
+                let from_row = first_queued_row.map_or(new_from, |row| row.min(new_from));
+                tx.execute(
+                    "UPDATE conversations
+                     SET outbox_from = ?2, peer_nick = coalesce(peer_nick, ?3)
+                     WHERE id = ?1",
+                    params![
+                        new,
+                        from_row,
+                        tx.query_row(
+                            "SELECT peer_nick FROM conversations WHERE id = ?1",
+                            [old],
+                            |r| r.get::<_, Option<String>>(0),
+                        )
+                        .map_err(fail)?
+                    ],
+                )
+                .map_err(fail)?;
+                tx.execute("DELETE FROM conversations WHERE id = ?1", [old])
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        // Neither is loaded yet (see above); drop what any cache says of them.
+        self.conversations.remove(from);
+        self.conversations.remove(into);
+        self.rows.clear();
+        Ok(usize::try_from(queued).unwrap_or(0))
+    }
+
     /// The peer's last nickname, if it gave one.
     ///
     /// # Errors
@@ -939,6 +1038,90 @@ mod tests {
             store.search(None, "%", 10).unwrap().is_empty(),
             "wildcards are literal"
         );
+    }
+
+    #[test]
+    fn the_identity_takes_over_what_a_first_contact_left() {
+        let queued = |n: u64| Record::Queued {
+            number: n,
+            text: format!("m{n}"),
+        };
+        let outbox = |store: &mut Store, peer: &str| -> Vec<u64> {
+            store
+                .load(peer)
+                .unwrap()
+                .outbox
+                .iter()
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        // The identity's conversation does not exist yet: the address's is renamed.
+        let mut store = Store::open(&scratch("adopt-rename")).unwrap();
+        store
+            .commit(
+                "addr:a",
+                None,
+                &[queued(0), queued(1), Record::DeliveredBelow { below: 1 }],
+            )
+            .unwrap();
+        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 1);
+        assert_eq!(outbox(&mut store, "key:k"), [1]);
+        assert!(outbox(&mut store, "addr:a").is_empty());
+        assert_eq!(store.history(Some("key:k"), None, None).unwrap().len(), 2);
+        assert_eq!(
+            store.adopt("addr:a", "key:k").unwrap(),
+            0,
+            "nothing left to take"
+        );
+
+        // It exists, with older messages of ours delivered: the queued ones join its
+        // outbox after them, and the history is one.
+        let adopt_merge = scratch("adopt-merge");
+        let mut store = Store::open(&adopt_merge).unwrap();
+        store
+            .commit(
+                "key:k",
+                None,
+                &[queued(0), Record::DeliveredBelow { below: 1 }],
+            )
+            .unwrap();
+        store
+            .commit(
+                "key:k",
+                None,
+                &[Record::Shown {
+                    stable: None,
+                    text: "theirs".into(),
+                    nick: Some("bob".into()),
+                }],
+            )
+            .unwrap();
+        store
+            .commit("addr:a", None, &[queued(1), queued(2)])
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(&adopt_merge).unwrap();
+        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 2);
+        assert_eq!(outbox(&mut store, "key:k"), [1, 2]);
+        let texts: Vec<_> = store
+            .history(Some("key:k"), None, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["m0", "theirs", "m1", "m2"]);
+
+        // Its messages are newer than what the address's outbox holds: sending those
+        // now would break the order the peer keeps, so both stay as they are.
+        let adopt_refuse = scratch("adopt-refuse");
+        let mut store = Store::open(&adopt_refuse).unwrap();
+        store.commit("addr:a", None, &[queued(0)]).unwrap();
+        store.commit("key:k", None, &[queued(1)]).unwrap();
+        drop(store);
+        let mut store = Store::open(&adopt_refuse).unwrap();
+        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 0);
+        assert_eq!(outbox(&mut store, "key:k"), [1]);
+        assert_eq!(outbox(&mut store, "addr:a"), [0]);
     }
 
     #[test]

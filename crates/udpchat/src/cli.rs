@@ -91,7 +91,8 @@ pub(crate) enum Command {
     /// Print the conversation history kept in the data directory, oldest first: both
     /// directions with time, delivery state and nickname.
     History {
-        /// Only the conversation with this peer (HOST:PORT); all conversations if omitted.
+        /// Only the conversation with this peer (HOST:PORT, or a name given with `udpchat
+        /// alias`); all conversations if omitted.
         #[arg(value_name = "PEER")]
         peer: Option<String>,
         /// Only messages from the last DURATION (e.g. 1h, 2days).

@@ -142,11 +142,15 @@ fn read_store(store: &StoreArgs) -> anyhow::Result<Option<Store>> {
 
 /// The conversation key of PEER (HOST:PORT): its pinned identity if any, else the address.
 fn conversation_of(store: &StoreArgs, peer: &str) -> anyhow::Result<String> {
+    let contacts = Contacts::open(store.home.as_deref(), false)?;
+    // A name given with `udpchat alias` stands for the peer's key, as in `udpchat NAME`.
+    if let Some(key) = contacts.key_named(peer.trim()) {
+        return Ok(crate::journal::identity_conversation(&key));
+    }
     let addr = peer
         .parse::<crate::peer_addr::PeerSpec>()
         .and_then(|spec| spec.resolve(None))
         .map_err(|e| crate::cli::UsageError(e.to_string()))?;
-    let contacts = Contacts::open(store.home.as_deref(), false)?;
     let pinned = contacts.trust_for(Some(addr)).expected;
     Ok(crate::journal::conversation_key(pinned, addr))
 }

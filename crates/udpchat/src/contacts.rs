@@ -191,6 +191,12 @@ impl Contacts {
         self.known.as_ref()?.by_name(name)?.addr
     }
 
+    /// The public key of the pinned peer named `name`, if there is one: a name stands
+    /// for the peer's identity, whichever address it was last seen at.
+    pub(crate) fn key_named(&self, name: &str) -> Option<PublicKey> {
+        Some(PublicKey(self.known.as_ref()?.by_name(name)?.key))
+    }
+
     /// Removes the pinned peers that `target` names: an address (`HOST:PORT`) or the start
     /// of a fingerprint (4 or more hex digits); saves; returns how many went.
     ///

@@ -27,23 +27,38 @@ pub(crate) struct Journal {
 /// The conversation's key: the pinned identity when there is one, else the address.
 pub(crate) fn conversation_key(pinned: Option<PublicKey>, peer: SocketAddr) -> String {
     match pinned {
-        Some(key) => format!("key:{}", crate::home::encode_key(&key.0)),
-        None => format!("addr:{peer}"),
+        Some(key) => identity_conversation(&key),
+        None => address_conversation(peer),
     }
+}
+
+/// The conversation with whoever answers at `peer`, before its identity is pinned.
+pub(crate) fn address_conversation(peer: SocketAddr) -> String {
+    format!("addr:{peer}")
+}
+
+/// The conversation with the peer whose long-term key is `key`, wherever it is.
+pub(crate) fn identity_conversation(key: &PublicKey) -> String {
+    format!("key:{}", crate::home::encode_key(&key.0))
 }
 
 impl Journal {
     /// Opens the store of `home` (locking it) and loads the conversation `peer`; what
-    /// its outbox holds waits to be sent first.
+    /// its outbox holds waits to be sent first. `earlier` names the conversation a first
+    /// contact kept under the peer's address, which `peer` (its identity) takes over.
     ///
     /// # Errors
     /// The store's error, naming the path (locked by another udpchat, damaged, ...).
     pub(crate) fn open(
         home: &Path,
         peer: String,
+        earlier: Option<&str>,
         own_nick: Option<String>,
     ) -> Result<Self, StoreError> {
         let mut store = Store::open(home)?;
+        if let Some(earlier) = earlier {
+            store.adopt(earlier, &peer)?;
+        }
         let conversation = store.load(&peer)?;
         Ok(Self {
             store,

@@ -105,7 +105,9 @@ pub(crate) fn open_journal(
         (Some(home), Some(peer)) => {
             let pinned = contacts.and_then(|c| c.trust_for(Some(peer)).expected);
             let key = journal::conversation_key(pinned, peer);
-            Some(Journal::open(&home, key, own_nick)?)
+            // What a first contact at this address left, before the identity was pinned.
+            let earlier = pinned.map(|_| journal::address_conversation(peer));
+            Some(Journal::open(&home, key, earlier.as_deref(), own_nick)?)
         }
         _ => None,
     };

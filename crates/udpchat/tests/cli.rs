@@ -404,6 +404,13 @@ fn an_alias_names_a_pinned_peer_and_starts_the_chat() {
     b.close_stdin();
     assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
     assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
+    // The name stands for the peer in `udpchat history` too.
+    let history = common::run(&["history", "bob", "--home", ha]);
+    assert!(history.status.success(), "{history:?}");
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("hi bob"),
+        "{history:?}"
+    );
 }
 
 #[test]

@@ -354,10 +354,28 @@ fn wrong_passphrase_gets_nothing_and_the_right_one_chats() {
     assert_eq!(encrypted["verified"], "passphrase");
     assert_eq!(encrypted["new_contact"], true);
     assert_eq!(encrypted["key"], identity(&home_b).0.as_str());
+
+    // B goes away; A's next line waits in the outbox of this first contact, which was
+    // kept under B's address (B's key was pinned only during this run), and A crashes.
+    b.kill();
+    a.write_lines(["while B is away"]);
+    a.wait_event("a resend of the line", |e| e["event"] == "retransmit");
+    a.kill();
+    // The next runs know B by its key: the line goes out, once, first.
+    let mut b = chat("B", pb, localhost(pa), &[&hb[0], &hb[1]]);
+    b.started();
+    let mut a = chat("A", pa, localhost(pb), &[&ha[0], &ha[1]]);
+    a.write_lines(["B is back"]);
+    expect_received(&b, &["while B is away", "B is back"]);
     a.close_stdin();
     b.close_stdin();
     assert!(a.wait_exit().success(), "{}", a.dump());
     assert!(b.wait_exit().success(), "{}", b.dump());
+    let outbox = common::run(&["outbox", "--home", &ha[1]]);
+    assert_eq!(
+        String::from_utf8_lossy(&outbox.stdout).trim(),
+        "the outbox is empty"
+    );
 }
 
 /// Reads the invitation code from `udpchat invite --json`.
