@@ -209,6 +209,8 @@ pub enum Effect {
         /// The row of the oldest message shown.
         before: i64,
     },
+    /// Capture the mouse (the wheel scrolls) or release it (the terminal selects).
+    SetMouse(bool),
     /// Leave.
     Quit,
 }
@@ -244,7 +246,19 @@ pub struct Chat {
     pub no_color: bool,
     /// Terminal size, for scrolling by pages.
     pub size: (u16, u16),
+    /// The peer's state as the screen shows it: "unreachable" only once it has lasted
+    /// [`UNREACHABLE_TICKS`] clock ticks, so a peer that restarts or drops one
+    /// keepalive does not make the status bar flap.
+    pub peer_state_shown: PeerState,
+    /// Whether the mouse is captured: off at start, so selecting text to copy works as
+    /// everywhere else in the terminal; `/mouse` turns the wheel on.
+    pub mouse: bool,
+    /// Clock ticks seen while the session says unreachable and the screen does not yet.
+    unreachable_ticks: u8,
 }
+
+/// Clock ticks (one a second) an unreachable peer must stay so before the screen says it.
+pub(crate) const UNREACHABLE_TICKS: u8 = 2;
 
 impl Chat {
     /// A chat with a known peer.
@@ -267,6 +281,9 @@ impl Chat {
             quit: false,
             no_color: false,
             size: (80, 24),
+            peer_state_shown: PeerState::Connecting,
+            unreachable_ticks: 0,
+            mouse: false,
         }
     }
 
@@ -302,6 +319,15 @@ impl Chat {
             }
             Msg::Clock(clock) => {
                 self.clock = clock;
+                if self.status.peer_state == PeerState::Unreachable
+                    && self.peer_state_shown != PeerState::Unreachable
+                {
+                    self.unreachable_ticks = self.unreachable_ticks.saturating_add(1);
+                    if self.unreachable_ticks >= UNREACHABLE_TICKS {
+                        self.peer_state_shown = PeerState::Unreachable;
+                        self.note(&format!("{} is unreachable", self.peer_nick));
+                    }
+                }
                 Vec::new()
             }
             Msg::Net(event) => {
@@ -319,7 +345,9 @@ impl Chat {
                 Vec::new()
             }
             Msg::Status(status) => {
+                let state = status.peer_state;
                 self.status = *status;
+                self.observe_peer_state(state);
                 Vec::new()
             }
             Msg::PeerError(error) => {
@@ -551,6 +579,9 @@ impl Chat {
         if line.trim().is_empty() {
             return Vec::new();
         }
+        if line.contains('\n') {
+            return self.send_pasted_lines();
+        }
         if let Some(parsed) = command::parse(&line) {
             self.input.take();
             return match parsed {
@@ -577,6 +608,52 @@ impl Chat {
         let nick = self.my_nick.clone();
         let entry = self.conversation.push(&clock, Author::Me, &nick, &text);
         vec![Effect::Send { entry, text }]
+    }
+
+    /// The session's view of the peer, shown at once except "unreachable", which waits
+    /// for the clock (see [`Chat::peer_state_shown`]).
+    fn observe_peer_state(&mut self, state: PeerState) {
+        self.status.peer_state = state;
+        if state == PeerState::Unreachable {
+            return;
+        }
+        self.unreachable_ticks = 0;
+        let was = std::mem::replace(&mut self.peer_state_shown, state);
+        if was == PeerState::Unreachable && state == PeerState::Online {
+            self.note(&format!("{} is back online", self.peer_nick));
+        }
+    }
+
+    /// A multi-line paste: each line that is not blank goes as its own message, in
+    /// order, as typed (a pasted line starting with `/` is text, not a command). If one
+    /// is too long nothing is sent and the paste stays in the input to be shortened.
+    fn send_pasted_lines(&mut self) -> Vec<Effect> {
+        let max = self.status.max_text;
+        let lines: Vec<String> = self
+            .input
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some((i, long)) = lines.iter().enumerate().find(|(_, l)| l.len() > max) {
+            self.note(&format!(
+                "pasted line {} is too long: {} bytes, the limit is {max}; shorten it and press Enter",
+                i + 1,
+                long.len()
+            ));
+            return Vec::new();
+        }
+        self.input.take();
+        self.conversation.scroll_down(usize::MAX);
+        let clock = self.clock.clone();
+        let nick = self.my_nick.clone();
+        lines
+            .into_iter()
+            .map(|text| {
+                let entry = self.conversation.push(&clock, Author::Me, &nick, &text);
+                Effect::Send { entry, text }
+            })
+            .collect()
     }
 
     fn run(&mut self, cmd: Command) -> Vec<Effect> {
@@ -615,6 +692,15 @@ impl Chat {
             Command::Clear => {
                 self.conversation.clear();
                 Vec::new()
+            }
+            Command::Mouse => {
+                self.mouse = !self.mouse;
+                self.note(if self.mouse {
+                    "mouse on: the wheel scrolls; hold Shift to select text (/mouse turns it off)"
+                } else {
+                    "mouse off: select text as usual; PgUp/PgDn scroll (/mouse turns the wheel on)"
+                });
+                vec![Effect::SetMouse(self.mouse)]
             }
             Command::Retry => {
                 let failed = self.conversation.failed();
@@ -677,18 +763,7 @@ impl Chat {
                 "{} restarted; {resent} unacknowledged message(s) sent again",
                 self.peer_nick
             )),
-            Event::PeerStateChanged { state } => {
-                let was = std::mem::replace(&mut self.status.peer_state, state);
-                match (was, state) {
-                    (_, PeerState::Unreachable) => {
-                        self.note(&format!("{} is unreachable", self.peer_nick));
-                    }
-                    (PeerState::Unreachable, PeerState::Online) => {
-                        self.note(&format!("{} is back online", self.peer_nick));
-                    }
-                    _ => {}
-                }
-            }
+            Event::PeerStateChanged { state } => self.observe_peer_state(state),
             Event::PeerDone => self.note(&format!(
                 "{} has finished sending (its input ended)",
                 self.peer_nick
@@ -886,6 +961,35 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_line_paste_goes_as_one_message_per_line_after_enter() {
+        let mut chat = Chat::new("me", "p");
+        chat.update(Msg::Paste("first\r\n\n/not a command\nlast".into()));
+        // Nothing is sent until Enter: the paste can be read and edited first.
+        assert_eq!(chat.input.display(), "first↵↵/not a command↵last");
+        let sent: Vec<String> = chat
+            .update(key(KeyCode::Enter))
+            .into_iter()
+            .map(|e| match e {
+                Effect::Send { text, .. } => text,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sent, ["first", "/not a command", "last"]);
+        assert!(chat.input.is_empty());
+        // A line over the limit: nothing goes, the paste stays.
+        chat.status.max_text = 8;
+        chat.update(Msg::Paste("short\nmuch too long".into()));
+        assert!(chat.update(key(KeyCode::Enter)).is_empty());
+        assert_eq!(chat.input.text(), "short\nmuch too long");
+        let last = chat.conversation.entries().last().unwrap();
+        assert!(
+            last.text.contains("pasted line 2 is too long"),
+            "{}",
+            last.text
+        );
+    }
+
+    #[test]
     fn ctrl_c_quits_and_keys_edit() {
         let mut chat = Chat::new("me", "p");
         chat.update(Msg::Paste("one two".into()));
@@ -895,12 +999,27 @@ mod tests {
     }
 
     #[test]
-    fn back_online_is_said_only_after_unreachable() {
+    fn unreachable_is_shown_once_it_lasts_and_back_online_only_after_it() {
         let mut chat = Chat::new("me", "p");
         let state = |state| Msg::Net(Event::PeerStateChanged { state });
+        let tick = || Msg::Clock("12:00".into());
         chat.update(state(PeerState::Online));
         assert_eq!(chat.conversation.entries().len(), 0);
+        // Unreachable for less than two ticks (a restart, one lost keepalive): the
+        // screen keeps saying online, and says nothing.
         chat.update(state(PeerState::Unreachable));
+        chat.update(tick());
+        assert_eq!(chat.peer_state_shown, PeerState::Online);
+        chat.update(state(PeerState::Online));
+        chat.update(tick());
+        chat.update(tick());
+        assert_eq!(chat.conversation.entries().len(), 0);
+        // Unreachable for longer: said once, then back online.
+        chat.update(state(PeerState::Unreachable));
+        for _ in 0..5 {
+            chat.update(tick());
+        }
+        assert_eq!(chat.peer_state_shown, PeerState::Unreachable);
         chat.update(state(PeerState::Online));
         let notes: Vec<_> = chat
             .conversation

@@ -19,6 +19,9 @@ pub enum Command {
     Retry,
     /// `/find TEXT`: search the kept conversation.
     Find(String),
+    /// `/mouse`: turn the mouse wheel on or off (on, the terminal's own selection needs
+    /// Shift).
+    Mouse,
     /// `/quit`: leave.
     Quit,
 }
@@ -33,6 +36,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/clear", "clear the conversation"),
     ("/retry", "send failed messages again"),
     ("/find TEXT", "search the kept conversation"),
+    ("/mouse", "wheel scrolls (select with Shift), or not"),
     ("/quit", "leave (also Ctrl-C)"),
 ];
 
@@ -44,7 +48,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl-A / Ctrl-E", "start / end of line"),
     ("Ctrl-W, Alt-Backspace", "delete word"),
     ("Ctrl-U", "delete to start of line"),
-    ("PgUp / PgDn, wheel", "scroll"),
+    ("PgUp / PgDn (wheel: /mouse)", "scroll"),
     ("Home / End", "oldest / newest message"),
     ("Esc", "close this help"),
 ];
@@ -76,6 +80,7 @@ pub(crate) fn parse(line: &str) -> Option<Result<Command, String>> {
         "stats" => Ok(Command::Stats),
         "clear" => Ok(Command::Clear),
         "retry" => Ok(Command::Retry),
+        "mouse" => Ok(Command::Mouse),
         "find" if arg.is_empty() => {
             Err("/find needs words to look for, e.g. /find lunch".to_owned())
         }

@@ -21,6 +21,11 @@ pub struct InputLine {
     draft: String,
 }
 
+/// How `text` is drawn on the one input row.
+fn shown(text: &str) -> String {
+    text.replace('\n', "↵")
+}
+
 impl InputLine {
     /// The text typed so far.
     pub fn text(&self) -> &str {
@@ -32,18 +37,31 @@ impl InputLine {
         self.text.is_empty()
     }
 
-    /// Display columns before the cursor.
+    /// Display columns before the cursor (a line break of a paste is one column, `↵`).
     pub fn cursor_column(&self) -> usize {
-        self.text[..self.cursor].width()
+        shown(&self.text[..self.cursor]).width()
     }
 
-    /// Inserts text at the cursor (a key or a paste; line breaks become spaces, since
-    /// Enter sends).
+    /// The text as the input line shows it: a pasted line break as `↵`, so a paste of
+    /// several lines stays on one row and can be read before Enter sends it.
+    pub fn display(&self) -> String {
+        shown(&self.text)
+    }
+
+    /// The lines of the text: one, or several after a multi-line paste.
+    pub fn lines(&self) -> impl Iterator<Item = &str> {
+        self.text.split('\n')
+    }
+
+    /// Inserts text at the cursor (a key or a paste). Line breaks of a paste are kept
+    /// (Windows' and old Macs' as `\n`), so Enter sends each pasted line as its own
+    /// message; other control characters are dropped.
     pub fn insert(&mut self, s: &str) {
         let clean: String = s
+            .replace("\r\n", "\n")
             .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-            .filter(|c| !c.is_control())
+            .map(|c| if c == '\r' { '\n' } else { c })
+            .filter(|&c| c == '\n' || !c.is_control())
             .collect();
         self.text.insert_str(self.cursor, &clean);
         self.cursor += clean.len();
@@ -261,8 +279,10 @@ mod tests {
     }
 
     #[test]
-    fn paste_flattens_line_breaks_and_drops_control_characters() {
-        let i = typed("a\nb\r\nc\u{7}");
-        assert_eq!(i.text(), "a b  c");
+    fn a_paste_keeps_its_lines_and_drops_control_characters() {
+        let i = typed("a\nb\r\nc\u{7}\rd");
+        assert_eq!(i.lines().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(i.display(), "a↵b↵c↵d");
+        assert_eq!(i.cursor_column(), 7);
     }
 }

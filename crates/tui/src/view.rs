@@ -115,61 +115,144 @@ fn peer_state_text(state: PeerState) -> &'static str {
     }
 }
 
-/// The status bar's text, most important first, so a narrow terminal cuts the least
-/// important part.
-pub fn status_text(chat: &Chat) -> String {
+/// A field of the status bar.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Peer,
+    Address,
+    Security,
+    Rtt,
+    InFlight,
+    Loss,
+    Simulation,
+}
+
+/// One way to make the status bar narrower.
+#[derive(Clone, Copy)]
+enum Narrow {
+    /// Leave the field out (`/stats` has it).
+    Drop(Field),
+    /// Say the field in short.
+    Shorten(Field),
+}
+
+/// How the bar narrows, in this order, until it fits.
+const NARROWING: [Narrow; 9] = [
+    Narrow::Drop(Field::InFlight),
+    Narrow::Drop(Field::Address),
+    Narrow::Drop(Field::Rtt),
+    Narrow::Shorten(Field::Simulation),
+    Narrow::Drop(Field::Loss),
+    Narrow::Shorten(Field::Security),
+    Narrow::Drop(Field::Simulation),
+    Narrow::Shorten(Field::Peer),
+    Narrow::Drop(Field::Security),
+];
+
+/// The status bar's text for a terminal `width` columns wide: every field when it fits,
+/// else without the least important (see [`NARROWING`]), so 80 columns keep whom you
+/// talk to, whether it answers, how it is protected, loss and retransmissions (and
+/// simulated loss when on), and 40 columns the first three.
+pub fn status_text(chat: &Chat, width: usize) -> String {
     let st = &chat.status;
-    let mut parts = vec![
-        format!("{} {}", chat.peer_nick, peer_state_text(st.peer_state)),
-        st.peer.clone(),
+    let state = peer_state_text(chat.peer_state_shown);
+    let mut fields: Vec<(Field, String, String)> = vec![
+        (
+            Field::Peer,
+            format!("{} {state}", chat.peer_nick),
+            format!(
+                "{} {}",
+                chat.peer_nick,
+                state.split(' ').next().unwrap_or(state)
+            ),
+        ),
+        (Field::Address, st.peer.clone(), st.peer.clone()),
     ];
     if let Some(security) = &st.security {
-        parts.push(match security {
-            Security::Handshaking => "encrypting…".to_owned(),
-            Security::Verified { how, key } => format!("encrypted, {how} {key}"),
-            Security::Refused => "REFUSED".to_owned(),
-            Security::Plaintext => "NOT ENCRYPTED".to_owned(),
-        });
+        let (full, short) = match security {
+            Security::Handshaking => ("encrypting…".to_owned(), "encrypting…".to_owned()),
+            Security::Verified { how, key } => {
+                (format!("encrypted, {how} {key}"), "encrypted".to_owned())
+            }
+            Security::Refused => ("REFUSED".to_owned(), "REFUSED".to_owned()),
+            Security::Plaintext => ("NOT ENCRYPTED".to_owned(), "NOT ENCRYPTED".to_owned()),
+        };
+        fields.push((Field::Security, full, short));
     }
-    parts.extend([
-        format!(
-            "rtt {} rto {}",
-            st.srtt.map_or("-".to_owned(), short),
-            short(st.rto)
-        ),
-        format!("in flight {}", st.in_flight),
-        format!(
-            "loss {:.1}% retx {}",
-            st.stats.loss_estimate() * 100.0,
-            st.stats.retransmissions
-        ),
+    let rtt = format!(
+        "rtt {} rto {}",
+        st.srtt.map_or("-".to_owned(), short),
+        short(st.rto)
+    );
+    let in_flight = format!("in flight {}", st.in_flight);
+    let loss = format!(
+        "loss {:.1}% retx {}",
+        st.stats.loss_estimate() * 100.0,
+        st.stats.retransmissions
+    );
+    fields.extend([
+        (Field::Rtt, rtt.clone(), rtt),
+        (Field::InFlight, in_flight.clone(), in_flight),
+        (Field::Loss, loss.clone(), loss),
     ]);
     if st.sim_drop > 0.0 || st.sim_ack_drop > 0.0 {
-        parts.push(format!(
+        let sim = format!(
             "sim drop {:.0}% ack {:.0}%",
             st.sim_drop * 100.0,
             st.sim_ack_drop * 100.0
-        ));
+        );
+        let brief = format!(
+            "sim {:.0}%/{:.0}%",
+            st.sim_drop * 100.0,
+            st.sim_ack_drop * 100.0
+        );
+        fields.push((Field::Simulation, sim, brief));
     }
-    parts.join(" │ ")
+    let mut short: Vec<Field> = Vec::new();
+    let join = |fields: &[(Field, String, String)], short: &[Field]| {
+        fields
+            .iter()
+            .map(|(f, full, brief)| {
+                if short.contains(f) {
+                    brief.as_str()
+                } else {
+                    full.as_str()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" │ ")
+    };
+    for step in NARROWING {
+        if join(&fields, &short).width() <= width {
+            break;
+        }
+        match step {
+            Narrow::Drop(field) => fields.retain(|(f, _, _)| *f != field),
+            Narrow::Shorten(field) => short.push(field),
+        }
+    }
+    join(&fields, &short)
 }
 
 fn render_status(chat: &Chat, frame: &mut Frame<'_>, area: Rect) {
     let bar = if chat.no_color {
         Style::default().add_modifier(Modifier::REVERSED)
     } else {
-        let fg = match chat.status.peer_state {
+        let fg = match chat.peer_state_shown {
             PeerState::Unreachable => Color::LightRed,
             _ => Color::White,
         };
         Style::default().bg(Color::DarkGray).fg(fg)
     };
-    frame.render_widget(Paragraph::new(status_text(chat)).style(bar), area);
+    frame.render_widget(
+        Paragraph::new(status_text(chat, usize::from(area.width))).style(bar),
+        area,
+    );
 }
 
 fn render_input(chat: &Chat, frame: &mut Frame<'_>, area: Rect, prompt: &str) {
     let prompt_width = prompt.width();
-    let text = chat.input.text();
+    let text = chat.input.display();
     let available = usize::from(area.width)
         .saturating_sub(prompt_width + 1)
         .max(1);
@@ -317,7 +400,7 @@ mod tests {
     fn busy() -> Chat {
         let mut chat = Chat::new("ada", "127.0.0.1:12001");
         chat.peer_nick = "bob".into();
-        chat.status = status();
+        chat.update(Msg::Status(Box::new(status())));
         chat.update(Msg::Clock("14:02".into()));
         chat.update(Msg::Connected("127.0.0.1:12001".into()));
         chat.update(Msg::Net(Event::Received {
@@ -378,11 +461,36 @@ mod tests {
     }
 
     #[test]
+    fn the_status_bar_keeps_what_matters_most_at_80_and_40_columns() {
+        let mut chat = busy();
+        chat.status.security = Some(Security::Verified {
+            how: "new contact".into(),
+            key: "3f2a".into(),
+        });
+        let at_80 = status_text(&chat, 80);
+        assert!(at_80.width() <= 80, "{at_80}");
+        for part in [
+            "bob ● online",
+            "encrypted, new contact 3f2a",
+            "loss 10.0% retx 1",
+            "sim 20%/20%",
+        ] {
+            assert!(at_80.contains(part), "{part} in {at_80}");
+        }
+        let at_40 = status_text(&chat, 40);
+        assert!(at_40.width() <= 40, "{at_40}");
+        assert!(at_40.starts_with("bob ● online │ encrypted"), "{at_40}");
+        // Narrower still: the peer and the protection, in short.
+        assert_eq!(status_text(&chat, 20), "bob ● │ encrypted");
+        assert_eq!(status_text(&chat, 10), "bob ●");
+    }
+
+    #[test]
     fn the_status_bar_says_how_the_chat_is_protected() {
         let mut chat = Chat::new("ada", "10.0.0.2:12000");
         let mut bar = |security| {
             chat.status.security = Some(security);
-            status_text(&chat)
+            status_text(&chat, usize::MAX)
         };
         assert!(bar(Security::Handshaking).contains("│ encrypting… │"));
         assert!(bar(Security::Plaintext).contains("│ NOT ENCRYPTED │"));
