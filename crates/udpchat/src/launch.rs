@@ -36,7 +36,8 @@ pub(crate) struct Prepared {
 }
 
 /// Starts a chat with the given settings and runs it to the end: full screen when
-/// stdin and stdout are a terminal (unless `--plain` or `--json`), lines otherwise.
+/// stdin and stdout are a terminal that can draw one (unless `--plain`, `--json` or
+/// `TERM=dumb`), lines otherwise.
 ///
 /// # Errors
 /// A [`UsageError`] for a bad or unresolvable PEER (exit status 2); any other error
@@ -47,7 +48,10 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let terminal = io::stdin().is_terminal() && io::stdout().is_terminal();
+    // A terminal that cannot draw a screen (TERM=dumb: Emacs' shell, some CI logs)
+    // gets the line interface, as less and vim fall back on it.
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    let terminal = io::stdin().is_terminal() && io::stdout().is_terminal() && !dumb;
     // Asked before the screen changes, so a prompt for the passphrase reads normally.
     let prepared = prepare(&mut settings)?;
     if terminal && !settings.plain && !settings.json {

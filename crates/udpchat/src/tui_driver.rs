@@ -3,8 +3,9 @@
 //! [`Chat`] model, and carries out the effects it returns against the session. The
 //! model and the drawing live in `udpchat-tui`; this file is only plumbing.
 //!
-//! The terminal is restored on every way out: `/quit`, Ctrl-C (a key in raw mode), an
-//! error, and a panic (ratatui's `init` installs a hook that restores it first).
+//! The terminal is restored on every way out: `/quit`, Ctrl-C (a key in raw mode),
+//! SIGTERM and SIGHUP, an error, and a panic (ratatui's `init` installs a hook that
+//! restores it first).
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crossterm::event::{
 };
 use crossterm::execute;
 use futures_util::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
 use udpchat_impair::ImpairConfig;
 use udpchat_secure::SecureEvent;
 use udpchat_stack::StackEvent;
@@ -81,9 +83,25 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         driver.connect(None)?;
     }
 
+    // SIGTERM and SIGHUP (a closed terminal window, `kill`) end the chat as /quit
+    // does: the terminal restored, the peer told, what was not delivered printed.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut terminal = ratatui::init();
-    let _ = execute!(io::stdout(), EnableMouseCapture, EnableBracketedPaste);
-    let result = driver.run_loop(&mut terminal).await;
+    // The mouse stays the terminal's (selection works as usual) until `/mouse`.
+    let _ = execute!(io::stdout(), EnableBracketedPaste);
+    // The model lays out the screen by its size: the real one from the first frame.
+    if let Ok(size) = terminal.size() {
+        driver.chat.update(Msg::Resize {
+            width: size.width,
+            height: size.height,
+        });
+    }
+    let result = tokio::select! {
+        result = driver.run_loop(&mut terminal) => result,
+        _ = terminate.recv() => Ok(()),
+        _ = hangup.recv() => Ok(()),
+    };
     if let Some(net) = driver.net.as_mut() {
         // Tell the peer we left, with an acknowledgement of everything shown, so it
         // reports what we never confirmed instead of retrying for a minute.
@@ -316,6 +334,13 @@ impl TuiDriver {
                     if let Err(e) = self.connect(Some(&peer)) {
                         self.chat.update(Msg::PeerError(format!("{e:#}")));
                     }
+                }
+                Effect::SetMouse(on) => {
+                    let _ = if on {
+                        execute!(io::stdout(), EnableMouseCapture)
+                    } else {
+                        execute!(io::stdout(), DisableMouseCapture)
+                    };
                 }
                 Effect::Quit => {}
             }

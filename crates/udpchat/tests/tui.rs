@@ -1,9 +1,13 @@
 //! The full-screen chat, end to end: the real binary in a real terminal (tmux), chatting
 //! with a second udpchat process. Typed text reaches the other side, the delivery mark
-//! turns to delivered, the reply appears, `/quit` exits 0 and the terminal is restored.
+//! turns to delivered, the reply appears, `/quit` exits 0 and the terminal is restored;
+//! a multi-line paste, SIGTERM, and `TERM=dumb` (the line interface) in a second test.
 //!
 //! tmux is installed if it is missing and the test can (root with apt-get); otherwise
 //! the test is skipped with the reason printed.
+
+// Test support: a panic with the screen is the right way to fail here.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -121,6 +125,44 @@ impl Pane {
     }
 }
 
+impl Pane {
+    /// Pastes `text` as a terminal does when the program asked for bracketed paste.
+    fn paste(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["set-buffer", "-b", &self.name, text])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tmux set-buffer");
+        let ok = Command::new("tmux")
+            .args([
+                "paste-buffer",
+                "-p",
+                "-d",
+                "-b",
+                &self.name,
+                "-t",
+                &self.name,
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tmux paste-buffer");
+    }
+
+    /// The process id of the program the pane's shell runs.
+    fn program_pid(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["list-panes", "-t", &self.name, "-F", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let out = Command::new("pgrep")
+            .args(["-P", &shell, "udpchat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
 impl Drop for Pane {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -200,8 +242,7 @@ fn full_screen_chat_with_a_second_process() {
         "the newest 50 of the first run's 62 lines\n{screen}"
     );
     // The first 50 start at "old 10". Home at the top loads the older ones; Home again
-    // goes up to them. (The model takes the screen for 80x24 until the first resize,
-    // issue 12, so the top rows of this 100x20 pane may stay just out of view.)
+    // goes up to them (the model knows the pane is 100x20 from the first frame).
     assert!(!screen.contains("old 05"), "{screen}");
     again.press("Home");
     again.press("Home");
@@ -232,4 +273,79 @@ fn full_screen_chat_with_a_second_process() {
     assert!(screen.contains("EXIT=0"), "{screen}");
     bob.close_stdin();
     bob.wait_exit();
+}
+
+#[test]
+fn paste_signals_and_a_dumb_terminal() {
+    if let Err(reason) = tmux_available() {
+        eprintln!("SKIPPED paste_signals_and_a_dumb_terminal: {reason}");
+        return;
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let mut bob = Proc::spawn(
+        "bob",
+        &[
+            &format!("127.0.0.1:{pa}"),
+            "--port",
+            &pb.to_string(),
+            "--json",
+        ],
+    );
+    bob.started();
+    let home = common::own_copy_of_shared_home();
+    let command = format!(
+        "{} 127.0.0.1:{pb} --port {pa} --nick ada --home {}; echo EXIT=$?; sleep 60",
+        bin(),
+        home.display()
+    );
+    let pane = Pane::start(&format!("udpchat-paste-{pa}"), &command);
+    pane.wait_for("the chat to open", |s| s.contains("chatting with"));
+    // The status bar fits the pane's 100 columns from the first frame.
+    pane.wait_for("the status bar", |s| s.contains("● online"));
+
+    // A paste of three lines waits in the input, then goes as three messages.
+    pane.paste("first line\nsecond line\nthird line");
+    pane.wait_for("the paste in the input", |s| {
+        s.contains("first line↵second line↵third line")
+    });
+    pane.press("Enter");
+    bob.wait_until("the three lines", |events| {
+        events.iter().filter(|e| e["event"] == "received").count() >= 3
+    });
+    assert_eq!(
+        bob.received(),
+        ["first line", "second line", "third line"],
+        "{}",
+        bob.dump()
+    );
+
+    // Bob leaves without a word; a line to him cannot be delivered. SIGTERM then ends
+    // the chat as /quit does: the terminal restored and the line said, not lost.
+    bob.kill();
+    pane.type_line("nobody hears this");
+    let pid = pane.program_pid();
+    assert!(!pid.is_empty(), "no udpchat under the pane's shell");
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let screen = pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));
+    assert!(
+        !screen.contains("│ encrypt") && !screen.contains("● online"),
+        "the status bar is still on screen: the terminal was not restored\n{screen}"
+    );
+    assert!(screen.contains("nobody hears this"), "{screen}");
+    assert!(screen.contains("outbox"), "{screen}");
+
+    // TERM=dumb cannot draw a screen: the line interface, as from a pipe.
+    let dumb = format!(
+        "TERM=dumb {} 127.0.0.1:{pb} --port {pa} --home {} --connect-timeout 1s; echo EXIT=$?; sleep 60",
+        bin(),
+        home.display()
+    );
+    let pane = Pane::start(&format!("udpchat-dumb-{pa}"), &dumb);
+    let screen = pane.wait_for("the line interface", |s| {
+        s.contains("type a line and press Enter")
+    });
+    assert!(!screen.contains("│ rtt"), "{screen}");
+    pane.press("C-d");
+    pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));
 }
