@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, UdpSocketState};
 use tokio::io::Interest;
@@ -183,7 +183,14 @@ pub(crate) struct Endpoint {
     /// The store could not be written: nothing more is sent (a message whose record
     /// was lost must not reach the peer under a number the next run reuses).
     store_failed: bool,
+    /// When to say that the peer has not answered yet, and who it is: a person whose
+    /// peer is not running learns it in seconds, while the session keeps trying (its
+    /// own verdict, which gives up queued messages, comes at the connect timeout).
+    silence_hint: Option<(Instant, SocketAddr, Duration)>,
 }
+
+/// How long the first answer may take before the user is told nobody answers yet.
+pub(crate) const SILENCE_HINT_AFTER: Duration = Duration::from_secs(10);
 
 /// What became of a line given to [`Endpoint::send_tracked`].
 #[derive(Clone, Copy, Debug)]
@@ -230,7 +237,15 @@ impl Endpoint {
             released: Vec::new(),
             release_due: false,
             store_failed: false,
+            silence_hint: None,
         }
+    }
+
+    /// Says, once, if nothing has been heard from `peer` by `after` from `now` (see
+    /// `silence_hint`).
+    pub(crate) fn watch_silence(mut self, peer: SocketAddr, now: Instant, after: Duration) -> Self {
+        self.silence_hint = now.checked_add(after).map(|at| (at, peer, after));
+        self
     }
 
     /// Gives the endpoint the conversation's store: our messages are numbered and kept
@@ -643,14 +658,33 @@ impl Endpoint {
         self.recv_errors_in_row = 0;
         self.release(now);
         self.stack.handle_timeout(now);
+        if let Some((at, peer, after)) = self.silence_hint {
+            if self.stack.peer_state() != udpchat_proto::PeerState::Connecting
+                || self.refused.is_some()
+            {
+                // It answered (or refused, which says more than this would).
+                self.silence_hint = None;
+            } else if at <= now {
+                self.silence_hint = None;
+                self.hints.push(format!(
+                    "no answer from {peer} for {} s: is udpchat running there, on that port, and is UDP allowed? (still trying)",
+                    after.as_secs()
+                ));
+            }
+        }
     }
 
-    /// The earliest of the stack's timer and the simulated network's next release.
+    /// The earliest of the stack's timer, the simulated network's next release and the
+    /// silence hint.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        [self.stack.poll_timeout(), self.impairment.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.stack.poll_timeout(),
+            self.impairment.poll_timeout(),
+            self.silence_hint.map(|(at, _, _)| at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A receive error: transient ones (an ICMP "port unreachable" for an earlier

@@ -313,10 +313,13 @@ pub(crate) fn endpoint(
         Instant::now(),
     );
     let impairment = Impairment::new(settings.impairment.clone(), seed);
-    Ok((
-        Endpoint::new(socket, stack, impairment, mode, contacts),
-        notices,
-    ))
+    let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts);
+    // Only before the session's own verdict, which says more (and gives up messages).
+    let hint_after = crate::endpoint::SILENCE_HINT_AFTER;
+    if let Some(peer) = peer.filter(|_| hint_after < settings.protocol.connect_timeout) {
+        endpoint = endpoint.watch_silence(peer, Instant::now(), hint_after);
+    }
+    Ok((endpoint, notices))
 }
 
 /// Whether `peer` is this very socket: a chat with oneself. The encryption layer cannot

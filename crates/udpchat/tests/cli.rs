@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{bin, free_port, run, Proc};
 
@@ -374,6 +375,31 @@ fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
     assert_eq!(kept[0]["reason"], "interrupted");
     assert_eq!(me.exit_event()["failed"], 0);
     assert_eq!(me.exit_event()["queued"], 1);
+}
+
+#[test]
+fn a_peer_that_never_answers_is_named_within_seconds() {
+    // Shipped defaults: the session's own verdict comes at 30 s; the hint at 10 s.
+    let port = free_port().to_string();
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut me = Proc::spawn("silent", &[peer.as_str(), "--port", &port, "--json"]);
+    me.write_lines(["anyone there?"]);
+    let started = Instant::now();
+    let hint = me.wait_event("the hint", |e| {
+        e["event"] == "warning" && e["message"].as_str().unwrap().starts_with("no answer from")
+    });
+    let waited = started.elapsed();
+    let message = hint["message"].as_str().unwrap();
+    assert!(
+        message.contains(&peer) && message.contains("is UDP allowed"),
+        "{message}"
+    );
+    // A timer of the driver: about 10 s, bounded generously for a loaded machine.
+    assert!(waited >= Duration::from_secs(9), "{waited:?}");
+    assert!(waited < Duration::from_secs(25), "{waited:?}");
+    // Nothing was given up: the line still waits for the peer.
+    assert!(me.events_named("kept").is_empty(), "{}", me.dump());
+    assert!(me.events_named("failed").is_empty(), "{}", me.dump());
 }
 
 #[test]
