@@ -2,7 +2,7 @@
 //! [`Receiver`], round-trip estimation, keepalives and the peer's state, and the queues of
 //! transmits and events the caller drains.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,9 @@ pub struct Session {
     /// peer's run to the layer below ([`Session::new_without_hello`]).
     sends_hello: bool,
     retired: VecDeque<u64>,
+    /// Ids of nickname announcements in flight: delivered or failed like messages,
+    /// but not counted as messages in [`Stats`].
+    announcements: HashSet<MessageId>,
     peer_state: PeerState,
     /// While the peer's epoch is unknown, when to send the next HELLO.
     hello_at: Option<Instant>,
@@ -206,6 +209,7 @@ impl Session {
             peer_epoch: None,
             sends_hello,
             retired: VecDeque::new(),
+            announcements: HashSet::new(),
             peer_state: PeerState::Connecting,
             hello_at: None,
             first_hello_at: now,
@@ -336,7 +340,11 @@ impl Session {
                 max: MAX_NICK_LEN,
             });
         }
-        self.queue_payload(now, Payload::Nick(nick))
+        let id = self.queue_payload(now, Payload::Nick(nick))?;
+        self.stats.messages_queued -= 1;
+        self.stats.nicks_sent += 1;
+        self.announcements.insert(id);
+        Ok(id)
     }
 
     fn queue_payload(&mut self, now: Instant, payload: Payload) -> Result<MessageId, SendError> {
@@ -1081,7 +1089,9 @@ impl Session {
                         self.goodbye.done_delivered = true;
                         continue;
                     }
-                    self.stats.messages_delivered += 1;
+                    if !self.announcements.remove(&id) {
+                        self.stats.messages_delivered += 1;
+                    }
                     self.events.push_back(Event::Delivered {
                         id,
                         seq,
@@ -1094,7 +1104,9 @@ impl Session {
                         self.goodbye.done_failed = true;
                         continue;
                     }
-                    self.stats.messages_failed += 1;
+                    if !self.announcements.remove(&id) {
+                        self.stats.messages_failed += 1;
+                    }
                     self.events.push_back(Event::Failed { id, text, reason });
                     self.set_peer_state_if_online(PeerState::Unreachable);
                 }
@@ -2152,6 +2164,10 @@ mod tests {
             })
             .collect();
         assert_eq!(seen, vec!["before", "nick=ada", "after"]);
+        // The announcement is not a message in the counters.
+        let stats = a.stats();
+        assert_eq!((stats.messages_queued, stats.nicks_sent), (2, 1));
+        assert_eq!(stats.messages_delivered, 2);
         assert!(matches!(
             a.send_nick(t0, "x".repeat(65)),
             Err(SendError::TooLong { max: 64, .. })

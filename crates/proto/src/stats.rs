@@ -3,8 +3,11 @@
 /// Running totals since the session was created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Messages accepted by `send`.
+    /// Messages accepted by `send` (nickname announcements are not messages: see
+    /// `nicks_sent`).
     pub messages_queued: u64,
+    /// Nickname announcements accepted by `send_nick`.
+    pub nicks_sent: u64,
     /// Messages acknowledged by the peer.
     pub messages_delivered: u64,
     /// Messages reported failed.

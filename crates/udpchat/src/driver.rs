@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use udpchat_proto::Event;
@@ -77,6 +77,22 @@ pub(crate) struct Output {
     unwritten_len: usize,
     /// No early write: what is collected waits for the store's commit.
     holding: bool,
+    /// A person types the input (stdin is a terminal): the line interface greets them.
+    /// From a pipe it says only what matters (or everything with `--verbose`).
+    pub(crate) interactive: bool,
+}
+
+/// `json`, one object, with the field `at` added last.
+fn stamped(mut json: String, at: SystemTime) -> String {
+    if json.ends_with('}') {
+        json.pop();
+        let sep = if json.ends_with('{') { "" } else { "," };
+        json.push_str(&format!(
+            "{sep}\"at\":\"{}\"}}",
+            humantime::format_rfc3339_millis(at)
+        ));
+    }
+    json
 }
 
 /// Past this many bytes what is collected is written at once, whatever the loop does.
@@ -92,10 +108,13 @@ impl Output {
         }
     }
 
-    /// Collects one report.
+    /// Collects one report; in JSON with the time it was made (`at`, RFC 3339 UTC with
+    /// milliseconds).
     fn emit(&mut self, report: &Report) -> io::Result<()> {
         let line = if self.json {
-            Some((Stream::Stdout, report.to_json().to_string()))
+            Some((Stream::Stdout, stamped(report.to_json(), SystemTime::now())))
+        } else if matches!(report, Report::Started { .. }) && !self.interactive && !self.verbose {
+            None
         } else {
             report.to_human(self.verbose)
         };
@@ -174,6 +193,10 @@ pub(crate) struct Driver {
     notices: Vec<String>,
     /// The invitation code and command, for `udpchat invite`.
     invitation: Option<Report>,
+    /// Our nickname (`--nick`), told to the peer first thing and again after it restarts.
+    own_nick: Option<String>,
+    /// The peer's nickname, as it last said (or as the store remembers it).
+    peer_nick: Option<String>,
 }
 
 impl Driver {
@@ -199,12 +222,20 @@ impl Driver {
             reject_budget: RejectBudget::new(),
             notices: Vec::new(),
             invitation: None,
+            own_nick: None,
+            peer_nick: None,
         }
     }
 
     /// The invitation to show right after the `started` report (`udpchat invite`).
     pub(crate) fn with_invitation(mut self, invitation: Option<Report>) -> Self {
         self.invitation = invitation;
+        self
+    }
+
+    /// Our nickname, told to the peer in order with our messages (PROTOCOL.md §3).
+    pub(crate) fn with_nick(mut self, nick: Option<String>) -> Self {
+        self.own_nick = nick;
         self
     }
 
@@ -255,6 +286,8 @@ impl Driver {
         for message in std::mem::take(&mut self.notices) {
             self.emit(&Report::Warning { message })?;
         }
+        self.peer_nick = self.net.peer_nick();
+        self.announce_nick()?;
         if let Some(invitation) = self.invitation.take() {
             self.emit(&invitation)?;
         }
@@ -439,18 +472,42 @@ impl Driver {
                 self.report_rejected(Instant::now(), reason.code(), reason.to_string())?;
                 continue;
             }
+            match &event {
+                Event::PeerNick { nick } => self.peer_nick = Some(nick.clone()),
+                // The peer's new run has not heard our nickname.
+                Event::PeerRestarted { .. } => self.announce_nick()?,
+                _ => {}
+            }
             let peer = self
                 .net
                 .stack
                 .peer_addr()
                 .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-            self.emit(&Report::from_event(event, peer))?;
+            let mut report = Report::from_event(event, peer);
+            if let Report::Received { nick, .. } = &mut report {
+                nick.clone_from(&self.peer_nick);
+            }
+            self.emit(&report)?;
         }
         while let Some(message) = self.net.take_hint() {
             self.emit(&Report::Warning { message })?;
         }
         while let Some(kept) = self.net.take_kept() {
             self.emit(&kept)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the peer our nickname, if we have one; a refusal (too long) is said once.
+    fn announce_nick(&mut self) -> io::Result<()> {
+        let Some(nick) = self.own_nick.clone() else {
+            return Ok(());
+        };
+        if let Err(e) = self.net.send_nick(Instant::now(), nick) {
+            self.own_nick = None;
+            self.emit(&Report::Warning {
+                message: format!("the nickname is not sent: {e}"),
+            })?;
         }
         Ok(())
     }
@@ -565,9 +622,9 @@ impl Driver {
             pending_handshakes: self.net.stack.pending_handshakes(),
             queued: self.net.queued(),
             srtt_ms: rtt.srtt().map(ms),
-            rttvar_ms: ms(rtt.rttvar()),
+            rttvar_ms: rtt.srtt().map(|_| ms(rtt.rttvar())),
             rto_ms: ms(rtt.rto()),
-            loss: s.loss_estimate(),
+            loss: (s.data_sent > 0).then(|| s.loss_estimate()),
         }
     }
 

@@ -7,7 +7,7 @@
 //! The simulated loss acts after decryption, on the protocol packet: only there can a
 //! message be told from an acknowledgement, which `--drop` and `--ack-drop` need.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -187,6 +187,9 @@ pub(crate) struct Endpoint {
     /// peer is not running learns it in seconds, while the session keeps trying (its
     /// own verdict, which gives up queued messages, comes at the connect timeout).
     silence_hint: Option<(Instant, SocketAddr, Duration)>,
+    /// Our nickname announcements in flight: their delivery or failure is not a
+    /// message's, and is not reported.
+    announcements: HashSet<MessageId>,
 }
 
 /// How long the first answer may take before the user is told nobody answers yet.
@@ -238,6 +241,7 @@ impl Endpoint {
             release_due: false,
             store_failed: false,
             silence_hint: None,
+            announcements: HashSet::new(),
         }
     }
 
@@ -443,7 +447,9 @@ impl Endpoint {
     /// # Errors
     /// Too long, or the queue is full.
     pub(crate) fn send_nick(&mut self, now: Instant, nick: String) -> Result<(), SendError> {
-        self.stack.send_nick(now, nick).map(|_| ())
+        let id = self.stack.send_nick(now, nick)?;
+        self.announcements.insert(id);
+        Ok(())
     }
 
     /// Takes the undelivered texts (the run is ending: they are reported as such).
@@ -481,6 +487,12 @@ impl Endpoint {
     /// What an event means here; `None` when it is for the endpoint alone (a copy of a
     /// message shown by an earlier run; a message given up that the outbox keeps).
     fn take_in(&mut self, event: StackEvent) -> Option<StackEvent> {
+        if let StackEvent::Session(Event::Delivered { id, .. } | Event::Failed { id, .. }) = &event
+        {
+            if self.announcements.remove(id) {
+                return None;
+            }
+        }
         if let (Some(journal), StackEvent::Session(e)) = (self.journal.as_mut(), &event) {
             match journal.ledger.on_event(e) {
                 Seen::Show => {}

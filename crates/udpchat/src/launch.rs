@@ -65,10 +65,16 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     let peer_text = peer_text.map(|t| alias_to_address(prepared.contacts.as_ref(), t));
     let (socket, peer) = open(&settings, peer_text.as_deref())?;
     let seed = settings.seed.unwrap_or_else(rand::random);
-    let output = Output::new(settings.json, settings.verbose, settings.stats);
+    let mut output = Output::new(settings.json, settings.verbose, settings.stats);
+    output.interactive = io::stdin().is_terminal();
     // The conversation's store: opened (and locked) before anything is read or sent.
     let nick = settings.nick.clone();
-    let journal = open_journal(&mut settings, prepared.contacts.as_ref(), peer, nick)?;
+    let journal = open_journal(
+        &mut settings,
+        prepared.contacts.as_ref(),
+        peer,
+        nick.clone(),
+    )?;
     let lines = line_ui::spawn_reader().context("cannot start reading stdin")?;
     runtime.block_on(async move {
         let (net, notices) = endpoint(
@@ -86,6 +92,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
         let local = net.socket.local_addr().ok();
         let invitation = prepared.invitation.map(|r| with_address(r, local));
         Driver::new(net, seed, output, lines)
+            .with_nick(nick)
             .with_notices(notices)
             .with_invitation(invitation)
             .run()

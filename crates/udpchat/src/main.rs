@@ -52,6 +52,13 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    // A chat asked for JSON reports a fatal error as an event too, so a script reading
+    // stdout learns why the run ended.
+    let json = match &cli.command {
+        None => cli.chat.json,
+        Some(Command::Invite { chat }) => chat.json,
+        Some(_) => false,
+    };
     let result = match cli.command {
         None => launch::run(cli.chat.settings(false)).map(|f| f.exit_status()),
         Some(Command::Invite { chat }) => launch::run(chat.settings(true)).map(|f| f.exit_status()),
@@ -75,9 +82,22 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status),
         Err(e) => {
+            let status = if e.is::<UsageError>() { USAGE } else { FAILURE };
             // `{:#}` keeps the whole chain of causes on one line.
             eprintln!("udpchat: {e:#}");
-            ExitCode::from(if e.is::<UsageError>() { USAGE } else { FAILURE })
+            if json {
+                let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                let event = serde_json::json!({
+                    "event": "error",
+                    "message": format!("{e:#}"),
+                    "text": null,
+                    "fatal": true,
+                    "status": status,
+                    "at": at.to_string(),
+                });
+                println!("{event}");
+            }
+            ExitCode::from(status)
         }
     }
 }

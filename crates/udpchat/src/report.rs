@@ -27,6 +27,11 @@ impl Serialize for Epoch {
     }
 }
 
+/// A u64 as a decimal string (see `Report::Started::seed`).
+fn decimal<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(n)
+}
+
 /// Totals printed when the program ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub(crate) struct Totals {
@@ -50,12 +55,14 @@ pub(crate) struct Totals {
     pub(crate) rejected: u64,
     /// Smoothed round-trip time in milliseconds, once measured.
     pub(crate) srtt_ms: Option<f64>,
-    /// Round-trip variation in milliseconds.
-    pub(crate) rttvar_ms: f64,
+    /// Round-trip variation in milliseconds, once measured (like `srtt_ms`: unknown
+    /// figures are `null`, never a made-up 0).
+    pub(crate) rttvar_ms: Option<f64>,
     /// Retransmission timeout in milliseconds.
     pub(crate) rto_ms: f64,
-    /// Share of our transmissions that were retransmissions, 0 to 1.
-    pub(crate) loss: f64,
+    /// Share of our transmissions that were retransmissions, 0 to 1; `null` when
+    /// nothing was sent.
+    pub(crate) loss: Option<f64>,
     /// Handshakes answered but not yet confirmed by the peer (encryption only). Zero
     /// after datagrams that did not authenticate: they leave no state behind.
     pub(crate) pending_handshakes: usize,
@@ -76,7 +83,9 @@ pub(crate) enum Report {
         peer: Option<SocketAddr>,
         /// This run's epoch.
         epoch: Epoch,
-        /// Seed of the simulated loss, to reproduce the run with `--seed`.
+        /// Seed of the simulated loss, to reproduce the run with `--seed`; a decimal
+        /// string in JSON, since a u64 is more than JavaScript's numbers hold exactly.
+        #[serde(serialize_with = "decimal")]
         seed: u64,
         /// `encrypted`, `passphrase` or `plaintext`.
         security: &'static str,
@@ -192,6 +201,8 @@ pub(crate) enum Report {
         seq: u64,
         /// Its text.
         text: String,
+        /// The peer's nickname at this point of its stream (`null` until it gave one).
+        nick: Option<String>,
     },
     /// A message of ours went out for the first time (again after a peer restart).
     Sent {
@@ -358,6 +369,7 @@ impl Report {
                 from: peer,
                 seq,
                 text,
+                nick: None,
             },
             Event::Sent { id, seq } => Self::Sent { id: id.0, seq },
             Event::Retransmit { id, seq, attempt } => Self::Retransmit {
@@ -402,9 +414,14 @@ impl Report {
     /// The human line for this report, if it is shown at this verbosity.
     pub(crate) fn to_human(&self, verbose: bool) -> Option<(Stream, String)> {
         match self {
-            Self::Received { text, .. } => {
-                Some((Stream::Stdout, format!("peer> {}", printable(text))))
-            }
+            Self::Received { text, nick, .. } => Some((
+                Stream::Stdout,
+                format!(
+                    "{}> {}",
+                    nick.as_deref().map_or("peer".into(), printable),
+                    printable(text)
+                ),
+            )),
             _ => self
                 .sentence(verbose)
                 .map(|s| (Stream::Stderr, format!("udpchat: {s}"))),
@@ -435,8 +452,14 @@ impl Report {
                     .map(|f| format!(", you are {f}"))
                     .unwrap_or_default();
                 let peer = peer.map_or("waiting to be contacted".to_owned(), |p| format!("peer {p}"));
+                // The epoch and the seed are for reproducing a run: asked for with -v.
+                let run = if verbose {
+                    format!(" (epoch {epoch}, seed {seed})")
+                } else {
+                    String::new()
+                };
                 format!(
-                    "listening on {local}, {peer}, {how}{who} (epoch {epoch}, seed {seed}); type a line and press Enter to send it"
+                    "listening on {local}, {peer}, {how}{who}{run}; type a line and press Enter to send it"
                 )
             }
             Self::Invitation { code, command } => format!(
@@ -551,11 +574,14 @@ impl Report {
                 "the peer left; what it had not confirmed is not delivered".to_owned()
             }
             Self::Stats(t) => format!(
-                "round trip {} (variation {:.1} ms), timeout {:.1} ms, observed loss {:.1}%",
-                t.srtt_ms.map_or("not measured".to_owned(), |ms| format!("{ms:.1} ms")),
-                t.rttvar_ms,
+                "round trip {}, timeout {:.1} ms, observed loss {}",
+                match (t.srtt_ms, t.rttvar_ms) {
+                    (Some(srtt), Some(var)) => format!("{srtt:.1} ms (variation {var:.1} ms)"),
+                    _ => "not measured".to_owned(),
+                },
                 t.rto_ms,
-                t.loss * 100.0
+                t.loss
+                    .map_or("unknown (nothing sent)".to_owned(), |l| format!("{:.1}%", l * 100.0))
             ),
             Self::Exit(t) => format!(
                 "sent {}, delivered {}, failed {}, refused {}, {}received {} (retransmissions {}{}, duplicates {}, rejected {})",
@@ -694,7 +720,7 @@ mod tests {
                     stable: None,
                     text: "hi".into(),
                 },
-                json!({"event": "received", "from": "127.0.0.1:12001", "seq": 3, "text": "hi"}),
+                json!({"event": "received", "from": "127.0.0.1:12001", "seq": 3, "text": "hi", "nick": null}),
             ),
             (
                 Event::Sent {
@@ -843,7 +869,7 @@ mod tests {
         assert_eq!(
             json_of(&started),
             json!({"event": "started", "local": "0.0.0.0:12000", "peer": "[::1]:12001",
-                   "epoch": "0000000000001234", "seed": 42, "security": "passphrase",
+                   "epoch": "0000000000001234", "seed": "42", "security": "passphrase",
                    "identity": "baf7"})
         );
         assert_eq!(
@@ -878,9 +904,9 @@ mod tests {
             duplicates: 6,
             rejected: 7,
             srtt_ms: Some(1.5),
-            rttvar_ms: 0.5,
+            rttvar_ms: Some(0.5),
             rto_ms: 10.0,
-            loss: 0.25,
+            loss: Some(0.25),
             pending_handshakes: 0,
             queued: 0,
         };
@@ -919,6 +945,7 @@ mod tests {
             from: peer(),
             seq: 0,
             text: "a\nb".into(),
+            nick: None,
         };
         assert!(!r.to_json().contains('\n'));
     }
@@ -929,6 +956,7 @@ mod tests {
             from: peer(),
             seq: 0,
             text: "hello there".into(),
+            nick: None,
         };
         assert_eq!(
             r.to_human(false),
@@ -1041,7 +1069,12 @@ mod tests {
             from: peer(),
             seq: 0,
             text: "a\u{1b}[2Jb\nc\td".into(),
+            nick: Some("ev\u{1b}[2Jil".into()),
         };
-        assert_eq!(r.to_human(false).unwrap().1, "peer> a\\u{1b}[2Jb\\nc\td");
+        assert_eq!(
+            r.to_human(false).unwrap().1,
+            "ev\\u{1b}[2Jil> a\\u{1b}[2Jb\\nc\td",
+            "the nickname is the peer's text too"
+        );
     }
 }

@@ -378,6 +378,66 @@ fn ctrl_c_reports_unacknowledged_messages_and_exits_130() {
 }
 
 #[test]
+fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
+    let (pa, pb) = (free_port(), free_port());
+    let (home_a, home_b) = common::acquainted(pa, pb);
+    let (ha, hb) = (home_a.to_str().unwrap(), home_b.to_str().unwrap());
+    // A: human lines from a pipe, with a nickname; B: JSON.
+    let a = Command::new(bin())
+        .args([&format!("127.0.0.1:{pb}"), "--port", &pa.to_string()])
+        .args(["--plain", "--nick", "ada", "--home", ha])
+        .env("UDPCHAT_CONFIG", "/nonexistent/udpchat.toml")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b = Proc::chat("B", pb, common::localhost(pa), &["--home", hb]);
+    let started = b.wait_event("started", |e| e["event"] == "started");
+    // The seed as a string: JavaScript's numbers cannot hold every u64.
+    assert!(started["seed"].is_string(), "{started}");
+    assert!(started["at"].as_str().unwrap().ends_with('Z'), "{started}");
+    let mut stdin = a.stdin.as_ref().unwrap();
+    std::io::Write::write_all(&mut stdin, b"hello from a pipe\n").unwrap();
+    let got = b.wait_event("the line", |e| e["event"] == "received");
+    assert_eq!(got["text"], "hello from a pipe");
+    assert_eq!(got["nick"], "ada", "{got}");
+    b.close_stdin();
+    let mut a = a;
+    drop(a.stdin.take());
+    let out = a.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("type a line") && !stderr.contains("seed"),
+        "no greeting from a pipe: {stderr}"
+    );
+    // The totals count messages, not the nickname announcement.
+    assert!(stderr.contains("sent 1, delivered 1, failed 0"), "{stderr}");
+    assert!(b.wait_exit().success(), "{}", b.dump());
+}
+
+#[test]
+fn a_fatal_error_is_an_event_in_json() {
+    let holder = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let out = run(&["127.0.0.1", "--port", &port, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let event: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(event["event"], "error", "{event}");
+    assert_eq!(event["fatal"], true, "{event}");
+    assert_eq!(event["status"], 1, "{event}");
+    assert!(
+        event["message"]
+            .as_str()
+            .unwrap()
+            .contains("already in use"),
+        "{event}"
+    );
+}
+
+#[test]
 fn a_peer_that_never_answers_is_named_within_seconds() {
     // Shipped defaults: the session's own verdict comes at 30 s; the hint at 10 s.
     let port = free_port().to_string();
