@@ -255,6 +255,9 @@ pub struct Chat {
     pub mouse: bool,
     /// Clock ticks seen while the session says unreachable and the screen does not yet.
     unreachable_ticks: u8,
+    /// A chat with ourselves (the same socket): what arrives is our own line coming
+    /// back, shown from `echo` rather than under our own nickname twice.
+    pub echo: bool,
 }
 
 /// Clock ticks (one a second) an unreachable peer must stay so before the screen says it.
@@ -284,6 +287,7 @@ impl Chat {
             peer_state_shown: PeerState::Connecting,
             unreachable_ticks: 0,
             mouse: false,
+            echo: false,
         }
     }
 
@@ -725,9 +729,14 @@ impl Chat {
         let clock = self.clock.clone();
         match event {
             Event::Received { text, .. } => {
-                let nick = self.peer_nick.clone();
+                let nick = if self.echo {
+                    "echo".to_owned()
+                } else {
+                    self.peer_nick.clone()
+                };
                 self.conversation.push(&clock, Author::Peer, &nick, &text);
             }
+            Event::PeerNick { .. } if self.echo => {}
             Event::PeerNick { nick } => {
                 if nick != self.peer_nick {
                     self.note(&format!("{} is now known as {nick}", self.peer_nick));
@@ -987,6 +996,24 @@ mod tests {
             "{}",
             last.text
         );
+    }
+
+    #[test]
+    fn a_chat_with_ourselves_shows_what_comes_back_as_echo() {
+        let mut chat = Chat::new("ada", "127.0.0.1:12000");
+        chat.echo = true;
+        chat.update(Msg::Net(Event::PeerNick { nick: "ada".into() }));
+        chat.update(Msg::Net(Event::Received {
+            stable: None,
+            seq: 0,
+            text: "hello".into(),
+        }));
+        let shown: Vec<_> = chat
+            .conversation
+            .entries()
+            .map(|e| (e.nick.clone(), e.text.clone()))
+            .collect();
+        assert_eq!(shown, [("echo".to_owned(), "hello".to_owned())]);
     }
 
     #[test]

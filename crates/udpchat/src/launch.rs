@@ -332,7 +332,7 @@ pub(crate) fn endpoint(
 /// Whether `peer` is this very socket: a chat with oneself. The encryption layer cannot
 /// be its own peer (its own handshake comes back as a reflection), and datagrams to
 /// oneself never leave the machine, so such a chat runs in the clear.
-fn is_self(local: SocketAddr, peer: SocketAddr) -> bool {
+pub(crate) fn is_self(local: SocketAddr, peer: SocketAddr) -> bool {
     let ip = peer.ip();
     local.port() == peer.port() && (ip.is_loopback() || ip.is_unspecified() || ip == local.ip())
 }

@@ -194,6 +194,7 @@ impl TuiDriver {
             SecurityMode::Passphrase | SecurityMode::Encrypted => Security::Handshaking,
         });
         let local = net.socket.local_addr().ok();
+        self.chat.echo = matches!((local, addr), (Some(l), Some(a)) if launch::is_self(l, a));
         self.net = Some(net);
         let label = addr.map_or("waiting for a first contact".to_owned(), |a| a.to_string());
         self.chat.update(Msg::Connected(label));
