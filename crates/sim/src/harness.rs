@@ -190,8 +190,10 @@ impl Side {
     }
 }
 
-/// Derives an independent, reproducible stream id from the run seed.
-fn sub_seed(seed: u64, stream: u64) -> u64 {
+/// Derives an independent, reproducible stream id from the run seed (SplitMix64), for
+/// every random choice a simulation makes besides the link's.
+#[must_use]
+pub fn sub_seed(seed: u64, stream: u64) -> u64 {
     // SplitMix64 finaliser: cheap and well mixed, so streams of neighbouring seeds differ.
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

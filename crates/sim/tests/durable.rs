@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use udpchat_sim::sub_seed;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::Classification;
 use udpchat_proto::{Config, PeerState};
@@ -231,14 +232,6 @@ struct CrashPoint {
     after: bool,
 }
 
-/// Small deterministic generator for the schedule (SplitMix64).
-fn mix(seed: u64, stream: u64) -> u64 {
-    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn link(seed: u64) -> Impairment<()> {
     Impairment::new(
         ImpairConfig {
@@ -268,14 +261,14 @@ fn flush(node: &mut Node, link: &mut Impairment<()>, now: Instant) {
 /// One seed: returns a description of what went wrong, if anything.
 fn run(seed: u64, encrypted: bool) -> Result<(), String> {
     let t0 = Instant::now();
-    let mut a = Node::new(ADDR_A, ADDR_B, mix(seed, 1), t0, encrypted);
-    let mut b = Node::new(ADDR_B, ADDR_A, mix(seed, 2), t0, encrypted);
-    let (mut ab, mut ba) = (link(mix(seed, 3)), link(mix(seed, 4)));
+    let mut a = Node::new(ADDR_A, ADDR_B, sub_seed(seed, 1), t0, encrypted);
+    let mut b = Node::new(ADDR_B, ADDR_A, sub_seed(seed, 2), t0, encrypted);
+    let (mut ab, mut ba) = (link(sub_seed(seed, 3)), link(sub_seed(seed, 4)));
     // Where the crash comes: A, B or both, at one of the first boundaries of each.
-    let which = mix(seed, 5) % 3;
+    let which = sub_seed(seed, 5) % 3;
     let point = |stream| CrashPoint {
-        at: 1 + mix(seed, stream) % 40,
-        after: mix(seed, stream + 1).is_multiple_of(2),
+        at: 1 + sub_seed(seed, stream) % 40,
+        after: sub_seed(seed, stream + 1).is_multiple_of(2),
     };
     let mut crash_a = (which != 1).then(|| point(6));
     let mut crash_b = (which != 0).then(|| point(8));

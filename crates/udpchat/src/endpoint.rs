@@ -7,7 +7,7 @@
 //! The simulated loss acts after decryption, on the protocol packet: only there can a
 //! message be told from an acknowledgement, which `--drop` and `--ack-drop` need.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -167,11 +167,11 @@ pub(crate) struct Endpoint {
     /// Hints already given (each is given once).
     hints_given: Vec<&'static str>,
     /// Hints for the user not yet taken by the driver.
-    hints: Vec<String>,
+    hints: VecDeque<String>,
     /// The conversation's store and ledger (the line interface, unless `--ephemeral`).
     journal: Option<Journal>,
     /// Messages the session gave up that stay in the outbox, to be reported as kept.
-    kept: Vec<Report>,
+    kept: VecDeque<Report>,
     /// How many times the session gave up a message that stayed in the outbox (not a
     /// failure for the user).
     given_back: u64,
@@ -233,9 +233,9 @@ impl Endpoint {
             send_warned: None,
             recv_errors_in_row: 0,
             hints_given: Vec::new(),
-            hints: Vec::new(),
+            hints: VecDeque::new(),
             journal: None,
-            kept: Vec::new(),
+            kept: VecDeque::new(),
             given_back: 0,
             released: Vec::new(),
             release_due: false,
@@ -416,11 +416,7 @@ impl Endpoint {
 
     /// A report of a message the session gave up and the outbox keeps.
     pub(crate) fn take_kept(&mut self) -> Option<Report> {
-        if self.kept.is_empty() {
-            None
-        } else {
-            Some(self.kept.remove(0))
-        }
+        self.kept.pop_front()
     }
 
     /// Queues a message; its text is kept until it is delivered or reported failed.
@@ -501,7 +497,7 @@ impl Endpoint {
                     if let Event::Failed { id, text, reason } = e {
                         self.pending.remove(id);
                         self.given_back += 1;
-                        self.kept.push(Report::Kept {
+                        self.kept.push_back(Report::Kept {
                             number,
                             text: text.clone(),
                             reason: reason.code(),
@@ -535,14 +531,14 @@ impl Endpoint {
                     self.contacts
                         .remember(*peer_key, *peer, *verified, *new_contact)
                 {
-                    self.hints.push(warning);
+                    self.hints.push_back(warning);
                 }
             }
             StackEvent::Secure(SecureEvent::PeerAddressChanged { new, .. }) => {
                 if let Some(key) = self.stack.peer_key() {
                     let verified = udpchat_secure::Verification::Pinned;
                     if let Some(warning) = self.contacts.remember(key, *new, verified, false) {
-                        self.hints.push(warning);
+                        self.hints.push_back(warning);
                     }
                 }
             }
@@ -645,17 +641,13 @@ impl Endpoint {
         };
         if !self.hints_given.contains(&key) {
             self.hints_given.push(key);
-            self.hints.push(hint.to_owned());
+            self.hints.push_back(hint.to_owned());
         }
     }
 
     /// A hint the last datagrams or events gave, once (see `notice`).
     pub(crate) fn take_hint(&mut self) -> Option<String> {
-        if self.hints.is_empty() {
-            None
-        } else {
-            Some(self.hints.remove(0))
-        }
+        self.hints.pop_front()
     }
 
     /// Hands the packets the simulated network lets through to the protocol session.
@@ -678,7 +670,7 @@ impl Endpoint {
                 self.silence_hint = None;
             } else if at <= now {
                 self.silence_hint = None;
-                self.hints.push(format!(
+                self.hints.push_back(format!(
                     "no answer from {peer} for {} s: is udpchat running there, on that port, and is UDP allowed? (still trying)",
                     after.as_secs()
                 ));
