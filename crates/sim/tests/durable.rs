@@ -16,11 +16,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use udpchat_sim::sub_seed;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
 use udpchat_proto::wire::Classification;
 use udpchat_proto::{Config, PeerState};
 use udpchat_secure::{Identity, SecureConfig, Trust};
+use udpchat_sim::sub_seed;
 use udpchat_stack::{Conversation, Ledger, Record, Security, Seen, Stack, StackEvent};
 
 const ADDR_A: SocketAddr = SocketAddr::new(

@@ -82,13 +82,13 @@ pub(crate) struct Output {
     pub(crate) interactive: bool,
 }
 
-/// `json`, one object, with the field `at` added last.
+/// `json`, one object, with the field `ts` added last.
 fn stamped(mut json: String, at: SystemTime) -> String {
     if json.ends_with('}') {
         json.pop();
         let sep = if json.ends_with('{') { "" } else { "," };
         json.push_str(&format!(
-            "{sep}\"at\":\"{}\"}}",
+            "{sep}\"ts\":\"{}\"}}",
             humantime::format_rfc3339_millis(at)
         ));
     }
@@ -108,7 +108,7 @@ impl Output {
         }
     }
 
-    /// Collects one report; in JSON with the time it was made (`at`, RFC 3339 UTC with
+    /// Collects one report; in JSON with the time it was made (`ts`, RFC 3339 UTC with
     /// milliseconds).
     fn emit(&mut self, report: &Report) -> io::Result<()> {
         let line = if self.json {
@@ -608,7 +608,8 @@ impl Driver {
     fn totals(&self) -> Totals {
         let s = self.net.stack.stats();
         let rtt = self.net.stack.rtt();
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        // Microsecond resolution: what the clock can tell, without float noise.
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         Totals {
             sent: s.messages_queued,
             delivered: s.messages_delivered,
@@ -624,7 +625,7 @@ impl Driver {
             srtt_ms: rtt.srtt().map(ms),
             rttvar_ms: rtt.srtt().map(|_| ms(rtt.rttvar())),
             rto_ms: ms(rtt.rto()),
-            loss: (s.data_sent > 0).then(|| s.loss_estimate()),
+            loss: (s.data_sent > 0).then(|| (s.loss_estimate() * 1e6).round() / 1e6),
         }
     }
 

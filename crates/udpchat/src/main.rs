@@ -86,16 +86,12 @@ fn main() -> ExitCode {
             // `{:#}` keeps the whole chain of causes on one line.
             eprintln!("udpchat: {e:#}");
             if json {
-                let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-                let event = serde_json::json!({
-                    "event": "error",
-                    "message": format!("{e:#}"),
-                    "text": null,
-                    "fatal": true,
-                    "status": status,
-                    "at": at.to_string(),
-                });
-                println!("{event}");
+                // The error, then the exit, as every run's last line is an `exit`.
+                let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                println!(
+                    "{}",
+                    report::fatal_json(&format!("{e:#}"), status, &ts.to_string())
+                );
             }
             ExitCode::from(status)
         }

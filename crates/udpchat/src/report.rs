@@ -27,6 +27,20 @@ impl Serialize for Epoch {
     }
 }
 
+/// The two JSON lines of a run that could not start: the fatal `error` with `message`,
+/// and the `exit` with the program's `status`, both stamped `ts`.
+pub(crate) fn fatal_json(message: &str, status: u8, ts: &str) -> String {
+    let error = serde_json::json!({
+        "event": "error",
+        "message": message,
+        "text": null,
+        "fatal": true,
+        "ts": ts,
+    });
+    let exit = serde_json::json!({"event": "exit", "status": status, "fatal": true, "ts": ts});
+    format!("{error}\n{exit}")
+}
+
 /// A u64 as a decimal string (see `Report::Started::seed`).
 fn decimal<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(n)
@@ -212,6 +226,7 @@ pub(crate) enum Report {
         seq: u64,
     },
     /// A message of ours was sent again after a timeout.
+    #[serde(rename = "retransmitted")]
     Retransmit {
         /// Our id for it.
         id: u64,
@@ -252,6 +267,7 @@ pub(crate) enum Report {
         reason: &'static str,
     },
     /// A message we already had arrived again; acknowledged again, not shown.
+    #[serde(rename = "duplicate_received")]
     Duplicate {
         /// Its sequence number.
         seq: u64,
@@ -735,7 +751,7 @@ mod tests {
                     seq: 5,
                     attempt: 2,
                 },
-                json!({"event": "retransmit", "id": 4, "seq": 5, "attempt": 2}),
+                json!({"event": "retransmitted", "id": 4, "seq": 5, "attempt": 2}),
             ),
             (
                 Event::Delivered {
@@ -756,7 +772,7 @@ mod tests {
             ),
             (
                 Event::Duplicate { seq: 7 },
-                json!({"event": "duplicate", "seq": 7}),
+                json!({"event": "duplicate_received", "seq": 7}),
             ),
             (
                 Event::Rejected {
@@ -1076,5 +1092,242 @@ mod tests {
             "ev\\u{1b}[2Jil> a\\u{1b}[2Jb\\nc\td",
             "the nickname is the peer's text too"
         );
+    }
+
+    /// One report of every kind that `--json` prints, as docs/JSON.md shows it. The
+    /// match makes a new kind fail to compile here until it has its sample (and so its
+    /// place in the document).
+    fn documented_samples() -> Vec<Report> {
+        let totals = Totals {
+            sent: 3,
+            delivered: 2,
+            failed: 0,
+            refused: 0,
+            received: 4,
+            retransmissions: 1,
+            spurious_retransmissions: 0,
+            duplicates: 0,
+            rejected: 0,
+            srtt_ms: Some(0.8),
+            rttvar_ms: Some(0.3),
+            rto_ms: 2.0,
+            loss: Some(0.25),
+            pending_handshakes: 0,
+            queued: 1,
+        };
+        let a: SocketAddr = "192.168.1.20:12000".parse().unwrap();
+        let b: SocketAddr = "192.168.1.21:12000".parse().unwrap();
+        let key = "3f2a-91c4-0b7e-55d1-e2a8-6c03-7f19-b4d6".to_owned();
+        let samples = vec![
+            Report::Started {
+                local: "0.0.0.0:12000".parse().unwrap(),
+                peer: Some(a),
+                epoch: Epoch(0x2bde_5a4e_2c13_dafb),
+                seed: 12_345_678_901_234_567_890,
+                security: "encrypted",
+                identity: Some("cee4-2b93-48e2-6d85-33aa-d73c-e897-2468".into()),
+            },
+            Report::Invitation {
+                code: "7-ribbon-tunnel".into(),
+                command: "udpchat 192.168.1.21:12000 --code 7-ribbon-tunnel".into(),
+            },
+            Report::Encrypted {
+                peer: a,
+                key: key.clone(),
+                verified: "pinned",
+                new_contact: false,
+            },
+            Report::Refused {
+                peer: b,
+                reason: "key_changed",
+                key: Some("9e01-77aa-13c5-d2f0-4b6e-a8c1-0f3d-52b9".into()),
+                expected: Some(key),
+                fatal: true,
+            },
+            Report::RefusedByPeer {
+                peer: a,
+                reason: "unknown_contact",
+            },
+            Report::InvitationClosed { used: true },
+            Report::NoAnswer {
+                peer: Some(a),
+                waited_s: 30,
+            },
+            Report::Rekeyed,
+            Report::PeerMoved { old: a, new: b },
+            Report::RejectedUnshown { count: 1200 },
+            Report::Connected {
+                peer_epoch: Epoch(0x91c4_0b7e_55d1_e2a8),
+            },
+            Report::PeerState {
+                state: "unreachable",
+            },
+            Report::PeerDone,
+            Report::PeerLeft { finished: true },
+            Report::PeerNick { nick: "ada".into() },
+            Report::PeerRestarted {
+                old_epoch: Epoch(0x91c4_0b7e_55d1_e2a8),
+                new_epoch: Epoch(0x6c03_7f19_b4d6_3f2a),
+                resent: 2,
+            },
+            Report::Received {
+                from: a,
+                seq: 7,
+                text: "hello".into(),
+                nick: Some("ada".into()),
+            },
+            Report::Sent { id: 3, seq: 3 },
+            Report::Retransmit {
+                id: 3,
+                seq: 3,
+                attempt: 2,
+            },
+            Report::Delivered {
+                id: 3,
+                seq: 3,
+                attempts: 2,
+                elapsed_ms: 14,
+            },
+            Report::Failed {
+                id: 4,
+                text: "are you there?".into(),
+                reason: "max_retries",
+            },
+            Report::Kept {
+                number: 118,
+                text: "see you tomorrow".into(),
+                reason: "peer_unreachable",
+            },
+            Report::Duplicate { seq: 7 },
+            Report::DroppedBySimulation {
+                kind: "data",
+                seq: Some(8),
+            },
+            Report::Rejected {
+                reason: "bad_checksum",
+                detail: "bad checksum".into(),
+            },
+            Report::Error {
+                message: "line 3 is not UTF-8; not sent".into(),
+                text: None,
+            },
+            Report::Warning {
+                message: "no answer from 192.168.1.20:12000 for 10 s: is udpchat running there, on that port, and is UDP allowed? (still trying)".into(),
+            },
+            Report::Exit(totals),
+        ];
+        for s in &samples {
+            match s {
+                Report::Started { .. }
+                | Report::Invitation { .. }
+                | Report::Encrypted { .. }
+                | Report::Refused { .. }
+                | Report::RefusedByPeer { .. }
+                | Report::InvitationClosed { .. }
+                | Report::NoAnswer { .. }
+                | Report::Rekeyed
+                | Report::PeerMoved { .. }
+                | Report::RejectedUnshown { .. }
+                | Report::Connected { .. }
+                | Report::PeerState { .. }
+                | Report::PeerDone
+                | Report::PeerLeft { .. }
+                | Report::PeerNick { .. }
+                | Report::PeerRestarted { .. }
+                | Report::Received { .. }
+                | Report::Sent { .. }
+                | Report::Retransmit { .. }
+                | Report::Delivered { .. }
+                | Report::Failed { .. }
+                | Report::Kept { .. }
+                | Report::Duplicate { .. }
+                | Report::DroppedBySimulation { .. }
+                | Report::Rejected { .. }
+                | Report::Error { .. }
+                | Report::Warning { .. }
+                | Report::Exit(_) => {}
+                // Human output only (--stats); the `exit` event carries the same.
+                Report::Stats(_) => unreachable!(),
+            }
+        }
+        samples
+    }
+
+    /// The example lines of docs/JSON.md, by the event heading (`### \`name\``) they
+    /// stand under.
+    fn documented_examples() -> Vec<(String, Value)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/JSON.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        let mut heading = String::new();
+        let mut examples = Vec::new();
+        for line in doc.lines() {
+            if let Some(name) = line.strip_prefix("### `") {
+                heading = name.trim_end_matches('`').to_owned();
+            } else if line.starts_with("{\"event\"") {
+                let value: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("docs/JSON.md: {e}: {line}"));
+                examples.push((heading.clone(), value));
+            }
+        }
+        examples
+    }
+
+    #[test]
+    fn docs_json_md_shows_every_event_as_printed() {
+        let examples = documented_examples();
+        for (heading, example) in &examples {
+            assert_eq!(
+                example["event"],
+                heading.as_str(),
+                "under the wrong heading: {example}"
+            );
+            assert!(example["ts"].is_string(), "no ts: {example}");
+        }
+        // The two lines of a run that could not start, as main prints them.
+        let fatal = fatal_json(
+            "UDP port 12000 on 0.0.0.0 is already in use (is another udpchat running?); choose another with --port",
+            1,
+            "2026-12-01T14:20:00.000Z",
+        );
+        for line in fatal.lines() {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert!(
+                examples.iter().any(|(_, e)| *e == value),
+                "docs/JSON.md lacks {line}"
+            );
+        }
+        for sample in documented_samples() {
+            let mut printed = json_of(&sample);
+            let name = printed["event"].as_str().unwrap().to_owned();
+            let ts = serde_json::Value::String(String::new());
+            printed["ts"] = ts;
+            let found = examples.iter().any(|(_, e)| {
+                let mut e = e.clone();
+                e["ts"] = Value::String(String::new());
+                e == printed
+            });
+            assert!(
+                found,
+                "docs/JSON.md has no example of `{name}` as printed:\n{}",
+                stamped_line(&sample)
+            );
+        }
+    }
+
+    /// A sample as `--json` prints it, with a fixed time (to paste into the document).
+    fn stamped_line(r: &Report) -> String {
+        let json = r.to_json();
+        format!(
+            "{},\"ts\":\"2026-12-01T14:20:00.000Z\"}}",
+            &json[..json.len() - 1]
+        )
+    }
+
+    #[test]
+    #[ignore = "prints the examples of docs/JSON.md: cargo test -p udpchat print_json_examples -- --ignored --nocapture"]
+    fn print_json_examples() {
+        for sample in documented_samples() {
+            println!("{}", stamped_line(&sample));
+        }
     }
 }

@@ -166,6 +166,7 @@ fn chatting_with_oneself_receives_each_line_and_exits_0() {
     let status = me.wait_exit();
     assert!(status.success(), "{status}\n{}", me.dump());
     assert_eq!(me.received(), ["hello, me", "second"], "{}", me.dump());
+    common::assert_documented(&me.events());
     let exit = me.exit_event();
     assert_eq!(exit["sent"], 2, "{exit}");
     assert_eq!(exit["delivered"], 2, "{exit}");
@@ -396,7 +397,7 @@ fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
     let started = b.wait_event("started", |e| e["event"] == "started");
     // The seed as a string: JavaScript's numbers cannot hold every u64.
     assert!(started["seed"].is_string(), "{started}");
-    assert!(started["at"].as_str().unwrap().ends_with('Z'), "{started}");
+    assert!(started["ts"].as_str().unwrap().ends_with('Z'), "{started}");
     let mut stdin = a.stdin.as_ref().unwrap();
     std::io::Write::write_all(&mut stdin, b"hello from a pipe\n").unwrap();
     let got = b.wait_event("the line", |e| e["event"] == "received");
@@ -415,6 +416,7 @@ fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
     // The totals count messages, not the nickname announcement.
     assert!(stderr.contains("sent 1, delivered 1, failed 0"), "{stderr}");
     assert!(b.wait_exit().success(), "{}", b.dump());
+    common::assert_documented(&b.events());
 }
 
 #[test]
@@ -424,17 +426,20 @@ fn a_fatal_error_is_an_event_in_json() {
     let out = run(&["127.0.0.1", "--port", &port, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let event: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(event["event"], "error", "{event}");
-    assert_eq!(event["fatal"], true, "{event}");
-    assert_eq!(event["status"], 1, "{event}");
-    assert!(
-        event["message"]
-            .as_str()
-            .unwrap()
-            .contains("already in use"),
-        "{event}"
-    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let [error, exit] = events.as_slice() else {
+        panic!("{stdout}");
+    };
+    assert_eq!(error["event"], "error", "{error}");
+    assert_eq!(error["fatal"], true, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("already in use"), "{error}");
+    assert_eq!(exit["event"], "exit", "{exit}");
+    assert_eq!(exit["status"], 1, "{exit}");
+    common::assert_documented(&events);
 }
 
 #[test]

@@ -51,6 +51,9 @@ fn both_sides_end_their_input_under_loss_and_both_exit_0_every_round() {
         assert_eq!(b.received(), lines("a", round), "{}", context());
         assert_eq!(a.received(), lines("b", round), "{}", context());
         for p in [&a, &b] {
+            // Every event a lossy run prints (retransmissions, duplicates, drops) is
+            // as docs/JSON.md shows it.
+            common::assert_documented(&p.events());
             assert!(p.events_named("failed").is_empty(), "{}", context());
             let exit = p.exit_event();
             assert_eq!(exit["delivered"], LINES, "{exit}");

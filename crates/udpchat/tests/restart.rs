@@ -56,7 +56,9 @@ fn a_resynchronises_with_a_restarted_b_and_loses_nothing() {
     let killed_at = a.events().len();
     a.write_lines((BEFORE..BEFORE + DURING).map(a_line));
     a.wait_until("A retransmitting into the void", |ev| {
-        ev[killed_at..].iter().any(|e| e["event"] == "retransmit")
+        ev[killed_at..]
+            .iter()
+            .any(|e| e["event"] == "retransmitted")
     });
 
     let mut b2 = start("B2", pb, pa, "13");

@@ -359,7 +359,7 @@ fn wrong_passphrase_gets_nothing_and_the_right_one_chats() {
     // kept under B's address (B's key was pinned only during this run), and A crashes.
     b.kill();
     a.write_lines(["while B is away"]);
-    a.wait_event("a resend of the line", |e| e["event"] == "retransmit");
+    a.wait_event("a resend of the line", |e| e["event"] == "retransmitted");
     a.kill();
     // The next runs know B by its key: the line goes out, once, first.
     let mut b = chat("B", pb, localhost(pa), &[&hb[0], &hb[1]]);

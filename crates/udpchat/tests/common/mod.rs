@@ -263,7 +263,7 @@ impl Proc {
         let events = self.events();
         let shown: Vec<String> = events
             .iter()
-            .filter(|e| e["event"] != "retransmit" && e["event"] != "dropped_by_simulation")
+            .filter(|e| e["event"] != "retransmitted" && e["event"] != "dropped_by_simulation")
             .map(|e| e.to_string())
             .collect();
         format!(
@@ -436,5 +436,39 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// For each event name, the field sets docs/JSON.md shows for it.
+pub fn documented_fields() -> std::collections::HashMap<String, Vec<Vec<String>>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/JSON.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let mut fields: std::collections::HashMap<String, Vec<Vec<String>>> = Default::default();
+    for line in doc.lines().filter(|l| l.starts_with("{\"event\"")) {
+        let value: Value = serde_json::from_str(line).unwrap();
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        fields
+            .entry(value["event"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(keys);
+    }
+    fields
+}
+
+/// Fails unless every event has a name and exactly the fields docs/JSON.md shows for it.
+pub fn assert_documented(events: &[Value]) {
+    let documented = documented_fields();
+    for event in events {
+        let name = event["event"].as_str().unwrap_or_default();
+        let mut keys: Vec<String> = event.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let shapes = documented
+            .get(name)
+            .unwrap_or_else(|| panic!("docs/JSON.md has no `{name}`: {event}"));
+        assert!(
+            shapes.contains(&keys),
+            "`{name}` has fields {keys:?}, docs/JSON.md shows {shapes:?}: {event}"
+        );
     }
 }
