@@ -1322,12 +1322,4 @@ mod tests {
             &json[..json.len() - 1]
         )
     }
-
-    #[test]
-    #[ignore = "prints the examples of docs/JSON.md: cargo test -p udpchat print_json_examples -- --ignored --nocapture"]
-    fn print_json_examples() {
-        for sample in documented_samples() {
-            println!("{}", stamped_line(&sample));
-        }
-    }
 }
