@@ -107,6 +107,8 @@ pub enum Msg {
     },
     /// The time to stamp new entries with.
     Clock(String),
+    /// The terminal gained (`true`) or lost the keyboard focus.
+    Focus(bool),
     /// Something the session reported.
     Net(Event),
     /// The session accepted the message shown by `entry`.
@@ -211,6 +213,10 @@ pub enum Effect {
     },
     /// Capture the mouse (the wheel scrolls) or release it (the terminal selects).
     SetMouse(bool),
+    /// Ring the terminal's bell: a message arrived while the reader was away.
+    Bell,
+    /// Set the terminal's (window or tab) title.
+    Title(String),
     /// Leave.
     Quit,
 }
@@ -258,6 +264,17 @@ pub struct Chat {
     /// A chat with ourselves (the same socket): what arrives is our own line coming
     /// back, shown from `echo` rather than under our own nickname twice.
     pub echo: bool,
+    /// Whether the terminal has the focus (as far as it reports focus changes).
+    pub focused: bool,
+    /// Ring the bell when a message arrives while the reader is away (scrolled up or
+    /// in another window); the title counts such messages either way.
+    pub bell: bool,
+    /// Messages from the peer since the reader was last at the bottom, in focus.
+    pub unread: usize,
+    /// The title last asked of the terminal.
+    title: String,
+    /// Bell and title changes not yet taken by the driver.
+    terminal_effects: Vec<Effect>,
 }
 
 /// Clock ticks (one a second) an unreachable peer must stay so before the screen says it.
@@ -287,6 +304,11 @@ impl Chat {
             peer_state_shown: PeerState::Connecting,
             unreachable_ticks: 0,
             mouse: false,
+            focused: true,
+            bell: true,
+            unread: 0,
+            title: String::new(),
+            terminal_effects: Vec::new(),
             echo: false,
         }
     }
@@ -299,8 +321,44 @@ impl Chat {
         }
     }
 
-    /// Applies one input and returns what the driver must do.
+    /// Applies one input and returns what the driver must do about it. What concerns
+    /// the terminal around the chat (the bell, the title) waits in
+    /// [`take_terminal_effects`](Self::take_terminal_effects), whatever input caused it.
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let unread = self.unread;
+        let effects = self.apply(msg);
+        if self.unread > unread && self.bell {
+            self.terminal_effects.push(Effect::Bell);
+        }
+        // Back at the bottom with the focus: everything has been seen.
+        if self.focused && self.conversation.scroll == 0 {
+            self.unread = 0;
+        }
+        let title = self.title_text();
+        if title != self.title {
+            self.title.clone_from(&title);
+            self.terminal_effects.retain(|e| !matches!(e, Effect::Title(_)));
+            self.terminal_effects.push(Effect::Title(title));
+        }
+        effects
+    }
+
+    /// The bell and title changes since the last call, for the driver to carry out
+    /// once per turn of its loop.
+    pub fn take_terminal_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.terminal_effects)
+    }
+
+    /// The terminal's title: whom we talk to, and how many messages wait unseen.
+    pub fn title_text(&self) -> String {
+        let who = if self.echo { "echo" } else { &self.peer_nick };
+        match self.unread {
+            0 => format!("udpchat — {who}"),
+            n => format!("({n}) udpchat — {who}"),
+        }
+    }
+
+    fn apply(&mut self, msg: Msg) -> Vec<Effect> {
         match msg {
             Msg::Key(key) => self.on_key(key),
             Msg::Paste(text) => {
@@ -319,6 +377,10 @@ impl Chat {
                 self.size = (width, height);
                 let max = self.max_scroll();
                 self.conversation.scroll = self.conversation.scroll.min(max);
+                Vec::new()
+            }
+            Msg::Focus(focused) => {
+                self.focused = focused;
                 Vec::new()
             }
             Msg::Clock(clock) => {
@@ -735,6 +797,9 @@ impl Chat {
                     self.peer_nick.clone()
                 };
                 self.conversation.push(&clock, Author::Peer, &nick, &text);
+                if !self.focused || self.conversation.scroll > 0 {
+                    self.unread += 1;
+                }
             }
             Event::PeerNick { .. } if self.echo => {}
             Event::PeerNick { nick } => {
@@ -1014,6 +1079,58 @@ mod tests {
             .map(|e| (e.nick.clone(), e.text.clone()))
             .collect();
         assert_eq!(shown, [("echo".to_owned(), "hello".to_owned())]);
+    }
+
+    #[test]
+    fn a_message_while_away_rings_once_and_the_title_counts_until_seen() {
+        let mut chat = Chat::new("ada", "p");
+        chat.peer_nick = "bob".into();
+        let received = |text: &str| {
+            Msg::Net(Event::Received {
+                stable: None,
+                seq: 0,
+                text: text.into(),
+            })
+        };
+        // At the bottom, in focus: nothing to call attention to.
+        chat.update(received("one"));
+        assert_eq!(
+            chat.take_terminal_effects(),
+            [Effect::Title("udpchat — bob".into())]
+        );
+        // In another window: a bell, and the title counts.
+        chat.update(Msg::Focus(false));
+        chat.update(received("two"));
+        assert_eq!(
+            chat.take_terminal_effects(),
+            [Effect::Bell, Effect::Title("(1) udpchat — bob".into())]
+        );
+        chat.update(received("three"));
+        assert_eq!(chat.title_text(), "(2) udpchat — bob");
+        // Back: seen.
+        chat.update(Msg::Focus(true));
+        assert_eq!(
+            chat.take_terminal_effects(),
+            [Effect::Bell, Effect::Title("udpchat — bob".into())]
+        );
+        // Scrolled up, in focus: counted until the bottom is reached; no bell when off.
+        chat.bell = false;
+        chat.update(Msg::Resize {
+            width: 40,
+            height: 5,
+        });
+        for i in 0..10 {
+            chat.update(received(&format!("filler {i}")));
+        }
+        chat.update(key(KeyCode::PageUp));
+        chat.take_terminal_effects();
+        chat.update(received("while reading"));
+        assert_eq!(
+            chat.take_terminal_effects(),
+            [Effect::Title("(1) udpchat — bob".into())]
+        );
+        chat.update(key(KeyCode::End));
+        assert_eq!(chat.title_text(), "udpchat — bob");
     }
 
     #[test]

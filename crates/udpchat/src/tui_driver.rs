@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream, KeyEventKind, MouseEventKind,
+    DisableBracketedPaste, DisableFocusChange, DisableMouseCapture, EnableBracketedPaste,
+    EnableFocusChange, EnableMouseCapture, Event as TermEvent, EventStream, KeyEventKind,
+    MouseEventKind,
 };
 use crossterm::execute;
 use futures_util::StreamExt;
@@ -28,6 +29,11 @@ use crate::driver::Finish;
 use crate::endpoint::{Endpoint, RecvBuffers, SecurityMode};
 use crate::launch::{self, Prepared};
 use crate::report::Report;
+
+/// Saves the terminal's title on xterm's title stack (ignored where there is none).
+const PUSH_TITLE: &str = "\x1b[22;0t";
+/// Gives the saved title back.
+const POP_TITLE: &str = "\x1b[23;0t";
 
 /// How often the clock and the status figures are refreshed while nothing happens.
 const TICK: Duration = Duration::from_secs(1);
@@ -88,8 +94,11 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut terminal = ratatui::init();
-    // The mouse stays the terminal's (selection works as usual) until `/mouse`.
-    let _ = execute!(io::stdout(), EnableBracketedPaste);
+    // The mouse stays the terminal's (selection works as usual) until `/mouse`. Focus
+    // reports tell when the reader is in another window (for the bell and the title);
+    // the terminal's own title is saved first (xterm's title stack) and given back.
+    let _ = execute!(io::stdout(), EnableBracketedPaste, EnableFocusChange);
+    let _ = write!(io::stdout(), "{PUSH_TITLE}");
     // The model lays out the screen by its size: the real one from the first frame.
     if let Ok(size) = terminal.size() {
         driver.chat.update(Msg::Resize {
@@ -108,7 +117,13 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         net.stack.close(Instant::now());
         let _ = net.send_all().await;
     }
-    let _ = execute!(io::stdout(), DisableMouseCapture, DisableBracketedPaste);
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        DisableFocusChange
+    );
+    let _ = write!(io::stdout(), "{POP_TITLE}");
     ratatui::restore();
     let pending = driver
         .net
@@ -215,6 +230,8 @@ impl TuiDriver {
         let mut buffers = RecvBuffers::new();
         self.flush().await?;
         loop {
+            let outside = self.chat.take_terminal_effects();
+            self.apply(outside);
             terminal
                 .draw(|frame| render(&self.chat, frame))
                 .context("cannot draw the screen")?;
@@ -261,6 +278,8 @@ impl TuiDriver {
                 _ => return,
             },
             TermEvent::Resize(width, height) => Msg::Resize { width, height },
+            TermEvent::FocusGained => Msg::Focus(true),
+            TermEvent::FocusLost => Msg::Focus(false),
             _ => return,
         };
         let effects = self.chat.update(msg);
@@ -342,6 +361,13 @@ impl TuiDriver {
                     } else {
                         execute!(io::stdout(), DisableMouseCapture)
                     };
+                }
+                Effect::Bell => {
+                    let mut out = io::stdout();
+                    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+                }
+                Effect::Title(title) => {
+                    let _ = execute!(io::stdout(), crossterm::terminal::SetTitle(title));
                 }
                 Effect::Quit => {}
             }

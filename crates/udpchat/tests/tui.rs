@@ -148,6 +148,43 @@ impl Pane {
         assert!(ok, "tmux paste-buffer");
     }
 
+    /// Waits until the pane's title (set by the program) satisfies `done`.
+    fn wait_title(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("tmux")
+                .args(["display-message", "-p", "-t", &self.name, "#{pane_title}"])
+                .output()
+                .unwrap();
+            let title = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if done(&title) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; title: {title:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Makes the window `width` x `height`, as a person resizing the terminal.
+    fn resize(&self, width: u16, height: u16) {
+        let ok = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.name,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "tmux resize-window");
+    }
+
     /// The process id of the program the pane's shell runs.
     fn program_pid(&self) -> String {
         let out = Command::new("tmux")
@@ -318,6 +355,29 @@ fn paste_signals_and_a_dumb_terminal() {
         "{}",
         bob.dump()
     );
+
+    // The first PgUp scrolls by the pane's real height; a line arriving meanwhile is
+    // counted in the terminal's title until the reader is back at the bottom.
+    bob.write_lines((0..40).map(|i| format!("filler {i:02}")));
+    pane.wait_for("bob's 40 lines", |s| s.contains("peer: filler 39"));
+    pane.press("PPage");
+    pane.wait_for("the first PgUp", |s| {
+        !s.contains("peer: filler 39") && s.contains("peer: filler 2")
+    });
+    bob.write_lines(["while ada reads"]);
+    pane.wait_title("one unseen message in the title", |t| {
+        t.starts_with("(1) udpchat")
+    });
+    pane.press("End");
+    pane.wait_for("the bottom again", |s| s.contains("peer: while ada reads"));
+    pane.wait_title("the title without a count", |t| t.starts_with("udpchat — "));
+
+    // A narrow window keeps the peer's state and the protection on the status bar.
+    pane.resize(40, 20);
+    pane.wait_for("the narrow status bar", |s| {
+        s.lines()
+            .any(|l| l.starts_with("peer ● online │ encrypted") && l.chars().count() <= 40)
+    });
 
     // Bob leaves without a word; a line to him cannot be delivered. SIGTERM then ends
     // the chat as /quit does: the terminal restored and the line said, not lost.
