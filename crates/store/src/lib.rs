@@ -77,6 +77,25 @@ const MIGRATIONS: &[&str] = &["
     -- index would be one more B-tree to update for every line of a bulk pipe.
 "];
 
+/// What [`Store::adopt`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adoption {
+    /// The conversation is one now (or there was nothing to take); `queued` of its
+    /// messages wait in the outbox.
+    Taken {
+        /// Messages of the earlier conversation still to be sent.
+        queued: usize,
+    },
+    /// The two were numbered across each other (the peer was reached at two addresses
+    /// with messages outstanding at both), so sending the earlier one's messages now
+    /// could have the peer take them for copies: they stay where they are, listed by
+    /// `udpchat outbox`, and are not sent.
+    Refused {
+        /// Messages left in the earlier conversation's outbox.
+        left: usize,
+    },
+}
+
 /// What went wrong with the store, said with the path so a person can act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -427,12 +446,12 @@ impl Store {
     /// outbox must go out with them. When `into` does not exist yet, `from` is renamed.
     /// When it does, `from`'s messages join it only if that keeps PROTOCOL.md §6b's
     /// order: everything `from` still has queued is numbered after everything of ours
-    /// in `into`; otherwise both stay as they are. Returns how many queued messages
-    /// `into` gained.
+    /// in `into`, and the other way round; otherwise both stay as they are (see
+    /// [`Adoption`]).
     ///
     /// # Errors
     /// A read or write error with the path; nothing changes then.
-    pub fn adopt(&mut self, from: &str, into: &str) -> Result<usize, StoreError> {
+    pub fn adopt(&mut self, from: &str, into: &str) -> Result<Adoption, StoreError> {
         let path = self.path.clone();
         let fail = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(fail)?;
@@ -445,7 +464,7 @@ impl Store {
             .optional()
         };
         let Some((old, old_below, old_from)) = ids(from).map_err(fail)? else {
-            return Ok(0);
+            return Ok(Adoption::Taken { queued: 0 });
         };
         // Settle what `from`'s acknowledgement point already says was delivered, so
         // the rows say it themselves wherever they go.
@@ -479,12 +498,29 @@ impl Store {
                         |r| r.get(0),
                     )
                     .map_err(fail)?;
-                if let Some(first) = first_queued_number {
-                    let in_order =
-                        first >= new_below && newest_of_ours.is_none_or(|newest| first > newest);
-                    if !in_order {
-                        return Ok(0);
-                    }
+                // And the other way: what `into` still has queued must not be numbered
+                // below anything of ours `from` already sent (the peer may have shown it).
+                let (into_first_queued, from_newest): (Option<i64>, Option<i64>) = tx
+                    .query_row(
+                        "SELECT
+                           (SELECT min(number) FROM messages WHERE conversation = ?1
+                              AND outgoing = 1 AND state = 0 AND number >= ?2 AND id >= ?3),
+                           (SELECT max(number) FROM messages WHERE conversation = ?4
+                              AND outgoing = 1)",
+                        params![new, new_below, new_from, old],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(fail)?;
+                let theirs_after_ours = first_queued_number.is_none_or(|first| {
+                    first >= new_below && newest_of_ours.is_none_or(|newest| first > newest)
+                });
+                let ours_after_theirs = into_first_queued
+                    .zip(from_newest)
+                    .is_none_or(|(first, newest)| first > newest);
+                if !(theirs_after_ours && ours_after_theirs) {
+                    return Ok(Adoption::Refused {
+                        left: usize::try_from(queued).unwrap_or(0),
+                    });
                 }
                 tx.execute(
                     "UPDATE messages SET conversation = ?2 WHERE conversation = ?1",
@@ -517,7 +553,9 @@ impl Store {
         self.conversations.remove(from);
         self.conversations.remove(into);
         self.rows.clear();
-        Ok(usize::try_from(queued).unwrap_or(0))
+        Ok(Adoption::Taken {
+            queued: usize::try_from(queued).unwrap_or(0),
+        })
     }
 
     /// The peer's last nickname, if it gave one.
@@ -1064,13 +1102,16 @@ mod tests {
                 &[queued(0), queued(1), Record::DeliveredBelow { below: 1 }],
             )
             .unwrap();
-        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 1);
+        assert_eq!(
+            store.adopt("addr:a", "key:k").unwrap(),
+            Adoption::Taken { queued: 1 }
+        );
         assert_eq!(outbox(&mut store, "key:k"), [1]);
         assert!(outbox(&mut store, "addr:a").is_empty());
         assert_eq!(store.history(Some("key:k"), None, None).unwrap().len(), 2);
         assert_eq!(
             store.adopt("addr:a", "key:k").unwrap(),
-            0,
+            Adoption::Taken { queued: 0 },
             "nothing left to take"
         );
 
@@ -1101,7 +1142,10 @@ mod tests {
             .unwrap();
         drop(store);
         let mut store = Store::open(&adopt_merge).unwrap();
-        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 2);
+        assert_eq!(
+            store.adopt("addr:a", "key:k").unwrap(),
+            Adoption::Taken { queued: 2 }
+        );
         assert_eq!(outbox(&mut store, "key:k"), [1, 2]);
         let texts: Vec<_> = store
             .history(Some("key:k"), None, None)
@@ -1119,9 +1163,31 @@ mod tests {
         store.commit("key:k", None, &[queued(1)]).unwrap();
         drop(store);
         let mut store = Store::open(&adopt_refuse).unwrap();
-        assert_eq!(store.adopt("addr:a", "key:k").unwrap(), 0);
+        assert_eq!(
+            store.adopt("addr:a", "key:k").unwrap(),
+            Adoption::Refused { left: 1 }
+        );
         assert_eq!(outbox(&mut store, "key:k"), [1]);
         assert_eq!(outbox(&mut store, "addr:a"), [0]);
+
+        // The other way: the identity's outbox holds a message numbered below one the
+        // address's conversation delivered (the peer moved with messages outstanding).
+        let adopt_cross = scratch("adopt-cross");
+        let mut store = Store::open(&adopt_cross).unwrap();
+        store.commit("key:k", None, &[queued(0)]).unwrap();
+        store
+            .commit(
+                "addr:a",
+                None,
+                &[queued(1), Record::DeliveredBelow { below: 2 }],
+            )
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(&adopt_cross).unwrap();
+        assert_eq!(
+            store.adopt("addr:a", "key:k").unwrap(),
+            Adoption::Refused { left: 0 }
+        );
     }
 
     #[test]

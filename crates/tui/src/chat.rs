@@ -327,7 +327,8 @@ impl Chat {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         let unread = self.unread;
         let effects = self.apply(msg);
-        if self.unread > unread && self.bell {
+        // One bell per turn, however many lines a paste of the peer's brought.
+        if self.unread > unread && self.bell && !self.terminal_effects.contains(&Effect::Bell) {
             self.terminal_effects.push(Effect::Bell);
         }
         // Back at the bottom with the focus: everything has been seen.
@@ -337,7 +338,8 @@ impl Chat {
         let title = self.title_text();
         if title != self.title {
             self.title.clone_from(&title);
-            self.terminal_effects.retain(|e| !matches!(e, Effect::Title(_)));
+            self.terminal_effects
+                .retain(|e| !matches!(e, Effect::Title(_)));
             self.terminal_effects.push(Effect::Title(title));
         }
         effects

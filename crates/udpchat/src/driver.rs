@@ -504,7 +504,10 @@ impl Driver {
             return Ok(());
         };
         if let Err(e) = self.net.send_nick(Instant::now(), nick) {
-            self.own_nick = None;
+            // Too long is for good; a full queue (after a peer restart) is not.
+            if matches!(e, udpchat_proto::SendError::TooLong { .. }) {
+                self.own_nick = None;
+            }
             self.emit(&Report::Warning {
                 message: format!("the nickname is not sent: {e}"),
             })?;

@@ -256,7 +256,10 @@ impl Endpoint {
     /// in the outbox until acknowledged, the peer's are committed before they are shown
     /// and acknowledged (the stack must have been made with `durable_receive`). What
     /// the outbox holds from earlier runs is queued at once, before anything new.
-    pub(crate) fn with_journal(mut self, journal: Journal) -> Self {
+    pub(crate) fn with_journal(mut self, mut journal: Journal) -> Self {
+        if let Some(notice) = journal.notice.take() {
+            self.hints.push_back(notice);
+        }
         self.journal = Some(journal);
         self.release_waiting(Instant::now());
         self
@@ -483,11 +486,22 @@ impl Endpoint {
     /// What an event means here; `None` when it is for the endpoint alone (a copy of a
     /// message shown by an earlier run; a message given up that the outbox keeps).
     fn take_in(&mut self, event: StackEvent) -> Option<StackEvent> {
-        if let StackEvent::Session(Event::Delivered { id, .. } | Event::Failed { id, .. }) = &event
-        {
-            if self.announcements.remove(id) {
+        // A nickname announcement is not a message: none of its events is reported.
+        match &event {
+            StackEvent::Session(Event::Delivered { id, .. } | Event::Failed { id, .. })
+                if self.announcements.remove(id) =>
+            {
                 return None;
             }
+            StackEvent::Session(Event::Sent { id, .. } | Event::Retransmit { id, .. })
+                if self.announcements.contains(id) =>
+            {
+                return None;
+            }
+            // Someone answered: no "no answer" hint (a peer that answers and leaves
+            // before the next timer would otherwise be said never to have answered).
+            StackEvent::Session(Event::Connected { .. }) => self.silence_hint = None,
+            _ => {}
         }
         if let (Some(journal), StackEvent::Session(e)) = (self.journal.as_mut(), &event) {
             match journal.ledger.on_event(e) {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use udpchat_secure::PublicKey;
 use udpchat_stack::Ledger;
-use udpchat_store::{Store, StoreError};
+use udpchat_store::{Adoption, Store, StoreError};
 
 /// The store and the ledger of the conversation with one peer.
 #[derive(Debug)]
@@ -22,6 +22,8 @@ pub(crate) struct Journal {
     own_nick: Option<String>,
     /// The rules; the endpoint drives it beside the stack.
     pub(crate) ledger: Ledger,
+    /// Something to tell the user about opening it, once.
+    pub(crate) notice: Option<String>,
 }
 
 /// The conversation's key: the pinned identity when there is one, else the address.
@@ -56,8 +58,13 @@ impl Journal {
         own_nick: Option<String>,
     ) -> Result<Self, StoreError> {
         let mut store = Store::open(home)?;
+        let mut notice = None;
         if let Some(earlier) = earlier {
-            store.adopt(earlier, &peer)?;
+            if let Adoption::Refused { left } = store.adopt(earlier, &peer)? {
+                notice = (left > 0).then(|| format!(
+                    "{left} message(s) of an earlier chat with this peer (under {earlier}) stay in the outbox unsent: they were numbered before messages it has already had, so it would take them for copies (udpchat outbox lists them)"
+                ));
+            }
         }
         let conversation = store.load(&peer)?;
         Ok(Self {
@@ -65,6 +72,7 @@ impl Journal {
             peer,
             own_nick,
             ledger: Ledger::new(&conversation),
+            notice,
         })
     }
 

@@ -25,6 +25,7 @@ mod report;
 mod secret;
 mod tui_driver;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
@@ -88,7 +89,9 @@ fn main() -> ExitCode {
             if json {
                 // The error, then the exit, as every run's last line is an `exit`.
                 let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-                println!(
+                // Not println!: stdout may be the closed pipe that ended the run.
+                let _ = writeln!(
+                    std::io::stdout().lock(),
                     "{}",
                     report::fatal_json(&format!("{e:#}"), status, &ts.to_string())
                 );

@@ -99,6 +99,12 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
     // the terminal's own title is saved first (xterm's title stack) and given back.
     let _ = execute!(io::stdout(), EnableBracketedPaste, EnableFocusChange);
     let _ = write!(io::stdout(), "{PUSH_TITLE}");
+    // A panic undoes these too, before ratatui's hook restores the screen.
+    let restore_screen = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        release_terminal();
+        restore_screen(info);
+    }));
     // The model lays out the screen by its size: the real one from the first frame.
     if let Ok(size) = terminal.size() {
         driver.chat.update(Msg::Resize {
@@ -117,13 +123,7 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         net.stack.close(Instant::now());
         let _ = net.send_all().await;
     }
-    let _ = execute!(
-        io::stdout(),
-        DisableMouseCapture,
-        DisableBracketedPaste,
-        DisableFocusChange
-    );
-    let _ = write!(io::stdout(), "{POP_TITLE}");
+    release_terminal();
     ratatui::restore();
     let pending = driver
         .net
@@ -458,8 +458,8 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
             StackEvent::Session(e) => e,
         };
         if matches!(event, udpchat_proto::Event::PeerRestarted { .. }) {
-            // The peer's new run has not heard our nickname: it goes first, in order
-            // with the messages sent to that run again.
+            // The peer's new run has not heard our nickname: it goes to it after the
+            // messages sent to that run again (they show under the old name there).
             let _ = net.send_nick(Instant::now(), chat.my_nick.clone());
         }
         chat.update(Msg::Net(event));
@@ -475,6 +475,20 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
     for (id, number) in net.take_released() {
         chat.update(Msg::InSession { number, id });
     }
+}
+
+/// Gives back what the chat asked of the terminal besides the screen: mouse, paste and
+/// focus reports, and the title.
+fn release_terminal() {
+    let mut out = io::stdout();
+    let _ = execute!(
+        out,
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        DisableFocusChange
+    );
+    let _ = write!(out, "{POP_TITLE}");
+    let _ = out.flush();
 }
 
 /// Messages of the kept conversation shown when the chat opens.

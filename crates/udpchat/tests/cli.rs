@@ -393,7 +393,12 @@ fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut b = Proc::chat("B", pb, common::localhost(pa), &["--home", hb]);
+    let mut b = Proc::chat(
+        "B",
+        pb,
+        common::localhost(pa),
+        &["--home", hb, "--nick", "bob"],
+    );
     let started = b.wait_event("started", |e| e["event"] == "started");
     // The seed as a string: JavaScript's numbers cannot hold every u64.
     assert!(started["seed"].is_string(), "{started}");
@@ -403,6 +408,8 @@ fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
     let got = b.wait_event("the line", |e| e["event"] == "received");
     assert_eq!(got["text"], "hello from a pipe");
     assert_eq!(got["nick"], "ada", "{got}");
+    b.write_lines(["hi ada"]);
+    b.wait_event("the answer delivered", |e| e["event"] == "delivered");
     b.close_stdin();
     let mut a = a;
     drop(a.stdin.take());
@@ -417,6 +424,12 @@ fn the_line_interface_from_a_pipe_is_quiet_names_the_peer_and_stamps_events() {
     assert!(stderr.contains("sent 1, delivered 1, failed 0"), "{stderr}");
     assert!(b.wait_exit().success(), "{}", b.dump());
     common::assert_documented(&b.events());
+    // B's nickname announcement is not a message: one sent, one delivered, id 1 (the
+    // announcement took 0).
+    let sent = b.events_named("sent");
+    assert_eq!(sent.len(), 1, "{}", b.dump());
+    assert_eq!(b.events_named("delivered").len(), 1, "{}", b.dump());
+    assert_eq!(b.exit_event()["sent"], 1);
 }
 
 #[test]

@@ -383,6 +383,10 @@ fn paste_signals_and_a_dumb_terminal() {
     // the chat as /quit does: the terminal restored and the line said, not lost.
     bob.kill();
     pane.type_line("nobody hears this");
+    // Taken in (and so in the outbox) before the signal.
+    pane.wait_for("the line on screen", |s| {
+        s.contains("ada: nobody hears this")
+    });
     let pid = pane.program_pid();
     assert!(!pid.is_empty(), "no udpchat under the pane's shell");
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
