@@ -1,0 +1,22 @@
+//! The protocol lab's pictures (issue 14): the trace of one run of two udpchat
+//! endpoints, drawn as a textbook sequence diagram.
+//!
+//! - [`trace`]: the neutral model: [`Trace`], a time-ordered list of [`Event`]s at
+//!   endpoints `A` (left) and `B` (right): datagrams sent, received and dropped, timers,
+//!   RTT/RTO/window metrics, messages delivered and shown.
+//! - [`flow`]: each datagram's send matched with its arrivals; the counts.
+//! - [`text`]: the diagram as text, for a terminal or a README.
+//! - [`svg`]: the diagram as SVG, time scaled, with long idle gaps compressed.
+//! - [`html`]: one self-contained HTML report: the SVG, a legend, a summary table and
+//!   plots of SRTT, RTO, messages in flight and the congestion window.
+//!
+//! Every picture is drawn from the trace alone: one arrow per datagram sent (and one more
+//! per duplicate arrival), lost when no arrival matches it, so a picture cannot show
+//! what did not happen.
+#![forbid(unsafe_code)]
+
+pub mod flow;
+pub mod trace;
+
+pub use flow::{Flow, Packet, PacketKind, SideStats};
+pub use trace::{Event, EventKind, PacketId, Side, TimerKind, Trace};
