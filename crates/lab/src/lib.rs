@@ -4,6 +4,9 @@
 //! - [`trace`]: the neutral model: [`Trace`], a time-ordered list of [`Event`]s at
 //!   endpoints `A` (left) and `B` (right): datagrams sent, received and dropped, timers,
 //!   RTT/RTO/window metrics, messages delivered and shown.
+//! - [`qlog`]: the model as qlog JSON-SEQ (one file per endpoint, or one for both), and
+//!   the merge of two endpoints' files into one trace. Every event name and field is in
+//!   `QLOG.md`.
 //! - [`flow`]: each datagram's send matched with its arrivals; the counts.
 //! - [`text`]: the diagram as text, for a terminal or a README.
 //! - [`svg`]: the diagram as SVG, time scaled, with long idle gaps compressed.
@@ -16,7 +19,9 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod qlog;
 pub mod trace;
 
 pub use flow::{Flow, Packet, PacketKind, SideStats};
+pub use qlog::{merge, read_qlog, read_traces, write_qlog, Merged, QlogError, QlogFile, Scope};
 pub use trace::{Event, EventKind, PacketId, Side, TimerKind, Trace};
