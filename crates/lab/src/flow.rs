@@ -92,7 +92,8 @@ pub struct SideStats {
 /// The datagrams of a trace, matched, with counts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Flow {
-    /// Every datagram sent, in order of sending.
+    /// Every datagram sent, in order of sending (for a sorted trace: the order of its
+    /// `PacketSent` events).
     pub packets: Vec<Packet>,
     /// Counts for `A` (index 0) and `B` (index 1).
     pub stats: [SideStats; 2],

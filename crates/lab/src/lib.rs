@@ -20,8 +20,10 @@
 
 pub mod flow;
 pub mod qlog;
+pub mod text;
 pub mod trace;
 
 pub use flow::{Flow, Packet, PacketKind, SideStats};
 pub use qlog::{merge, read_qlog, read_traces, write_qlog, Merged, QlogError, QlogFile, Scope};
+pub use text::{render_text, render_text_with, TextOptions};
 pub use trace::{Event, EventKind, PacketId, Side, TimerKind, Trace};

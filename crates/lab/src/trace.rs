@@ -306,6 +306,18 @@ impl Trace {
         self.events.sort_by_key(|event| event.time_us);
     }
 
+    /// This trace sorted by time: borrowed when it already is (the usual case), else a
+    /// sorted copy. Every picture draws from it.
+    pub fn sorted(&self) -> std::borrow::Cow<'_, Self> {
+        if self.events.is_sorted_by_key(|event| event.time_us) {
+            std::borrow::Cow::Borrowed(self)
+        } else {
+            let mut copy = self.clone();
+            copy.sort();
+            std::borrow::Cow::Owned(copy)
+        }
+    }
+
     /// The time of the last event, 0 for an empty trace.
     pub fn end_us(&self) -> u64 {
         self.events
