@@ -20,10 +20,12 @@
 
 pub mod flow;
 pub mod qlog;
+pub mod svg;
 pub mod text;
 pub mod trace;
 
 pub use flow::{Flow, Packet, PacketKind, SideStats};
 pub use qlog::{merge, read_qlog, read_traces, write_qlog, Merged, QlogError, QlogFile, Scope};
+pub use svg::{render_svg, render_svg_with, SvgOptions};
 pub use text::{render_text, render_text_with, TextOptions};
 pub use trace::{Event, EventKind, PacketId, Side, TimerKind, Trace};

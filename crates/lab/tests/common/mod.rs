@@ -321,3 +321,103 @@ pub(crate) fn synthetic(packets: u64, loss_every: u64) -> Trace {
     }
     run.finish()
 }
+
+/// One element of a parsed XML document: its name and attributes.
+#[derive(Debug)]
+pub(crate) struct Element {
+    pub(crate) name: String,
+    pub(crate) attributes: std::collections::HashMap<String, String>,
+    /// The names of the elements it is inside, outermost first.
+    pub(crate) ancestors: Vec<String>,
+}
+
+impl Element {
+    pub(crate) fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+
+    pub(crate) fn has_class(&self, class: &str) -> bool {
+        self.attr("class")
+            .is_some_and(|c| c.split_whitespace().any(|c| c == class))
+    }
+}
+
+/// Parses `text` as XML with quick-xml, panicking on anything not well-formed: tags
+/// that do not balance, unknown entities, bad attributes. Returns every element.
+pub(crate) fn parse_xml(text: &str) -> Vec<Element> {
+    use quick_xml::events::Event as XmlEvent;
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<String> = Vec::new();
+    let mut elements = Vec::new();
+    loop {
+        let event = reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("not well-formed at {}: {e}", reader.buffer_position()));
+        match event {
+            XmlEvent::Start(ref start) | XmlEvent::Empty(ref start) => {
+                let name = start.name().as_ref().to_owned();
+                let mut attributes = std::collections::HashMap::new();
+                for attribute in start.attributes() {
+                    let attribute =
+                        attribute.unwrap_or_else(|e| panic!("bad attribute in <{name}>: {e}"));
+                    let key = attribute.key.as_ref().to_owned();
+                    let value = attribute
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .unwrap_or_else(|e| panic!("bad value of {key} in <{name}>: {e}"))
+                        .into_owned();
+                    assert!(
+                        attributes.insert(key.clone(), value).is_none(),
+                        "{key} twice in <{name}>"
+                    );
+                }
+                elements.push(Element {
+                    name: name.clone(),
+                    attributes,
+                    ancestors: stack.clone(),
+                });
+                if matches!(event, XmlEvent::Start(_)) {
+                    stack.push(name);
+                }
+            }
+            XmlEvent::End(end) => {
+                let name = end.name().as_ref().to_owned();
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.as_str()),
+                    "unbalanced </{name}>"
+                );
+            }
+            XmlEvent::GeneralRef(reference) => {
+                let name = AsRef::<str>::as_ref(&reference).to_owned();
+                assert!(
+                    ["amp", "lt", "gt", "quot", "apos"].contains(&name.as_str())
+                        || name.starts_with('#'),
+                    "unknown entity &{name};"
+                );
+            }
+            XmlEvent::Eof => break,
+            _ => {}
+        }
+    }
+    assert!(stack.is_empty(), "unclosed: {stack:?}");
+    elements
+}
+
+/// The elements with `class` (among its classes).
+pub(crate) fn with_class<'a>(elements: &'a [Element], class: &str) -> Vec<&'a Element> {
+    elements.iter().filter(|e| e.has_class(class)).collect()
+}
+
+/// Writes a picture to `$UDPCHAT_LAB_OUT/name` when that is set, to look at it
+/// (`UDPCHAT_LAB_OUT=/tmp/lab cargo test -p udpchat-lab`).
+pub(crate) fn keep(name: &str, text: &str) {
+    if let Ok(dir) = std::env::var("UDPCHAT_LAB_OUT") {
+        let dir = std::path::Path::new(&dir);
+        if let Err(error) =
+            std::fs::create_dir_all(dir).and_then(|()| std::fs::write(dir.join(name), text))
+        {
+            panic!("cannot write {name} in {}: {error}", dir.display());
+        }
+    }
+}
