@@ -19,12 +19,14 @@
 #![forbid(unsafe_code)]
 
 pub mod flow;
+pub mod html;
 pub mod qlog;
 pub mod svg;
 pub mod text;
 pub mod trace;
 
 pub use flow::{Flow, Packet, PacketKind, SideStats};
+pub use html::render_html;
 pub use qlog::{merge, read_qlog, read_traces, write_qlog, Merged, QlogError, QlogFile, Scope};
 pub use svg::{render_svg, render_svg_with, SvgOptions};
 pub use text::{render_text, render_text_with, TextOptions};
