@@ -892,7 +892,9 @@ pub struct Merged {
 /// The clocks are lined up by the files' reference times when both have one; if that
 /// (or no reference time) has a datagram arrive before it was sent, the right file is
 /// shifted to the middle of the offsets that make every arrival follow its send. A
-/// datagram sent in one file with no arrival in the other is drawn as lost.
+/// datagram sent in one file with no arrival in the other is drawn as lost. The result
+/// is sorted by time; at equal times the left file's events come first (two processes'
+/// clocks cannot order them anyway).
 pub fn merge(left: &QlogFile, right: &QlogFile) -> Merged {
     let mut left_events = left.trace.events.clone();
     let mut right_events = right.trace.events.clone();
