@@ -16,6 +16,43 @@
 //! Every picture is drawn from the trace alone: one arrow per datagram sent (and one more
 //! per duplicate arrival), lost when no arrival matches it, so a picture cannot show
 //! what did not happen.
+//!
+//! ```
+//! use udpchat_lab::{render_svg, render_text, EventKind, Side, Trace};
+//!
+//! let mut trace = Trace::new();
+//! trace.push(0, EventKind::PacketSent {
+//!     side: Side::A,
+//!     packet_id: 1,
+//!     summary: "DATA seq 0".to_owned(),
+//!     seqs: vec![0],
+//!     ack: None,
+//!     retransmission: false,
+//!     bytes: 40,
+//! });
+//! trace.push(25_000, EventKind::PacketReceived { side: Side::B, packet_id: 1 });
+//! trace.push(25_000, EventKind::PacketSent {
+//!     side: Side::B,
+//!     packet_id: 2,
+//!     summary: "ACK 1".to_owned(),
+//!     seqs: vec![],
+//!     ack: Some(1),
+//!     retransmission: false,
+//!     bytes: 25,
+//! });
+//! // Nothing received datagram 2: it is drawn as lost.
+//!
+//! assert_eq!(
+//!     render_text(&trace, 40),
+//!     "      ms A                             B
+//!      0.0 │──DATA seq 0────────────────▶│
+//!     25.0 │          lost ✕──────ACK 1──│
+//! "
+//! );
+//! let svg = render_svg(&trace);
+//! assert_eq!(svg.matches(r#"class="packet""#).count(), 2);
+//! assert_eq!(svg.matches(r#"class="loss""#).count(), 1);
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod flow;

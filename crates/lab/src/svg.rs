@@ -19,8 +19,9 @@
 //! `data-kind` = `data`/`ack`/`control`, and `data-retx`, `data-lost`, `data-dup` when
 //! they apply); every lost arrow holds one `<g class="loss">` cross. The root `<svg>`
 //! says how many datagrams the trace has (`data-packets`), how many arrows are drawn
-//! (`data-arrows`) and how many datagrams were lost (`data-lost`). A test or a headless
-//! browser counts them.
+//! (`data-arrows`) and how many datagrams were lost (`data-lost`), and which datagrams
+//! (in order of sending, from 0, end excluded) are drawn in detail (`data-window-first`,
+//! `data-window-end`). A test or a headless browser counts them.
 //!
 //! # The time scale
 //!

@@ -77,3 +77,43 @@ fn every_line_has_the_width_asked_for() {
         }
     }
 }
+
+#[test]
+fn ten_thousand_datagrams_collapse_to_the_rows_asked_for() {
+    let trace = common::synthetic(5000, 50);
+    let started = std::time::Instant::now();
+    let text = render_text_with(
+        &trace,
+        &TextOptions {
+            width: 80,
+            max_rows: Some(60),
+            arrivals: false,
+        },
+    );
+    let took = started.elapsed();
+    if !cfg!(debug_assertions) {
+        assert!(took.as_secs_f64() < 1.0, "took {took:?}");
+    }
+    assert!(text.lines().count() <= 61);
+    // The rows left out are summed up: every datagram is accounted for.
+    let shown_packets = text
+        .lines()
+        .filter(|l| l.contains('▶') || l.contains('◀') || l.contains('✕'))
+        .count();
+    let summed: usize = text
+        .lines()
+        .filter_map(|l| l.split("… ").nth(1))
+        .map(|rest| {
+            rest.trim_start_matches("then ")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        shown_packets + summed,
+        udpchat_lab::Flow::of(&trace).packets.len()
+    );
+}
