@@ -280,7 +280,7 @@ fn nice_step(max: f64) -> f64 {
 }
 
 fn format_value(v: f64) -> String {
-    if v >= 10_000.0 {
+    if v >= 1000.0 && (v / 1000.0).fract() == 0.0 {
         format!("{:.0}k", v / 1000.0)
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
