@@ -78,6 +78,10 @@ pub struct Stack {
     /// Protocol packets that could not be sealed (never expected; the protocol
     /// retransmits them).
     unsealable: u64,
+    /// Copies of the protocol packets handed out for sending since the last
+    /// [`take_sent_packets`](Self::take_sent_packets), when a trace asked for them
+    /// (`None`: not traced, and nothing is copied).
+    sent_tap: Option<Vec<Vec<u8>>>,
 }
 
 impl Stack {
@@ -120,7 +124,24 @@ impl Stack {
             held: VecDeque::new(),
             now,
             unsealable: 0,
+            sent_tap: None,
         }
+    }
+
+    /// Keeps a copy of every protocol packet handed out for sending (the plaintext
+    /// inside the encryption), for a trace of the run (`--trace`); off by default,
+    /// when it costs nothing.
+    pub fn trace_sent_packets(&mut self, on: bool) {
+        self.sent_tap = on.then(Vec::new);
+    }
+
+    /// The protocol packets handed out since the last call, oldest first (empty unless
+    /// [`trace_sent_packets`](Self::trace_sent_packets) is on).
+    pub fn take_sent_packets(&mut self) -> Vec<Vec<u8>> {
+        self.sent_tap
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Feeds one received datagram, whatever its size or origin. `Err` means it did not
@@ -303,8 +324,12 @@ impl Stack {
         let Some(secure) = self.secure.as_mut() else {
             let t = self.session.poll_transmit()?;
             let class = classify(&t.payload);
+            if let Some(tap) = self.sent_tap.as_mut() {
+                tap.push(t.payload.clone());
+            }
             return Some((t, class));
         };
+        let tap = &mut self.sent_tap;
         let sealed = |t: udpchat_secure::Transmit, class| {
             let t = Transmit {
                 destination: t.destination,
@@ -319,7 +344,12 @@ impl Stack {
             if secure.is_established() {
                 if let Some(inner) = self.held.pop_front() {
                     match secure.seal(self.now, &inner) {
-                        Ok(t) => return Some(sealed(t, classify(&inner))),
+                        Ok(t) => {
+                            if let Some(tap) = tap.as_mut() {
+                                tap.push(inner.clone());
+                            }
+                            return Some(sealed(t, classify(&inner)));
+                        }
                         Err(SealError::NotEstablished) => self.held.push_front(inner),
                         Err(_) => self.unsealable += 1,
                     }
@@ -328,7 +358,12 @@ impl Stack {
             }
             let inner = self.session.poll_transmit()?.payload;
             match secure.seal(self.now, &inner) {
-                Ok(t) => return Some(sealed(t, classify(&inner))),
+                Ok(t) => {
+                    if let Some(tap) = tap.as_mut() {
+                        tap.push(inner.clone());
+                    }
+                    return Some(sealed(t, classify(&inner)));
+                }
                 Err(SealError::NotEstablished) => {
                     if self.held.len() == MAX_HELD {
                         self.held.pop_front();
@@ -653,6 +688,28 @@ mod tests {
         assert_eq!(received(&p.events_b()), ["hi"]);
         assert!(!p.a.is_encrypted() && p.a.secure().is_none());
         assert_eq!(p.a.max_text_len(), udpchat_proto::wire::MAX_TEXT_LEN);
+    }
+
+    #[test]
+    fn a_trace_sees_the_protocol_packets_inside_the_encryption() {
+        let (sa, sb) = pinned();
+        let mut p = Pair::new(Config::default(), sa, sb);
+        p.exchange();
+        assert!(p.a.take_sent_packets().is_empty(), "off: nothing copied");
+        p.a.trace_sent_packets(true);
+        p.a.send(p.now, "hi".into()).unwrap();
+        let (sealed, _) = p.a.poll_transmit_classified().unwrap();
+        let tapped = p.a.take_sent_packets();
+        let [inner] = tapped.as_slice() else {
+            panic!("{tapped:?}");
+        };
+        let packet = udpchat_proto::wire::Packet::decode(inner).unwrap();
+        assert!(packet
+            .frames
+            .iter()
+            .any(|f| matches!(f, udpchat_proto::wire::Frame::Data { seq: 0, .. })));
+        assert_ne!(&sealed.payload, inner, "the copy is the plaintext");
+        assert!(p.a.take_sent_packets().is_empty());
     }
 
     #[test]
