@@ -17,6 +17,7 @@ mod endpoint;
 mod home;
 mod journal;
 mod known_peers;
+mod lab;
 mod launch;
 mod line_ui;
 mod peer_addr;
