@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use thiserror::Error;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::{Config, RtoPolicy, DEFAULT_WINDOW, MAX_WINDOW};
@@ -117,6 +118,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the shell completion script for SHELL on stdout, e.g. `udpchat completions
+    /// bash > ~/.local/share/bash-completion/completions/udpchat`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print udpchat's manual page (roff) on stdout, e.g. `udpchat man > udpchat.1`, or
+    /// `udpchat man | man -l -` to read it now.
+    Man,
 }
 
 /// Where udpchat keeps what outlives a run.
@@ -486,7 +497,7 @@ impl Cli {
                 | Command::History { store, .. }
                 | Command::Outbox { store, .. },
             ) => fill_home(&mut store.home),
-            None => {}
+            Some(Command::Completions { .. } | Command::Man) | None => {}
         }
         self
     }

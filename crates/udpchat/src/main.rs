@@ -71,6 +71,8 @@ fn main() -> ExitCode {
             store,
         }) => commands::history(&store, peer.as_deref(), since, limit, json).map(|()| 0),
         Some(Command::Outbox { json, store }) => commands::outbox(&store, json).map(|()| 0),
+        Some(Command::Completions { shell }) => commands::completions(shell).map(|()| 0),
+        Some(Command::Man) => commands::man().map(|()| 0),
     };
     match result {
         Ok(status) => ExitCode::from(status),
