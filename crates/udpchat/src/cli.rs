@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -23,7 +24,7 @@ use crate::peer_addr::DEFAULT_PORT;
 #[derive(Debug, Parser)]
 #[command(
     name = "udpchat",
-    version,
+    version = version(),
     about,
     long_about,
     args_conflicts_with_subcommands = true
@@ -35,6 +36,22 @@ pub(crate) struct Cli {
     /// The chat's options.
     #[command(flatten)]
     pub(crate) chat: ChatArgs,
+}
+
+/// What `--version` and `-V` print after the name: the package version, the version of
+/// the message protocol this build speaks (udpchat-proto's wire format) and the git
+/// revision it was built from ("unknown" when built outside a git checkout), so a bug
+/// report says exactly which build it is about.
+pub(crate) fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (protocol v{}, git {})",
+            env!("CARGO_PKG_VERSION"),
+            udpchat_proto::wire::VERSION,
+            env!("UDPCHAT_GIT_REV"),
+        )
+    })
 }
 
 /// Things udpchat does besides chatting.
@@ -547,6 +564,20 @@ mod tests {
     #[test]
     fn command_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_protocol_and_the_revision() {
+        let v = version();
+        assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+        assert!(
+            v.contains(&format!(
+                "(protocol v{}, git ",
+                udpchat_proto::wire::VERSION
+            )),
+            "{v}"
+        );
+        assert!(v.ends_with(')') && !v.ends_with(", git )"), "{v}");
     }
 
     #[test]
