@@ -116,7 +116,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         since: Option<std::time::Duration>,
         /// Only the newest N messages.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         limit: Option<usize>,
         /// One JSON object per line instead of text.
         #[arg(long)]
@@ -168,7 +168,7 @@ pub(crate) struct ChatArgs {
 
     /// Local UDP port to receive and send on (0 lets the system pick one) [default:
     /// the config file's `port`, else 12000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) port: Option<u16>,
 
     /// Local IP address to bind [default: the unspecified address (0.0.0.0 or ::) of
@@ -177,34 +177,41 @@ pub(crate) struct ChatArgs {
     pub(crate) bind: Option<IpAddr>,
 
     /// A fixed retransmission timeout, e.g. 3s (the original program's) or 250ms. Without
-    /// it the timeout adapts to the measured round trip (RFC 6298: from 10 ms on a fast
+    /// it the timeout adapts to the measured round trip (RFC 6298: from 1 ms on a fast
     /// path up to 5 s, doubling while nothing is heard).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
     /// Messages in flight at once, 1 to 2040: 1 is stop-and-wait, as the original program.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
     pub(crate) window: u16,
 
     /// Chance, from 0 to 1, of ignoring a received message (simulated loss, as the
     /// original program's server did with 0.2).
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = parse_probability)]
     pub(crate) drop: f64,
 
     /// Chance, from 0 to 1, of ignoring a received acknowledgement (simulated loss, as
     /// the original program's client did with 0.2).
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = parse_probability)]
     pub(crate) ack_drop: f64,
 
     /// Seed of the simulated loss, to reproduce a run [default: random; it is shown in
     /// the `started` event].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) seed: Option<u64>,
 
     /// Retransmissions without an acknowledgement before a message is reported failed
     /// (20 is about a minute, with the adaptive timeout or a fixed 3 s).
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        allow_negative_numbers = true
+    )]
     pub(crate) max_retries: u32,
 
     /// The original program's exact setup: port 12000, a fixed 3 s timeout,
@@ -578,6 +585,24 @@ mod tests {
             "{v}"
         );
         assert!(v.ends_with(')') && !v.ends_with(", git )"), "{v}");
+    }
+
+    #[test]
+    fn timeout_help_states_the_adaptive_floor_and_ceiling_of_the_code() {
+        let RtoPolicy::Adaptive { min, max, .. } = RtoPolicy::adaptive() else {
+            panic!("the default policy adapts")
+        };
+        let command = Cli::command();
+        let help = command
+            .get_arguments()
+            .find(|a| a.get_id() == "timeout")
+            .and_then(|a| a.get_long_help().or(a.get_help()))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let floor = format!("from {} ms", min.as_millis());
+        let ceiling = format!("up to {} s", max.as_secs());
+        assert!(help.contains(&floor) && help.contains(&ceiling), "{help}");
     }
 
     #[test]
