@@ -3,9 +3,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use thiserror::Error;
 use udpchat_impair::ImpairConfig;
 use udpchat_proto::{Config, RtoPolicy, DEFAULT_WINDOW, MAX_WINDOW};
@@ -22,7 +24,7 @@ use crate::peer_addr::DEFAULT_PORT;
 #[derive(Debug, Parser)]
 #[command(
     name = "udpchat",
-    version,
+    version = version(),
     about,
     long_about,
     args_conflicts_with_subcommands = true
@@ -34,6 +36,22 @@ pub(crate) struct Cli {
     /// The chat's options.
     #[command(flatten)]
     pub(crate) chat: ChatArgs,
+}
+
+/// What `--version` and `-V` print after the name: the package version, the version of
+/// the message protocol this build speaks (udpchat-proto's wire format) and the git
+/// revision it was built from ("unknown" when built outside a git checkout), so a bug
+/// report says exactly which build it is about.
+pub(crate) fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (protocol v{}, git {})",
+            env!("CARGO_PKG_VERSION"),
+            udpchat_proto::wire::VERSION,
+            env!("UDPCHAT_GIT_REV"),
+        )
+    })
 }
 
 /// Things udpchat does besides chatting.
@@ -99,7 +117,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         since: Option<std::time::Duration>,
         /// Only the newest N messages.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         limit: Option<usize>,
         /// One JSON object per line instead of text.
         #[arg(long)]
@@ -118,6 +136,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the shell completion script for SHELL on stdout, e.g. `udpchat completions
+    /// bash > ~/.local/share/bash-completion/completions/udpchat`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+    /// Print udpchat's manual page (roff) on stdout, e.g. `udpchat man > udpchat.1`, or
+    /// `udpchat man | man -l -` to read it now.
+    Man,
 }
 
 /// Where udpchat keeps what outlives a run.
@@ -141,7 +169,7 @@ pub(crate) struct ChatArgs {
 
     /// Local UDP port to receive and send on (0 lets the system pick one) [default:
     /// the config file's `port`, else 12000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) port: Option<u16>,
 
     /// Local IP address to bind [default: the unspecified address (0.0.0.0 or ::) of
@@ -150,34 +178,41 @@ pub(crate) struct ChatArgs {
     pub(crate) bind: Option<IpAddr>,
 
     /// A fixed retransmission timeout, e.g. 3s (the original program's) or 250ms. Without
-    /// it the timeout adapts to the measured round trip (RFC 6298: from 10 ms on a fast
+    /// it the timeout adapts to the measured round trip (RFC 6298: from 1 ms on a fast
     /// path up to 5 s, doubling while nothing is heard).
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub(crate) timeout: Option<Duration>,
 
     /// Messages in flight at once, 1 to 2040: 1 is stop-and-wait, as the original program.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW,
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WINDOW, allow_negative_numbers = true,
           value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WINDOW)))]
     pub(crate) window: u16,
 
     /// Chance, from 0 to 1, of ignoring a received message (simulated loss, as the
     /// original program's server did with 0.2).
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = parse_probability)]
     pub(crate) drop: f64,
 
     /// Chance, from 0 to 1, of ignoring a received acknowledgement (simulated loss, as
     /// the original program's client did with 0.2).
-    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    #[arg(long, value_name = "P", default_value_t = 0.0, allow_negative_numbers = true,
+          value_parser = parse_probability)]
     pub(crate) ack_drop: f64,
 
     /// Seed of the simulated loss, to reproduce a run [default: random; it is shown in
     /// the `started` event].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub(crate) seed: Option<u64>,
 
     /// Retransmissions without an acknowledgement before a message is reported failed
     /// (20 is about a minute, with the adaptive timeout or a fixed 3 s).
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 20,
+        allow_negative_numbers = true
+    )]
     pub(crate) max_retries: u32,
 
     /// The original program's exact setup: port 12000, a fixed 3 s timeout,
@@ -487,7 +522,7 @@ impl Cli {
                 | Command::History { store, .. }
                 | Command::Outbox { store, .. },
             ) => fill_home(&mut store.home),
-            None => {}
+            Some(Command::Completions { .. } | Command::Man) | None => {}
         }
         self
     }
@@ -537,6 +572,38 @@ mod tests {
     #[test]
     fn command_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_names_the_protocol_and_the_revision() {
+        let v = version();
+        assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+        assert!(
+            v.contains(&format!(
+                "(protocol v{}, git ",
+                udpchat_proto::wire::VERSION
+            )),
+            "{v}"
+        );
+        assert!(v.ends_with(')') && !v.ends_with(", git )"), "{v}");
+    }
+
+    #[test]
+    fn timeout_help_states_the_adaptive_floor_and_ceiling_of_the_code() {
+        let RtoPolicy::Adaptive { min, max, .. } = RtoPolicy::adaptive() else {
+            panic!("the default policy adapts")
+        };
+        let command = Cli::command();
+        let help = command
+            .get_arguments()
+            .find(|a| a.get_id() == "timeout")
+            .and_then(|a| a.get_long_help().or(a.get_help()))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let floor = format!("from {} ms", min.as_millis());
+        let ceiling = format!("up to {} s", max.as_secs());
+        assert!(help.contains(&floor) && help.contains(&ceiling), "{help}");
     }
 
     #[test]

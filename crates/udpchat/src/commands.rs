@@ -1,5 +1,5 @@
 //! The subcommands that do not chat: `udpchat id`, `udpchat peers`, `udpchat forget`,
-//! `udpchat history`, `udpchat outbox`.
+//! `udpchat history`, `udpchat outbox`, `udpchat completions` and `udpchat man`.
 
 use std::io::{self, Write};
 
@@ -248,5 +248,37 @@ pub(crate) fn outbox(store: &StoreArgs, json: bool) -> anyhow::Result<()> {
             writeln!(out, "{}  (to {})", message_line(m), m.peer)?;
         }
     }
+    Ok(())
+}
+
+/// `udpchat completions SHELL`: the completion script for SHELL, generated from the same
+/// clap definition that parses the command line, so it never lags behind an option.
+///
+/// # Errors
+/// stdout is closed.
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Generator;
+    let mut command = crate::cli::Cli::command();
+    command.set_bin_name("udpchat");
+    command.build();
+    // Rendered into memory first: writing to a Vec cannot fail, and a closed stdout is
+    // then an error to report rather than the panic of `clap_complete::generate`.
+    let mut script = Vec::new();
+    shell.try_generate(&command, &mut script)?;
+    io::stdout().lock().write_all(&script)?;
+    Ok(())
+}
+
+/// `udpchat man`: the manual page in roff, generated from the clap definition (the same
+/// text as `--help`), for `man -l -` or to install as udpchat.1.
+///
+/// # Errors
+/// stdout is closed.
+pub(crate) fn man() -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page)?;
+    io::stdout().lock().write_all(&page)?;
     Ok(())
 }

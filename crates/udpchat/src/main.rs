@@ -80,6 +80,8 @@ fn main() -> ExitCode {
             store,
         }) => commands::history(&store, peer.as_deref(), since, limit, json).map(|()| 0),
         Some(Command::Outbox { json, store }) => commands::outbox(&store, json).map(|()| 0),
+        Some(Command::Completions { shell }) => commands::completions(shell).map(|()| 0),
+        Some(Command::Man) => commands::man().map(|()| 0),
     };
     match result {
         Ok(status) => ExitCode::from(status),
@@ -108,17 +110,41 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    eprintln!(
-        "udpchat: {} (see udpchat --help)",
-        first_line(&e.to_string())
-    );
+    eprintln!("udpchat: {}", one_line(&e.to_string()));
     ExitCode::from(USAGE)
 }
 
-/// The first line of clap's message, without its `error: ` prefix.
-fn first_line(message: &str) -> &str {
-    let line = message.lines().next().unwrap_or_default().trim();
-    line.strip_prefix("error: ").unwrap_or(line)
+/// clap's message as one line: its first line without the `error: ` prefix, then in
+/// parentheses what clap adds on later lines that helps fix the mistake (its tips, such
+/// as "a similar argument exists: '--nick'", and the possible values) and where to look
+/// for the rest. The usage block and the "For more information" line are left out.
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim).peekable();
+    let first = lines.next().unwrap_or_default();
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    // "the following required arguments were not provided:" lists them on the lines
+    // that follow, up to a blank line.
+    if first.ends_with(':') {
+        let listed: Vec<&str> = std::iter::from_fn(|| lines.next_if(|l| !l.is_empty())).collect();
+        first = format!("{first} {}", listed.join(", "));
+    }
+    let mut notes = String::new();
+    for line in lines {
+        let note = if line.starts_with("tip: ") {
+            line
+        } else if let Some(values) = line
+            .strip_prefix('[')
+            .and_then(|l| l.strip_suffix(']'))
+            .filter(|l| l.starts_with("possible values: "))
+        {
+            values
+        } else {
+            continue;
+        };
+        notes.push_str(note);
+        notes.push_str("; ");
+    }
+    format!("{first} ({notes}see udpchat --help)")
 }
 
 /// Diagnostics (`RUST_LOG=udpchat=debug`) go to stderr, so stdout stays the
@@ -136,12 +162,62 @@ fn init_tracing() {
 mod tests {
     use super::*;
 
+    /// clap's message for `args`, as udpchat prints it.
+    fn usage_line(args: &[&str]) -> String {
+        let e = Cli::try_parse_from(std::iter::once("udpchat").chain(args.iter().copied()))
+            .unwrap_err();
+        let line = one_line(&e.to_string());
+        assert!(!line.starts_with("error"), "{line}");
+        assert!(!line.contains('\n'), "one line: {line:?}");
+        assert!(!line.contains('\u{1b}'), "no colour codes: {line:?}");
+        assert!(line.ends_with("see udpchat --help)"), "{line}");
+        line
+    }
+
     #[test]
     fn clap_errors_become_one_line() {
-        let e = Cli::try_parse_from(["udpchat", "--drop", "1.5"]).unwrap_err();
-        let line = first_line(&e.to_string()).to_string();
-        assert!(!line.starts_with("error"), "{line}");
+        let line = usage_line(&["--drop", "1.5"]);
         assert!(line.contains("--drop") && line.contains("1.5"), "{line}");
-        assert!(!line.contains('\u{1b}'), "no colour codes: {line:?}");
+    }
+
+    #[test]
+    fn one_line_keeps_the_tips_and_the_possible_values() {
+        let line = usage_line(&["--nik", "x"]);
+        assert!(
+            line.contains("--nik") && line.contains("tip: a similar argument exists: '--nick'"),
+            "{line}"
+        );
+        let line = usage_line(&["completions", "nonsense"]);
+        assert!(
+            line.contains("nonsense") && line.contains("possible values: bash"),
+            "{line}"
+        );
+        let line = usage_line(&["alias"]);
+        assert!(
+            line.starts_with(
+                "the following required arguments were not provided: <NAME>, <PEER|FINGERPRINT> ("
+            ),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn negative_numbers_reach_the_value_parser() {
+        for (args, needle) in [
+            (&["--drop", "-0.1"][..], "from 0 to 1"),
+            (&["--ack-drop", "-1"], "from 0 to 1"),
+            (&["--port", "-1"], "-1"),
+            (&["--window", "-3"], "-3"),
+            (&["--seed", "-7"], "-7"),
+            (&["--max-retries", "-2"], "-2"),
+            (&["history", "--limit", "-5"], "-5"),
+        ] {
+            let line = usage_line(args);
+            assert!(line.starts_with("invalid value"), "{args:?}: {line}");
+            assert!(
+                line.contains(args[args.len() - 2]) && line.contains(needle),
+                "{args:?}: {line}"
+            );
+        }
     }
 }

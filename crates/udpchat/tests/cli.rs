@@ -6,27 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, free_port, run, Proc};
-
-/// Exit status 2 and exactly one line on stderr that contains every one of `needles`.
-fn assert_usage_error(args: &[&str], needles: &[&str]) {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: one line, got {stderr:?}"
-    );
-    assert!(stderr.starts_with("udpchat: "), "{stderr}");
-    for needle in needles {
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {needle:?} missing in {stderr:?}"
-        );
-    }
-    assert!(out.stdout.is_empty(), "{args:?}");
-}
+use common::{assert_usage_error, bin, free_port, run, Proc};
 
 #[test]
 fn help_lists_every_option() {

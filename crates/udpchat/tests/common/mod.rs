@@ -115,6 +115,27 @@ pub fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `udpchat ARGS` and requires a usage error: exit status 2, nothing on stdout and
+/// exactly one line on stderr that contains every one of `needles`.
+pub fn assert_usage_error(args: &[&str], needles: &[&str]) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: one line, got {stderr:?}"
+    );
+    assert!(stderr.starts_with("udpchat: "), "{stderr}");
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} missing in {stderr:?}"
+        );
+    }
+    assert!(out.stdout.is_empty(), "{args:?}");
+}
+
 /// The kept conversation of `home` as `udpchat history --json` prints it.
 pub fn history(home: &std::path::Path) -> Vec<Value> {
     let out = run(&["history", "--json", "--home", home.to_str().unwrap()]);
