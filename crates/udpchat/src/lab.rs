@@ -184,7 +184,9 @@ impl Setup {
                     keepalive: None,
                     ..Config::default()
                 },
-                ..textbook("the receiver restarts")
+                ..textbook(
+                    "the receiver restarts (no store: what its first run showed comes again)",
+                )
             },
         };
         if let Some(n) = args.messages {
@@ -352,6 +354,31 @@ fn link_seed(seed: u64, link: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Marks the timers of `end` that fired since the last look.
+fn note_timers(end: &mut Endpoint, trace: &mut Trace, at_us: u64) {
+    let stats = end.session.stats();
+    if stats.timeouts > end.timeouts {
+        end.timeouts = stats.timeouts;
+        trace.push(
+            at_us,
+            EventKind::TimerFired {
+                side: end.side,
+                timer: TimerKind::Retransmission,
+            },
+        );
+    }
+    if stats.tail_probes > end.probes {
+        end.probes = stats.tail_probes;
+        trace.push(
+            at_us,
+            EventKind::TimerFired {
+                side: end.side,
+                timer: TimerKind::Probe,
+            },
+        );
+    }
+}
+
 /// Runs `setup` and returns its trace.
 fn simulate(setup: &Setup) -> Trace {
     let t0 = Instant::now();
@@ -380,6 +407,9 @@ fn simulate(setup: &Setup) -> Trace {
     loop {
         a.session.handle_timeout(now);
         b.session.handle_timeout(now);
+        // The timer's mark before what it sent.
+        note_timers(&mut a, &mut trace, us(now));
+        note_timers(&mut b, &mut trace, us(now));
         loop {
             let mut moved = false;
             let [ab, ba] = &mut links;
@@ -496,27 +526,7 @@ fn simulate(setup: &Setup) -> Trace {
                         _ => {}
                     }
                 }
-                let stats = end.session.stats();
-                if stats.timeouts > end.timeouts {
-                    end.timeouts = stats.timeouts;
-                    trace.push(
-                        us(now),
-                        EventKind::TimerFired {
-                            side: end.side,
-                            timer: TimerKind::Retransmission,
-                        },
-                    );
-                }
-                if stats.tail_probes > end.probes {
-                    end.probes = stats.tail_probes;
-                    trace.push(
-                        us(now),
-                        EventKind::TimerFired {
-                            side: end.side,
-                            timer: TimerKind::Probe,
-                        },
-                    );
-                }
+                note_timers(end, &mut trace, us(now));
                 let rtt = end.session.rtt();
                 let figures = (
                     rtt.srtt(),

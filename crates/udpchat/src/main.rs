@@ -82,6 +82,7 @@ fn main() -> ExitCode {
         Some(Command::Outbox { json, store }) => commands::outbox(&store, json).map(|()| 0),
         Some(Command::Completions { shell }) => commands::completions(shell).map(|()| 0),
         Some(Command::Man) => commands::man().map(|()| 0),
+        Some(Command::Lab(args)) => lab::run(&args).map(|()| 0),
     };
     match result {
         Ok(status) => ExitCode::from(status),
