@@ -306,7 +306,19 @@ pub struct QlogWriter<W: Write> {
 
 impl<W: Write> QlogWriter<W> {
     /// Writes the header record for `vantage` and returns the writer.
-    pub fn new(mut out: W, title: &str, vantage: &Vantage) -> io::Result<Self> {
+    pub fn new(out: W, title: &str, vantage: &Vantage) -> io::Result<Self> {
+        Self::with_reference_time(out, title, vantage, 0.0)
+    }
+
+    /// [`new`](Self::new), with the wall-clock time (milliseconds since the Unix epoch)
+    /// that the events' relative times count from: [`merge`] lines up two endpoints'
+    /// files by it.
+    pub fn with_reference_time(
+        mut out: W,
+        title: &str,
+        vantage: &Vantage,
+        reference_time_ms: f64,
+    ) -> io::Result<Self> {
         let header = Header {
             qlog_version: QLOG_VERSION,
             qlog_format: "JSON-SEQ",
@@ -318,7 +330,7 @@ impl<W: Write> QlogWriter<W> {
                 },
                 common_fields: CommonFields {
                     time_format: "relative",
-                    reference_time: 0.0,
+                    reference_time: reference_time_ms,
                 },
             },
         };
@@ -350,6 +362,11 @@ impl<W: Write> QlogWriter<W> {
             },
         )?;
         self.out.write_all(b"\n")
+    }
+
+    /// The writer underneath (to flush it, say).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// Writes one event.

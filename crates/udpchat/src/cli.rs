@@ -274,6 +274,12 @@ pub(crate) struct ChatArgs {
     #[arg(long)]
     pub(crate) no_history: bool,
 
+    /// Write every protocol packet sent and received, every timer that fires and the
+    /// round trip, timeout and window as they change to FILE, as qlog (JSON-SEQ);
+    /// `udpchat lab --from-trace MINE THEIRS` draws two runs' files as one diagram.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+
     /// Read the shared passphrase from the first line of this file. Only someone with the
     /// same passphrase (and --room) can then connect; anyone else gets no answer at all.
     /// The UDPCHAT_SECRET environment variable works too. A passphrase also proves a
@@ -343,6 +349,8 @@ pub(crate) struct Settings {
     pub(crate) ephemeral: bool,
     /// `--no-history`: no store for the conversation.
     pub(crate) no_history: bool,
+    /// `--trace FILE`: where to write the run's trace.
+    pub(crate) trace: Option<PathBuf>,
     /// `--code`, or the code `udpchat invite` made.
     pub(crate) code: Option<InviteCode>,
     /// `udpchat invite`: show the code and wait to be contacted.
@@ -446,6 +454,7 @@ impl ChatArgs {
             home: self.home,
             ephemeral: self.ephemeral,
             no_history: self.no_history,
+            trace: self.trace,
             code: self.code,
             invite,
         }

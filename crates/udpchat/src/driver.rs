@@ -601,6 +601,10 @@ impl Driver {
     fn emit_exit(&mut self, totals: Totals) -> io::Result<()> {
         // What the peer confirmed is written down before the run ends.
         self.net.commit_all()?;
+        self.net.flush_trace();
+        while let Some(message) = self.net.take_hint() {
+            self.emit(&Report::Warning { message })?;
+        }
         if self.output.stats && !self.output.json {
             self.emit(&Report::Stats(totals))?;
         }

@@ -25,6 +25,7 @@ use udpchat_stack::{Opened, Seen, Stack, StackEvent};
 use crate::contacts::Contacts;
 use crate::journal::Journal;
 use crate::report::Report;
+use crate::trace::Tracer;
 
 /// Large enough for any UDP datagram, so an oversize one is received whole and
 /// rejected for its size instead of being silently truncated.
@@ -190,6 +191,8 @@ pub(crate) struct Endpoint {
     /// Our nickname announcements in flight: their delivery or failure is not a
     /// message's, and is not reported.
     announcements: HashSet<MessageId>,
+    /// `--trace FILE`: the run's packets, timers and figures, as they happen.
+    tracer: Option<Tracer>,
 }
 
 /// How long the first answer may take before the user is told nobody answers yet.
@@ -242,6 +245,24 @@ impl Endpoint {
             store_failed: false,
             silence_hint: None,
             announcements: HashSet::new(),
+            tracer: None,
+        }
+    }
+
+    /// Traces the run into `tracer` (`--trace FILE`).
+    pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.stack.trace_sent_packets(true);
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// Writes out what the trace holds; says once if it stopped (a write failed).
+    pub(crate) fn flush_trace(&mut self) {
+        if let Some(t) = self.tracer.as_mut() {
+            t.flush();
+            if let Some(failure) = t.failure.take() {
+                self.hints.push_back(failure);
+            }
         }
     }
 
@@ -599,7 +620,12 @@ impl Endpoint {
                 (PacketClass::Control, "control", None)
             }
         };
+        // Only a traced run pays for the copy.
+        let traced = self.tracer.as_ref().map(|_| bytes.clone());
         let fate = self.impairment.handle_input(now, class, bytes, from);
+        if let (Some(t), Some(bytes), true) = (self.tracer.as_mut(), traced, fate.is_dropped()) {
+            t.dropped(now, &bytes);
+        }
         self.release(now);
         if fate.is_dropped() {
             Arrival::Dropped(SimulatedDrop { kind, seq })
@@ -667,6 +693,9 @@ impl Endpoint {
     /// Hands the packets the simulated network lets through to the protocol session.
     fn release(&mut self, now: Instant) {
         while let Some((from, bytes)) = self.impairment.poll_output(now) {
+            if let Some(t) = self.tracer.as_mut() {
+                t.received(now, &bytes);
+            }
             self.stack.handle_inner(now, from, &bytes);
         }
     }
@@ -676,6 +705,10 @@ impl Endpoint {
         self.recv_errors_in_row = 0;
         self.release(now);
         self.stack.handle_timeout(now);
+        if let Some(t) = self.tracer.as_mut() {
+            // The timer's mark before what it sends (in send_all).
+            t.observe(now, &self.stack);
+        }
         if let Some((at, peer, after)) = self.silence_hint {
             if self.stack.peer_state() != udpchat_proto::PeerState::Connecting
                 || self.refused.is_some()
@@ -782,6 +815,13 @@ impl Endpoint {
                     warning = Some(format!("sending to {to} failed: {e} (will retry)"));
                 }
             }
+        }
+        if let Some(t) = self.tracer.as_mut() {
+            let now = Instant::now();
+            for packet in self.stack.take_sent_packets() {
+                t.sent(now, &packet);
+            }
+            t.observe(now, &self.stack);
         }
         warning
     }

@@ -321,6 +321,11 @@ pub(crate) fn endpoint(
     );
     let impairment = Impairment::new(settings.impairment.clone(), seed);
     let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts);
+    if let Some(path) = &settings.trace {
+        let title = format!("udpchat on {local}");
+        endpoint =
+            endpoint.with_tracer(crate::trace::Tracer::create(path, &title, Instant::now())?);
+    }
     // Only before the session's own verdict, which says more (and gives up messages).
     let hint_after = crate::endpoint::SILENCE_HINT_AFTER;
     if let Some(peer) = peer.filter(|_| hint_after < settings.protocol.connect_timeout) {

@@ -24,6 +24,7 @@ mod peer_addr;
 mod reject_budget;
 mod report;
 mod secret;
+mod trace;
 mod tui_driver;
 
 use std::io::Write;

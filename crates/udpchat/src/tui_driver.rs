@@ -122,6 +122,7 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         // reports what we never confirmed instead of retrying for a minute.
         net.stack.close(Instant::now());
         let _ = net.send_all().await;
+        net.flush_trace();
     }
     release_terminal();
     ratatui::restore();

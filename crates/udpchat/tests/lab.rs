@@ -158,3 +158,69 @@ fn the_report_renders_in_a_real_browser_with_every_arrow() {
     let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
     assert!(size > 20_000, "screenshot of {size} bytes: {shot:?}");
 }
+
+#[test]
+fn two_real_runs_traces_draw_as_one_diagram() {
+    let (pa, pb) = (common::free_port(), common::free_port());
+    let dir = common::temp_home("lab-trace");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ta, tb) = (dir.join("a.qlog"), dir.join("b.qlog"));
+    let (ta_s, tb_s) = (ta.to_str().unwrap(), tb.to_str().unwrap());
+    let lossy = [
+        "--drop",
+        "0.2",
+        "--ack-drop",
+        "0.2",
+        "--plaintext",
+        "--no-history",
+    ];
+    let mut a = common::Proc::chat(
+        "A",
+        pa,
+        common::localhost(pb),
+        &[&lossy[..], &["--trace", ta_s, "--seed", "1"]].concat(),
+    );
+    let mut b = common::Proc::chat(
+        "B",
+        pb,
+        common::localhost(pa),
+        &[&lossy[..], &["--trace", tb_s, "--seed", "2"]].concat(),
+    );
+    a.write_lines((0..30).map(|i| format!("line {i}")));
+    b.write_lines(["back"]);
+    a.close_stdin();
+    b.close_stdin();
+    assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
+    assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
+    // Each file is qlog JSON-SEQ: a record separator before each record, a header first.
+    for file in [&ta, &tb] {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(text.starts_with('\u{1e}'), "{}", file.display());
+        let header: serde_json::Value =
+            serde_json::from_str(text[1..].lines().next().unwrap()).unwrap();
+        assert_eq!(header["qlog_format"], "JSON-SEQ", "{header}");
+    }
+    let svg = dir.join("both.svg");
+    let out = lab(&[
+        "--from-trace",
+        ta_s,
+        tb_s,
+        "--svg",
+        svg.to_str().unwrap(),
+        "--text",
+    ]);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    let packets = attribute(&drawn, "data-packets");
+    assert!(packets > 5, "{packets}");
+    assert_eq!(drawn.matches(r#"class="packet""#).count(), packets);
+    // What the simulated loss dropped is drawn lost; the rest arrived on the other side.
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("DATA seq 0"), "{text}");
+    let dropped_a = a.events_named("dropped_by_simulation").len();
+    let dropped_b = b.events_named("dropped_by_simulation").len();
+    assert!(
+        attribute(&drawn, "data-lost") >= dropped_a + dropped_b,
+        "{} lost drawn, {dropped_a} + {dropped_b} dropped",
+        attribute(&drawn, "data-lost")
+    );
+}
