@@ -274,6 +274,12 @@ pub(crate) struct ChatArgs {
     #[arg(long)]
     pub(crate) no_history: bool,
 
+    /// In the full-screen chat, no bell when a message arrives while you are scrolled up
+    /// or in another window (the title still counts them). The config file's `bell =
+    /// false` does the same.
+    #[arg(long)]
+    pub(crate) no_bell: bool,
+
     /// Write every protocol packet sent and received, every timer that fires and the
     /// round trip, timeout and window as they change to FILE, as qlog (JSON-SEQ);
     /// `udpchat lab --from-trace MINE THEIRS` draws two runs' files as one diagram.
@@ -351,6 +357,8 @@ pub(crate) struct Settings {
     pub(crate) no_history: bool,
     /// `--trace FILE`: where to write the run's trace.
     pub(crate) trace: Option<PathBuf>,
+    /// Ring the bell for a message that arrives while the reader is away.
+    pub(crate) bell: bool,
     /// `--code`, or the code `udpchat invite` made.
     pub(crate) code: Option<InviteCode>,
     /// `udpchat invite`: show the code and wait to be contacted.
@@ -455,6 +463,7 @@ impl ChatArgs {
             ephemeral: self.ephemeral,
             no_history: self.no_history,
             trace: self.trace,
+            bell: !self.no_bell,
             code: self.code,
             invite,
         }
@@ -523,6 +532,7 @@ impl Cli {
                 chat.port = file.port;
             }
             chat.no_history |= file.no_history.unwrap_or(false);
+            chat.no_bell |= file.bell == Some(false);
         };
         fill_chat(&mut self.chat);
         match &mut self.command {

@@ -8,6 +8,7 @@
 //! home = "/home/ada/chats"
 //! port = 12001
 //! no_history = false
+//! bell = true
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ pub(crate) struct FileConfig {
     pub(crate) port: Option<u16>,
     /// Keep no history (`--no-history`).
     pub(crate) no_history: Option<bool>,
+    /// Ring the bell for a message that arrives while you are away (`--no-bell` when
+    /// false); on by default.
+    pub(crate) bell: Option<bool>,
 }
 
 /// Where the config file is looked for.
@@ -84,7 +88,8 @@ mod tests {
 
     #[test]
     fn keys_parse_and_mistakes_name_the_line() {
-        let c = parse("nick = \"ada\"\nport = 12001\nno_history = true\n").unwrap();
+        let c = parse("nick = \"ada\"\nport = 12001\nno_history = true\nbell = false\n").unwrap();
+        assert_eq!(c.bell, Some(false));
         assert_eq!(c.nick.as_deref(), Some("ada"));
         assert_eq!(c.port, Some(12001));
         assert_eq!(c.no_history, Some(true));

@@ -72,6 +72,7 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         (None, false) => Chat::asking_for_peer(&nick),
     };
     chat.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    chat.bell = settings.bell;
     chat.update(Msg::Clock(clock()));
     let seed = settings.seed.unwrap_or_else(rand::random);
     let mut driver = TuiDriver {
