@@ -565,10 +565,11 @@ impl Setup<'_> {
         // The receivers first, each until it says it is ready.
         let mut receiver = None;
         if chat {
-            let mut r = Guarded::spawn(
-                self.chat(&net.b, CHAT_PORT_B, net.addr_a, CHAT_PORT_A)?,
-                "udpchat receiver",
-            )?;
+            // -v: from a pipe udpchat is quiet; its greeting ("listening on …") is the
+            // receiver's sign that its socket is bound.
+            let mut command = self.chat(&net.b, CHAT_PORT_B, net.addr_a, CHAT_PORT_A)?;
+            command.arg("-v");
+            let mut r = Guarded::spawn(command, "udpchat receiver")?;
             let stdin = r.child.stdin.take();
             let counted = chat_payload(r.child.stdout.take().context("no receiver stdout")?);
             let (tx, rx) = mpsc::channel();
