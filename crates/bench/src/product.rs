@@ -270,15 +270,16 @@ pub(crate) fn transfer(
         .collect();
     let before = rcvbuf_errors();
 
-    // The receiver first, until it has said it listens (its first line on stderr). The
-    // same person, with a store of its own.
+    // The receiver first, until it has said it listens (its first line on stderr: from
+    // a pipe udpchat greets only with -v, and the receiver types nothing, so -v adds
+    // no per-message lines). The same person, with a store of its own.
     let receiver_home = crate::binary::same_person(home, "receiver")?;
     let mut receiver = spawn(
         bin,
         &receiver_home,
         pa,
         pb,
-        &with_seed(seeds.map(|s| s.1), &["--plain"]),
+        &with_seed(seeds.map(|s| s.1), &["--plain", "-v"]),
         "receiver",
     )?;
     let receiver_stdin = receiver.child.stdin.take();
