@@ -157,7 +157,13 @@ impl Contacts {
                 "a name is one word without ':' (it stands where HOST:PORT would), e.g. bob"
             );
         }
-        let addr: Option<SocketAddr> = target.parse().ok();
+        // HOST:PORT, or an IP address alone for the default port (as `udpchat HOST`).
+        let addr: Option<SocketAddr> = target.parse().ok().or_else(|| {
+            target
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, crate::peer_addr::DEFAULT_PORT))
+        });
         let matching: Vec<[u8; 32]> = known
             .iter()
             .filter(|p| {

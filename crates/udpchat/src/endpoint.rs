@@ -620,11 +620,14 @@ impl Endpoint {
                 (PacketClass::Control, "control", None)
             }
         };
-        // Only a traced run pays for the copy.
-        let traced = self.tracer.as_ref().map(|_| bytes.clone());
+        // Only a traced run names the datagram (for a drop's mark).
+        let traced = self
+            .tracer
+            .as_ref()
+            .map(|_| crate::trace::packet_id(&bytes));
         let fate = self.impairment.handle_input(now, class, bytes, from);
-        if let (Some(t), Some(bytes), true) = (self.tracer.as_mut(), traced, fate.is_dropped()) {
-            t.dropped(now, &bytes);
+        if let (Some(t), Some(id), true) = (self.tracer.as_mut(), traced, fate.is_dropped()) {
+            t.dropped(now, id);
         }
         self.release(now);
         if fate.is_dropped() {
@@ -683,6 +686,8 @@ impl Endpoint {
             self.hints_given.push(key);
             self.hints.push_back(hint.to_owned());
         }
+        // The peer is there and has said why nothing connects: no "no answer" too.
+        self.silence_hint = None;
     }
 
     /// A hint the last datagrams or events gave, once (see `notice`).
@@ -762,6 +767,9 @@ impl Endpoint {
             return None;
         }
         let mut warning = None;
+        // The trace's time for what goes out now: before the sends, not after them
+        // (the peer may record the arrival before this run gets back from sending).
+        let sent_at = Instant::now();
         let mut next = self.stack.poll_transmit();
         let mut train = Vec::new();
         while let Some(first) = next.take() {
@@ -817,11 +825,13 @@ impl Endpoint {
             }
         }
         if let Some(t) = self.tracer.as_mut() {
-            let now = Instant::now();
             for packet in self.stack.take_sent_packets() {
-                t.sent(now, &packet);
+                t.sent(sent_at, &packet);
             }
-            t.observe(now, &self.stack);
+            t.observe(sent_at, &self.stack);
+            if let Some(failure) = t.failure.take() {
+                self.hints.push_back(failure);
+            }
         }
         warning
     }

@@ -182,8 +182,11 @@ impl Setup {
                     window: 4,
                     rto: RtoPolicy::Fixed(Duration::from_millis(300)),
                     keepalive: None,
+                    // One message per datagram, so the crash falls after the second.
+                    max_datagram: udpchat_proto::MIN_DATAGRAM,
                     ..Config::default()
                 },
+                pad: udpchat_proto::wire::MAX_NICK_LEN - 4,
                 ..textbook(
                     "the receiver restarts (no store: what its first run showed comes again)",
                 )
@@ -394,14 +397,18 @@ fn simulate(setup: &Setup) -> Trace {
     ];
     let mut next_id: PacketId = 1;
     let mut texts: BTreeMap<udpchat_proto::MessageId, String> = BTreeMap::new();
+    let mut accepted = 0u64;
     for i in 0..setup.messages {
         let text = format!("m{i}{}", " ".repeat(setup.pad));
         if let Ok(id) = a.session.send(t0, text.clone()) {
             texts.insert(id, text);
+            accepted += 1;
         }
     }
     let mut shown_by_b = 0usize;
     let mut restart_after = setup.restart_b_after;
+    // B has shown its `restart_after`-th message: it crashes before doing anything else.
+    let mut crash_b = false;
     let mut now = t0;
     let deadline = t0 + LAB_DEADLINE;
     loop {
@@ -421,10 +428,11 @@ fn simulate(setup: &Setup) -> Trace {
                     let d = describe(&t.payload);
                     let packet = Packet::decode(&t.payload).ok();
                     let peer_epoch = packet.as_ref().map_or(0, |p| p.dst_epoch);
-                    let retransmission = !d.seqs.is_empty()
-                        && d.seqs
-                            .iter()
-                            .all(|s| !end.sent_seqs.insert((peer_epoch, *s)));
+                    // Every seq is recorded (no short-circuit), then: all sent before?
+                    let mut retransmission = !d.seqs.is_empty();
+                    for &seq in &d.seqs {
+                        retransmission &= !end.sent_seqs.insert((peer_epoch, seq));
+                    }
                     let class = match classify(&t.payload) {
                         Classification::Data { .. } => PacketClass::Data,
                         Classification::Ack { .. } => PacketClass::Ack,
@@ -487,6 +495,11 @@ fn simulate(setup: &Setup) -> Trace {
                         },
                     );
                     to.session.handle_datagram(now, from, &bytes);
+                    if to.side == Side::B && restart_after.is_some() {
+                        // One datagram at a time while B is to crash: it crashes right
+                        // after the message it counts, with the rest still on the way.
+                        break;
+                    }
                 }
             }
             for end in [&mut a, &mut b] {
@@ -506,6 +519,9 @@ fn simulate(setup: &Setup) -> Trace {
                         Event::Received { seq, text, .. } => {
                             if end.side == Side::B {
                                 shown_by_b += 1;
+                                if restart_after == Some(shown_by_b) {
+                                    crash_b = true;
+                                }
                             }
                             trace.push(
                                 us(now),
@@ -516,6 +532,13 @@ fn simulate(setup: &Setup) -> Trace {
                                 },
                             );
                         }
+                        Event::Rejected { reason } => trace.push(
+                            us(now),
+                            EventKind::Note {
+                                side: Some(end.side),
+                                text: format!("rejected: {reason}"),
+                            },
+                        ),
                         Event::PeerRestarted { resent, .. } => trace.push(
                             us(now),
                             EventKind::Note {
@@ -549,7 +572,8 @@ fn simulate(setup: &Setup) -> Trace {
                     );
                 }
             }
-            if restart_after.is_some_and(|n| shown_by_b >= n) {
+            if crash_b {
+                crash_b = false;
                 restart_after = None;
                 b = Endpoint::new(Side::B, 0xB2, ADDR_A, &setup.protocol, now);
                 trace.push(
@@ -565,9 +589,8 @@ fn simulate(setup: &Setup) -> Trace {
                 break;
             }
         }
-        let all_delivered = a.session.stats().messages_delivered as usize >= setup.messages
-            || a.session.stats().messages_delivered + a.session.stats().messages_failed
-                >= setup.messages as u64;
+        let stats = a.session.stats();
+        let all_delivered = stats.messages_delivered + stats.messages_failed >= accepted;
         let quiet = links.iter().all(|l| l.pending() == 0);
         if (all_delivered && quiet && restart_after.is_none()) || now >= deadline {
             break;

@@ -122,12 +122,13 @@ impl Tracer {
         );
     }
 
-    /// A protocol packet from the peer that `--drop`/`--ack-drop` ignored.
-    pub(crate) fn dropped(&mut self, now: Instant, bytes: &[u8]) {
+    /// A protocol packet from the peer (named by [`packet_id`]) that
+    /// `--drop`/`--ack-drop` ignored.
+    pub(crate) fn dropped(&mut self, now: Instant, id: PacketId) {
         self.write(
             now,
             EventKind::PacketDropped {
-                packet_id: packet_id(bytes),
+                packet_id: id,
                 reason: udpchat_lab::trace::REASON_SIMULATED_LOSS.to_owned(),
             },
         );

@@ -92,10 +92,17 @@ fn chromium() -> Result<String, String> {
     if let Some(b) = find() {
         return Ok(b);
     }
-    let _ = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output();
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // A fresh machine may have no package lists yet.
+    if !apt(&["install", "-y", "-qq", "chromium"]) && apt(&["update", "-qq"]) {
+        apt(&["install", "-y", "-qq", "chromium"]);
+    }
     find().ok_or_else(|| {
         "Chromium is not installed and `apt-get install chromium` did not work".into()
     })
@@ -105,6 +112,8 @@ fn chromium() -> Result<String, String> {
 fn the_report_renders_in_a_real_browser_with_every_arrow() {
     let browser = match chromium() {
         Ok(b) => b,
+        // UDPCHAT_REQUIRE_BROWSER=1 makes a missing browser a failure, not a skip.
+        Err(reason) if std::env::var_os("UDPCHAT_REQUIRE_BROWSER").is_some() => panic!("{reason}"),
         Err(reason) => {
             eprintln!("SKIPPED the_report_renders_in_a_real_browser_with_every_arrow: {reason}");
             return;
@@ -132,22 +141,28 @@ fn the_report_renders_in_a_real_browser_with_every_arrow() {
     let source = std::fs::read_to_string(&html).unwrap();
     let packets = attribute(&source, "data-packets");
     let url = format!("file://{}", html.display());
+    let profile = dir.join("chromium-profile");
     let headless = |extra: &[&str]| {
-        Command::new(&browser)
+        // timeout(1): a browser that hangs under load fails the test instead of CI.
+        Command::new("timeout")
+            .arg("120")
+            .arg(&browser)
             .args([
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
             ])
+            .arg(format!("--user-data-dir={}", profile.display()))
             .args(extra)
             .arg(&url)
             .output()
             .unwrap()
     };
     // The DOM after the page's script ran: every arrow is there.
-    let dom = headless(&["--dump-dom"]);
-    let dom = String::from_utf8_lossy(&dom.stdout);
+    let dumped = headless(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dumped.stdout);
+    assert!(dom.contains("<svg"), "the browser gave no page: {dumped:?}");
     assert!(packets > 10, "{packets}");
     assert_eq!(dom.matches(r#"class="packet""#).count(), packets);
     // And it draws: a screenshot of a real size.
