@@ -109,6 +109,8 @@ pub enum Msg {
     Clock(String),
     /// The terminal gained (`true`) or lost the keyboard focus.
     Focus(bool),
+    /// The lines of a diagram to show (after [`Effect::ShowTrace`]).
+    Diagram(Vec<String>),
     /// Something the session reported.
     Net(Event),
     /// The session accepted the message shown by `entry`.
@@ -215,6 +217,11 @@ pub enum Effect {
     SetMouse(bool),
     /// Ring the terminal's bell: a message arrived while the reader was away.
     Bell,
+    /// Show the last datagrams as a diagram; answer with [`Msg::Diagram`].
+    ShowTrace {
+        /// Columns the diagram may take.
+        width: u16,
+    },
     /// Set the terminal's (window or tab) title.
     Title(String),
     /// Leave.
@@ -383,6 +390,13 @@ impl Chat {
             }
             Msg::Focus(focused) => {
                 self.focused = focused;
+                Vec::new()
+            }
+            Msg::Diagram(lines) => {
+                self.conversation.scroll_down(usize::MAX);
+                for line in lines {
+                    self.note(&line);
+                }
                 Vec::new()
             }
             Msg::Clock(clock) => {
@@ -752,6 +766,10 @@ impl Chat {
                 vec![Effect::SetAckDrop(p)]
             }
             Command::Find(query) => vec![Effect::Find(query)],
+            // The conversation pane's width, less the time stamp in front of each line.
+            Command::Trace => vec![Effect::ShowTrace {
+                width: self.size.0.saturating_sub(8).max(40),
+            }],
             Command::Stats => {
                 let text = stats_text(&self.status);
                 self.note(&text);

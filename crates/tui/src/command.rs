@@ -19,6 +19,8 @@ pub enum Command {
     Retry,
     /// `/find TEXT`: search the kept conversation.
     Find(String),
+    /// `/trace`: the last datagrams of this chat as a small sequence diagram.
+    Trace,
     /// `/mouse`: turn the mouse wheel on or off (on, the terminal's own selection needs
     /// Shift).
     Mouse,
@@ -36,6 +38,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/clear", "clear the conversation"),
     ("/retry", "send failed messages again"),
     ("/find TEXT", "search the kept conversation"),
+    ("/trace", "the last datagrams as a sequence diagram"),
     ("/mouse", "wheel scrolls (select with Shift), or not"),
     ("/quit", "leave (also Ctrl-C)"),
 ];
@@ -81,6 +84,7 @@ pub(crate) fn parse(line: &str) -> Option<Result<Command, String>> {
         "clear" => Ok(Command::Clear),
         "retry" => Ok(Command::Retry),
         "mouse" => Ok(Command::Mouse),
+        "trace" => Ok(Command::Trace),
         "find" if arg.is_empty() => {
             Err("/find needs words to look for, e.g. /find lunch".to_owned())
         }

@@ -648,7 +648,7 @@ mod tests {
     fn help() {
         let mut chat = busy();
         chat.show_help = true;
-        insta::assert_snapshot!(screen(&chat, 80, 22));
+        insta::assert_snapshot!(screen(&chat, 80, 24));
     }
 
     #[test]

@@ -256,6 +256,22 @@ impl Endpoint {
         self
     }
 
+    /// Keeps the last datagrams for `/trace` (with the `--trace` file if there is one).
+    pub(crate) fn keep_recent_trace(&mut self, now: Instant) {
+        match self.tracer.as_mut() {
+            Some(t) => t.keep_recent(),
+            None => {
+                self.stack.trace_sent_packets(true);
+                self.tracer = Some(Tracer::in_memory(now));
+            }
+        }
+    }
+
+    /// The last datagrams seen from here, if they are kept.
+    pub(crate) fn recent_trace(&self) -> Option<udpchat_lab::Trace> {
+        self.tracer.as_ref()?.recent()
+    }
+
     /// Writes out what the trace holds; says once if it stopped (a write failed).
     pub(crate) fn flush_trace(&mut self) {
         if let Some(t) = self.tracer.as_mut() {

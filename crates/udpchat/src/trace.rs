@@ -9,7 +9,7 @@
 //! Tracing is off unless asked for; then it costs a copy and a hash per packet and one
 //! buffered write per event. A write error is said once and ends the trace, not the chat.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -37,7 +37,13 @@ pub(crate) struct Tracer {
     figures: Option<(Option<Duration>, Duration, usize, usize)>,
     /// Why the trace stopped, once, for the user.
     pub(crate) failure: Option<String>,
+    /// The last datagrams as a two-sided picture seen from here (`/trace`): the peer's
+    /// sends and arrivals placed half a round trip from ours. `None`: not kept.
+    recent: Option<VecDeque<Event>>,
 }
+
+/// Events `/trace` keeps: about the last 30 datagrams, each a send and an arrival.
+const RECENT: usize = 64;
 
 /// The name of a datagram in both endpoints' traces: FNV-1a of its bytes.
 pub(crate) fn packet_id(bytes: &[u8]) -> PacketId {
@@ -74,15 +80,67 @@ impl Tracer {
             probes: 0,
             figures: None,
             failure: None,
+            recent: None,
         })
     }
 
+    /// A trace that writes no file and keeps only the last datagrams, for `/trace`.
+    pub(crate) fn in_memory(now: Instant) -> Self {
+        Self {
+            out: None,
+            t0: now,
+            sent_seqs: HashSet::new(),
+            timeouts: 0,
+            probes: 0,
+            figures: None,
+            failure: None,
+            recent: Some(VecDeque::with_capacity(RECENT)),
+        }
+    }
+
+    /// Also keeps the last datagrams for `/trace`.
+    pub(crate) fn keep_recent(&mut self) {
+        self.recent
+            .get_or_insert_with(|| VecDeque::with_capacity(RECENT));
+    }
+
+    /// The last datagrams, seen from here, as a trace to draw; `None` unless kept.
+    pub(crate) fn recent(&self) -> Option<udpchat_lab::Trace> {
+        let recent = self.recent.as_ref()?;
+        let mut trace = udpchat_lab::Trace::new();
+        for e in recent {
+            trace.push(e.time_us, e.kind.clone());
+        }
+        trace.sort();
+        Some(trace)
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.t0).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Half the smoothed round trip, in microseconds: where the peer's side of a
+    /// datagram is placed in the picture seen from here.
+    fn half_rtt_us(&self) -> u64 {
+        self.figures
+            .and_then(|f| f.0)
+            .map_or(0, |srtt| u64::try_from(srtt.as_micros() / 2).unwrap_or(0))
+    }
+
+    fn remember(&mut self, time_us: u64, kind: EventKind) {
+        if let Some(recent) = self.recent.as_mut() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(Event { time_us, kind });
+        }
+    }
+
     fn write(&mut self, now: Instant, kind: EventKind) {
+        let time_us = self.micros(now);
         let Some(out) = self.out.as_mut() else {
             return;
         };
-        let time_us =
-            u64::try_from(now.saturating_duration_since(self.t0).as_micros()).unwrap_or(u64::MAX);
         if let Err(e) = out.event(&Event { time_us, kind }) {
             self.out = None;
             self.failure = Some(format!("the trace stopped: {e}"));
@@ -97,27 +155,62 @@ impl Tracer {
         for &seq in &d.seqs {
             retransmission &= !self.sent_seqs.insert((peer_epoch, seq));
         }
-        self.write(
-            now,
-            EventKind::PacketSent {
-                side: Side::A,
-                packet_id: packet_id(bytes),
-                summary: d.summary,
-                seqs: d.seqs,
-                ack: d.ack,
-                retransmission,
-                bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
-            },
-        );
+        let id = packet_id(bytes);
+        let sent = EventKind::PacketSent {
+            side: Side::A,
+            packet_id: id,
+            summary: d.summary,
+            seqs: d.seqs,
+            ack: d.ack,
+            retransmission,
+            bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+        };
+        if self.recent.is_some() {
+            let at = self.micros(now);
+            self.remember(at, sent.clone());
+            let arrives = at + self.half_rtt_us();
+            self.remember(
+                arrives,
+                EventKind::PacketReceived {
+                    side: Side::B,
+                    packet_id: id,
+                },
+            );
+        }
+        self.write(now, sent);
     }
 
     /// A protocol packet from the peer reached the session.
     pub(crate) fn received(&mut self, now: Instant, bytes: &[u8]) {
+        let id = packet_id(bytes);
+        if self.recent.is_some() {
+            let at = self.micros(now);
+            let d = describe(bytes);
+            self.remember(
+                at.saturating_sub(self.half_rtt_us()),
+                EventKind::PacketSent {
+                    side: Side::B,
+                    packet_id: id,
+                    summary: d.summary,
+                    seqs: d.seqs,
+                    ack: d.ack,
+                    retransmission: false,
+                    bytes: u64::try_from(bytes.len()).unwrap_or(u64::MAX),
+                },
+            );
+            self.remember(
+                at,
+                EventKind::PacketReceived {
+                    side: Side::A,
+                    packet_id: id,
+                },
+            );
+        }
         self.write(
             now,
             EventKind::PacketReceived {
                 side: Side::A,
-                packet_id: packet_id(bytes),
+                packet_id: id,
             },
         );
     }
@@ -136,12 +229,20 @@ impl Tracer {
 
     /// The timers that fired and the figures that changed since the last look.
     pub(crate) fn observe(&mut self, now: Instant, stack: &Stack) {
-        if self.out.is_none() {
+        if self.out.is_none() && self.recent.is_none() {
             return;
         }
         let stats = *stack.stats();
         if stats.timeouts > self.timeouts {
             self.timeouts = stats.timeouts;
+            let at = self.micros(now);
+            self.remember(
+                at,
+                EventKind::TimerFired {
+                    side: Side::A,
+                    timer: TimerKind::Retransmission,
+                },
+            );
             self.write(
                 now,
                 EventKind::TimerFired {

@@ -196,6 +196,9 @@ impl TuiDriver {
             Some(journal) => net.with_journal(journal),
             None => net,
         };
+        // For /trace: the last datagrams (a person's chat sends few; the copies cost
+        // nothing that matters).
+        net.keep_recent_trace(Instant::now());
         // The peer's last nickname, and the end of the kept conversation above this
         // run's.
         if let Some(nick) = net.peer_nick() {
@@ -363,6 +366,29 @@ impl TuiDriver {
                     } else {
                         execute!(io::stdout(), DisableMouseCapture)
                     };
+                }
+                Effect::ShowTrace { width } => {
+                    let trace = self.net.as_ref().and_then(Endpoint::recent_trace);
+                    let lines = match trace {
+                        Some(trace) if !trace.events.is_empty() => {
+                            let options = udpchat_lab::TextOptions {
+                                width: usize::from(width),
+                                max_rows: Some(40),
+                                arrivals: false,
+                            };
+                            let mut lines = vec![
+                                "/trace: the last datagrams as seen from here (the peer's side half a round trip away; A is you)".to_owned(),
+                            ];
+                            lines.extend(
+                                udpchat_lab::render_text_with(&trace, &options)
+                                    .lines()
+                                    .map(str::to_owned),
+                            );
+                            lines
+                        }
+                        _ => vec!["/trace: no datagrams yet".to_owned()],
+                    };
+                    self.chat.update(Msg::Diagram(lines));
                 }
                 Effect::Bell => {
                     let mut out = io::stdout();

@@ -356,6 +356,12 @@ fn paste_signals_and_a_dumb_terminal() {
         bob.dump()
     );
 
+    // /trace draws the last datagrams as a small sequence diagram.
+    pane.type_line("/trace");
+    pane.wait_for("the diagram", |s| {
+        s.contains("/trace: the last datagrams") && s.contains("DATA seq") && s.contains('▶')
+    });
+
     // The first PgUp scrolls by the pane's real height; a line arriving meanwhile is
     // counted in the terminal's title until the reader is back at the bottom.
     bob.write_lines((0..40).map(|i| format!("filler {i:02}")));
