@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use udpchat_impair::{ImpairConfig, Impairment, PacketClass};
-use udpchat_lab::{EventKind, PacketId, Side, TimerKind, Trace};
+use udpchat_lab::{EventKind, PacketId, Side, Trace};
+
+use crate::trace::{fired_timers, Figures};
 use udpchat_proto::wire::{classify, Classification, Frame, Packet, Payload};
 use udpchat_proto::{Config, Event, RtoPolicy, Session};
 
@@ -331,7 +333,7 @@ struct Endpoint {
     acks_sent: usize,
     timeouts: u64,
     probes: u64,
-    figures: Option<(Option<Duration>, Duration, usize, usize)>,
+    figures: Option<Figures>,
 }
 
 impl Endpoint {
@@ -359,24 +361,13 @@ fn link_seed(seed: u64, link: u64) -> u64 {
 
 /// Marks the timers of `end` that fired since the last look.
 fn note_timers(end: &mut Endpoint, trace: &mut Trace, at_us: u64) {
-    let stats = end.session.stats();
-    if stats.timeouts > end.timeouts {
-        end.timeouts = stats.timeouts;
+    let stats = *end.session.stats();
+    for timer in fired_timers(&stats, &mut end.timeouts, &mut end.probes) {
         trace.push(
             at_us,
             EventKind::TimerFired {
                 side: end.side,
-                timer: TimerKind::Retransmission,
-            },
-        );
-    }
-    if stats.tail_probes > end.probes {
-        end.probes = stats.tail_probes;
-        trace.push(
-            at_us,
-            EventKind::TimerFired {
-                side: end.side,
-                timer: TimerKind::Probe,
+                timer,
             },
         );
     }
@@ -550,26 +541,10 @@ fn simulate(setup: &Setup) -> Trace {
                     }
                 }
                 note_timers(end, &mut trace, us(now));
-                let rtt = end.session.rtt();
-                let figures = (
-                    rtt.srtt(),
-                    rtt.rto(),
-                    end.session.in_flight(),
-                    end.session.congestion_window(),
-                );
+                let figures = Figures::of(&end.session);
                 if end.figures != Some(figures) {
                     end.figures = Some(figures);
-                    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-                    trace.push(
-                        us(now),
-                        EventKind::Metrics {
-                            side: end.side,
-                            srtt_us: figures.0.map(micros),
-                            rto_us: Some(micros(figures.1)),
-                            cwnd_bytes: Some(u64::try_from(figures.3).unwrap_or(u64::MAX)),
-                            in_flight: Some(u64::try_from(figures.2).unwrap_or(u64::MAX)),
-                        },
-                    );
+                    trace.push(us(now), figures.event(end.side));
                 }
             }
             if crash_b {

@@ -34,7 +34,7 @@ pub(crate) struct Tracer {
     sent_seqs: HashSet<(u64, u64)>,
     timeouts: u64,
     probes: u64,
-    figures: Option<(Option<Duration>, Duration, usize, usize)>,
+    figures: Option<Figures>,
     /// Why the trace stopped, once, for the user.
     pub(crate) failure: Option<String>,
     /// The last datagrams as a two-sided picture seen from here (`/trace`): the peer's
@@ -50,6 +50,67 @@ pub(crate) fn packet_id(bytes: &[u8]) -> PacketId {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// What a picture plots of one endpoint, as it stands: round trip, timeout, messages in
+/// flight, congestion window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Figures {
+    srtt: Option<Duration>,
+    rto: Duration,
+    in_flight: usize,
+    cwnd: usize,
+}
+
+impl Figures {
+    /// The figures of `session` now.
+    pub(crate) fn of(session: &udpchat_proto::Session) -> Self {
+        let rtt = session.rtt();
+        Self {
+            srtt: rtt.srtt(),
+            rto: rtt.rto(),
+            in_flight: session.in_flight(),
+            cwnd: session.congestion_window(),
+        }
+    }
+
+    /// Half the smoothed round trip, in microseconds (0 before it is measured).
+    fn half_rtt_us(self) -> u64 {
+        self.srtt
+            .map_or(0, |srtt| u64::try_from(srtt.as_micros() / 2).unwrap_or(0))
+    }
+
+    /// The trace's event for `side`.
+    pub(crate) fn event(self, side: Side) -> EventKind {
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        EventKind::Metrics {
+            side,
+            srtt_us: self.srtt.map(micros),
+            rto_us: Some(micros(self.rto)),
+            cwnd_bytes: Some(count(self.cwnd)),
+            in_flight: Some(count(self.in_flight)),
+        }
+    }
+}
+
+/// The timers that fired since the counters were last read (`timeouts`, `probes`, both
+/// brought up to date): the retransmission timer and the tail-loss probe.
+pub(crate) fn fired_timers(
+    stats: &udpchat_proto::Stats,
+    timeouts: &mut u64,
+    probes: &mut u64,
+) -> Vec<TimerKind> {
+    let mut fired = Vec::new();
+    if stats.timeouts > *timeouts {
+        *timeouts = stats.timeouts;
+        fired.push(TimerKind::Retransmission);
+    }
+    if stats.tail_probes > *probes {
+        *probes = stats.tail_probes;
+        fired.push(TimerKind::Probe);
+    }
+    fired
 }
 
 impl Tracer {
@@ -74,13 +135,8 @@ impl Tracer {
         .with_context(|| format!("cannot write the trace file {}", path.display()))?;
         Ok(Self {
             out: Some(out),
-            t0: now,
-            sent_seqs: HashSet::new(),
-            timeouts: 0,
-            probes: 0,
-            figures: None,
-            failure: None,
             recent: None,
+            ..Self::in_memory(now)
         })
     }
 
@@ -122,9 +178,7 @@ impl Tracer {
     /// Half the smoothed round trip, in microseconds: where the peer's side of a
     /// datagram is placed in the picture seen from here.
     fn half_rtt_us(&self) -> u64 {
-        self.figures
-            .and_then(|f| f.0)
-            .map_or(0, |srtt| u64::try_from(srtt.as_micros() / 2).unwrap_or(0))
+        self.figures.map_or(0, Figures::half_rtt_us)
     }
 
     fn remember(&mut self, time_us: u64, kind: EventKind) {
@@ -233,55 +287,19 @@ impl Tracer {
             return;
         }
         let stats = *stack.stats();
-        if stats.timeouts > self.timeouts {
-            self.timeouts = stats.timeouts;
+        for timer in fired_timers(&stats, &mut self.timeouts, &mut self.probes) {
+            let fired = EventKind::TimerFired {
+                side: Side::A,
+                timer,
+            };
             let at = self.micros(now);
-            self.remember(
-                at,
-                EventKind::TimerFired {
-                    side: Side::A,
-                    timer: TimerKind::Retransmission,
-                },
-            );
-            self.write(
-                now,
-                EventKind::TimerFired {
-                    side: Side::A,
-                    timer: TimerKind::Retransmission,
-                },
-            );
+            self.remember(at, fired.clone());
+            self.write(now, fired);
         }
-        if stats.tail_probes > self.probes {
-            self.probes = stats.tail_probes;
-            self.write(
-                now,
-                EventKind::TimerFired {
-                    side: Side::A,
-                    timer: TimerKind::Probe,
-                },
-            );
-        }
-        let rtt = stack.rtt();
-        let figures = (
-            rtt.srtt(),
-            rtt.rto(),
-            stack.in_flight(),
-            stack.session().congestion_window(),
-        );
+        let figures = Figures::of(stack.session());
         if self.figures != Some(figures) {
             self.figures = Some(figures);
-            let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
-            self.write(
-                now,
-                EventKind::Metrics {
-                    side: Side::A,
-                    srtt_us: figures.0.map(micros),
-                    rto_us: Some(micros(figures.1)),
-                    cwnd_bytes: Some(count(figures.3)),
-                    in_flight: Some(count(figures.2)),
-                },
-            );
+            self.write(now, figures.event(Side::A));
         }
     }
 

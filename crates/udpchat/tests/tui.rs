@@ -208,6 +208,19 @@ impl Drop for Pane {
     }
 }
 
+/// Bob: a line-interface chat on `pb` with the full-screen one on `pa`, in JSON.
+fn start_bob(name: &str, pa: u16, pb: u16) -> Proc {
+    Proc::spawn(
+        name,
+        &[
+            &format!("127.0.0.1:{pa}"),
+            "--port",
+            &pb.to_string(),
+            "--json",
+        ],
+    )
+}
+
 #[test]
 fn full_screen_chat_with_a_second_process() {
     if let Err(reason) = tmux_available() {
@@ -215,15 +228,7 @@ fn full_screen_chat_with_a_second_process() {
         return;
     }
     let (pa, pb) = (free_port(), free_port());
-    let mut bob = Proc::spawn(
-        "bob",
-        &[
-            &format!("127.0.0.1:{pa}"),
-            "--port",
-            &pb.to_string(),
-            "--json",
-        ],
-    );
+    let mut bob = start_bob("bob", pa, pb);
     bob.started();
     // After udpchat leaves, the shell prints its exit status where the chat was: seeing
     // it proves the alternate screen is gone and the terminal is back.
@@ -291,15 +296,7 @@ fn full_screen_chat_with_a_second_process() {
     });
     // Bob restarts: ada's nickname goes to his new run again.
     bob.kill();
-    let mut bob = Proc::spawn(
-        "bob2",
-        &[
-            &format!("127.0.0.1:{pa}"),
-            "--port",
-            &pb.to_string(),
-            "--json",
-        ],
-    );
+    let mut bob = start_bob("bob2", pa, pb);
     bob.write_lines(["back again"]);
     again.wait_for("bob's new run", |s| s.contains("peer: back again"));
     bob.wait_event("ada's nickname, again", |e| {
@@ -319,15 +316,7 @@ fn paste_signals_and_a_dumb_terminal() {
         return;
     }
     let (pa, pb) = (free_port(), free_port());
-    let mut bob = Proc::spawn(
-        "bob",
-        &[
-            &format!("127.0.0.1:{pa}"),
-            "--port",
-            &pb.to_string(),
-            "--json",
-        ],
-    );
+    let mut bob = start_bob("bob", pa, pb);
     bob.started();
     let home = common::own_copy_of_shared_home();
     let command = format!(
