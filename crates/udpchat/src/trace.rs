@@ -40,6 +40,10 @@ pub(crate) struct Tracer {
     /// The last datagrams as a two-sided picture seen from here (`/trace`): the peer's
     /// sends and arrivals placed half a round trip from ours. `None`: not kept.
     recent: Option<VecDeque<Event>>,
+    /// When the newest of our datagrams in `recent` was sent: the peer's datagrams are
+    /// drawn as sent no earlier (half a round trip is a guess; an answer drawn before
+    /// the datagram it answers would be wrong).
+    last_sent_us: u64,
 }
 
 /// Events `/trace` keeps: about the last 30 datagrams, each a send and an arrival.
@@ -151,6 +155,7 @@ impl Tracer {
             figures: None,
             failure: None,
             recent: Some(VecDeque::with_capacity(RECENT)),
+            last_sent_us: 0,
         }
     }
 
@@ -221,6 +226,7 @@ impl Tracer {
         };
         if self.recent.is_some() {
             let at = self.micros(now);
+            self.last_sent_us = at;
             self.remember(at, sent.clone());
             let arrives = at + self.half_rtt_us();
             self.remember(
@@ -241,7 +247,7 @@ impl Tracer {
             let at = self.micros(now);
             let d = describe(bytes);
             self.remember(
-                at.saturating_sub(self.half_rtt_us()),
+                at.saturating_sub(self.half_rtt_us()).max(self.last_sent_us),
                 EventKind::PacketSent {
                     side: Side::B,
                     packet_id: id,
