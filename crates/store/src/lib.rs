@@ -558,6 +558,23 @@ impl Store {
         })
     }
 
+    /// The conversation with a pinned peer (`key:…`) whose last nickname is `nick`, the
+    /// newest if several had it: how `udpchat NICK` finds a peer nobody named.
+    ///
+    /// # Errors
+    /// A read error with the path.
+    pub fn conversation_named(&self, nick: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT peer FROM conversations
+                 WHERE peer_nick = ?1 AND peer LIKE 'key:%' ORDER BY id DESC LIMIT 1",
+                [nick],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
     /// The peer's last nickname, if it gave one.
     ///
     /// # Errors
@@ -1046,6 +1063,11 @@ mod tests {
         let mut other = Store::open(&scratch("other")).unwrap();
         assert_ne!(other.load("key:ab").unwrap().origin, loaded.origin);
         assert_eq!(store.peer_nick("key:ab").unwrap().as_deref(), Some("bob"));
+        assert_eq!(
+            store.conversation_named("bob").unwrap().as_deref(),
+            Some("key:ab")
+        );
+        assert_eq!(store.conversation_named("eve").unwrap(), None);
         let history = store.history(Some("key:ab"), None, None).unwrap();
         let states: Vec<_> = history.iter().map(|m| (m.text.as_str(), m.state)).collect();
         assert_eq!(

@@ -192,15 +192,25 @@ impl Contacts {
         Ok(PublicKey(key).fingerprint().to_string())
     }
 
-    /// The last address of the pinned peer named `name`, if there is one.
+    /// The last address of the pinned peer named `name` (see
+    /// [`key_named`](Self::key_named)), if there is one.
     pub(crate) fn address_of(&self, name: &str) -> Option<SocketAddr> {
-        self.known.as_ref()?.by_name(name)?.addr
+        let key = self.key_named(name)?;
+        self.known.as_ref()?.by_key(&key.0)?.addr
     }
 
     /// The public key of the pinned peer named `name`, if there is one: a name stands
-    /// for the peer's identity, whichever address it was last seen at.
+    /// for the peer's identity, whichever address it was last seen at. A name given with
+    /// `udpchat alias` first, else the nickname a pinned peer last sent (from the store).
     pub(crate) fn key_named(&self, name: &str) -> Option<PublicKey> {
-        Some(PublicKey(self.known.as_ref()?.by_name(name)?.key))
+        let known = self.known.as_ref()?;
+        if let Some(peer) = known.by_name(name) {
+            return Some(PublicKey(peer.key));
+        }
+        let store = udpchat_store::Store::open_read_only(self.home()?).ok()??;
+        let conversation = store.conversation_named(name).ok()??;
+        let key = crate::home::decode_key(conversation.strip_prefix("key:")?).ok()?;
+        known.by_key(&key).map(|p| PublicKey(p.key))
     }
 
     /// Removes the pinned peers that `target` names: an address (`HOST:PORT`) or the start

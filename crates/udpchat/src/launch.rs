@@ -126,8 +126,9 @@ pub(crate) fn open_journal(
     Ok(journal)
 }
 
-/// PEER as typed, or the last address of the pinned peer it names (`udpchat alias`):
-/// a name wins over a host of the same name.
+/// PEER as typed, or the last address of the pinned peer it names: a name given with
+/// `udpchat alias`, else the nickname a pinned peer last sent. A name wins over a host
+/// of the same name.
 pub(crate) fn alias_to_address(contacts: Option<&Contacts>, text: String) -> String {
     contacts
         .and_then(|c| c.address_of(text.trim()))

@@ -498,6 +498,47 @@ fn an_alias_names_a_pinned_peer_and_starts_the_chat() {
 }
 
 #[test]
+fn a_pinned_peer_is_found_by_the_nickname_it_sent() {
+    let (pa, pb) = (free_port(), free_port());
+    let (home_a, home_b) = common::acquainted(pa, pb);
+    let (ha, hb) = (home_a.to_str().unwrap(), home_b.to_str().unwrap());
+    // B tells A its nickname once; A's store keeps it.
+    let mut b = Proc::chat(
+        "B",
+        pb,
+        common::localhost(pa),
+        &["--home", hb, "--nick", "bobby"],
+    );
+    let mut a = Proc::chat("A", pa, common::localhost(pb), &["--home", ha]);
+    a.wait_event("the nickname", |e| e["event"] == "peer_nick");
+    a.close_stdin();
+    b.close_stdin();
+    assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
+    assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
+    // Nobody gave B a name; `udpchat bobby` finds it by the nickname it sent.
+    let mut b = Proc::chat("B", pb, common::localhost(pa), &["--home", hb]);
+    let mut a = Proc::spawn(
+        "A",
+        &["bobby", "--port", &pa.to_string(), "--json", "--home", ha],
+    );
+    let started = a.wait_event("started", |e| e["event"] == "started");
+    assert_eq!(started["peer"], format!("127.0.0.1:{pb}"));
+    a.write_lines(["found you"]);
+    a.close_stdin();
+    b.wait_event("the line", |e| {
+        e["event"] == "received" && e["text"] == "found you"
+    });
+    b.close_stdin();
+    assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
+    assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
+    let history = common::run(&["history", "bobby", "--home", ha]);
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("found you"),
+        "{history:?}"
+    );
+}
+
+#[test]
 fn the_config_file_sets_defaults_below_flags_and_the_environment() {
     let dir = common::temp_home("config");
     std::fs::create_dir_all(&dir).unwrap();
