@@ -605,6 +605,16 @@ pub(crate) fn run(args: &LabArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<Vec<String>>>()?;
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        if let [one] = refs.as_slice() {
+            let file = udpchat_lab::read_qlog(one)
+                .map_err(|e| anyhow::anyhow!("cannot draw the trace: {e}"))?;
+            if file.vantage.kind != udpchat_lab::qlog::VantageKind::Network {
+                // One endpoint's file: its sends have no arrivals to meet.
+                eprintln!(
+                    "udpchat: warning: one endpoint's trace: what it sent is drawn as lost, since the other side's arrivals are not in it (give both sides' files)"
+                );
+            }
+        }
         let trace = udpchat_lab::read_traces(&refs)
             .map_err(|e| anyhow::anyhow!("cannot draw the trace: {e}"))?;
         let names: Vec<String> = args
