@@ -146,9 +146,10 @@ pub(crate) enum Command {
     /// Print udpchat's manual page (roff) on stdout, e.g. `udpchat man > udpchat.1`, or
     /// `udpchat man | man -l -` to read it now.
     Man,
-    /// The protocol lab: run both peers in the simulator (a named scenario, or the
-    /// impairments you choose) and draw the run as a sequence diagram: text, SVG, or an
-    /// HTML report; or draw the traces real runs wrote with --trace.
+    /// The protocol lab: run two protocol sessions over simulated links in virtual time
+    /// (a named scenario, or the impairments you choose) and draw the run as a sequence
+    /// diagram: text, SVG, or an HTML report; or draw the traces real runs wrote with
+    /// --trace.
     Lab(crate::lab::LabArgs),
 }
 
