@@ -15,7 +15,7 @@ use udpchat_secure::{
 use udpchat_stack::{Security, Stack, StackEvent};
 
 use crate::outcome::{Outcome, SideOutcome};
-use crate::trace::{Recorded, Trace};
+use crate::trace::Trace;
 
 /// One simulated run, fully determined by this value and its seed.
 #[derive(Clone, Debug)]
@@ -173,8 +173,6 @@ struct Side {
     /// Every message it will send has been offered: its input has ended.
     offered_all: bool,
     outcome: SideOutcome,
-    /// The figures last recorded (srtt, rto, in flight, cwnd, timeouts).
-    metrics: Option<(Option<Duration>, Duration, usize, usize, u64)>,
 }
 
 impl Side {
@@ -188,7 +186,6 @@ impl Side {
             leaving: false,
             offered_all: false,
             outcome: SideOutcome::default(),
-            metrics: None,
         }
     }
 }
@@ -207,17 +204,6 @@ pub fn sub_seed(seed: u64, stream: u64) -> u64 {
 /// Runs `scenario` with `seed` and reports what each side saw. Never panics on protocol
 /// misbehaviour: that is for the caller to judge with [`Outcome::violations`].
 pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
-    run_with(scenario, seed, Trace::default()).0
-}
-
-/// [`run`], also returning every step of the run: each datagram sent and each arrival,
-/// the sessions' events and figures. The same seed gives the same run as `run`; it is
-/// what `udpchat lab` draws.
-pub fn run_recorded(scenario: &Scenario, seed: u64) -> (Outcome, Vec<Recorded>) {
-    run_with(scenario, seed, Trace::recording())
-}
-
-fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<Recorded>) {
     let t0 = Instant::now();
     let epoch_a = sub_seed(seed, 1) | 1;
     let epoch_b = sub_seed(seed, 2) | 1;
@@ -225,6 +211,7 @@ fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<R
     let mut b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, t0, false));
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
+    let mut trace = Trace::default();
 
     let b_starts = t0 + scenario.b_starts_at;
     let mut b_running = b_starts <= t0;
@@ -288,7 +275,6 @@ fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<R
         a.stack.handle_timeout(now);
         if b_running && !stalled(now) {
             for bytes in socket_b.drain(..) {
-                arrived(&mut trace, now, t0, 'b', &bytes);
                 receive(&mut b, now, ADDR_A, &bytes);
             }
             offer(&mut b, "b", scenario, b_starts, now);
@@ -306,13 +292,11 @@ fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<R
                 if b_running && stalled(now) {
                     socket_b.push(bytes);
                 } else if b_running {
-                    arrived(&mut trace, now, t0, 'b', &bytes);
                     receive(&mut b, now, ADDR_A, &bytes);
                 }
                 moved = true;
             }
             while let Some(((), bytes)) = ba.poll_output(now) {
-                arrived(&mut trace, now, t0, 'a', &bytes);
                 receive(&mut a, now, ADDR_B, &bytes);
                 moved = true;
             }
@@ -371,8 +355,7 @@ fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<R
     }
 
     let elapsed = now.saturating_duration_since(t0);
-    let recording = trace.take_recording();
-    let outcome = Outcome {
+    Outcome {
         goodbye: scenario.goodbye,
         trace_tail: trace.tail(),
         scenario: scenario.name.clone(),
@@ -382,17 +365,7 @@ fn run_with(scenario: &Scenario, seed: u64, mut trace: Trace) -> (Outcome, Vec<R
         trace_hash: trace.hash(),
         a: finish(a),
         b: finish(b),
-    };
-    (outcome, recording)
-}
-
-/// Records that a datagram reached `side` (when the trace records).
-fn arrived(trace: &mut Trace, now: Instant, t0: Instant, side: char, bytes: &[u8]) {
-    trace.record(|| Recorded::Arrived {
-        at: now.saturating_duration_since(t0),
-        side,
-        bytes: bytes.to_vec(),
-    });
+    }
 }
 
 /// Once `side` has offered everything, ends its stream; once the goodbye is over, leaves
@@ -569,27 +542,6 @@ fn flush(
             | Event::Rejected { .. } => {}
         }
     }
-    let rtt = side.stack.rtt();
-    let figures = (
-        rtt.srtt(),
-        rtt.rto(),
-        side.stack.in_flight(),
-        side.stack.session().congestion_window(),
-        side.stack.stats().timeouts,
-    );
-    if side.metrics != Some(figures) {
-        side.metrics = Some(figures);
-        let (srtt, rto, in_flight, cwnd, timeouts) = figures;
-        trace.record(|| Recorded::Metrics {
-            at,
-            side: if tag.starts_with('b') { 'b' } else { 'a' },
-            srtt,
-            rto,
-            in_flight,
-            cwnd,
-            timeouts,
-        });
-    }
     moved
 }
 
@@ -633,45 +585,6 @@ mod tests {
             "{:?}",
             outcome.elapsed
         );
-    }
-
-    #[test]
-    fn a_recorded_run_is_the_same_run_and_records_every_datagram() {
-        let lossy = Scenario {
-            link: ImpairConfig {
-                loss: 0.3,
-                delay: Duration::from_millis(10),
-                ..ImpairConfig::default()
-            },
-            ..clean(10)
-        };
-        let plain = run(&lossy, 7);
-        let (recorded, steps) = run_recorded(&lossy, 7);
-        assert_eq!(plain.trace_hash, recorded.trace_hash);
-        let sent = steps
-            .iter()
-            .filter(|s| matches!(s, Recorded::Sent { .. }))
-            .count();
-        let arrived = steps
-            .iter()
-            .filter(|s| matches!(s, Recorded::Arrived { .. }))
-            .count();
-        assert!(
-            sent > arrived && arrived > 0,
-            "{sent} sent, {arrived} arrived"
-        );
-        // Every arrival is a datagram the other side sent before.
-        for (i, step) in steps.iter().enumerate() {
-            if let Recorded::Arrived { side, bytes, .. } = step {
-                assert!(steps[..i].iter().any(|s| matches!(
-                    s,
-                    Recorded::Sent { side: from, bytes: b, .. } if from != side && b == bytes
-                )));
-            }
-        }
-        assert!(steps
-            .iter()
-            .any(|s| matches!(s, Recorded::Metrics { timeouts, .. } if *timeouts > 0)));
     }
 
     #[test]

@@ -24,7 +24,6 @@ pub mod scenario;
 pub mod summary;
 pub mod trace;
 
-pub use harness::{run, run_recorded, sub_seed, Scenario, SimSecurity};
+pub use harness::{run, sub_seed, Scenario, SimSecurity};
 pub use outcome::{Leaving, Outcome, SideOutcome};
 pub use summary::{run_seeds, Summary};
-pub use trace::Recorded;

@@ -10,15 +10,6 @@ use std::time::Duration;
 use udpchat_proto::wire::Packet;
 use udpchat_proto::Event;
 
-/// `'a'` or `'b'` for the harness's side tags.
-fn side_char(tag: &str) -> char {
-    if tag.starts_with('b') {
-        'b'
-    } else {
-        'a'
-    }
-}
-
 /// Steps kept for a failure report.
 const TAIL: usize = 80;
 
@@ -40,72 +31,11 @@ enum Step {
     },
 }
 
-/// One thing that happened in a recorded run (see [`crate::run_recorded`]), at a virtual
-/// time since its start, at side `'a'` or `'b'`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Recorded {
-    /// `side` put a datagram on its link.
-    Sent {
-        /// When.
-        at: Duration,
-        /// Which side sent it.
-        side: char,
-        /// The datagram.
-        bytes: Vec<u8>,
-    },
-    /// A datagram came off the link to `side` (a copy made by the link arrives twice;
-    /// one the link lost never does).
-    Arrived {
-        /// When.
-        at: Duration,
-        /// Which side it reached.
-        side: char,
-        /// The datagram.
-        bytes: Vec<u8>,
-    },
-    /// `side`'s protocol session reported an event.
-    Event {
-        /// When.
-        at: Duration,
-        /// Whose.
-        side: char,
-        /// What.
-        event: Event,
-    },
-    /// `side`'s figures after it handled something, when they changed.
-    Metrics {
-        /// When.
-        at: Duration,
-        /// Whose.
-        side: char,
-        /// Smoothed round trip, once measured.
-        srtt: Option<Duration>,
-        /// Retransmission timeout.
-        rto: Duration,
-        /// Messages sent and not yet acknowledged.
-        in_flight: usize,
-        /// Congestion window, in bytes of messages.
-        cwnd: usize,
-        /// Retransmission timer expiries so far.
-        timeouts: u64,
-    },
-    /// A step of the scenario (a restart, a partition).
-    Note {
-        /// When.
-        at: Duration,
-        /// What.
-        what: &'static str,
-    },
-}
-
-/// FNV-1a over every datagram and its time, in order, plus the most recent steps; and,
-/// when asked, every step of the run.
+/// FNV-1a over every datagram and its time, in order, plus the most recent steps.
 #[derive(Debug)]
 pub struct Trace {
     hash: u64,
     tail: VecDeque<Step>,
-    /// Every step, for a picture of the run (`None`: not recorded).
-    recording: Option<Vec<Recorded>>,
 }
 
 impl Default for Trace {
@@ -113,7 +43,6 @@ impl Default for Trace {
         Self {
             hash: 0xcbf2_9ce4_8422_2325,
             tail: VecDeque::with_capacity(TAIL),
-            recording: None,
         }
     }
 }
@@ -133,36 +62,11 @@ impl Trace {
         self.tail.push_back(step);
     }
 
-    /// A trace that also keeps every step (see [`Trace::recording`]).
-    pub fn recording() -> Self {
-        Self {
-            recording: Some(Vec::new()),
-            ..Self::default()
-        }
-    }
-
-    /// Every step recorded, if this trace records.
-    pub fn take_recording(&mut self) -> Vec<Recorded> {
-        self.recording.take().unwrap_or_default()
-    }
-
-    /// Keeps `step`, if this trace records.
-    pub fn record(&mut self, step: impl FnOnce() -> Recorded) {
-        if let Some(steps) = self.recording.as_mut() {
-            steps.push(step());
-        }
-    }
-
     /// Records a datagram sent by `side` at virtual time `at`.
     pub fn datagram(&mut self, at: Duration, side: &'static str, bytes: &[u8]) {
         self.mix(&at.as_nanos().to_le_bytes());
         self.mix(side.as_bytes());
         self.mix(bytes);
-        self.record(|| Recorded::Sent {
-            at,
-            side: side_char(side),
-            bytes: bytes.to_vec(),
-        });
         self.push(Step::Datagram {
             at,
             side,
@@ -173,11 +77,6 @@ impl Trace {
     /// Records an event reported by `side` (kept for the report, not hashed: events
     /// follow from the datagrams).
     pub fn event(&mut self, at: Duration, side: &'static str, event: &Event) {
-        self.record(|| Recorded::Event {
-            at,
-            side: side_char(side),
-            event: event.clone(),
-        });
         self.push(Step::Event {
             at,
             side,
@@ -188,7 +87,6 @@ impl Trace {
     /// Records a scenario step such as a restart.
     pub fn note(&mut self, at: Duration, what: &'static str) {
         self.mix(what.as_bytes());
-        self.record(|| Recorded::Note { at, what });
         self.push(Step::Note { at, what });
     }
 
