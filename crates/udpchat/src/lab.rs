@@ -265,6 +265,25 @@ pub(crate) struct Described {
     pub(crate) summary: String,
     pub(crate) seqs: Vec<u64>,
     pub(crate) ack: Option<u64>,
+    /// The run it was sent to (0 before the peer's is known).
+    pub(crate) dst_epoch: u64,
+}
+
+/// The DATA frames a side has sent, by (peer run, seq): a datagram whose every message
+/// went before is a retransmission.
+#[derive(Debug, Default)]
+pub(crate) struct SentSeqs(std::collections::HashSet<(u64, u64)>);
+
+impl SentSeqs {
+    /// Records what `d` carries; true if all of it was sent before.
+    pub(crate) fn is_retransmission(&mut self, d: &Described) -> bool {
+        // Every seq is recorded (no short-circuit), then: all sent before?
+        let mut again = !d.seqs.is_empty();
+        for &seq in &d.seqs {
+            again &= !self.0.insert((d.dst_epoch, seq));
+        }
+        again
+    }
 }
 
 /// Describes a protocol packet (the plaintext inside the encryption, if any).
@@ -274,6 +293,7 @@ pub(crate) fn describe(bytes: &[u8]) -> Described {
             summary: "undecodable".to_owned(),
             seqs: Vec::new(),
             ack: None,
+            dst_epoch: 0,
         };
     };
     let mut parts: Vec<String> = Vec::new();
@@ -318,6 +338,7 @@ pub(crate) fn describe(bytes: &[u8]) -> Described {
         summary: parts.join(" + "),
         seqs,
         ack,
+        dst_epoch: packet.dst_epoch,
     }
 }
 
@@ -327,7 +348,7 @@ struct Endpoint {
     session: Session,
     /// Sequence numbers this run has sent toward each peer epoch: a second send is a
     /// retransmission.
-    sent_seqs: std::collections::HashSet<(u64, u64)>,
+    sent_seqs: SentSeqs,
     /// DATA and ACK datagrams sent so far (for the scripted losses).
     data_sent: usize,
     acks_sent: usize,
@@ -341,7 +362,7 @@ impl Endpoint {
         Self {
             side,
             session: Session::new(protocol.clone(), epoch, peer, now),
-            sent_seqs: std::collections::HashSet::new(),
+            sent_seqs: SentSeqs::default(),
             data_sent: 0,
             acks_sent: 0,
             timeouts: 0,
@@ -417,13 +438,7 @@ fn simulate(setup: &Setup) -> Trace {
                     let id = next_id;
                     next_id += 1;
                     let d = describe(&t.payload);
-                    let packet = Packet::decode(&t.payload).ok();
-                    let peer_epoch = packet.as_ref().map_or(0, |p| p.dst_epoch);
-                    // Every seq is recorded (no short-circuit), then: all sent before?
-                    let mut retransmission = !d.seqs.is_empty();
-                    for &seq in &d.seqs {
-                        retransmission &= !end.sent_seqs.insert((peer_epoch, seq));
-                    }
+                    let retransmission = end.sent_seqs.is_retransmission(&d);
                     let class = match classify(&t.payload) {
                         Classification::Data { .. } => PacketClass::Data,
                         Classification::Ack { .. } => PacketClass::Ack,

@@ -9,7 +9,7 @@
 //! Tracing is off unless asked for; then it costs a copy and a hash per packet and one
 //! buffered write per event. A write error is said once and ends the trace, not the chat.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -18,10 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use udpchat_lab::qlog::{QlogWriter, Vantage};
 use udpchat_lab::{Event, EventKind, PacketId, Side, TimerKind};
-use udpchat_proto::wire::Packet;
 use udpchat_stack::Stack;
 
-use crate::lab::describe;
+use crate::lab::{describe, SentSeqs};
 
 /// The trace of this run, being written.
 #[derive(Debug)]
@@ -31,7 +30,7 @@ pub(crate) struct Tracer {
     t0: Instant,
     /// (peer epoch, sequence number) of every DATA frame sent: a second send is a
     /// retransmission.
-    sent_seqs: HashSet<(u64, u64)>,
+    sent_seqs: SentSeqs,
     timeouts: u64,
     probes: u64,
     figures: Option<Figures>,
@@ -149,7 +148,7 @@ impl Tracer {
         Self {
             out: None,
             t0: now,
-            sent_seqs: HashSet::new(),
+            sent_seqs: SentSeqs::default(),
             timeouts: 0,
             probes: 0,
             figures: None,
@@ -209,11 +208,7 @@ impl Tracer {
     /// A protocol packet this run sent.
     pub(crate) fn sent(&mut self, now: Instant, bytes: &[u8]) {
         let d = describe(bytes);
-        let peer_epoch = Packet::decode(bytes).map_or(0, |p| p.dst_epoch);
-        let mut retransmission = !d.seqs.is_empty();
-        for &seq in &d.seqs {
-            retransmission &= !self.sent_seqs.insert((peer_epoch, seq));
-        }
+        let retransmission = self.sent_seqs.is_retransmission(&d);
         let id = packet_id(bytes);
         let sent = EventKind::PacketSent {
             side: Side::A,
