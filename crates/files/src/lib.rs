@@ -24,5 +24,9 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod expand;
+mod outgoing;
 
 pub use error::FileError;
+pub use expand::{expand, Source};
+pub use outgoing::Outgoing;
