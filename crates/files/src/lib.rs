@@ -25,8 +25,10 @@
 
 mod error;
 mod expand;
+mod name;
 mod outgoing;
 
 pub use error::FileError;
 pub use expand::{expand, Source};
+pub use name::safe_name;
 pub use outgoing::Outgoing;
