@@ -25,10 +25,12 @@
 
 mod error;
 mod expand;
+mod incoming;
 mod name;
 mod outgoing;
 
 pub use error::FileError;
 pub use expand::{expand, Source};
+pub use incoming::{Downloads, Incoming};
 pub use name::safe_name;
 pub use outgoing::Outgoing;
