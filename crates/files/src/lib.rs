@@ -28,9 +28,11 @@ mod expand;
 mod incoming;
 mod name;
 mod outgoing;
+mod progress;
 
 pub use error::FileError;
 pub use expand::{expand, Source};
 pub use incoming::{Downloads, Incoming};
 pub use name::safe_name;
 pub use outgoing::Outgoing;
+pub use progress::{human_bytes, human_rate, Progress};
