@@ -87,7 +87,9 @@ pub enum FileError {
         size: u64,
     },
     /// The received bytes do not hash to the offered BLAKE3 hash. The partial file was
-    /// deleted so the next attempt starts from scratch.
+    /// deleted so the next attempt starts from scratch. Holds the offered name as
+    /// [`safe_name`](crate::safe_name) makes it (the peer's own could hold terminal
+    /// escapes or newlines).
     #[error("{0} arrived damaged (BLAKE3 mismatch); the partial file was removed")]
     Mismatch(String),
 }

@@ -200,7 +200,8 @@ impl Incoming {
             // be removed, that is the error to report (the message of a mismatch says
             // it was removed).
             fs::remove_file(&self.partial).map_err(|e| FileError::write(&self.partial, e))?;
-            return Err(FileError::Mismatch(self.offered_name));
+            // The peer's name made safe: it is shown, and could hold escapes or newlines.
+            return Err(FileError::Mismatch(safe_name(&self.offered_name)));
         }
         self.file
             .flush()

@@ -237,6 +237,15 @@ fn a_damaged_file_is_removed_and_not_delivered() {
     );
     assert!(!partial.exists());
     assert!(files_in(downloads.dir()).is_empty());
+
+    // The message shows the name made safe, not the peer's escapes.
+    let mut incoming = downloads.incoming("\x1b[2Jevil\n.txt", 1, wrong).unwrap();
+    incoming.write_at(0, b"x").unwrap();
+    let err = incoming.finish().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "_[2Jevil_.txt arrived damaged (BLAKE3 mismatch); the partial file was removed"
+    );
 }
 
 #[test]
