@@ -90,7 +90,15 @@ pub struct Config {
     /// store sets it, so a message the peer believes delivered is never lost to a crash
     /// (PROTOCOL.md §6b). Off by default: without a store there is nothing to wait for.
     pub durable_receive: bool,
+    /// The longest message, in bytes of UTF-8, this side sends or puts together from
+    /// parts (PROTOCOL.md §3, kind 4). Longer than one datagram's text, a message travels
+    /// as consecutive parts; a peer's message beyond this is dropped and reported, so a
+    /// peer cannot make this side hold more. 16 MiB by default.
+    pub max_message_len: usize,
 }
+
+/// The default [`Config::max_message_len`]: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_LEN: usize = 16 << 20;
 
 /// What a receiver adds to its own ACK delay when it advertises `max_ack_delay`: the
 /// process may be descheduled between reading a datagram and answering it. A peer's
@@ -115,6 +123,7 @@ impl Default for Config {
             max_datagram: MAX_DATAGRAM,
             ack_delay: Duration::ZERO,
             durable_receive: false,
+            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
         }
     }
 }

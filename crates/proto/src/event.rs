@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::wire::StableId;
+use crate::wire::{FileFrame, StableId};
 
 use crate::error::RejectReason;
 
@@ -163,6 +163,12 @@ pub enum Event {
     Duplicate {
         /// Its sequence number.
         seq: u64,
+    },
+    /// A frame of the peer's file transfer protocol (PROTOCOL.md §6c), in its place in
+    /// the stream: the layer above keeps the transfers.
+    File {
+        /// The frame.
+        frame: FileFrame,
     },
     /// A datagram was dropped without effect.
     Rejected {

@@ -81,11 +81,14 @@ mod stats;
 mod transmit;
 pub mod wire;
 
-pub use config::{Config, SeqBits, DEFAULT_WINDOW, MAX_WINDOW, MIN_DATAGRAM, SCHEDULING_ALLOWANCE};
+pub use config::{
+    Config, SeqBits, DEFAULT_MAX_MESSAGE_LEN, DEFAULT_WINDOW, MAX_WINDOW, MIN_DATAGRAM,
+    SCHEDULING_ALLOWANCE,
+};
 pub use error::{DecodeError, RejectReason, SendError};
 pub use event::{Event, FailReason, MessageId, PeerState};
 pub use rtt::{RtoPolicy, RttEstimator};
 pub use session::Session;
 pub use stats::Stats;
 pub use transmit::Transmit;
-pub use wire::StableId;
+pub use wire::{CancelReason, FileFrame, StableId};

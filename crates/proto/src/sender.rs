@@ -9,7 +9,8 @@ use crate::config::SeqBits;
 use crate::congestion::{NewReno, Pacer};
 use crate::event::{FailReason, MessageId};
 use crate::wire::{
-    AckFrame, Payload, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM, SKIP_FRAME_LEN,
+    AckFrame, FileFrame, Payload, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM,
+    SKIP_FRAME_LEN,
 };
 
 /// A message is taken for lost, and resent without waiting for its timer, once a
@@ -41,6 +42,12 @@ pub(crate) enum Cause {
 
 /// Bytes of messages one expiry of the retransmission timer may resend: one datagram.
 const PROBE_BYTES: usize = MAX_DATAGRAM - HEADER_LEN - CRC_LEN - SKIP_FRAME_LEN;
+
+/// File chunks wait in a queue of their own, behind every other message, so a line typed
+/// during a transfer goes out at once.
+fn is_bulk(payload: &Payload) -> bool {
+    matches!(payload, Payload::File(FileFrame::Chunk { .. }))
+}
 
 /// A message accepted by `send` and not yet on the wire.
 #[derive(Debug)]
@@ -88,12 +95,18 @@ pub(crate) enum SenderOutput {
         seq: u64,
         attempts: u32,
         elapsed: Duration,
+        /// The payload's kind and its bytes on the wire: a part of a longer message or
+        /// a file chunk is not a message of its own.
+        kind: u8,
+        len: usize,
     },
     /// This message is given up.
     Failed {
         id: MessageId,
         text: String,
         reason: FailReason,
+        /// The payload's kind (see `Delivered`).
+        kind: u8,
     },
 }
 
@@ -115,6 +128,9 @@ pub(crate) struct AckResult {
 #[derive(Debug)]
 pub(crate) struct Sender {
     queue: VecDeque<Queued>,
+    /// File chunks, sent only when `queue` has nothing to send before a DONE (see
+    /// [`is_bulk`]).
+    bulk: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
     next_seq: u64,
     /// Everything below has been acknowledged or skipped.
@@ -171,6 +187,7 @@ impl Sender {
     ) -> Self {
         Self {
             queue: VecDeque::new(),
+            bulk: VecDeque::new(),
             in_flight: VecDeque::new(),
             next_seq: 0,
             acked_below: 0,
@@ -262,21 +279,64 @@ impl Sender {
 
     /// Accepts a message for sending.
     pub(crate) fn push(&mut self, id: MessageId, payload: Payload, now: Instant) {
-        self.queue.push_back(Queued {
+        let queued = Queued {
             id,
             payload,
             queued_at: now,
-        });
+        };
+        if is_bulk(&queued.payload) {
+            self.bulk.push_back(queued);
+        } else {
+            self.queue.push_back(queued);
+        }
+    }
+
+    /// Puts `payloads` in the place of every queued message with this id (the first's
+    /// place), so a longer message whose parts were partly acknowledged by a run that
+    /// ended goes out whole again.
+    pub(crate) fn replace_queued(&mut self, id: MessageId, payloads: Vec<Payload>, now: Instant) {
+        let Some(at) = self.queue.iter().position(|q| q.id == id) else {
+            return;
+        };
+        let queued_at = self.queue.get(at).map_or(now, |q| q.queued_at);
+        let mut rest = self.queue.split_off(at);
+        rest.retain(|q| q.id != id);
+        self.queue
+            .extend(payloads.into_iter().map(|payload| Queued {
+                id,
+                payload,
+                queued_at,
+            }));
+        self.queue.append(&mut rest);
     }
 
     /// True when nothing is queued or in flight.
     pub(crate) fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.in_flight.is_empty()
+        self.queue.is_empty() && self.bulk.is_empty() && self.in_flight.is_empty()
     }
 
-    /// Messages queued or in flight.
+    /// Messages queued or in flight, file chunks not counted.
     pub(crate) fn outstanding(&self) -> usize {
         self.queue.len() + self.in_flight.len()
+    }
+
+    /// File chunks queued and not yet sent.
+    pub(crate) fn bulk_queued(&self) -> usize {
+        self.bulk.len()
+    }
+
+    /// The next message to send: the chat's, else a file chunk, but never a DONE while
+    /// file chunks wait (nothing follows a DONE).
+    fn next_queue(&mut self) -> &mut VecDeque<Queued> {
+        let chat_first = match self.queue.front() {
+            Some(q) => !matches!(q.payload, Payload::Done) || self.bulk.is_empty(),
+            None => false,
+        };
+        if chat_first {
+            &mut self.queue
+        } else {
+            &mut self.bulk
+        }
     }
 
     /// Messages on the wire awaiting acknowledgement.
@@ -306,7 +366,7 @@ impl Sender {
         // Until something stops us short of an empty queue, we are not using the window.
         let mut limited = false;
         while self.in_flight.len() < self.effective_window() {
-            let Some(size) = self.queue.front().map(|q| frame_size(&q.payload)) else {
+            let Some(size) = self.next_queue().front().map(|q| frame_size(&q.payload)) else {
                 break;
             };
             let cwnd = self.cc.window();
@@ -321,7 +381,7 @@ impl Sender {
                 limited = true;
                 break;
             }
-            let Some(q) = self.queue.pop_front() else {
+            let Some(q) = self.next_queue().pop_front() else {
                 break;
             };
             self.bytes_in_flight += size;
@@ -348,7 +408,8 @@ impl Sender {
                 retransmitted_by: None,
             });
         }
-        if !self.queue.is_empty() && self.in_flight.len() >= self.effective_window() {
+        let waiting = !self.queue.is_empty() || !self.bulk.is_empty();
+        if waiting && self.in_flight.len() >= self.effective_window() {
             // Held back by the receiver's window: not a test of the path either.
             limited = false;
         }
@@ -401,6 +462,8 @@ impl Sender {
                 seq: done.seq,
                 attempts: done.attempts,
                 elapsed: now.saturating_duration_since(done.queued_at),
+                kind: done.payload.kind(),
+                len: done.payload.wire_len(),
             });
         }
         self.acked_below = self.acked_below.max(cumulative);
@@ -623,13 +686,15 @@ impl Sender {
                 id: m.id,
                 text: m.payload.to_text(),
                 reason,
+                kind: m.payload.kind(),
             });
         }
-        for q in self.queue.drain(..) {
+        for q in self.queue.drain(..).chain(self.bulk.drain(..)) {
             out.push(SenderOutput::Failed {
                 id: q.id,
                 text: q.payload.to_text(),
                 reason: reason.unwrap_or(FailReason::PeerUnreachable),
+                kind: q.payload.kind(),
             });
         }
         self.skip_below = self.next_seq;
@@ -638,7 +703,11 @@ impl Sender {
 
     /// The peer restarted: its new run expects our stream from 0. Every unacknowledged
     /// message goes back to the queue, in order, to be renumbered. Returns how many.
+    /// File chunks are dropped instead: the new run knows no transfer, and the layer
+    /// above offers the file again from what the peer holds.
     pub(crate) fn restart_stream(&mut self) -> usize {
+        self.bulk.clear();
+        self.in_flight.retain(|m| !is_bulk(&m.payload));
         let resent = self.in_flight.len();
         for m in self.in_flight.drain(..).rev() {
             self.queue.push_front(Queued {
@@ -763,12 +832,14 @@ mod tests {
                 SenderOutput::Failed {
                     id: MessageId(1),
                     text: "a".into(),
-                    reason: FailReason::MaxRetries { attempts: 3 }
+                    reason: FailReason::MaxRetries { attempts: 3 },
+                    kind: 0,
                 },
                 SenderOutput::Failed {
                     id: MessageId(2),
                     text: "b".into(),
-                    reason: FailReason::PeerUnreachable
+                    reason: FailReason::PeerUnreachable,
+                    kind: 0,
                 },
             ]
         );

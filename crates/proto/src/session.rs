@@ -2,12 +2,12 @@
 //! [`Receiver`], round-trip estimation, keepalives and the peer's state, and the queues of
 //! transmits and events the caller drains.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::error::{RejectReason, SendError};
+use crate::error::{DecodeError, RejectReason, SendError};
 use crate::event::{Event, FailReason, MessageId, PeerState};
 use crate::receiver::{Arrival, Receiver};
 use crate::rtt::RttEstimator;
@@ -15,9 +15,69 @@ use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
 use crate::wire::{
-    AckFrame, CloseReason, Frame, Packet, Payload, StableId, CRC_LEN, HEADER_LEN, MAX_NICK_LEN,
-    STABLE_ID_LEN,
+    AckFrame, CloseReason, FileFrame, Frame, Packet, Payload, StableId, CHUNK_HEADER_LEN, CRC_LEN,
+    HEADER_LEN, MAX_NICK_LEN, STABLE_ID_LEN,
 };
+
+/// Payload kinds that are not messages of their own (see [`Payload`]).
+mod kind {
+    pub(super) const PART: u8 = 4;
+    pub(super) const FILE_FIRST: u8 = 5;
+    pub(super) const FILE_CHUNK: u8 = 8;
+    pub(super) const FILE_LAST: u8 = 9;
+}
+
+/// One of our messages, whole: what `send` was given.
+#[derive(Debug)]
+struct LongMessage {
+    text: String,
+    stable: Option<StableId>,
+    /// Its first frame went out (reported as [`Event::Sent`]).
+    started: bool,
+    /// Its failure was reported (once, with the whole text).
+    failed: bool,
+}
+
+impl LongMessage {
+    /// The DATA payloads that carry it when a frame holds at most `max` bytes: parts
+    /// cut at character boundaries, then the last piece as a text or numbered text.
+    fn payloads(&self, max: usize) -> Vec<Payload> {
+        let last_max = match self.stable {
+            Some(_) => max.saturating_sub(STABLE_ID_LEN),
+            None => max,
+        }
+        .max(4);
+        let max = max.max(4);
+        let mut rest = self.text.as_str();
+        let mut payloads = Vec::new();
+        while rest.len() > last_max {
+            let mut cut = max.min(rest.len());
+            // A character is at most 4 bytes, so this stops within 3 steps above 0.
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (part, tail) = rest.split_at(cut);
+            payloads.push(Payload::Part(part.to_owned()));
+            rest = tail;
+        }
+        payloads.push(match self.stable {
+            Some(id) => Payload::Numbered {
+                id,
+                text: rest.to_owned(),
+            },
+            None => Payload::Text(rest.to_owned()),
+        });
+        payloads
+    }
+}
+
+/// A message of the peer's arriving in parts (PROTOCOL.md §3, kind 4).
+#[derive(Debug, Default)]
+struct Reassembly {
+    text: String,
+    /// Bytes that arrived, kept or not: past the limit the text is dropped.
+    len: usize,
+}
 
 /// How many ended runs of the peer are remembered, so their late datagrams are
 /// recognised as stale instead of being taken for yet another restart.
@@ -101,6 +161,16 @@ pub struct Session {
     /// Ids of nickname announcements in flight: delivered or failed like messages,
     /// but not counted as messages in [`Stats`].
     announcements: HashSet<MessageId>,
+    /// Our messages longer than one datagram, sent as parts, until delivered or failed:
+    /// the whole text, to report a failure with it and to send the message whole again
+    /// to a new run of the peer.
+    long: HashMap<MessageId, LongMessage>,
+    /// The peer's longer message being put together from its parts.
+    reassembly: Option<Reassembly>,
+    /// Bytes of file data the peer has acknowledged, over the session's life.
+    file_bytes_acked: u64,
+    /// File frames given up, over the session's life.
+    file_frames_failed: u64,
     peer_state: PeerState,
     /// While the peer's epoch is unknown, when to send the next HELLO.
     hello_at: Option<Instant>,
@@ -210,6 +280,10 @@ impl Session {
             sends_hello,
             retired: VecDeque::new(),
             announcements: HashSet::new(),
+            long: HashMap::new(),
+            reassembly: None,
+            file_bytes_acked: 0,
+            file_frames_failed: 0,
             peer_state: PeerState::Connecting,
             hello_at: None,
             first_hello_at: now,
@@ -281,14 +355,89 @@ impl Session {
     /// [`Event::Delivered`] or [`Event::Failed`] carrying the same id. Refused, with the
     /// text left to the caller, when it is too long or the queue is full.
     pub fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
-        let max = self.max_text_len();
-        if text.len() > max {
+        self.queue_message(
+            now,
+            LongMessage {
+                text,
+                stable: None,
+                started: false,
+                failed: false,
+            },
+        )
+    }
+
+    /// Queues a message of any length up to [`Config::max_message_len`]: one DATA frame
+    /// when it fits, else parts (kind 4) and a last frame that carries its kind.
+    fn queue_message(
+        &mut self,
+        now: Instant,
+        message: LongMessage,
+    ) -> Result<MessageId, SendError> {
+        let max = self.config.max_message_len.max(self.max_text_len());
+        if message.text.len() > max {
             return Err(SendError::TooLong {
-                len: text.len(),
+                len: message.text.len(),
                 max,
             });
         }
-        self.queue_payload(now, Payload::Text(text))
+        let payloads = message.payloads(self.max_text_len());
+        let parts = payloads.len();
+        let id = self.queue_payloads(now, payloads)?;
+        if parts > 1 {
+            self.long.insert(id, message);
+        }
+        Ok(id)
+    }
+
+    /// Queues a frame of the file transfer protocol (PROTOCOL.md §6c). Chunks wait
+    /// behind every chat message; offers and answers go with them. None of these is a
+    /// message: no event reports them, and their acknowledgement is counted in
+    /// [`file_bytes_acked`](Self::file_bytes_acked) for chunks.
+    pub fn send_file_frame(&mut self, now: Instant, frame: FileFrame) -> Result<(), SendError> {
+        let len = Payload::File(frame.clone()).wire_len();
+        if len > self.max_text_len() {
+            return Err(SendError::TooLong {
+                len,
+                max: self.max_text_len(),
+            });
+        }
+        // An answer to the peer's transfer may follow our DONE: the peer's file is not
+        // a message of ours, and the goodbye waits for the answer to be acknowledged.
+        let answer = matches!(
+            frame,
+            FileFrame::Accept { .. } | FileFrame::Cancel { .. } | FileFrame::Stored { .. }
+        );
+        if self.goodbye.closed || (self.goodbye.done.is_some() && !answer) {
+            return Err(SendError::Finished);
+        }
+        let now = self.advance(now);
+        let id = MessageId(self.next_id);
+        self.next_id += 1;
+        self.sender.push(id, Payload::File(frame), now);
+        self.expect_a_peer(now);
+        Ok(())
+    }
+
+    /// Bytes of file data a chunk may carry under this configuration.
+    pub fn max_chunk_len(&self) -> usize {
+        self.max_text_len().saturating_sub(CHUNK_HEADER_LEN)
+    }
+
+    /// File chunks queued and not yet sent: a driver reading a file keeps this short
+    /// (a few congestion windows), so memory does not grow with the file.
+    pub fn file_chunks_queued(&self) -> usize {
+        self.sender.bulk_queued()
+    }
+
+    /// Bytes of file data the peer has acknowledged since the session began.
+    pub fn file_bytes_acked(&self) -> u64 {
+        self.file_bytes_acked
+    }
+
+    /// File frames given up (the peer became unreachable or left) since the session
+    /// began: the transfers they belonged to must start again from an offer.
+    pub fn file_frames_failed(&self) -> u64 {
+        self.file_frames_failed
     }
 
     /// Queues a message that carries the caller's stable id for it (its store and its
@@ -302,14 +451,15 @@ impl Session {
         id: StableId,
         text: String,
     ) -> Result<MessageId, SendError> {
-        let max = self.max_text_len().saturating_sub(STABLE_ID_LEN);
-        if text.len() > max {
-            return Err(SendError::TooLong {
-                len: text.len(),
-                max,
-            });
-        }
-        self.queue_payload(now, Payload::Numbered { id, text })
+        self.queue_message(
+            now,
+            LongMessage {
+                text,
+                stable: Some(id),
+                started: false,
+                failed: false,
+            },
+        )
     }
 
     /// Says that every message whose events were taken with
@@ -348,6 +498,15 @@ impl Session {
     }
 
     fn queue_payload(&mut self, now: Instant, payload: Payload) -> Result<MessageId, SendError> {
+        self.queue_payloads(now, vec![payload])
+    }
+
+    /// Queues one message as these payloads, in order, under one id.
+    fn queue_payloads(
+        &mut self,
+        now: Instant,
+        payloads: Vec<Payload>,
+    ) -> Result<MessageId, SendError> {
         if self.goodbye.done.is_some() || self.goodbye.closed {
             return Err(SendError::Finished);
         }
@@ -362,7 +521,9 @@ impl Session {
         self.stats.messages_queued += 1;
         // Not sent yet: poll_transmit fills the window, so messages queued together
         // share datagrams.
-        self.sender.push(id, payload, now);
+        for payload in payloads {
+            self.sender.push(id, payload, now);
+        }
         self.expect_a_peer(now);
         Ok(id)
     }
@@ -393,6 +554,14 @@ impl Session {
         self.expect_a_peer(now);
     }
 
+    /// True once our DONE and everything we sent, before and after it, is acknowledged:
+    /// the peer has every line and file frame of ours. A side that only came to deliver
+    /// (`udpchat --send`) may [`close`](Self::close) then without waiting for the
+    /// peer's own DONE; the peer learns that it left.
+    pub fn is_confirmed(&self) -> bool {
+        self.goodbye.done_delivered && self.sender.outstanding() == 0
+    }
+
     /// True once the goodbye is over and the program may exit: after
     /// [`finish`](Self::finish), every message of ours is settled (delivered or failed)
     /// and
@@ -415,7 +584,8 @@ impl Session {
         }
         let unreachable = self.peer_state == PeerState::Unreachable;
         if g.done_delivered {
-            return g.peer_done || unreachable;
+            // Answers to the peer's transfers may follow our DONE; they settle too.
+            return (g.peer_done && self.sender.outstanding() == 0) || unreachable;
         }
         // Every line of ours is settled; the DONE alone is outstanding.
         let only_done_left = self.sender.outstanding() == 1;
@@ -958,6 +1128,7 @@ impl Session {
                 self.stats.peer_restarts += 1;
                 self.reset_receiver();
                 let resent = self.sender.restart_stream();
+                self.requeue_long_messages();
                 self.ping = None;
                 self.events.push_back(Event::PeerRestarted {
                     old_epoch: old,
@@ -1064,9 +1235,18 @@ impl Session {
                     payload,
                     attempt,
                 } => {
+                    let file = matches!(payload, Payload::File(_));
+                    // Only a message's first frame says it went out.
+                    let later_part = attempt == 1
+                        && self
+                            .long
+                            .get_mut(&id)
+                            .is_some_and(|m| std::mem::replace(&mut m.started, true));
                     batch.push(Frame::Data { seq, payload });
-                    let done = self.goodbye.done == Some(id);
-                    if attempt == 1 {
+                    let done = self.goodbye.done == Some(id) || file;
+                    if later_part {
+                        self.stats.data_sent += 1;
+                    } else if attempt == 1 {
                         self.stats.data_sent += 1;
                         if !done {
                             self.events.push_back(Event::Sent { id, seq });
@@ -1084,7 +1264,16 @@ impl Session {
                     seq,
                     attempts,
                     elapsed,
+                    kind,
+                    len,
                 } => {
+                    if kind == kind::FILE_CHUNK {
+                        self.file_bytes_acked += len.saturating_sub(CHUNK_HEADER_LEN) as u64;
+                    }
+                    if kind == kind::PART || (kind::FILE_FIRST..=kind::FILE_LAST).contains(&kind) {
+                        continue;
+                    }
+                    self.long.remove(&id);
                     if self.goodbye.done == Some(id) {
                         self.goodbye.done_delivered = true;
                         continue;
@@ -1099,7 +1288,34 @@ impl Session {
                         elapsed,
                     });
                 }
-                SenderOutput::Failed { id, text, reason } => {
+                SenderOutput::Failed {
+                    id,
+                    mut text,
+                    reason,
+                    kind,
+                } => {
+                    if (kind::FILE_FIRST..=kind::FILE_LAST).contains(&kind) {
+                        // The transfer layer sees the count and offers again.
+                        self.file_frames_failed += 1;
+                        continue;
+                    }
+                    if let Some(message) = self.long.get_mut(&id) {
+                        // One report per message, with all of its text, whichever of
+                        // its frames failed first; the last frame fails last.
+                        let reported = std::mem::replace(&mut message.failed, true);
+                        if kind != kind::PART {
+                            if let Some(message) = self.long.remove(&id) {
+                                text = message.text;
+                            }
+                        } else {
+                            text = message.text.clone();
+                        }
+                        if reported {
+                            continue;
+                        }
+                    } else if kind == kind::PART {
+                        continue;
+                    }
                     if self.goodbye.done == Some(id) {
                         self.goodbye.done_failed = true;
                         continue;
@@ -1154,9 +1370,51 @@ impl Session {
         }
     }
 
+    /// The whole text of a message whose last frame carries `last`, if it ended parts
+    /// (else `last` itself); `None` when it was longer than this side accepts, which is
+    /// reported.
+    fn whole_text(&mut self, last: String) -> Option<String> {
+        let Some(mut whole) = self.reassembly.take() else {
+            return Some(last);
+        };
+        whole.len += last.len();
+        if whole.len > self.config.max_message_len.max(self.max_text_len()) {
+            self.stats.rejected += 1;
+            self.events.push_back(Event::Rejected {
+                reason: RejectReason::Malformed(DecodeError::TextTooLong { len: whole.len }),
+            });
+            return None;
+        }
+        whole.text.push_str(&last);
+        Some(whole.text)
+    }
+
     fn deliver(&mut self, ready: Vec<(u64, Payload)>) {
         for (seq, payload) in ready {
+            let payload = match payload {
+                Payload::Text(text) => self.whole_text(text).map(Payload::Text),
+                Payload::Numbered { id, text } => self
+                    .whole_text(text)
+                    .map(|text| Payload::Numbered { id, text }),
+                other => Some(other),
+            };
+            let Some(payload) = payload else {
+                continue;
+            };
             match payload {
+                Payload::Part(part) => {
+                    let limit = self.config.max_message_len.max(self.max_text_len());
+                    let whole = self.reassembly.get_or_insert_with(Reassembly::default);
+                    whole.len += part.len();
+                    // Past the limit the text is dropped, not kept: the peer cannot make
+                    // this side hold more than the limit.
+                    if whole.len <= limit {
+                        whole.text.push_str(&part);
+                    } else {
+                        whole.text = String::new();
+                    }
+                }
+                Payload::File(frame) => self.events.push_back(Event::File { frame }),
                 Payload::Text(text) => {
                     self.stats.messages_received += 1;
                     self.events.push_back(Event::Received {
@@ -1198,8 +1456,20 @@ impl Session {
         }
     }
 
+    /// After a restart of the peer, a longer message of ours whose first parts the ended
+    /// run acknowledged goes out whole again: the new run never saw them.
+    fn requeue_long_messages(&mut self) {
+        let max = self.max_text_len();
+        let now = self.now;
+        for (id, message) in &mut self.long {
+            message.started = false;
+            self.sender.replace_queued(*id, message.payloads(max), now);
+        }
+    }
+
     /// A new stream from the peer (it restarted or left): nothing of it is durable yet.
     fn reset_receiver(&mut self) {
+        self.reassembly = None;
         self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits);
         self.durable = Durability::default();
     }
@@ -2004,12 +2274,13 @@ mod tests {
     fn too_long_is_refused_and_nothing_is_queued() {
         let t0 = Instant::now();
         let (mut a, _) = pair(t0);
-        let err = a.send(t0, "é".repeat(MAX_TEXT_LEN)).unwrap_err();
+        let limit = crate::DEFAULT_MAX_MESSAGE_LEN;
+        let err = a.send(t0, "é".repeat(limit / 2 + 1)).unwrap_err();
         assert_eq!(
             err,
             SendError::TooLong {
-                len: 2 * MAX_TEXT_LEN,
-                max: MAX_TEXT_LEN
+                len: limit + 2,
+                max: limit
             }
         );
         assert!(a.is_idle());
@@ -2046,14 +2317,6 @@ mod tests {
         let mut b = Session::new(config, B, addr(1), t0);
         exchange(&mut a, &mut b, t0);
         assert_eq!(a.max_text_len(), MAX_TEXT_LEN - 29);
-        let err = a.send(t0, "x".repeat(MAX_TEXT_LEN - 28)).unwrap_err();
-        assert_eq!(
-            err,
-            SendError::TooLong {
-                len: MAX_TEXT_LEN - 28,
-                max: MAX_TEXT_LEN - 29
-            }
-        );
         a.send(t0, "x".repeat(MAX_TEXT_LEN - 29)).unwrap();
         for i in 0..40 {
             a.send(t0, format!("{i:>100}")).unwrap();
@@ -2185,7 +2448,7 @@ mod tests {
             frames: vec![Frame::Data {
                 seq: 0,
                 payload: Payload::Unknown {
-                    kind: 9,
+                    kind: 10,
                     bytes: vec![1, 2, 3],
                 },
             }],

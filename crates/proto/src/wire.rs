@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //!      0     2  magic      0x55 0x43 ("UC")
-//!      2     1  version    0x02
+//!      2     1  version    0x05
 //!      3     1  flags      reserved, sent as 0, a packet with any bit set is rejected
 //!      4     8  src_epoch  sender's session id, big-endian, never 0
 //!     12     8  dst_epoch  the receiver's session id as the sender knows it, 0 = unknown
@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -74,6 +74,233 @@ mod payload_kind {
     pub(super) const NICK: u8 = 1;
     pub(super) const DONE: u8 = 2;
     pub(super) const NUMBERED: u8 = 3;
+    pub(super) const PART: u8 = 4;
+    pub(super) const FILE_OFFER: u8 = 5;
+    pub(super) const FILE_ACCEPT: u8 = 6;
+    pub(super) const FILE_CANCEL: u8 = 7;
+    pub(super) const FILE_CHUNK: u8 = 8;
+    pub(super) const FILE_STORED: u8 = 9;
+}
+
+/// Longest file name an offer carries, in bytes of UTF-8 (a relative path, `/`-separated).
+pub const MAX_FILE_NAME_LEN: usize = 1024;
+/// Bytes of a file chunk's header (transfer and offset) before its data.
+pub const CHUNK_HEADER_LEN: usize = 16;
+/// Bytes of an offer before its name: transfer, size and the BLAKE3 hash.
+pub const OFFER_HEADER_LEN: usize = 8 + 8 + 32;
+
+/// A frame of the file transfer protocol (PROTOCOL.md §6c), carried as a DATA payload in
+/// the one ordered stream. Offers and answers travel with the chat messages; chunks wait
+/// behind them at the sender, so a typed message never queues behind file data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileFrame {
+    /// Kind 5: "may I send you this file?" `transfer` is the sender's name for the
+    /// transfer, `hash` the BLAKE3 of the whole file, `name` a relative `/`-separated path.
+    Offer {
+        /// The transfer's number, chosen by the sender, unique among its transfers.
+        transfer: u64,
+        /// Bytes in the file.
+        size: u64,
+        /// BLAKE3 of the file's bytes: checked by the receiver when the last byte lands.
+        hash: [u8; 32],
+        /// The file's name, relative, `/`-separated; the receiver makes it safe.
+        name: String,
+    },
+    /// Kind 6: "send it from byte `from`": 0, or what an interrupted download already holds.
+    Accept {
+        /// The offer's transfer.
+        transfer: u64,
+        /// The first byte wanted.
+        from: u64,
+    },
+    /// Kind 7: either side ends the transfer without the file.
+    Cancel {
+        /// The transfer.
+        transfer: u64,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Kind 8: file bytes from `offset` on. Chunks of one transfer go in order.
+    Chunk {
+        /// The transfer.
+        transfer: u64,
+        /// Position of the first byte in the file.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Kind 9: the receiver checked the whole file against the offer's hash and it is
+    /// under its final name: the transfer is complete.
+    Stored {
+        /// The transfer.
+        transfer: u64,
+    },
+}
+
+/// Why a transfer was cancelled (kind 7's `reason` byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelReason {
+    /// 0: the receiver declined the offer.
+    Declined,
+    /// 1: the sender stopped it (the person cancelled, or the file cannot be read).
+    Stopped,
+    /// 2: the file changed while it was being sent.
+    Changed,
+    /// 3: the receiver cannot store it (disk full, no permission).
+    CannotStore,
+    /// 4: the whole file arrived and does not match the offer's hash.
+    Damaged,
+    /// 5: the transfer is not known here (the other side restarted without it).
+    Unknown,
+    /// A reason from a later version.
+    Other(u8),
+}
+
+impl CancelReason {
+    /// The byte on the wire.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            Self::Declined => 0,
+            Self::Stopped => 1,
+            Self::Changed => 2,
+            Self::CannotStore => 3,
+            Self::Damaged => 4,
+            Self::Unknown => 5,
+            Self::Other(b) => b,
+        }
+    }
+
+    /// The reason a byte names.
+    pub fn from_wire(b: u8) -> Self {
+        match b {
+            0 => Self::Declined,
+            1 => Self::Stopped,
+            2 => Self::Changed,
+            3 => Self::CannotStore,
+            4 => Self::Damaged,
+            5 => Self::Unknown,
+            other => Self::Other(other),
+        }
+    }
+
+    /// What it means, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Declined => "declined",
+            Self::Stopped => "stopped by the sender",
+            Self::Changed => "the file changed while it was being sent",
+            Self::CannotStore => "the receiver cannot store it",
+            Self::Damaged => "it arrived damaged",
+            Self::Unknown => "the other side does not know this transfer",
+            Self::Other(_) => "cancelled",
+        }
+    }
+}
+
+impl FileFrame {
+    /// The transfer it belongs to.
+    pub fn transfer(&self) -> u64 {
+        match self {
+            Self::Offer { transfer, .. }
+            | Self::Accept { transfer, .. }
+            | Self::Cancel { transfer, .. }
+            | Self::Chunk { transfer, .. }
+            | Self::Stored { transfer } => *transfer,
+        }
+    }
+
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Offer { .. } => payload_kind::FILE_OFFER,
+            Self::Accept { .. } => payload_kind::FILE_ACCEPT,
+            Self::Cancel { .. } => payload_kind::FILE_CANCEL,
+            Self::Chunk { .. } => payload_kind::FILE_CHUNK,
+            Self::Stored { .. } => payload_kind::FILE_STORED,
+        }
+    }
+
+    fn wire_len(&self) -> usize {
+        match self {
+            Self::Offer { name, .. } => OFFER_HEADER_LEN + name.len(),
+            Self::Accept { .. } => 16,
+            Self::Cancel { .. } => 9,
+            Self::Chunk { data, .. } => CHUNK_HEADER_LEN + data.len(),
+            Self::Stored { .. } => 8,
+        }
+    }
+
+    fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.transfer().to_be_bytes());
+        match self {
+            Self::Offer {
+                size, hash, name, ..
+            } => {
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(hash);
+                out.extend_from_slice(name.as_bytes());
+            }
+            Self::Accept { from, .. } => out.extend_from_slice(&from.to_be_bytes()),
+            Self::Cancel { reason, .. } => out.push(reason.to_wire()),
+            Self::Chunk { offset, data, .. } => {
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(data);
+            }
+            Self::Stored { .. } => {}
+        }
+    }
+
+    /// Decodes kinds 5–9; `None` for any other kind.
+    fn decode(kind: u8, raw: &[u8]) -> Option<Result<Self, DecodeError>> {
+        if !(payload_kind::FILE_OFFER..=payload_kind::FILE_STORED).contains(&kind) {
+            return None;
+        }
+        let mut r = Reader { bytes: raw };
+        Some((|| {
+            let transfer = r.u64()?;
+            let frame = match kind {
+                payload_kind::FILE_OFFER => {
+                    let size = r.u64()?;
+                    let mut hash = [0u8; 32];
+                    hash.copy_from_slice(r.take(32)?);
+                    let name = r.take(r.bytes.len())?;
+                    if name.len() > MAX_FILE_NAME_LEN {
+                        return Err(DecodeError::TextTooLong { len: name.len() });
+                    }
+                    let name = std::str::from_utf8(name)
+                        .map_err(|_| DecodeError::InvalidUtf8)?
+                        .to_owned();
+                    Self::Offer {
+                        transfer,
+                        size,
+                        hash,
+                        name,
+                    }
+                }
+                payload_kind::FILE_ACCEPT => Self::Accept {
+                    transfer,
+                    from: r.u64()?,
+                },
+                payload_kind::FILE_CANCEL => Self::Cancel {
+                    transfer,
+                    reason: CancelReason::from_wire(r.u8()?),
+                },
+                payload_kind::FILE_CHUNK => {
+                    let offset = r.u64()?;
+                    Self::Chunk {
+                        transfer,
+                        offset,
+                        data: r.take(r.bytes.len())?.to_vec(),
+                    }
+                }
+                _ => Self::Stored { transfer },
+            };
+            // Fixed-size kinds carry nothing more; bytes there would be lost.
+            if !r.bytes.is_empty() {
+                return Err(DecodeError::TextTooLong { len: raw.len() });
+            }
+            Ok(frame)
+        })())
+    }
 }
 
 /// Bytes of a numbered text's [`StableId`] before its text (kind 3).
@@ -197,6 +424,12 @@ pub enum Payload {
         /// The text.
         text: String,
     },
+    /// Kind 4: the beginning of a longer message, UTF-8 cut at a character boundary: the
+    /// message is every consecutive part and the text or numbered text that ends it
+    /// (PROTOCOL.md §3). Lets a message of any length travel in the one stream.
+    Part(String),
+    /// Kinds 5–9: file transfer (PROTOCOL.md §6c).
+    File(FileFrame),
     /// A kind this version does not know: acknowledged and ordered like any other, then
     /// ignored, so a newer peer's additions never stall the stream.
     Unknown {
@@ -215,6 +448,8 @@ impl Payload {
             Self::Nick(_) => payload_kind::NICK,
             Self::Done => payload_kind::DONE,
             Self::Numbered { .. } => payload_kind::NUMBERED,
+            Self::Part(_) => payload_kind::PART,
+            Self::File(f) => f.kind(),
             Self::Unknown { kind, .. } => *kind,
         }
     }
@@ -222,8 +457,9 @@ impl Payload {
     /// Bytes of the payload on the wire (the DATA frame's `len`).
     pub fn wire_len(&self) -> usize {
         match self {
-            Self::Text(t) | Self::Nick(t) => t.len(),
+            Self::Text(t) | Self::Nick(t) | Self::Part(t) => t.len(),
             Self::Done => 0,
+            Self::File(f) => f.wire_len(),
             Self::Numbered { text, .. } => STABLE_ID_LEN + text.len(),
             Self::Unknown { bytes, .. } => bytes.len(),
         }
@@ -232,8 +468,9 @@ impl Payload {
     /// Appends the payload's bytes on the wire.
     fn write_to(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Text(t) | Self::Nick(t) => out.extend_from_slice(t.as_bytes()),
+            Self::Text(t) | Self::Nick(t) | Self::Part(t) => out.extend_from_slice(t.as_bytes()),
             Self::Done => {}
+            Self::File(f) => f.write_to(out),
             Self::Numbered { id, text } => {
                 out.extend_from_slice(&id.origin.to_be_bytes());
                 out.extend_from_slice(&id.number.to_be_bytes());
@@ -247,8 +484,12 @@ impl Payload {
     /// message or nickname, without a numbered message's number.
     pub fn to_text(&self) -> String {
         match self {
-            Self::Text(t) | Self::Nick(t) | Self::Numbered { text: t, .. } => t.clone(),
+            Self::Text(t) | Self::Nick(t) | Self::Part(t) | Self::Numbered { text: t, .. } => {
+                t.clone()
+            }
             Self::Done => String::new(),
+            Self::File(FileFrame::Offer { name, .. }) => name.clone(),
+            Self::File(_) => String::new(),
             Self::Unknown { bytes, .. } => String::from_utf8_lossy(bytes).into_owned(),
         }
     }
@@ -637,9 +878,13 @@ impl<'a> Reader<'a> {
                                 .to_owned(),
                         }
                     }
-                    _ => Payload::Unknown {
-                        kind,
-                        bytes: raw.to_vec(),
+                    payload_kind::PART => Payload::Part(text()?),
+                    _ => match FileFrame::decode(kind, raw) {
+                        Some(frame) => Payload::File(frame?),
+                        None => Payload::Unknown {
+                            kind,
+                            bytes: raw.to_vec(),
+                        },
                     },
                 };
                 Ok(Frame::Data { seq, payload })
@@ -684,11 +929,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "554304000000000000000001000000000000000001097a1fa9";
+    pub(crate) const VECTOR_HELLO: &str = "554305000000000000000001000000000000000001b041534e";
     pub(crate) const VECTOR_DATA: &str =
-        "55430400000000000000000100000000000000020200000000000000000000026869f7590a1b";
+        "55430500000000000000000100000000000000020200000000000000000000026869caffdad0";
     pub(crate) const VECTOR_ACK: &str =
-        "554304000000000000000002000000000000000103000000000000000100010000000005000000000000000000445ca7df";
+        "554305000000000000000002000000000000000103000000000000000100010000000005000000000000000000d6078c4e";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -883,7 +1128,7 @@ mod tests {
             ),
             (
                 any::<u64>(),
-                4u8..,
+                10u8..,
                 prop::collection::vec(any::<u8>(), 0..40)
             )
                 .prop_map(|(seq, kind, bytes)| Frame::Data {

@@ -2,7 +2,8 @@
 //! back to the same bytes, and the rejected ones must fail for the stated reason.
 
 use udpchat_proto::wire::{
-    AckFrame, CloseReason, Frame, Packet, Payload, Sack, StableId, MAX_TEXT_LEN,
+    AckFrame, CancelReason, CloseReason, FileFrame, Frame, Packet, Payload, Sack, StableId,
+    MAX_TEXT_LEN,
 };
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
@@ -23,6 +24,12 @@ fn blocks(info: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// BLAKE3 of the five bytes `hello`, as the offer vector carries it.
+fn blake3_of_hello() -> &'static [u8; 32] {
+    static HASH: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| *blake3::hash(b"hello").as_bytes())
 }
 
 fn data(src: u64, dst: u64, frames: Vec<Frame>) -> Packet {
@@ -143,6 +150,75 @@ fn every_vector_in_the_document_matches_the_codec() {
                     reason: CloseReason::Finished,
                 },
             ],
+        ),
+        data(
+            1,
+            2,
+            vec![
+                Frame::Data {
+                    seq: 10,
+                    payload: Payload::Part("long ".into()),
+                },
+                Frame::Data {
+                    seq: 11,
+                    payload: Payload::Text("text".into()),
+                },
+            ],
+        ),
+        data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 12,
+                payload: Payload::File(FileFrame::Offer {
+                    transfer: 1,
+                    size: 5,
+                    hash: *blake3_of_hello(),
+                    name: "a.txt".into(),
+                }),
+            }],
+        ),
+        data(
+            2,
+            1,
+            vec![Frame::Data {
+                seq: 10,
+                payload: Payload::File(FileFrame::Accept {
+                    transfer: 1,
+                    from: 0,
+                }),
+            }],
+        ),
+        data(
+            1,
+            2,
+            vec![Frame::Data {
+                seq: 13,
+                payload: Payload::File(FileFrame::Chunk {
+                    transfer: 1,
+                    offset: 0,
+                    data: b"hello".to_vec(),
+                }),
+            }],
+        ),
+        data(
+            2,
+            1,
+            vec![Frame::Data {
+                seq: 11,
+                payload: Payload::File(FileFrame::Stored { transfer: 1 }),
+            }],
+        ),
+        data(
+            2,
+            1,
+            vec![Frame::Data {
+                seq: 12,
+                payload: Payload::File(FileFrame::Cancel {
+                    transfer: 2,
+                    reason: CancelReason::Declined,
+                }),
+            }],
         ),
     ];
     if std::env::var_os("UDPCHAT_PRINT_VECTORS").is_some() {

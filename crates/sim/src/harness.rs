@@ -539,7 +539,8 @@ fn flush(
             | Event::PeerNick { .. }
             | Event::Retransmit { .. }
             | Event::Duplicate { .. }
-            | Event::Rejected { .. } => {}
+            | Event::Rejected { .. }
+            | Event::File { .. } => {}
         }
     }
     moved

@@ -232,6 +232,40 @@ impl Stack {
         self.session.confirm_durable();
     }
 
+    /// Queues a frame of the file transfer protocol (see [`Session::send_file_frame`]).
+    ///
+    /// # Errors
+    /// [`SendError`]: too long, or our stream has ended (an offer or a chunk after
+    /// [`finish`](Self::finish)).
+    pub fn send_file_frame(
+        &mut self,
+        now: Instant,
+        frame: udpchat_proto::FileFrame,
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        self.session.send_file_frame(now, frame)
+    }
+
+    /// Bytes of file data one chunk carries.
+    pub fn max_chunk_len(&self) -> usize {
+        self.session.max_chunk_len()
+    }
+
+    /// File chunks queued and not yet sent.
+    pub fn file_chunks_queued(&self) -> usize {
+        self.session.file_chunks_queued()
+    }
+
+    /// Bytes of file data the peer acknowledged since the session began.
+    pub fn file_bytes_acked(&self) -> u64 {
+        self.session.file_bytes_acked()
+    }
+
+    /// File frames the session gave up (the peer unreachable or gone), since it began.
+    pub fn file_frames_failed(&self) -> u64 {
+        self.session.file_frames_failed()
+    }
+
     /// Tells the peer our nickname, in order with our messages.
     ///
     /// # Errors
@@ -246,6 +280,12 @@ impl Stack {
     pub fn finish(&mut self, now: Instant) {
         self.advance(now);
         self.session.finish(now);
+    }
+
+    /// True once the peer acknowledged our DONE and everything we sent (see
+    /// [`Session::is_confirmed`]).
+    pub fn is_confirmed(&self) -> bool {
+        self.session.is_confirmed()
     }
 
     /// True once the goodbye is over and the program may [`close`](Self::close) and exit

@@ -870,7 +870,10 @@ impl Chat {
                 self.peer_nick
             )),
             // Shown in the status bar's counters, not as lines.
-            Event::Sent { .. } | Event::Duplicate { .. } | Event::Rejected { .. } => {}
+            Event::Sent { .. }
+            | Event::Duplicate { .. }
+            | Event::Rejected { .. }
+            | Event::File { .. } => {}
         }
     }
 }

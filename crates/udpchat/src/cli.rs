@@ -316,6 +316,29 @@ pub(crate) struct ChatArgs {
     /// name].
     #[arg(long, value_name = "NAME", value_parser = parse_nick)]
     pub(crate) nick: Option<String>,
+
+    /// Send these files (a directory as its files) and leave once the peer has them all,
+    /// each checked end to end (BLAKE3). Lines on stdin are not read. Exit status 0
+    /// only if every file arrived.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub(crate) send: Vec<PathBuf>,
+
+    /// Take every file the peer offers, into DIR: a file is written under a temporary
+    /// name and renamed when complete and checked; an existing file is never
+    /// overwritten (a suffix is added); an interrupted transfer resumes.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) accept_files: Option<PathBuf>,
+
+    /// Where /accept puts offered files [default: ~/Downloads, else the current
+    /// directory].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) download_dir: Option<PathBuf>,
+
+    /// The longest message sent or accepted, in bytes; a longer one travels in parts
+    /// [default: 16 MiB].
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_message: Option<u32>,
 }
 
 /// A mistake in how udpchat was invoked: reported in one line, exit status 2.
@@ -364,6 +387,13 @@ pub(crate) struct Settings {
     pub(crate) code: Option<InviteCode>,
     /// `udpchat invite`: show the code and wait to be contacted.
     pub(crate) invite: bool,
+    /// `--send`: files to send, then leave.
+    pub(crate) send: Vec<PathBuf>,
+    /// Where offered files land, and whether every offer is taken at once
+    /// (`--accept-files DIR`, else `--download-dir`).
+    pub(crate) downloads: Option<PathBuf>,
+    /// `--accept-files`: take every offer.
+    pub(crate) accept_files: bool,
 }
 
 /// How datagrams are protected, as chosen on the command line.
@@ -428,6 +458,9 @@ impl ChatArgs {
             port,
             bind: self.bind,
             protocol: Config {
+                max_message_len: self
+                    .max_message
+                    .map_or(udpchat_proto::DEFAULT_MAX_MESSAGE_LEN, |n| n as usize),
                 max_retries: self.max_retries,
                 connect_timeout: self
                     .connect_timeout
@@ -467,7 +500,22 @@ impl ChatArgs {
             bell: !self.no_bell,
             code: self.code,
             invite,
+            accept_files: self.accept_files.is_some(),
+            downloads: self
+                .accept_files
+                .or(self.download_dir)
+                .or_else(default_downloads),
+            send: self.send,
         }
+    }
+}
+
+/// `~/Downloads` if there is one, else the current directory.
+fn default_downloads() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    match home.map(|h| h.join("Downloads")) {
+        Some(d) if d.is_dir() => Some(d),
+        _ => std::env::current_dir().ok(),
     }
 }
 

@@ -197,6 +197,12 @@ pub(crate) struct Driver {
     own_nick: Option<String>,
     /// The peer's nickname, as it last said (or as the store remembers it).
     peer_nick: Option<String>,
+    /// `--send`: files to offer at the start; the run then reads no lines and leaves
+    /// once they are all settled.
+    files_to_send: Vec<std::path::PathBuf>,
+    /// `--send`: leave once the peer confirmed everything, without waiting for its
+    /// own end of input.
+    send_mode: bool,
 }
 
 impl Driver {
@@ -224,7 +230,20 @@ impl Driver {
             invitation: None,
             own_nick: None,
             peer_nick: None,
+            files_to_send: Vec::new(),
+            send_mode: false,
         }
+    }
+
+    /// Files to send (`--send`): offered at the start, and no line is read; the run
+    /// leaves once the peer has confirmed (or refused) each.
+    pub(crate) fn with_files(mut self, files: Vec<std::path::PathBuf>) -> Self {
+        if !files.is_empty() {
+            self.stdin_open = false;
+            self.send_mode = true;
+        }
+        self.files_to_send = files;
+        self
     }
 
     /// The invitation to show right after the `started` report (`udpchat invite`).
@@ -291,6 +310,16 @@ impl Driver {
         if let Some(invitation) = self.invitation.take() {
             self.emit(&invitation)?;
         }
+        let files = std::mem::take(&mut self.files_to_send);
+        if !files.is_empty() {
+            if let Err(e) = self.net.offer_files(&files) {
+                self.refused += 1;
+                self.emit(&Report::Error {
+                    message: format!("{e}; nothing sent"),
+                    text: None,
+                })?;
+            }
+        }
         self.flush().await?;
 
         let mut buffers = RecvBuffers::new();
@@ -298,7 +327,8 @@ impl Driver {
             if self.net.refused().is_some() {
                 return self.end_refused().await;
             }
-            if self.all_read() && !self.goodbye_started {
+            if self.all_read() && !self.goodbye_started && self.net.transfers_under_way() == (0, 0)
+            {
                 // End of input, every line queued: a DONE goes after the last of them,
                 // and what waits in the outbox has one more chance before it.
                 self.goodbye_started = true;
@@ -306,7 +336,11 @@ impl Driver {
                 self.net.stack.finish(Instant::now());
                 self.flush().await?;
             }
-            if self.goodbye_started && self.net.stack.is_finished() && !self.closing {
+            let delivered_all = self.send_mode && self.net.stack.is_confirmed();
+            if self.goodbye_started
+                && (self.net.stack.is_finished() || delivered_all)
+                && !self.closing
+            {
                 // The goodbye is over: our last ACK and CLOSE go out, then a short
                 // closing period answers the peer if it missed them.
                 self.closing = true;
@@ -387,6 +421,9 @@ impl Driver {
             match message_of(raw) {
                 Ok(None) => {}
                 Ok(Some(text)) => {
+                    if text.starts_with('/') && self.file_command(&text)? {
+                        continue;
+                    }
                     if let Err((e, text)) = self.net.send_line(now, text) {
                         self.refused += 1;
                         self.emit(&Report::Error {
@@ -495,7 +532,38 @@ impl Driver {
         while let Some(kept) = self.net.take_kept() {
             self.emit(&kept)?;
         }
+        while let Some(report) = self.net.take_file_report() {
+            self.emit(&report)?;
+        }
         Ok(())
+    }
+
+    /// A line typed on a terminal that starts with `/send `, `/accept` or `/decline`:
+    /// the file commands of the line interface (from a pipe every line is a message).
+    /// Returns whether it was one.
+    fn file_command(&mut self, text: &str) -> io::Result<bool> {
+        if !self.output.interactive {
+            return Ok(false);
+        }
+        let (command, arg) = text.split_once(' ').unwrap_or((text, ""));
+        let arg = arg.trim();
+        let number = || arg.parse::<u64>().ok();
+        let result = match command {
+            "/send" if !arg.is_empty() => self
+                .net
+                .offer_files(&[std::path::PathBuf::from(arg)])
+                .map_err(|e| e.to_string()),
+            "/accept" => self.net.accept_file(number()),
+            "/decline" => self.net.decline_file(number()),
+            _ => return Ok(false),
+        };
+        if let Err(message) = result {
+            self.emit(&Report::Error {
+                message,
+                text: None,
+            })?;
+        }
+        Ok(true)
     }
 
     /// Tells the peer our nickname, if we have one; a refusal (too long) is said once.
@@ -620,7 +688,9 @@ impl Driver {
         Totals {
             sent: s.messages_queued,
             delivered: s.messages_delivered,
-            failed: (s.messages_failed + self.interrupted).saturating_sub(self.net.given_back()),
+            // A file the peer did not confirm counts as a message that failed.
+            failed: (s.messages_failed + self.interrupted + self.net.files_failed())
+                .saturating_sub(self.net.given_back()),
             refused: self.refused,
             received: s.messages_received,
             retransmissions: s.retransmissions,

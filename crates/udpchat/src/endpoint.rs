@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use quinn_udp::{RecvMeta, UdpSocketState};
@@ -26,6 +27,7 @@ use crate::contacts::Contacts;
 use crate::journal::Journal;
 use crate::report::Report;
 use crate::trace::Tracer;
+use crate::transfers::Transfers;
 
 /// Large enough for any UDP datagram, so an oversize one is received whole and
 /// rejected for its size instead of being silently truncated.
@@ -193,6 +195,8 @@ pub(crate) struct Endpoint {
     announcements: HashSet<MessageId>,
     /// `--trace FILE`: the run's packets, timers and figures, as they happen.
     tracer: Option<Tracer>,
+    /// Files both ways (PROTOCOL.md §6c).
+    transfers: Transfers,
 }
 
 /// How long the first answer may take before the user is told nobody answers yet.
@@ -246,7 +250,59 @@ impl Endpoint {
             silence_hint: None,
             announcements: HashSet::new(),
             tracer: None,
+            transfers: Transfers::new(None, false),
         }
+    }
+
+    /// Where accepted files land, and whether every offer is accepted at once
+    /// (`--accept-files DIR`).
+    pub(crate) fn with_downloads(mut self, dir: Option<PathBuf>, accept_all: bool) -> Self {
+        self.transfers = Transfers::new(dir, accept_all);
+        self
+    }
+
+    /// Offers files (a directory as its files) to the peer.
+    ///
+    /// # Errors
+    /// A path is missing, unreadable or empty; nothing is offered then.
+    pub(crate) fn offer_files(
+        &mut self,
+        paths: &[PathBuf],
+    ) -> Result<(), udpchat_files::FileError> {
+        self.transfers.offer(Instant::now(), &mut self.stack, paths)
+    }
+
+    /// Accepts the peer's offer `transfer`, or the oldest waiting one.
+    ///
+    /// # Errors
+    /// Nothing waits, or the download directory cannot be used.
+    pub(crate) fn accept_file(&mut self, transfer: Option<u64>) -> Result<(), String> {
+        self.transfers
+            .accept(Instant::now(), &mut self.stack, transfer)
+    }
+
+    /// Declines the peer's offer `transfer`, or the oldest waiting one.
+    ///
+    /// # Errors
+    /// Nothing waits.
+    pub(crate) fn decline_file(&mut self, transfer: Option<u64>) -> Result<(), String> {
+        self.transfers
+            .decline(Instant::now(), &mut self.stack, transfer)
+    }
+
+    /// Our files not yet confirmed by the peer, and the peer's under way.
+    pub(crate) fn transfers_under_way(&self) -> (usize, usize) {
+        (self.transfers.sending(), self.transfers.receiving())
+    }
+
+    /// Our files that ended without the peer's confirmation.
+    pub(crate) fn files_failed(&self) -> u64 {
+        self.transfers.failed()
+    }
+
+    /// What the transfers have to say: offers, progress, completions, failures.
+    pub(crate) fn take_file_report(&mut self) -> Option<Report> {
+        self.transfers.take_report()
     }
 
     /// Traces the run into `tracer` (`--trace FILE`).
@@ -512,6 +568,8 @@ impl Endpoint {
                 if std::mem::take(&mut self.release_due) {
                     self.release_waiting(Instant::now());
                 }
+                // File chunks fill what room the session has once every event is in.
+                self.transfers.pump(Instant::now(), &mut self.stack);
                 return None;
             };
             if let Some(event) = self.take_in(event) {
@@ -538,7 +596,17 @@ impl Endpoint {
             // Someone answered: no "no answer" hint (a peer that answers and leaves
             // before the next timer would otherwise be said never to have answered).
             StackEvent::Session(Event::Connected { .. }) => self.silence_hint = None,
+            StackEvent::Session(Event::PeerRestarted { .. }) => {
+                self.transfers
+                    .on_peer_restarted(Instant::now(), &mut self.stack);
+            }
+            StackEvent::Session(Event::PeerLeft { .. }) => self.transfers.on_peer_left(),
             _ => {}
+        }
+        if let StackEvent::Session(Event::File { frame }) = event {
+            self.transfers
+                .on_frame(Instant::now(), &mut self.stack, frame);
+            return None;
         }
         if let (Some(journal), StackEvent::Session(e)) = (self.journal.as_mut(), &event) {
             match journal.ledger.on_event(e) {

@@ -54,7 +54,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
     let terminal = io::stdin().is_terminal() && io::stdout().is_terminal() && !dumb;
     // Asked before the screen changes, so a prompt for the passphrase reads normally.
     let prepared = prepare(&mut settings)?;
-    if terminal && !settings.plain && !settings.json {
+    if terminal && !settings.plain && !settings.json && settings.send.is_empty() {
         return runtime.block_on(tui_driver::run(settings, prepared));
     }
     let peer_text = match &settings.peer {
@@ -92,6 +92,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
         let local = net.socket.local_addr().ok();
         let invitation = prepared.invitation.map(|r| with_address(r, local));
         Driver::new(net, seed, output, lines)
+            .with_files(settings.send.clone())
             .with_nick(nick)
             .with_notices(notices)
             .with_invitation(invitation)
@@ -321,7 +322,8 @@ pub(crate) fn endpoint(
         Instant::now(),
     );
     let impairment = Impairment::new(settings.impairment.clone(), seed);
-    let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts);
+    let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts)
+        .with_downloads(settings.downloads.clone(), settings.accept_files);
     if let Some(path) = &settings.trace {
         let title = format!("udpchat on {local}");
         endpoint =

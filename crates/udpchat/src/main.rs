@@ -25,6 +25,7 @@ mod reject_budget;
 mod report;
 mod secret;
 mod trace;
+mod transfers;
 mod tui_driver;
 
 use std::io::Write;

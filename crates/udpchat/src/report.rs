@@ -266,6 +266,64 @@ pub(crate) enum Report {
         /// Why it is not delivered yet: as `failed`'s reasons.
         reason: &'static str,
     },
+    /// A file is offered: by us (`out`) or to us (`in`, waiting for `/accept` unless
+    /// `--accept-files` takes it at once).
+    FileOffered {
+        /// `in` or `out`.
+        direction: &'static str,
+        /// The transfer's number, the sender's; with the direction it names one transfer.
+        transfer: u64,
+        /// The file's name, relative (a directory's files carry its path), made safe.
+        name: String,
+        /// Bytes.
+        size: u64,
+    },
+    /// A transfer moves on: at most four a second each.
+    FileProgress {
+        /// `in` or `out`.
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// Bytes confirmed (out) or written (in) so far.
+        done: u64,
+        /// Bytes in all.
+        size: u64,
+        /// Bytes per second over the last two seconds.
+        rate: f64,
+    },
+    /// A transfer is complete and checked: the receiver compared the whole file with
+    /// the sender's BLAKE3 hash, and it is under its final name.
+    FileDone {
+        /// `in` or `out`.
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// Bytes.
+        size: u64,
+        /// Where it landed (`in`); `null` for ours.
+        path: Option<String>,
+        /// Seconds from the answer to the offer to the end.
+        seconds: f64,
+    },
+    /// A transfer ended without the file: declined, the peer left, the file changed,
+    /// cannot be stored or arrived damaged. No partial file is left under its name.
+    FileFailed {
+        /// `in` or `out`.
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// `declined`, `stopped`, `changed`, `cannot_store`, `damaged`,
+        /// `unknown_transfer`, `peer_left` or `cancelled`.
+        reason: &'static str,
+        /// What happened, for a person.
+        detail: String,
+    },
     /// A message we already had arrived again; acknowledged again, not shown.
     #[serde(rename = "duplicate_received")]
     Duplicate {
@@ -410,6 +468,11 @@ impl Report {
                 reason: reason.code(),
             },
             Event::Duplicate { seq } => Self::Duplicate { seq },
+            // The endpoint's transfers take every file frame; one reaching here was
+            // not for them.
+            Event::File { frame } => Self::Warning {
+                message: format!("file frame of transfer {} ignored", frame.transfer()),
+            },
             Event::Rejected { reason } => Self::Rejected {
                 reason: reason.code(),
                 detail: reason.to_string(),
@@ -582,6 +645,74 @@ impl Report {
                 None => format!("error: {message}"),
             },
             Self::Warning { message } => format!("warning: {message}"),
+            Self::FileOffered {
+                direction,
+                transfer,
+                name,
+                size,
+            } => {
+                let size = udpchat_files::human_bytes(*size);
+                if *direction == crate::transfers::IN {
+                    format!(
+                        "the peer offers {} ({size}): /accept {transfer} to take it, /decline {transfer} to refuse",
+                        printable(name)
+                    )
+                } else {
+                    format!("offering {} ({size})", printable(name))
+                }
+            }
+            Self::FileProgress {
+                name,
+                done,
+                size,
+                rate,
+                ..
+            } => {
+                if !verbose {
+                    return None;
+                }
+                let percent = if *size == 0 { 100 } else { done * 100 / size };
+                format!(
+                    "{}: {percent}% of {} at {}",
+                    printable(name),
+                    udpchat_files::human_bytes(*size),
+                    udpchat_files::human_rate(*rate)
+                )
+            }
+            Self::FileDone {
+                name,
+                size,
+                path,
+                seconds,
+                ..
+            } => {
+                let rate = udpchat_files::human_rate(*size as f64 / seconds.max(1e-6));
+                let size = udpchat_files::human_bytes(*size);
+                match path {
+                    Some(path) => format!(
+                        "received {} ({size}, {rate}), checked: {}",
+                        printable(name),
+                        printable(path)
+                    ),
+                    None => format!(
+                        "sent {} ({size}, {rate}): the peer has it, checked",
+                        printable(name)
+                    ),
+                }
+            }
+            Self::FileFailed {
+                direction,
+                name,
+                detail,
+                ..
+            } => {
+                let what = if *direction == crate::transfers::IN {
+                    "not received"
+                } else {
+                    "not sent"
+                };
+                format!("{} {what}: {}", printable(name), printable(detail))
+            }
             Self::PeerState { state } => format!("the peer is {state}"),
             Self::PeerNick { nick } => format!("the peer is now known as {}", printable(nick)),
             Self::PeerDone => "the peer has finished sending (its input ended)".to_owned(),
@@ -1214,6 +1345,35 @@ mod tests {
             Report::Warning {
                 message: "no answer from 192.168.1.20:12000 for 10 s: is udpchat running there, on that port, and is UDP allowed? (still trying)".into(),
             },
+            Report::FileOffered {
+                direction: "in",
+                transfer: 1,
+                name: "photos/harbour.jpg".into(),
+                size: 2_481_152,
+            },
+            Report::FileProgress {
+                direction: "out",
+                transfer: 1,
+                name: "photos/harbour.jpg".into(),
+                done: 1_048_576,
+                size: 2_481_152,
+                rate: 52_428_800.0,
+            },
+            Report::FileDone {
+                direction: "in",
+                transfer: 1,
+                name: "photos/harbour.jpg".into(),
+                size: 2_481_152,
+                path: Some("/home/ada/Downloads/photos/harbour.jpg".into()),
+                seconds: 0.05,
+            },
+            Report::FileFailed {
+                direction: "out",
+                transfer: 2,
+                name: "notes.txt".into(),
+                reason: "declined",
+                detail: "the peer says: declined".into(),
+            },
             Report::Exit(totals),
         ];
         for s in &samples {
@@ -1245,6 +1405,10 @@ mod tests {
                 | Report::Rejected { .. }
                 | Report::Error { .. }
                 | Report::Warning { .. }
+                | Report::FileOffered { .. }
+                | Report::FileProgress { .. }
+                | Report::FileDone { .. }
+                | Report::FileFailed { .. }
                 | Report::Exit(_) => {}
                 // Human output only (--stats); the `exit` event carries the same.
                 Report::Stats(_) => unreachable!(),

@@ -442,7 +442,8 @@ impl TuiDriver {
             sim_drop: impairment.data_loss,
             sim_ack_drop: impairment.ack_loss,
             security: self.security.clone(),
-            max_text: stack.max_text_len(),
+            // A longer message travels in parts (PROTOCOL.md §3, kind 4).
+            max_text: stack.config().max_message_len.max(stack.max_text_len()),
         };
         self.chat.update(Msg::Status(Box::new(status)));
         Ok(())

@@ -1,0 +1,298 @@
+//! Messages longer than one datagram (kind 4 parts) and the file frames (kinds 5–9),
+//! between two sessions in virtual time: whole, once, in order, also across a loss, a
+//! restart of the receiver and a failure.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use udpchat_proto::wire::{Frame, Packet, Payload};
+use udpchat_proto::{Config, Event, FileFrame, Session};
+
+const A: u64 = 0xA;
+const B: u64 = 0xB;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Two sessions and a virtual clock; datagrams travel in 1 ms, and `lose` decides, by
+/// the datagram's number in its direction, which never arrive.
+struct Link {
+    a: Session,
+    b: Session,
+    now: Instant,
+    a_events: Vec<Event>,
+    b_events: Vec<Event>,
+    sent: [usize; 2],
+}
+
+impl Link {
+    fn new(config: Config) -> Self {
+        let now = Instant::now();
+        Self {
+            a: Session::new(config.clone(), A, addr(2), now),
+            b: Session::new(config, B, addr(1), now),
+            now,
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+            sent: [0, 0],
+        }
+    }
+
+    fn drain(&mut self) {
+        self.a_events
+            .extend(std::iter::from_fn(|| self.a.poll_event()));
+        self.b_events
+            .extend(std::iter::from_fn(|| self.b.poll_event()));
+    }
+
+    /// Runs until both are idle or `limit` of virtual time has passed.
+    fn run(&mut self, limit: Duration, mut lose: impl FnMut(usize, usize) -> bool) {
+        let end = self.now + limit;
+        while self.now < end {
+            self.drain();
+            let mut in_transit = Vec::new();
+            while let Some(t) = self.a.poll_transmit() {
+                self.sent[0] += 1;
+                if !lose(0, self.sent[0]) {
+                    in_transit.push((1, t.payload));
+                }
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                self.sent[1] += 1;
+                if !lose(1, self.sent[1]) {
+                    in_transit.push((0, t.payload));
+                }
+            }
+            self.drain();
+            if in_transit.is_empty() {
+                if self.a.is_idle() && self.b.is_idle() {
+                    return;
+                }
+                let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                let Some(next) = next else { return };
+                self.now = next.max(self.now);
+                self.a.handle_timeout(self.now);
+                self.b.handle_timeout(self.now);
+                continue;
+            }
+            self.now += Duration::from_millis(1);
+            for (to, bytes) in in_transit {
+                if to == 1 {
+                    self.b.handle_datagram(self.now, addr(1), &bytes);
+                } else {
+                    self.a.handle_datagram(self.now, addr(2), &bytes);
+                }
+            }
+        }
+    }
+}
+
+fn received(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Received { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(events: &[Event], what: fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| what(e)).count()
+}
+
+/// 35 KB of text whose characters are 1 to 4 bytes long, so parts must be cut at
+/// character boundaries.
+fn long_text() -> String {
+    "a é € 😀 ".chars().cycle().take(20_000).collect::<String>() + "end"
+}
+
+#[test]
+fn a_long_message_arrives_whole_once_between_short_ones_under_loss() {
+    let mut link = Link::new(Config::default());
+    let long = long_text();
+    assert!(long.len() > 30 * 1123);
+    link.a.send(link.now, "before".into()).unwrap();
+    link.a.send(link.now, long.clone()).unwrap();
+    link.a.send(link.now, "after".into()).unwrap();
+    // Every seventh datagram each way is lost.
+    link.run(Duration::from_secs(60), |_, n| n % 7 == 0);
+    assert_eq!(received(&link.b_events), ["before", long.as_str(), "after"]);
+    assert_eq!(
+        count(&link.a_events, |e| matches!(e, Event::Delivered { .. })),
+        3
+    );
+    assert_eq!(
+        count(&link.a_events, |e| matches!(e, Event::Sent { .. })),
+        3
+    );
+    assert_eq!(link.a.stats().messages_delivered, 3);
+    assert_eq!(link.b.stats().messages_received, 3);
+}
+
+#[test]
+fn a_long_message_that_fails_is_reported_once_with_all_its_text() {
+    let config = Config {
+        max_retries: 2,
+        ..Config::default()
+    };
+    let mut link = Link::new(config);
+    link.run(Duration::from_secs(1), |_, _| false);
+    let long = long_text();
+    link.a.send(link.now, long.clone()).unwrap();
+    // The peer falls silent for good once the first datagrams got through.
+    link.run(Duration::from_secs(120), |dir, n| dir == 0 && n > 4);
+    let failed: Vec<&str> = link
+        .a_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failed { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [long.as_str()]);
+    assert!(received(&link.b_events).is_empty());
+}
+
+#[test]
+fn a_receiver_restart_in_the_middle_of_a_long_message_gets_it_whole() {
+    let mut link = Link::new(Config::default());
+    link.run(Duration::from_secs(1), |_, _| false);
+    let long = long_text();
+    link.a.send(link.now, long.clone()).unwrap();
+    // Let part of it through, then B crashes and starts again with a new epoch.
+    let mut steps = 0;
+    link.run(Duration::from_secs(5), |dir, _| {
+        steps += usize::from(dir == 0);
+        steps > 20
+    });
+    let partial = received(&link.b_events).len();
+    assert_eq!(partial, 0, "not whole yet");
+    link.b = Session::new(Config::default(), B + 1, addr(1), link.now);
+    link.b_events.clear();
+    link.run(Duration::from_secs(60), |_, _| false);
+    assert_eq!(received(&link.b_events), [long.as_str()]);
+    assert_eq!(
+        count(&link.a_events, |e| matches!(e, Event::Delivered { .. })),
+        1
+    );
+}
+
+#[test]
+fn a_peer_cannot_make_the_receiver_hold_more_than_its_limit() {
+    let mut link = Link::new(Config::default());
+    link.b = Session::new(
+        Config {
+            max_message_len: 5_000,
+            ..Config::default()
+        },
+        B,
+        addr(1),
+        link.now,
+    );
+    link.a.send(link.now, "x".repeat(20_000)).unwrap();
+    link.a.send(link.now, "short".into()).unwrap();
+    link.run(Duration::from_secs(10), |_, _| false);
+    assert_eq!(received(&link.b_events), ["short"]);
+    assert_eq!(
+        count(&link.b_events, |e| matches!(e, Event::Rejected { .. })),
+        1
+    );
+}
+
+#[test]
+fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
+    let mut link = Link::new(Config::default());
+    link.run(Duration::from_secs(1), |_, _| false);
+    let chunk = link.a.max_chunk_len();
+    link.a
+        .send_file_frame(
+            link.now,
+            FileFrame::Offer {
+                transfer: 1,
+                size: 3000 * chunk as u64,
+                hash: [7; 32],
+                name: "big.bin".into(),
+            },
+        )
+        .unwrap();
+    for i in 0..3000u64 {
+        let frame = FileFrame::Chunk {
+            transfer: 1,
+            offset: i * chunk as u64,
+            data: vec![i as u8; chunk],
+        };
+        link.a.send_file_frame(link.now, frame).unwrap();
+    }
+    link.a.send(link.now, "typed".into()).unwrap();
+    let queued = link.a.file_chunks_queued();
+    assert!(queued > 2000, "{queued} chunks queued");
+    link.run(Duration::from_secs(30), |_, _| false);
+    // The line went before most of the file, and every chunk arrived in order.
+    let position = link
+        .b_events
+        .iter()
+        .filter(|e| matches!(e, Event::File { .. } | Event::Received { .. }))
+        .position(|e| matches!(e, Event::Received { .. }))
+        .unwrap();
+    assert!(position < 100, "the line came after {position} file frames");
+    let offsets: Vec<u64> = link
+        .b_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::File {
+                frame: FileFrame::Chunk { offset, .. },
+            } => Some(*offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offsets.len(), 3000);
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(link.a.file_bytes_acked(), 3000 * chunk as u64);
+    // No file frame is reported as a message of its own.
+    assert_eq!(
+        count(&link.a_events, |e| matches!(e, Event::Sent { .. })),
+        1
+    );
+}
+
+#[test]
+fn file_frames_round_trip_on_the_wire() {
+    let frames = [
+        FileFrame::Offer {
+            transfer: 1,
+            size: 5,
+            hash: [9; 32],
+            name: "dir/ä.txt".into(),
+        },
+        FileFrame::Accept {
+            transfer: 1,
+            from: 3,
+        },
+        FileFrame::Cancel {
+            transfer: 1,
+            reason: udpchat_proto::CancelReason::Declined,
+        },
+        FileFrame::Chunk {
+            transfer: 1,
+            offset: 3,
+            data: b"lo".to_vec(),
+        },
+        FileFrame::Stored { transfer: 1 },
+    ];
+    for (seq, frame) in frames.into_iter().enumerate() {
+        let packet = Packet {
+            src_epoch: 1,
+            dst_epoch: 2,
+            frames: vec![Frame::Data {
+                seq: seq as u64,
+                payload: Payload::File(frame),
+            }],
+        };
+        assert_eq!(Packet::decode(&packet.encode()), Ok(packet));
+    }
+}

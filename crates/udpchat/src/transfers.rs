@@ -1,0 +1,700 @@
+//! File transfers over the session (PROTOCOL.md §6c), shared by both interfaces: offers
+//! out and in, reading files into chunks as the session takes them, writing what arrives
+//! into partial files that resume, and the end-to-end BLAKE3 check.
+//!
+//! The protocol frames travel in the session's one ordered stream, so chunks arrive in
+//! order and a partial download is always a prefix of the file: its length is where an
+//! interrupted transfer resumes. Chunks wait behind chat messages at the sender, so a
+//! line typed during a transfer is never queued behind file data.
+//!
+//! Files go one at a time (the others wait, accepted or not), so the session's count of
+//! acknowledged file bytes is the active transfer's progress.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use udpchat_files::{Downloads, FileError, Incoming, Outgoing, Progress, Source};
+use udpchat_proto::{CancelReason, FileFrame, PeerState};
+use udpchat_stack::Stack;
+
+use crate::report::Report;
+
+/// File chunks kept queued in the session beyond what it has in flight: enough that
+/// the window never waits for the disk, few enough that memory does not grow with the
+/// file (512 chunks are about 570 KB).
+const CHUNKS_AHEAD: usize = 512;
+
+/// Bytes read from a file at once, then cut into chunks.
+const READ_BLOCK: usize = 64 * 1024;
+
+/// `in` or `out`, as the reports name a transfer's direction.
+pub(crate) const IN: &str = "in";
+/// See [`IN`].
+pub(crate) const OUT: &str = "out";
+
+/// One of our files, from the offer to the peer's confirmation.
+struct Sending {
+    transfer: u64,
+    file: Outgoing,
+    state: OutState,
+    progress: Progress,
+    started: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutState {
+    /// Offered; waiting for the peer's answer.
+    Offered,
+    /// Accepted from this byte on; waiting for the files before it.
+    Accepted { from: u64 },
+    /// Chunks are going out: the next to read, and the session's count of queued file
+    /// bytes when this file's first chunk was queued (its acknowledgements start there).
+    Reading { from: u64, next: u64, base: u64 },
+    /// Every chunk is queued; waiting for the peer's confirmation.
+    AllQueued { from: u64, base: u64 },
+}
+
+/// One of the peer's files.
+struct Receiving {
+    name: String,
+    size: u64,
+    hash: [u8; 32],
+    /// Open once accepted.
+    file: Option<Incoming>,
+    progress: Progress,
+    started: Instant,
+}
+
+/// Every transfer of this run, both ways.
+pub(crate) struct Transfers {
+    /// Where accepted files land; `None` until a directory is known.
+    downloads: Option<PathBuf>,
+    /// Accept every offer at once (`--accept-files DIR`).
+    accept_all: bool,
+    /// Ours, in the order offered; the first that is accepted is read.
+    sending: VecDeque<Sending>,
+    next_transfer: u64,
+    /// The peer's, by its transfer number.
+    receiving: BTreeMap<u64, Receiving>,
+    /// File bytes handed to the session, over its life.
+    bytes_queued: u64,
+    /// The session's count of given-up file frames when last looked at.
+    failures_seen: u64,
+    reports: VecDeque<Report>,
+    /// Transfers of ours that ended without the peer's confirmation.
+    failed: u64,
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers")
+            .field("downloads", &self.downloads)
+            .field("sending", &self.sending.len())
+            .field("receiving", &self.receiving.len())
+            .field("bytes_queued", &self.bytes_queued)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transfers {
+    /// No transfers yet; offers are accepted into `downloads` at once when `accept_all`.
+    pub(crate) fn new(downloads: Option<PathBuf>, accept_all: bool) -> Self {
+        Self {
+            downloads,
+            accept_all,
+            sending: VecDeque::new(),
+            next_transfer: 1,
+            receiving: BTreeMap::new(),
+            bytes_queued: 0,
+            failures_seen: 0,
+            reports: VecDeque::new(),
+            failed: 0,
+        }
+    }
+
+    /// What the transfers have to tell the user.
+    pub(crate) fn take_report(&mut self) -> Option<Report> {
+        self.reports.pop_front()
+    }
+
+    /// Our transfers not yet confirmed by the peer (or failed).
+    pub(crate) fn sending(&self) -> usize {
+        self.sending.len()
+    }
+
+    /// The peer's transfers offered or under way.
+    pub(crate) fn receiving(&self) -> usize {
+        self.receiving.len()
+    }
+
+    /// Our transfers that ended without the peer's confirmation.
+    pub(crate) fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// Offers the files at `paths` (a directory as its files). Each is read once now for
+    /// its BLAKE3 hash.
+    ///
+    /// # Errors
+    /// A path that is missing, unreadable or empty: nothing is offered then.
+    pub(crate) fn offer(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        paths: &[PathBuf],
+    ) -> Result<(), FileError> {
+        let sources: Vec<Source> = udpchat_files::expand(paths)?;
+        let files = sources
+            .iter()
+            .map(Outgoing::open)
+            .collect::<Result<Vec<_>, _>>()?;
+        for file in files {
+            let transfer = self.next_transfer;
+            self.next_transfer += 1;
+            self.reports.push_back(Report::FileOffered {
+                direction: OUT,
+                transfer,
+                name: file.name().to_owned(),
+                size: file.size(),
+            });
+            let sending = Sending {
+                transfer,
+                progress: Progress::new(now, 0),
+                file,
+                state: OutState::Offered,
+                started: now,
+            };
+            Self::send_offer(now, stack, &sending);
+            self.sending.push_back(sending);
+        }
+        Ok(())
+    }
+
+    fn send_offer(now: Instant, stack: &mut Stack, sending: &Sending) {
+        let frame = FileFrame::Offer {
+            transfer: sending.transfer,
+            size: sending.file.size(),
+            hash: sending.file.hash(),
+            name: sending.file.name().to_owned(),
+        };
+        // Only an ended stream refuses it, and `offer` is not called then.
+        if let Err(e) = stack.send_file_frame(now, frame) {
+            tracing::debug!("offer not sent: {e}");
+        }
+    }
+
+    /// Accepts the peer's offer `transfer` (the oldest waiting one when `None`) into the
+    /// download directory.
+    ///
+    /// # Errors
+    /// Nothing is waiting, or the directory cannot be used; the offer stays.
+    pub(crate) fn accept(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: Option<u64>,
+    ) -> Result<(), String> {
+        let transfer = self.waiting_offer(transfer)?;
+        let dir = self
+            .downloads
+            .clone()
+            .ok_or_else(|| "no download directory (--download-dir DIR)".to_owned())?;
+        self.open_download(now, stack, transfer, dir)
+    }
+
+    /// Declines the peer's offer `transfer` (the oldest waiting one when `None`).
+    ///
+    /// # Errors
+    /// Nothing is waiting.
+    pub(crate) fn decline(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: Option<u64>,
+    ) -> Result<(), String> {
+        let transfer = self.waiting_offer(transfer)?;
+        if let Some(r) = self.receiving.remove(&transfer) {
+            self.answer(
+                now,
+                stack,
+                FileFrame::Cancel {
+                    transfer,
+                    reason: CancelReason::Declined,
+                },
+            );
+            self.fail(IN, transfer, r.name, "declined", "you declined it".into());
+        }
+        Ok(())
+    }
+
+    fn waiting_offer(&self, transfer: Option<u64>) -> Result<u64, String> {
+        let waiting = |t: &u64| self.receiving.get(t).is_some_and(|r| r.file.is_none());
+        match transfer {
+            Some(t) if waiting(&t) => Ok(t),
+            Some(t) => Err(format!("no file offer {t} is waiting")),
+            None => self
+                .receiving
+                .keys()
+                .copied()
+                .find(waiting)
+                .ok_or_else(|| "no file offer is waiting".to_owned()),
+        }
+    }
+
+    fn open_download(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: u64,
+        dir: PathBuf,
+    ) -> Result<(), String> {
+        let Some(r) = self.receiving.get_mut(&transfer) else {
+            return Err(format!("no file offer {transfer} is waiting"));
+        };
+        let opened = Downloads::new(dir).and_then(|d| d.incoming(&r.name, r.size, r.hash));
+        match opened {
+            Ok(file) => {
+                let from = file.received();
+                r.progress = Progress::new(now, from);
+                r.started = now;
+                r.file = Some(file);
+                self.answer(now, stack, FileFrame::Accept { transfer, from });
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn answer(&mut self, now: Instant, stack: &mut Stack, frame: FileFrame) {
+        if let Err(e) = stack.send_file_frame(now, frame) {
+            tracing::debug!("file answer not sent: {e}");
+        }
+    }
+
+    fn fail(
+        &mut self,
+        direction: &'static str,
+        transfer: u64,
+        name: String,
+        reason: &'static str,
+        detail: String,
+    ) {
+        if direction == OUT {
+            self.failed += 1;
+        }
+        self.reports.push_back(Report::FileFailed {
+            direction,
+            transfer,
+            name,
+            reason,
+            detail,
+        });
+    }
+
+    /// Takes a file frame the peer sent.
+    pub(crate) fn on_frame(&mut self, now: Instant, stack: &mut Stack, frame: FileFrame) {
+        match frame {
+            FileFrame::Offer {
+                transfer,
+                size,
+                hash,
+                name,
+            } => self.on_offer(now, stack, transfer, size, hash, name),
+            FileFrame::Accept { transfer, from } => {
+                if let Some(s) = self.sending.iter_mut().find(|s| s.transfer == transfer) {
+                    let from = from.min(s.file.size());
+                    s.state = OutState::Accepted { from };
+                    s.progress = Progress::new(now, from);
+                    s.started = now;
+                } else {
+                    self.answer(
+                        now,
+                        stack,
+                        FileFrame::Cancel {
+                            transfer,
+                            reason: CancelReason::Unknown,
+                        },
+                    );
+                }
+            }
+            FileFrame::Cancel { transfer, reason } => self.on_cancel(transfer, reason),
+            FileFrame::Chunk {
+                transfer,
+                offset,
+                data,
+            } => self.on_chunk(now, stack, transfer, offset, &data),
+            FileFrame::Stored { transfer } => {
+                if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
+                    if let Some(s) = self.sending.remove(at) {
+                        let seconds = now.saturating_duration_since(s.started).as_secs_f64();
+                        self.reports.push_back(Report::FileDone {
+                            direction: OUT,
+                            transfer,
+                            name: s.file.name().to_owned(),
+                            size: s.file.size(),
+                            path: None,
+                            seconds,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_offer(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: u64,
+        size: u64,
+        hash: [u8; 32],
+        name: String,
+    ) {
+        // An offer again (the peer's sending started over): answer from what is here.
+        if let Some(r) = self.receiving.get_mut(&transfer) {
+            if r.hash == hash && r.size == size {
+                if let Some(file) = &r.file {
+                    let from = file.received();
+                    self.answer(now, stack, FileFrame::Accept { transfer, from });
+                }
+                return;
+            }
+            self.receiving.remove(&transfer);
+        }
+        self.receiving.insert(
+            transfer,
+            Receiving {
+                name: udpchat_files::safe_name(&name),
+                size,
+                hash,
+                file: None,
+                progress: Progress::new(now, 0),
+                started: now,
+            },
+        );
+        self.reports.push_back(Report::FileOffered {
+            direction: IN,
+            transfer,
+            name: udpchat_files::safe_name(&name),
+            size,
+        });
+        if self.accept_all {
+            if let Some(dir) = self.downloads.clone() {
+                if let Err(e) = self.open_download(now, stack, transfer, dir) {
+                    if let Some(r) = self.receiving.remove(&transfer) {
+                        self.answer(
+                            now,
+                            stack,
+                            FileFrame::Cancel {
+                                transfer,
+                                reason: CancelReason::CannotStore,
+                            },
+                        );
+                        self.fail(IN, transfer, r.name, "cannot_store", e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, transfer: u64, reason: CancelReason) {
+        let code = cancel_code(reason);
+        // Ours: the peer declined it, or cannot store it, or it arrived damaged.
+        if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
+            if let Some(s) = self.sending.remove(at) {
+                self.fail(
+                    OUT,
+                    transfer,
+                    s.file.name().to_owned(),
+                    code,
+                    format!("the peer says: {}", reason.describe()),
+                );
+            }
+            return;
+        }
+        // Theirs: the peer stopped it. What arrived is kept for a later offer of the same
+        // file, unless the file changed (then it never will be offered again as is).
+        if let Some(r) = self.receiving.remove(&transfer) {
+            if reason == CancelReason::Changed {
+                if let Some(file) = r.file {
+                    let _ = file.discard();
+                }
+            }
+            self.fail(
+                IN,
+                transfer,
+                r.name,
+                code,
+                format!("the peer says: {}", reason.describe()),
+            );
+        }
+    }
+
+    fn on_chunk(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: u64,
+        offset: u64,
+        data: &[u8],
+    ) {
+        let Some(r) = self.receiving.get_mut(&transfer) else {
+            // Not ours to take (declined, or from before a restart of ours).
+            return;
+        };
+        let Some(file) = r.file.as_mut() else {
+            return;
+        };
+        if let Err(e) = file.write_at(offset, data) {
+            let reason = match e {
+                FileError::OutOfOrder { .. } | FileError::TooLong { .. } => CancelReason::Stopped,
+                _ => CancelReason::CannotStore,
+            };
+            if let Some(r) = self.receiving.remove(&transfer) {
+                self.answer(now, stack, FileFrame::Cancel { transfer, reason });
+                self.fail(IN, transfer, r.name, cancel_code(reason), e.to_string());
+            }
+            return;
+        }
+        let done = file.received();
+        r.progress.update(now, done);
+        if !file.is_complete() {
+            if r.progress.due(now) {
+                let report = Report::FileProgress {
+                    direction: IN,
+                    transfer,
+                    name: r.name.clone(),
+                    done,
+                    size: r.size,
+                    rate: r.progress.rate(),
+                };
+                self.reports.push_back(report);
+            }
+            return;
+        }
+        let Some(r) = self.receiving.remove(&transfer) else {
+            return;
+        };
+        let Some(file) = r.file else {
+            return;
+        };
+        match file.finish() {
+            Ok(path) => {
+                self.answer(now, stack, FileFrame::Stored { transfer });
+                self.reports.push_back(Report::FileDone {
+                    direction: IN,
+                    transfer,
+                    name: r.name,
+                    size: r.size,
+                    path: Some(path.display().to_string()),
+                    seconds: now.saturating_duration_since(r.started).as_secs_f64(),
+                });
+            }
+            Err(e) => {
+                let reason = match e {
+                    FileError::Mismatch(_) => CancelReason::Damaged,
+                    _ => CancelReason::CannotStore,
+                };
+                self.answer(now, stack, FileFrame::Cancel { transfer, reason });
+                self.fail(IN, transfer, r.name, cancel_code(reason), e.to_string());
+            }
+        }
+    }
+
+    /// What happened to the session that transfers must follow: the peer restarted
+    /// (its new run knows no transfer), left, or frames were given up.
+    pub(crate) fn on_peer_restarted(&mut self, now: Instant, stack: &mut Stack) {
+        self.start_over(now, stack);
+        // The peer's transfers went with its run; what arrived stays on disk and
+        // resumes when it offers the files again.
+        self.receiving.clear();
+    }
+
+    /// The peer left (its CLOSE): our transfers fail, theirs are dropped (their partial
+    /// files stay, to resume).
+    pub(crate) fn on_peer_left(&mut self) {
+        for s in std::mem::take(&mut self.sending) {
+            let name = s.file.name().to_owned();
+            self.fail(OUT, s.transfer, name, "peer_left", "the peer left".into());
+        }
+        for (transfer, r) in std::mem::take(&mut self.receiving) {
+            self.fail(
+                IN,
+                transfer,
+                r.name,
+                "peer_left",
+                "the peer left; what arrived is kept and resumes".into(),
+            );
+        }
+    }
+
+    /// Every transfer of ours under way goes back to its offer: the peer's answer says
+    /// from where to go on.
+    fn start_over(&mut self, now: Instant, stack: &mut Stack) {
+        // Chunks the session dropped or gave up are not coming back.
+        self.bytes_queued = stack.file_bytes_acked();
+        for s in &mut self.sending {
+            s.state = OutState::Offered;
+            Self::send_offer(now, stack, s);
+        }
+    }
+
+    /// Queues file chunks while the session has room, and follows the session: given-up
+    /// frames (the peer unreachable) start the transfers over, progress is reported.
+    pub(crate) fn pump(&mut self, now: Instant, stack: &mut Stack) {
+        let failures = stack.file_frames_failed();
+        if failures != self.failures_seen {
+            self.failures_seen = failures;
+            if stack.peer_state() == PeerState::Online
+                || stack.peer_state() == PeerState::Unreachable
+            {
+                self.start_over(now, stack);
+            }
+        }
+        let acked = stack.file_bytes_acked();
+        let mut reports = Vec::new();
+        for s in &mut self.sending {
+            if let OutState::Reading { from, base, .. } | OutState::AllQueued { from, base } =
+                s.state
+            {
+                let done = from + acked.saturating_sub(base).min(s.file.size() - from);
+                s.progress.update(now, done);
+                if s.progress.due(now) && done < s.file.size() {
+                    reports.push(Report::FileProgress {
+                        direction: OUT,
+                        transfer: s.transfer,
+                        name: s.file.name().to_owned(),
+                        done,
+                        size: s.file.size(),
+                        rate: s.progress.rate(),
+                    });
+                }
+            }
+        }
+        self.reports.extend(reports);
+        self.read_chunks(now, stack);
+    }
+
+    /// Reads the active file into chunks while the session holds fewer than
+    /// [`CHUNKS_AHEAD`]; starts the next accepted file when one is all queued.
+    fn read_chunks(&mut self, now: Instant, stack: &mut Stack) {
+        let chunk = stack.max_chunk_len().max(1);
+        let mut block = Vec::new();
+        loop {
+            // Whoever is reading, or else the first accepted file (files go one at a time).
+            let reading = self
+                .sending
+                .iter()
+                .position(|s| matches!(s.state, OutState::Reading { .. }));
+            let active = reading.or_else(|| {
+                if self
+                    .sending
+                    .iter()
+                    .any(|s| matches!(s.state, OutState::AllQueued { .. }))
+                {
+                    // The previous file's chunks are still in the session: its progress
+                    // must not count the next one's.
+                    let acked = stack.file_bytes_acked();
+                    if acked < self.bytes_queued {
+                        return None;
+                    }
+                }
+                self.sending
+                    .iter()
+                    .position(|s| matches!(s.state, OutState::Accepted { .. }))
+            });
+            let Some(at) = active else {
+                return;
+            };
+            let bytes_queued = self.bytes_queued;
+            let Some(s) = self.sending.get_mut(at) else {
+                return;
+            };
+            if let OutState::Accepted { from } = s.state {
+                s.state = OutState::Reading {
+                    from,
+                    next: from,
+                    base: bytes_queued,
+                };
+            }
+            let OutState::Reading {
+                from,
+                mut next,
+                base,
+            } = s.state
+            else {
+                return;
+            };
+            let size = s.file.size();
+            while next < size && stack.file_chunks_queued() < CHUNKS_AHEAD {
+                block.resize(
+                    READ_BLOCK.min(usize::try_from(size - next).unwrap_or(READ_BLOCK)),
+                    0,
+                );
+                let read = match s.file.read_at(next, &mut block) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let reason = match e {
+                            FileError::Changed(_) => CancelReason::Changed,
+                            _ => CancelReason::Stopped,
+                        };
+                        let transfer = s.transfer;
+                        let name = s.file.name().to_owned();
+                        self.sending.remove(at);
+                        self.answer(now, stack, FileFrame::Cancel { transfer, reason });
+                        self.fail(OUT, transfer, name, cancel_code(reason), e.to_string());
+                        return;
+                    }
+                };
+                for piece in block.get(..read).unwrap_or_default().chunks(chunk) {
+                    let frame = FileFrame::Chunk {
+                        transfer: s.transfer,
+                        offset: next,
+                        data: piece.to_vec(),
+                    };
+                    if stack.send_file_frame(now, frame).is_err() {
+                        return;
+                    }
+                    next += piece.len() as u64;
+                    self.bytes_queued += piece.len() as u64;
+                }
+            }
+            if next < size {
+                s.state = OutState::Reading { from, next, base };
+                return;
+            }
+            // The last byte is queued: a file that changed since its hash was taken
+            // would arrive damaged, so say so now.
+            if let Err(e) = s.file.check_unchanged() {
+                let transfer = s.transfer;
+                let name = s.file.name().to_owned();
+                self.sending.remove(at);
+                self.answer(
+                    now,
+                    stack,
+                    FileFrame::Cancel {
+                        transfer,
+                        reason: CancelReason::Changed,
+                    },
+                );
+                self.fail(OUT, transfer, name, "changed", e.to_string());
+                return;
+            }
+            s.state = OutState::AllQueued { from, base };
+        }
+    }
+}
+
+/// The reports' name for a cancel reason.
+fn cancel_code(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::Declined => "declined",
+        CancelReason::Stopped => "stopped",
+        CancelReason::Changed => "changed",
+        CancelReason::CannotStore => "cannot_store",
+        CancelReason::Damaged => "damaged",
+        CancelReason::Unknown => "unknown_transfer",
+        CancelReason::Other(_) => "cancelled",
+    }
+}
