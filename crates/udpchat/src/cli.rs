@@ -318,8 +318,8 @@ pub(crate) struct ChatArgs {
     pub(crate) nick: Option<String>,
 
     /// Send these files (a directory as its files) and leave once the peer has them all,
-    /// each checked end to end (BLAKE3). Lines on stdin are not read. Exit status 0
-    /// only if every file arrived.
+    /// each checked end to end (BLAKE3), and piped input has ended (lines from a pipe
+    /// are sent too; a terminal is not read). Exit status 0 only if every file arrived.
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub(crate) send: Vec<PathBuf>,
 

@@ -235,12 +235,15 @@ impl Driver {
         }
     }
 
-    /// Files to send (`--send`): offered at the start, and no line is read; the run
-    /// leaves once the peer has confirmed (or refused) each.
+    /// Files to send (`--send`): offered at the start; the run leaves once the peer
+    /// has confirmed (or refused) each and the input has ended. Lines from a pipe are
+    /// sent as usual; a terminal is not read (it would never end).
     pub(crate) fn with_files(mut self, files: Vec<std::path::PathBuf>) -> Self {
         if !files.is_empty() {
-            self.stdin_open = false;
             self.send_mode = true;
+            if self.output.interactive {
+                self.stdin_open = false;
+            }
         }
         self.files_to_send = files;
         self

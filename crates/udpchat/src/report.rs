@@ -306,6 +306,9 @@ pub(crate) enum Report {
         size: u64,
         /// Where it landed (`in`); `null` for ours.
         path: Option<String>,
+        /// Bytes that were already there when it started: an interrupted transfer
+        /// resumed from here instead of starting over.
+        from: u64,
         /// Seconds from the answer to the offer to the end.
         seconds: f64,
     },
@@ -1365,6 +1368,7 @@ mod tests {
                 name: "photos/harbour.jpg".into(),
                 size: 2_481_152,
                 path: Some("/home/ada/Downloads/photos/harbour.jpg".into()),
+                from: 0,
                 seconds: 0.05,
             },
             Report::FileFailed {

@@ -62,6 +62,8 @@ struct Receiving {
     hash: [u8; 32],
     /// Open once accepted.
     file: Option<Incoming>,
+    /// What was already there when it was accepted.
+    from: u64,
     progress: Progress,
     started: Instant,
 }
@@ -258,6 +260,7 @@ impl Transfers {
                 let from = file.received();
                 r.progress = Progress::new(now, from);
                 r.started = now;
+                r.from = from;
                 r.file = Some(file);
                 self.answer(now, stack, FileFrame::Accept { transfer, from });
                 Ok(())
@@ -328,12 +331,19 @@ impl Transfers {
                 if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
                     if let Some(s) = self.sending.remove(at) {
                         let seconds = now.saturating_duration_since(s.started).as_secs_f64();
+                        let from = match s.state {
+                            OutState::Accepted { from }
+                            | OutState::Reading { from, .. }
+                            | OutState::AllQueued { from, .. } => from,
+                            OutState::Offered => 0,
+                        };
                         self.reports.push_back(Report::FileDone {
                             direction: OUT,
                             transfer,
                             name: s.file.name().to_owned(),
                             size: s.file.size(),
                             path: None,
+                            from,
                             seconds,
                         });
                     }
@@ -369,6 +379,7 @@ impl Transfers {
                 size,
                 hash,
                 file: None,
+                from: 0,
                 progress: Progress::new(now, 0),
                 started: now,
             },
@@ -488,6 +499,7 @@ impl Transfers {
                     name: r.name,
                     size: r.size,
                     path: Some(path.display().to_string()),
+                    from: r.from,
                     seconds: now.saturating_duration_since(r.started).as_secs_f64(),
                 });
             }
