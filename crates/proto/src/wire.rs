@@ -92,7 +92,7 @@ pub const OFFER_HEADER_LEN: usize = 8 + 8 + 32;
 /// A frame of the file transfer protocol (PROTOCOL.md §6c), carried as a DATA payload in
 /// the one ordered stream. Offers and answers travel with the chat messages; chunks wait
 /// behind them at the sender, so a typed message never queues behind file data.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum FileFrame {
     /// Kind 5: "may I send you this file?" `transfer` is the sender's name for the
     /// transfer, `hash` the BLAKE3 of the whole file, `name` a relative `/`-separated path.
@@ -195,6 +195,59 @@ impl CancelReason {
             Self::Other(_) => "cancelled",
         }
     }
+}
+
+/// A chunk shows its length, not its bytes: traces and failure reports stay readable.
+impl std::fmt::Debug for FileFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Offer {
+                transfer,
+                size,
+                hash,
+                name,
+            } => f
+                .debug_struct("Offer")
+                .field("transfer", transfer)
+                .field("size", size)
+                .field("hash", &hex_prefix(hash))
+                .field("name", name)
+                .finish(),
+            Self::Accept { transfer, from } => f
+                .debug_struct("Accept")
+                .field("transfer", transfer)
+                .field("from", from)
+                .finish(),
+            Self::Cancel { transfer, reason } => f
+                .debug_struct("Cancel")
+                .field("transfer", transfer)
+                .field("reason", reason)
+                .finish(),
+            Self::Chunk {
+                transfer,
+                offset,
+                data,
+            } => f
+                .debug_struct("Chunk")
+                .field("transfer", transfer)
+                .field("offset", offset)
+                .field("len", &data.len())
+                .finish(),
+            Self::Stored { transfer } => f
+                .debug_struct("Stored")
+                .field("transfer", transfer)
+                .finish(),
+        }
+    }
+}
+
+/// The first bytes of a hash in hex, for a person.
+fn hex_prefix(hash: &[u8; 32]) -> String {
+    hash.iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + "…"
 }
 
 impl FileFrame {

@@ -55,6 +55,9 @@ pub struct Scenario {
     /// impairment then acts on ciphertext: a corrupted datagram must fail
     /// authentication, a duplicate must be caught by the replay window.
     pub security: SimSecurity,
+    /// Bytes of a file A sends B beside the chat (PROTOCOL.md §6c); 0 for none. B
+    /// accepts it, and after a restart resumes from what it had.
+    pub file: usize,
 }
 
 impl Scenario {
@@ -173,6 +176,12 @@ struct Side {
     /// Every message it will send has been offered: its input has ended.
     offered_all: bool,
     outcome: SideOutcome,
+    /// The file it sends (side A, if the scenario has one).
+    file_out: Option<crate::file::Outgoing>,
+    /// The file it receives.
+    file_in: crate::file::Incoming,
+    /// It is to receive a file (side B, if the scenario has one).
+    expects_file: bool,
 }
 
 impl Side {
@@ -186,6 +195,9 @@ impl Side {
             leaving: false,
             offered_all: false,
             outcome: SideOutcome::default(),
+            file_out: None,
+            file_in: crate::file::Incoming::default(),
+            expects_file: false,
         }
     }
 }
@@ -208,7 +220,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let epoch_a = sub_seed(seed, 1) | 1;
     let epoch_b = sub_seed(seed, 2) | 1;
     let mut a = Side::new(new_stack(scenario, false, epoch_a, ADDR_B, t0, false));
+    if scenario.file > 0 {
+        let mut file = crate::file::Outgoing::new(scenario.file, sub_seed(seed, 6));
+        file.offer(&mut a.stack, t0);
+        a.file_out = Some(file);
+    }
     let mut b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, t0, false));
+    b.expects_file = scenario.file > 0;
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
@@ -263,12 +281,16 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             reborn.sent = std::mem::take(&mut b.sent);
             // Whatever the old run had still to type died with it.
             reborn.offered = scenario.messages;
+            // Its partial file is on disk: the new run resumes from it.
+            reborn.file_in = b.file_in.after_restart();
+            reborn.expects_file = b.expects_file;
             b = reborn;
             trace.note(now.saturating_duration_since(t0), "restart b");
         }
         if !b_running && now >= b_starts {
             b_running = true;
             b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, now, false));
+            b.expects_file = scenario.file > 0;
             trace.note(now.saturating_duration_since(t0), "b starts");
         }
         offer(&mut a, "a", scenario, t0, now);
@@ -326,6 +348,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
                 && partition_ends.is_none()
                 && a.offered == scenario.messages
                 && b.offered == scenario.messages
+                && file_settled(&a)
         };
         if done || now >= deadline {
             break;
@@ -355,7 +378,29 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     }
 
     let elapsed = now.saturating_duration_since(t0);
+    let file_violations = match &a.file_out {
+        None => Vec::new(),
+        Some(file) => {
+            let mut found: Vec<String> = b
+                .file_in
+                .errors
+                .iter()
+                .map(|e| format!("file: {e}"))
+                .collect();
+            if !file.stored {
+                found.push(format!(
+                    "file: not stored by the end ({} of {} bytes arrived)",
+                    b.file_in.data.len(),
+                    file.data().len()
+                ));
+            } else if b.file_in.data != file.data() {
+                found.push("file: stored, but the bytes differ".into());
+            }
+            found
+        }
+    };
     Outcome {
+        file_violations,
         goodbye: scenario.goodbye,
         trace_tail: trace.tail(),
         scenario: scenario.name.clone(),
@@ -416,7 +461,10 @@ fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
 /// faster than the network is held back, never dropped. True if anything was offered.
 fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
     let mut offered = false;
-    side.offered_all = side.offered == scenario.messages;
+    if let Some(file) = side.file_out.as_mut() {
+        offered |= file.pump(&mut side.stack, now);
+    }
+    side.offered_all = side.offered == scenario.messages && file_settled(side);
     while side.offered < scenario.messages && due(side, scenario, t0) <= now {
         if !side.stack.can_send() {
             break;
@@ -431,8 +479,15 @@ fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Inst
         let outstanding = side.stack.outstanding();
         side.outcome.peak_outstanding = side.outcome.peak_outstanding.max(outstanding);
     }
-    side.offered_all = side.offered == scenario.messages;
+    side.offered_all = side.offered == scenario.messages && file_settled(side);
     offered
+}
+
+/// The side's file is settled: the peer has stored the one it sends (as the program's
+/// `--send` waits for its files), and it has stored the one it expects (a receiver is
+/// kept running until its file is in). Only then may its input end.
+fn file_settled(side: &Side) -> bool {
+    side.file_out.as_ref().is_none_or(|f| f.stored) && (!side.expects_file || side.file_in.stored)
 }
 
 /// When `side` will next have a message to offer, if it is waiting on the clock (one
@@ -534,13 +589,23 @@ fn flush(
             Event::NoAnswer { .. } => side.outcome.no_answers += 1,
             Event::PeerDone => side.outcome.peer_done = true,
             Event::PeerLeft { .. } => side.outcome.peer_left = true,
-            Event::PeerRestarted { .. }
-            | Event::Connected { .. }
+            Event::File { frame } => {
+                if let Some(file) = side.file_out.as_mut() {
+                    file.on_frame(&frame);
+                }
+                side.file_in.on_frame(frame, &mut side.stack, now);
+            }
+            Event::PeerRestarted { .. } => {
+                // The new run knows no transfer: offer again; it says where to go on.
+                if let Some(file) = side.file_out.as_mut().filter(|f| !f.stored) {
+                    file.offer(&mut side.stack, now);
+                }
+            }
+            Event::Connected { .. }
             | Event::PeerNick { .. }
             | Event::Retransmit { .. }
             | Event::Duplicate { .. }
-            | Event::Rejected { .. }
-            | Event::File { .. } => {}
+            | Event::Rejected { .. } => {}
         }
     }
     moved
@@ -566,6 +631,7 @@ mod tests {
             b_starts_at: Duration::ZERO,
             goodbye: false,
             stall_b: None,
+            file: 0,
             partition: None,
             security: SimSecurity::Plaintext,
         }

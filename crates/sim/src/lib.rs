@@ -18,6 +18,7 @@
 //! - [`trace`]: the trace hash and the tail shown on failure.
 #![forbid(unsafe_code)]
 
+mod file;
 pub mod harness;
 pub mod outcome;
 pub mod scenario;

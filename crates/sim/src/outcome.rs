@@ -68,6 +68,9 @@ pub struct Leaving {
 /// The result of one seeded run.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// What went wrong with the scenario's file, if it had one: a byte lost, repeated or
+    /// misplaced, or the file not complete by the end.
+    pub file_violations: Vec<String>,
     /// Both sides ended with a goodbye (see [`Outcome::violations`]).
     pub goodbye: bool,
     /// Scenario name.
@@ -120,7 +123,7 @@ impl Outcome {
     ///   confirmed and every message of the peer's shown, and nothing shown on one side
     ///   was reported failed on the other.
     pub fn violations(&self) -> Vec<String> {
-        let mut found = Vec::new();
+        let mut found = self.file_violations.clone();
         if self.goodbye {
             self.goodbye_violations(&mut found);
         }
@@ -182,7 +185,9 @@ impl Outcome {
                 found.push(format!("{name} never left"));
                 continue;
             };
-            if left.delivered != side.sent.len() {
+            // A side that crashed lost what its earlier run had still to send: only
+            // the messages its peer's runs queued are owed.
+            if left.delivered != side.sent.len() && !side.restarted {
                 found.push(format!(
                     "{name} left at {:?} with {} of its {} messages confirmed ({} failed)",
                     left.at,
@@ -191,7 +196,16 @@ impl Outcome {
                     left.failed
                 ));
             }
-            if left.received != peer.sent.len() {
+            if side.restarted {
+                // Its two runs together showed everything (without a store the second
+                // may show again what the first had not confirmed).
+                let shown = |t: &String| {
+                    side.received.contains(t) || side.received_before_restart.contains(t)
+                };
+                if let Some(text) = peer.sent.iter().find(|t| !shown(t)) {
+                    found.push(format!("{name} left without ever showing {text:?}"));
+                }
+            } else if left.received != peer.sent.len() && !peer.restarted {
                 found.push(format!(
                     "{name} left at {:?} having shown {} of the peer's {} messages",
                     left.at,
@@ -273,6 +287,7 @@ mod tests {
             ..SideOutcome::default()
         };
         let outcome = Outcome {
+            file_violations: Vec::new(),
             goodbye: false,
             scenario: "t".into(),
             seed: 0,

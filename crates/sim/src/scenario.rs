@@ -58,6 +58,7 @@ fn scenario(name: &str, window: u16, link: ImpairConfig) -> Scenario {
         b_starts_at: Duration::ZERO,
         goodbye: false,
         stall_b: None,
+        file: 0,
         partition: None,
         security: SimSecurity::Plaintext,
     }

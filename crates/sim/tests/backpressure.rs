@@ -33,6 +33,7 @@ fn a_flooding_sender_is_slowed_down_and_nothing_is_lost() {
         b_starts_at: Duration::ZERO,
         goodbye: false,
         stall_b: None,
+        file: 0,
         partition: None,
         security: udpchat_sim::SimSecurity::Plaintext,
     };

@@ -32,6 +32,7 @@ fn setup(name: &str, security: SimSecurity, loss: f64, b_starts_at: Duration) ->
         b_starts_at,
         goodbye: false,
         stall_b: None,
+        file: 0,
         partition: None,
         security,
     }

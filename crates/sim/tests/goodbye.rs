@@ -25,6 +25,7 @@ fn goodbye(name: &str, link: ImpairConfig, security: SimSecurity) -> Scenario {
         b_starts_at: Duration::ZERO,
         goodbye: true,
         stall_b: None,
+        file: 0,
         partition: None,
         security,
     }

@@ -28,6 +28,7 @@ fn partitioned(protocol: Config, security: SimSecurity) -> Scenario {
         b_starts_at: Duration::ZERO,
         goodbye: false,
         stall_b: None,
+        file: 0,
         // From 3 s: late enough that a first handshake lost to the 5% loss (retried
         // after 1 s) has completed, so the peer was online before it vanished.
         partition: Some((Duration::from_secs(3), Duration::from_secs(33))),

@@ -22,6 +22,7 @@ fn crash(link: ImpairConfig, security: SimSecurity) -> Scenario {
         b_starts_at: Duration::ZERO,
         goodbye: false,
         stall_b: None,
+        file: 0,
         partition: None,
         security,
     }

@@ -29,6 +29,7 @@ fn chat(name: &str, protocol: Config, stall_b: Option<(Duration, Duration)>) -> 
         b_starts_at: Duration::ZERO,
         goodbye: true,
         stall_b,
+        file: 0,
         partition: None,
         security: SimSecurity::Plaintext,
     }
