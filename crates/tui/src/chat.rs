@@ -39,6 +39,23 @@ pub struct Status {
     /// The longest message the session accepts, in bytes of UTF-8 (less under
     /// encryption).
     pub max_text: usize,
+    /// The file transfer under way, if any, for the gauge.
+    pub transfer: Option<Gauge>,
+}
+
+/// A file transfer as the status bar shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gauge {
+    /// True for ours (sending), false for the peer's.
+    pub outgoing: bool,
+    /// The file's name.
+    pub name: String,
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all.
+    pub size: u64,
+    /// Bytes per second lately.
+    pub rate: f64,
 }
 
 /// How the conversation is protected, as the status bar shows it.
@@ -73,6 +90,7 @@ impl Default for Status {
             sim_ack_drop: 0.0,
             security: None,
             max_text: MAX_TEXT_LEN,
+            transfer: None,
         }
     }
 }
@@ -217,6 +235,12 @@ pub enum Effect {
     SetMouse(bool),
     /// Ring the terminal's bell: a message arrived while the reader was away.
     Bell,
+    /// Offer the file or directory at this path to the peer.
+    SendFile(String),
+    /// Take the peer's offer (this one, or the oldest waiting).
+    AcceptFile(Option<u64>),
+    /// Refuse the peer's offer (this one, or the oldest waiting).
+    DeclineFile(Option<u64>),
     /// Show the last datagrams as a diagram; answer with [`Msg::Diagram`].
     ShowTrace {
         /// Columns the diagram may take.
@@ -766,6 +790,9 @@ impl Chat {
                 vec![Effect::SetAckDrop(p)]
             }
             Command::Find(query) => vec![Effect::Find(query)],
+            Command::SendFile(path) => vec![Effect::SendFile(path)],
+            Command::Accept(n) => vec![Effect::AcceptFile(n)],
+            Command::Decline(n) => vec![Effect::DeclineFile(n)],
             // The conversation pane's width, less the time stamp in front of each line.
             Command::Trace => vec![Effect::ShowTrace {
                 width: self.size.0.saturating_sub(8).max(40),

@@ -24,6 +24,12 @@ pub enum Command {
     /// `/mouse`: turn the mouse wheel on or off (on, the terminal's own selection needs
     /// Shift).
     Mouse,
+    /// `/send PATH`: offer a file (a directory as its files) to the peer.
+    SendFile(String),
+    /// `/accept [N]`: take the peer's offer N, or the oldest waiting.
+    Accept(Option<u64>),
+    /// `/decline [N]`: refuse the peer's offer N, or the oldest waiting.
+    Decline(Option<u64>),
     /// `/quit`: leave.
     Quit,
 }
@@ -40,6 +46,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("/find TEXT", "search the kept conversation"),
     ("/trace", "the last datagrams as a sequence diagram"),
     ("/mouse", "wheel scrolls (select with Shift), or not"),
+    ("/send PATH", "send a file or a directory"),
+    ("/accept, /decline [N]", "take or refuse the file offered"),
     ("/quit", "leave (also Ctrl-C)"),
 ];
 
@@ -53,7 +61,6 @@ pub const KEYS: &[(&str, &str)] = &[
     ("Ctrl-U", "delete to start of line"),
     ("PgUp / PgDn (wheel: /mouse)", "scroll"),
     ("Home / End", "oldest / newest message"),
-    ("Esc", "close this help"),
 ];
 
 fn probability(name: &str, arg: &str) -> Result<f64, String> {
@@ -89,6 +96,24 @@ pub(crate) fn parse(line: &str) -> Option<Result<Command, String>> {
             Err("/find needs words to look for, e.g. /find lunch".to_owned())
         }
         "find" => Ok(Command::Find(arg.to_owned())),
+        "send" if arg.is_empty() => Err("/send needs a file, e.g. /send ~/notes.txt".to_owned()),
+        "send" => Ok(Command::SendFile(arg.to_owned())),
+        "accept" | "decline" => {
+            let number = if arg.is_empty() {
+                Ok(None)
+            } else {
+                arg.parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| format!("/{name} takes the offer's number, e.g. /{name} 2"))
+            };
+            number.map(|n| {
+                if name == "accept" {
+                    Command::Accept(n)
+                } else {
+                    Command::Decline(n)
+                }
+            })
+        }
         "quit" | "exit" | "q" => Ok(Command::Quit),
         other => Err(format!("unknown command /{other} (/help lists them)")),
     };
@@ -121,8 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn file_commands_parse() {
+        assert_eq!(
+            parse("/send ~/a b.txt"),
+            Some(Ok(Command::SendFile("~/a b.txt".into())))
+        );
+        assert_eq!(parse("/accept"), Some(Ok(Command::Accept(None))));
+        assert_eq!(parse("/accept 2"), Some(Ok(Command::Accept(Some(2)))));
+        assert_eq!(parse("/decline 3"), Some(Ok(Command::Decline(Some(3)))));
+    }
+
+    #[test]
     fn mistakes_get_a_one_line_hint() {
-        for bad in ["/drop 1.5", "/drop x", "/ack-drop", "/nick", "/frobnicate"] {
+        for bad in [
+            "/drop 1.5",
+            "/drop x",
+            "/ack-drop",
+            "/nick",
+            "/frobnicate",
+            "/send",
+            "/accept two",
+        ] {
             let Some(Err(hint)) = parse(bad) else {
                 panic!("{bad} should be refused");
             };

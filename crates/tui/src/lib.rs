@@ -19,7 +19,7 @@ mod input;
 mod layout;
 mod view;
 
-pub use chat::{stats_text, Chat, Effect, Kept, Mode, Msg, Security, Status};
+pub use chat::{stats_text, Chat, Effect, Gauge, Kept, Mode, Msg, Security, Status};
 pub use command::{Command, HELP, KEYS};
 pub use conversation::{Author, Conversation, Delivery, Entry, EntryId, SCROLLBACK};
 pub use input::InputLine;

@@ -118,6 +118,7 @@ fn peer_state_text(state: PeerState) -> &'static str {
 /// A field of the status bar.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Field {
+    Transfer,
     Peer,
     Address,
     Security,
@@ -137,12 +138,14 @@ enum Narrow {
 }
 
 /// How the bar narrows, in this order, until it fits.
-const NARROWING: [Narrow; 9] = [
+const NARROWING: [Narrow; 11] = [
     Narrow::Drop(Field::InFlight),
     Narrow::Drop(Field::Address),
+    Narrow::Shorten(Field::Transfer),
     Narrow::Drop(Field::Rtt),
     Narrow::Shorten(Field::Simulation),
     Narrow::Drop(Field::Loss),
+    Narrow::Drop(Field::Transfer),
     Narrow::Shorten(Field::Security),
     Narrow::Drop(Field::Simulation),
     Narrow::Shorten(Field::Peer),
@@ -208,6 +211,17 @@ pub fn status_text(chat: &Chat, width: usize) -> String {
         );
         fields.push((Field::Simulation, sim, brief));
     }
+    if let Some(g) = &st.transfer {
+        let arrow = if g.outgoing { "↑" } else { "↓" };
+        let percent = (g.done * 100).checked_div(g.size).unwrap_or(100);
+        let full = format!(
+            "{arrow} {} {percent}% of {}, {}/s",
+            g.name,
+            bytes(g.size),
+            bytes(g.rate as u64)
+        );
+        fields.push((Field::Transfer, full, format!("{arrow} {percent}%")));
+    }
     let mut short: Vec<Field> = Vec::new();
     let join = |fields: &[(Field, String, String)], short: &[Field]| {
         fields
@@ -232,6 +246,21 @@ pub fn status_text(chat: &Chat, width: usize) -> String {
         }
     }
     join(&fields, &short)
+}
+
+/// Bytes for a person: `512 B`, `3.4 KiB`, `12.0 MiB`, `1.1 GiB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 fn render_status(chat: &Chat, frame: &mut Frame<'_>, area: Rect) {
@@ -483,6 +512,35 @@ mod tests {
         // Narrower still: the peer and the protection, in short.
         assert_eq!(status_text(&chat, 20), "bob ● │ encrypted");
         assert_eq!(status_text(&chat, 10), "bob ●");
+    }
+
+    #[test]
+    fn a_transfer_shows_as_a_gauge_that_narrows_to_its_percentage() {
+        let mut chat = busy();
+        chat.status.security = Some(Security::Verified {
+            how: "pinned".into(),
+            key: "3f2a".into(),
+        });
+        chat.status.transfer = Some(crate::chat::Gauge {
+            outgoing: true,
+            name: "harbour.jpg".into(),
+            done: 1_048_576,
+            size: 4_194_304,
+            rate: 2_621_440.0,
+        });
+        let wide = status_text(&chat, 200);
+        assert!(
+            wide.contains("↑ harbour.jpg 25% of 4.0 MiB, 2.5 MiB/s"),
+            "{wide}"
+        );
+        let at_80 = status_text(&chat, 80);
+        assert!(at_80.width() <= 80, "{at_80}");
+        assert!(at_80.contains("↑ 25%"), "{at_80}");
+        // At 40 columns the peer and its protection come first, the percentage after.
+        let at_40 = status_text(&chat, 40);
+        assert!(at_40.width() <= 40, "{at_40}");
+        assert!(at_40.starts_with("bob ● online │ encrypted"), "{at_40}");
+        assert!(!status_text(&chat, 24).contains('↑'));
     }
 
     #[test]

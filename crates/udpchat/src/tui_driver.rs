@@ -22,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use udpchat_impair::ImpairConfig;
 use udpchat_secure::SecureEvent;
 use udpchat_stack::StackEvent;
-use udpchat_tui::{render, Chat, Effect, Kept, Msg, Security, Status};
+use udpchat_tui::{render, Chat, Effect, Gauge, Kept, Msg, Security, Status};
 
 use crate::cli::Settings;
 use crate::driver::Finish;
@@ -61,6 +61,8 @@ struct TuiDriver {
     prepared: Prepared,
     /// What the status bar says about protection.
     security: Option<Security>,
+    /// The file transfer the status bar shows, if one is under way.
+    gauge: Option<Gauge>,
 }
 
 /// Runs the full-screen chat until the user leaves.
@@ -82,6 +84,7 @@ pub(crate) async fn run(settings: Settings, prepared: Prepared) -> anyhow::Resul
         seed,
         prepared,
         security: None,
+        gauge: None,
     };
     if let Some(peer) = driver.settings.peer.clone() {
         // A bad PEER on the command line is a usage error, before the screen changes.
@@ -367,6 +370,37 @@ impl TuiDriver {
                         execute!(io::stdout(), DisableMouseCapture)
                     };
                 }
+                Effect::SendFile(path) => {
+                    let result = match self.net.as_mut() {
+                        Some(net) => net
+                            .offer_files(&[expand_home(&path)])
+                            .map_err(|e| e.to_string()),
+                        None => Err("no chat yet".to_owned()),
+                    };
+                    if let Err(e) = result {
+                        self.chat.update(Msg::Note(format!("error: {e}")));
+                    }
+                }
+                Effect::AcceptFile(n) => {
+                    let result = self
+                        .net
+                        .as_mut()
+                        .ok_or_else(|| "no chat yet".to_owned())
+                        .and_then(|net| net.accept_file(n));
+                    if let Err(e) = result {
+                        self.chat.update(Msg::Note(format!("error: {e}")));
+                    }
+                }
+                Effect::DeclineFile(n) => {
+                    let result = self
+                        .net
+                        .as_mut()
+                        .ok_or_else(|| "no chat yet".to_owned())
+                        .and_then(|net| net.decline_file(n));
+                    if let Err(e) = result {
+                        self.chat.update(Msg::Note(format!("error: {e}")));
+                    }
+                }
                 Effect::ShowTrace { width } => {
                     let trace = self.net.as_ref().and_then(Endpoint::recent_trace);
                     let lines = match trace {
@@ -422,12 +456,12 @@ impl TuiDriver {
         // Events first, then the store: a received message is in the model and on disk
         // before its acknowledgement leaves, and a typed one on disk before it is sent
         // (see the line driver's flush).
-        drain(net, &mut self.chat, &mut self.security);
+        drain(net, &mut self.chat, &mut self.security, &mut self.gauge);
         net.commit()?;
         if let Some(warning) = net.send_all().await {
             self.chat.update(Msg::Note(warning));
         }
-        drain(net, &mut self.chat, &mut self.security);
+        drain(net, &mut self.chat, &mut self.security, &mut self.gauge);
         let stack = &net.stack;
         let rtt = stack.rtt();
         let impairment = net.impairment.config();
@@ -444,6 +478,7 @@ impl TuiDriver {
             security: self.security.clone(),
             // A longer message travels in parts (PROTOCOL.md §3, kind 4).
             max_text: stack.config().max_message_len.max(stack.max_text_len()),
+            transfer: self.gauge.clone(),
         };
         self.chat.update(Msg::Status(Box::new(status)));
         Ok(())
@@ -452,7 +487,12 @@ impl TuiDriver {
 
 /// Hands the endpoint's events to the model: the protocol's as they are, the encryption
 /// layer's as the status bar's protection and a note in the line interface's words.
-fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
+fn drain(
+    net: &mut Endpoint,
+    chat: &mut Chat,
+    security: &mut Option<Security>,
+    gauge: &mut Option<Gauge>,
+) {
     while let Some(event) = net.poll_event() {
         let event = match event {
             StackEvent::Secure(e) => {
@@ -503,6 +543,40 @@ fn drain(net: &mut Endpoint, chat: &mut Chat, security: &mut Option<Security>) {
     }
     for (id, number) in net.take_released() {
         chat.update(Msg::InSession { number, id });
+    }
+    while let Some(report) = net.take_file_report() {
+        match &report {
+            Report::FileProgress {
+                direction,
+                name,
+                done,
+                size,
+                rate,
+                ..
+            } => {
+                *gauge = Some(Gauge {
+                    outgoing: *direction == crate::transfers::OUT,
+                    name: name.clone(),
+                    done: *done,
+                    size: *size,
+                    rate: *rate,
+                });
+                continue;
+            }
+            Report::FileDone { .. } | Report::FileFailed { .. } => *gauge = None,
+            _ => {}
+        }
+        if let Some(line) = report.sentence(false) {
+            chat.update(Msg::Note(line));
+        }
+    }
+}
+
+/// A path typed after `/send`: `~/` is the home directory, as in a shell.
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => std::path::PathBuf::from(home).join(rest),
+        _ => std::path::PathBuf::from(path),
     }
 }
 

@@ -408,3 +408,73 @@ fn paste_signals_and_a_dumb_terminal() {
     pane.press("C-d");
     pane.wait_for("udpchat to exit", |s| s.contains("EXIT="));
 }
+
+#[test]
+fn files_from_and_to_the_full_screen_chat() {
+    if let Err(reason) = tmux_available() {
+        eprintln!("SKIPPED files_from_and_to_the_full_screen_chat: {reason}");
+        return;
+    }
+    let work = common::temp_home("tui-files");
+    let (bob_dir, ada_dir) = (work.join("bob-downloads"), work.join("ada-downloads"));
+    std::fs::create_dir_all(&ada_dir).unwrap();
+    let outgoing = work.join("from ada.txt");
+    std::fs::write(&outgoing, "ada's notes\n".repeat(50_000)).unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let bob_args = |extra: &[&str]| {
+        let mut args = vec![
+            format!("127.0.0.1:{pa}"),
+            "--port".to_owned(),
+            pb.to_string(),
+            "--json".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let args = bob_args(&["--accept-files", bob_dir.to_str().unwrap()]);
+    let mut bob = Proc::spawn("bob", &args.iter().map(String::as_str).collect::<Vec<_>>());
+    bob.started();
+    let command = format!(
+        "{} 127.0.0.1:{pb} --port {pa} --nick ada --download-dir {} --home {}; echo EXIT=$?; sleep 60",
+        bin(),
+        ada_dir.display(),
+        common::own_copy_of_shared_home().display()
+    );
+    let pane = Pane::start(&format!("udpchat-files-{pa}"), &command);
+    pane.wait_for("the chat to open", |s| s.contains("● online"));
+
+    // Ada sends a file with /send; Bob takes it at once; Ada is told it arrived checked.
+    pane.type_line(&format!("/send {}", outgoing.display()));
+    bob.wait_event("the file", |e| e["event"] == "file_done");
+    pane.wait_for("the confirmation", |s| {
+        s.contains("sent from ada.txt") && s.contains("the peer has it, checked")
+    });
+    assert_eq!(
+        std::fs::read(bob_dir.join("from ada.txt")).unwrap(),
+        std::fs::read(&outgoing).unwrap()
+    );
+
+    // Bob starts again to send Ada a file: she sees the offer and takes it with /accept.
+    bob.close_stdin();
+    bob.kill();
+    let incoming = work.join("for-ada.bin");
+    std::fs::write(&incoming, vec![7u8; 300_000]).unwrap();
+    let args = bob_args(&["--send", incoming.to_str().unwrap()]);
+    let mut bob = Proc::spawn(
+        "bob again",
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    bob.close_stdin();
+    pane.wait_for("the offer", |s| {
+        s.contains("the peer offers for-ada.bin") && s.contains("/accept 1")
+    });
+    pane.type_line("/accept");
+    pane.wait_for("the file", |s| s.contains("received for-ada.bin"));
+    assert!(bob.wait_exit().success(), "{}", bob.dump());
+    assert_eq!(
+        std::fs::read(ada_dir.join("for-ada.bin")).unwrap(),
+        vec![7u8; 300_000]
+    );
+    pane.type_line("/quit");
+    pane.wait_for("the shell", |s| s.contains("EXIT="));
+}
