@@ -4,6 +4,8 @@
 //! one-line error; and a transfer interrupted by `kill -9` of either side resumes from
 //! what arrived instead of starting over.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
