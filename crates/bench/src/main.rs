@@ -9,6 +9,7 @@
 //! udpchat-bench --only 9                 # only section 9, the binary over pipes (with --smoke: small)
 //! udpchat-bench --only 10                # only section 10, fairness against TCP at a tbf bottleneck
 //! udpchat-bench --only 11                # only section 11, opening a history of a million messages
+//! udpchat-bench --only 12                # only section 12, files through the binary (1 GiB, three runs)
 //! udpchat-bench --udpchat PATH           # sections 8, 9 and 10 measure this udpchat binary instead
 //! ```
 //!
@@ -22,6 +23,7 @@ mod binary;
 mod crypto;
 mod engine;
 mod fairness;
+mod files;
 mod history;
 mod machine;
 mod memory;
@@ -301,7 +303,11 @@ fn run(
             history::section(&mut r, s.history_messages, s.repeats, bin.as_deref())?;
             return Ok(r);
         }
-        Some(other) => anyhow::bail!("--only {other}: only sections 3, 9, 10 and 11 run alone"),
+        Some("12") => {
+            files_section(&mut r, smoke, udpchat)?;
+            return Ok(r);
+        }
+        Some(other) => anyhow::bail!("--only {other}: only sections 3, 9, 10, 11 and 12 run alone"),
     }
     // 6. Memory, measured first, before the other benchmarks have grown the heap.
     // Idle peers first: the queued messages, once freed, would be reused by them.
@@ -442,6 +448,7 @@ fn run(
     // 11. A long history opens at once.
     let bin = udpchat_binary(smoke, udpchat)?;
     history::section(&mut r, s.history_messages, s.repeats, bin.as_deref())?;
+    files_section(&mut r, smoke, udpchat)?;
     if smoke {
         r.line("smoke run: sizes reduced, goals not judged".to_owned());
     }
@@ -450,6 +457,20 @@ fn run(
 
 /// The binary sections 8 and 9 measure: the one given with `--udpchat`, else the one of
 /// this build (built first in a full run).
+/// Section 12, files through the binary: 1 GiB three times (20 MiB once in a smoke run).
+fn files_section(
+    r: &mut Report,
+    smoke: bool,
+    udpchat: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let Some(bin) = udpchat_binary(smoke, udpchat)? else {
+        r.line("12. files through the binary: skipped (no udpchat binary)".to_owned());
+        return Ok(());
+    };
+    let (size, runs) = if smoke { (20 << 20, 1) } else { (1 << 30, 3) };
+    files::section(r, &bin, size, runs)
+}
+
 fn udpchat_binary(
     smoke: bool,
     udpchat: Option<&std::path::Path>,
@@ -744,7 +765,7 @@ fn main() -> anyhow::Result<()> {
         .map(|i| {
             args.get(i + 1)
                 .map(String::as_str)
-                .context("--only needs a section (3, 9, 10 or 11)")
+                .context("--only needs a section (3, 9, 10, 11 or 12)")
         })
         .transpose()?;
     let udpchat = args
@@ -764,7 +785,7 @@ fn main() -> anyhow::Result<()> {
         a.starts_with("--") && !matches!(a.as_str(), "--smoke" | "--write" | "--only" | "--udpchat")
     }) {
         anyhow::bail!(
-            "unknown option {bad} (use --smoke, --write PATH, --only 3, --only 9, --only 10, --only 11 or --udpchat PATH)"
+            "unknown option {bad} (use --smoke, --write PATH, --only 3, --only 9, --only 10, --only 11, --only 12 or --udpchat PATH)"
         );
     }
     let report = run(if smoke { &SMOKE } else { &FULL }, smoke, only, udpchat)?;
