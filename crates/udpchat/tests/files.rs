@@ -279,3 +279,65 @@ fn a_transfer_resumes_after_kill_9_of_the_receiver() {
 fn a_transfer_resumes_after_kill_9_of_the_sender() {
     resume_after_kill(false);
 }
+
+/// BLAKE3 of a file, read in 1 MiB blocks.
+fn blake3_of(path: &Path) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    let file = std::fs::File::open(path).unwrap();
+    hasher
+        .update_reader(std::io::BufReader::with_capacity(1 << 20, file))
+        .unwrap();
+    hasher.finalize()
+}
+
+#[test]
+fn a_gigabyte_arrives_with_a_matching_blake3() {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "SKIPPED a_gigabyte_arrives_with_a_matching_blake3: a debug build moves 1 GiB too slowly; run `cargo test --release -p udpchat --test files`"
+        );
+        return;
+    }
+    let work = temp_home("gigabyte");
+    let downloads = work.join("downloads");
+    std::fs::create_dir_all(work.join("out")).unwrap();
+    let source = work.join("out").join("disk.img");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&source).unwrap());
+        let block = pattern(1 << 20, 5);
+        for i in 0..1024u32 {
+            let mut b = block.clone();
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            out.write_all(&b).unwrap();
+        }
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let dir = downloads.to_str().unwrap();
+    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
+    let started = std::time::Instant::now();
+    let mut sender = Proc::chat(
+        "sender",
+        pa,
+        localhost(pb),
+        &["--send", source.to_str().unwrap()],
+    );
+    sender.close_stdin();
+    assert!(
+        sender.wait_exit_or_dump(&receiver).success(),
+        "{}",
+        sender.dump()
+    );
+    let done = receiver.wait_event("the file", |e| e["event"] == "file_done");
+    let seconds = done["seconds"].as_f64().unwrap();
+    eprintln!(
+        "1 GiB in {seconds:.2} s ({:.0} MiB/s), {:.1?} in all with the hashing",
+        1024.0 / seconds,
+        started.elapsed()
+    );
+    let arrived = downloads.join("disk.img");
+    assert_eq!(blake3_of(&arrived), blake3_of(&source));
+    receiver.close_stdin();
+    receiver.wait_exit();
+    let _ = std::fs::remove_dir_all(&work);
+}
