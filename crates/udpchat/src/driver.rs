@@ -80,6 +80,75 @@ pub(crate) struct Output {
     /// A person types the input (stdin is a terminal): the line interface greets them.
     /// From a pipe it says only what matters (or everything with `--verbose`).
     pub(crate) interactive: bool,
+    /// Progress bars of file transfers, when stderr is a terminal (human output only).
+    bars: Option<Bars>,
+}
+
+/// One progress bar per transfer under way, drawn on stderr by indicatif; status lines
+/// are written with the bars suspended, so they never tear.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    by_transfer: std::collections::HashMap<(&'static str, u64), indicatif::ProgressBar>,
+}
+
+impl std::fmt::Debug for Bars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bars")
+            .field("transfers", &self.by_transfer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bars {
+    /// Shows a progress report; true if it was one (nothing else to print then).
+    fn show(&mut self, report: &Report) -> bool {
+        match report {
+            Report::FileProgress {
+                direction,
+                transfer,
+                name,
+                done,
+                size,
+                ..
+            } => {
+                let multi = &self.multi;
+                let bar = self
+                    .by_transfer
+                    .entry((*direction, *transfer))
+                    .or_insert_with(|| {
+                        let style = indicatif::ProgressStyle::with_template(
+                            "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+                        let arrow = if *direction == crate::transfers::IN { "↓" } else { "↑" };
+                        multi.add(
+                            indicatif::ProgressBar::new(*size)
+                                .with_style(style)
+                                .with_message(format!("{arrow} {}", crate::report::printable(name))),
+                        )
+                    });
+                bar.set_position(*done);
+                true
+            }
+            Report::FileDone {
+                direction,
+                transfer,
+                ..
+            }
+            | Report::FileFailed {
+                direction,
+                transfer,
+                ..
+            } => {
+                if let Some(bar) = self.by_transfer.remove(&(*direction, *transfer)) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                false
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `json`, one object, with the field `ts` added last.
@@ -100,10 +169,16 @@ const OUTPUT_BUFFER: usize = 1 << 16;
 
 impl Output {
     pub(crate) fn new(json: bool, verbose: bool, stats: bool) -> Self {
+        use std::io::IsTerminal as _;
+        let bars = (!json && io::stderr().is_terminal()).then(|| Bars {
+            multi: indicatif::MultiProgress::new(),
+            by_transfer: std::collections::HashMap::new(),
+        });
         Self {
             json,
             verbose,
             stats,
+            bars,
             ..Self::default()
         }
     }
@@ -111,6 +186,11 @@ impl Output {
     /// Collects one report; in JSON with the time it was made (`ts`, RFC 3339 UTC with
     /// milliseconds).
     fn emit(&mut self, report: &Report) -> io::Result<()> {
+        if let Some(bars) = self.bars.as_mut() {
+            if bars.show(report) {
+                return Ok(());
+            }
+        }
         let line = if self.json {
             Some((Stream::Stdout, stamped(report.to_json(), SystemTime::now())))
         } else if matches!(report, Report::Started { .. }) && !self.interactive && !self.verbose {
@@ -152,12 +232,25 @@ impl Output {
         for (stream, run) in std::mem::take(&mut self.unwritten) {
             match stream {
                 Stream::Stdout => {
-                    let mut out = io::stdout().lock();
-                    out.write_all(run.as_bytes())?;
-                    out.flush()?;
+                    let write = || -> io::Result<()> {
+                        let mut out = io::stdout().lock();
+                        out.write_all(run.as_bytes())?;
+                        out.flush()
+                    };
+                    // A terminal shows stdout and the bars together: suspend them.
+                    match &self.bars {
+                        Some(bars) => bars.multi.suspend(write)?,
+                        None => write()?,
+                    }
                 }
                 Stream::Stderr => {
-                    let _ = io::stderr().lock().write_all(run.as_bytes());
+                    let write = || {
+                        let _ = io::stderr().lock().write_all(run.as_bytes());
+                    };
+                    match &self.bars {
+                        Some(bars) => bars.multi.suspend(write),
+                        None => write(),
+                    }
                 }
             }
         }

@@ -277,6 +277,8 @@ pub(crate) enum Report {
         name: String,
         /// Bytes.
         size: u64,
+        /// It waits for `/accept` or `/decline` (`in`, without `--accept-files`).
+        waiting: bool,
     },
     /// A transfer moves on: at most four a second each.
     FileProgress {
@@ -653,9 +655,12 @@ impl Report {
                 transfer,
                 name,
                 size,
+                waiting,
             } => {
                 let size = udpchat_files::human_bytes(*size);
-                if *direction == crate::transfers::IN {
+                if *direction == crate::transfers::IN && !waiting {
+                    format!("the peer sends {} ({size})", printable(name))
+                } else if *direction == crate::transfers::IN {
                     format!(
                         "the peer offers {} ({size}): /accept {transfer} to take it, /decline {transfer} to refuse",
                         printable(name)
@@ -1353,6 +1358,7 @@ mod tests {
                 transfer: 1,
                 name: "photos/harbour.jpg".into(),
                 size: 2_481_152,
+                waiting: true,
             },
             Report::FileProgress {
                 direction: "out",

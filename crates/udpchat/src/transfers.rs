@@ -159,6 +159,7 @@ impl Transfers {
                 transfer,
                 name: file.name().to_owned(),
                 size: file.size(),
+                waiting: false,
             });
             let sending = Sending {
                 transfer,
@@ -389,6 +390,7 @@ impl Transfers {
             transfer,
             name: udpchat_files::safe_name(&name),
             size,
+            waiting: !(self.accept_all && self.downloads.is_some()),
         });
         if self.accept_all {
             if let Some(dir) = self.downloads.clone() {
