@@ -25,6 +25,10 @@ use crate::report::Report;
 /// file (512 chunks are about 570 KB).
 const CHUNKS_AHEAD: usize = 512;
 
+/// The peer's offers kept at once (waiting or under way); more are declined, so a peer
+/// cannot grow this side's memory with offers.
+const MAX_RECEIVING: usize = 256;
+
 /// Bytes read from a file at once, then cut into chunks.
 const READ_BLOCK: usize = 64 * 1024;
 
@@ -372,6 +376,25 @@ impl Transfers {
                 return;
             }
             self.receiving.remove(&transfer);
+        }
+        if self.receiving.len() >= MAX_RECEIVING {
+            self.answer(
+                now,
+                stack,
+                FileFrame::Cancel {
+                    transfer,
+                    reason: CancelReason::CannotStore,
+                },
+            );
+            let detail = format!("more than {MAX_RECEIVING} offers at once");
+            self.fail(
+                IN,
+                transfer,
+                udpchat_files::safe_name(&name),
+                "cannot_store",
+                detail,
+            );
+            return;
         }
         self.receiving.insert(
             transfer,
