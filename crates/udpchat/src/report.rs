@@ -324,7 +324,7 @@ pub(crate) enum Report {
         /// The file's name.
         name: String,
         /// `declined`, `stopped`, `changed`, `cannot_store`, `damaged`,
-        /// `unknown_transfer`, `peer_left` or `cancelled`.
+        /// `unknown_transfer`, `peer_left`, `peer_unreachable` or `cancelled`.
         reason: &'static str,
         /// What happened, for a person.
         detail: String,

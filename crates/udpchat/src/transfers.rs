@@ -83,6 +83,9 @@ pub(crate) struct Transfers {
     next_transfer: u64,
     /// The peer's, by its transfer number.
     receiving: BTreeMap<u64, Receiving>,
+    /// The peer's transfers whose chunks we answered with "unknown" (once each, until
+    /// they are offered again).
+    told_unknown: std::collections::BTreeSet<u64>,
     /// File bytes handed to the session, over its life.
     bytes_queued: u64,
     /// The session's count of given-up file frames when last looked at.
@@ -112,6 +115,7 @@ impl Transfers {
             sending: VecDeque::new(),
             next_transfer: 1,
             receiving: BTreeMap::new(),
+            told_unknown: std::collections::BTreeSet::new(),
             bytes_queued: 0,
             failures_seen: 0,
             reports: VecDeque::new(),
@@ -326,7 +330,7 @@ impl Transfers {
                     );
                 }
             }
-            FileFrame::Cancel { transfer, reason } => self.on_cancel(transfer, reason),
+            FileFrame::Cancel { transfer, reason } => self.on_cancel(now, stack, transfer, reason),
             FileFrame::Chunk {
                 transfer,
                 offset,
@@ -366,6 +370,7 @@ impl Transfers {
         hash: [u8; 32],
         name: String,
     ) {
+        self.told_unknown.remove(&transfer);
         // An offer again (the peer's sending started over): answer from what is here.
         if let Some(r) = self.receiving.get_mut(&transfer) {
             if r.hash == hash && r.size == size {
@@ -434,8 +439,17 @@ impl Transfers {
         }
     }
 
-    fn on_cancel(&mut self, transfer: u64, reason: CancelReason) {
+    fn on_cancel(&mut self, now: Instant, stack: &mut Stack, transfer: u64, reason: CancelReason) {
         let code = cancel_code(reason);
+        // The peer lost track of ours (it dropped it while we were silent): offer it
+        // again; its answer says from where.
+        if reason == CancelReason::Unknown {
+            if let Some(s) = self.sending.iter_mut().find(|s| s.transfer == transfer) {
+                s.state = OutState::Offered;
+                Self::send_offer(now, stack, s);
+                return;
+            }
+        }
         // Ours: the peer declined it, or cannot store it, or it arrived damaged.
         if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
             if let Some(s) = self.sending.remove(at) {
@@ -476,7 +490,18 @@ impl Transfers {
         data: &[u8],
     ) {
         let Some(r) = self.receiving.get_mut(&transfer) else {
-            // Not ours to take (declined, or from before a restart of ours).
+            // Not known here (dropped while the peer was silent, or from before a
+            // restart of ours): say so once, and the peer offers it again.
+            if self.told_unknown.insert(transfer) {
+                self.answer(
+                    now,
+                    stack,
+                    FileFrame::Cancel {
+                        transfer,
+                        reason: CancelReason::Unknown,
+                    },
+                );
+            }
             return;
         };
         let Some(file) = r.file.as_mut() else {
@@ -583,10 +608,25 @@ impl Transfers {
         let failures = stack.file_frames_failed();
         if failures != self.failures_seen {
             self.failures_seen = failures;
-            if stack.peer_state() == PeerState::Online
-                || stack.peer_state() == PeerState::Unreachable
-            {
+            if stack.peer_state() == PeerState::Online {
+                // Given up while the peer answers: try again from what it holds.
                 self.start_over(now, stack);
+            } else {
+                // The peer stopped answering for good (about a minute of retries): our
+                // files fail; what arrived there resumes when they are sent again.
+                self.bytes_queued = stack.file_bytes_acked();
+                for s in std::mem::take(&mut self.sending) {
+                    let name = s.file.name().to_owned();
+                    let detail = "the peer stopped answering; sending it again resumes".into();
+                    self.fail(OUT, s.transfer, name, "peer_unreachable", detail);
+                }
+            }
+        }
+        if stack.peer_state() == PeerState::Unreachable && !self.receiving.is_empty() {
+            // Theirs: what arrived stays on disk and resumes when the peer offers again.
+            for (transfer, r) in std::mem::take(&mut self.receiving) {
+                let detail = "the peer stopped answering; what arrived is kept and resumes".into();
+                self.fail(IN, transfer, r.name, "peer_unreachable", detail);
             }
         }
         let acked = stack.file_bytes_acked();
