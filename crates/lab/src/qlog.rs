@@ -3,7 +3,7 @@
 //! The format (every name and field is listed in `QLOG.md` beside this crate's
 //! `Cargo.toml`): RFC 7464 JSON text sequences, each record preceded by the record
 //! separator `0x1E` and followed by a newline. The first record is the qlog header
-//! (`qlog_version` `"0.4"`, `qlog_format` `"JSON-SEQ"`, one `trace` with its
+//! (`qlog_version` `"0.3"`, `qlog_format` `"JSON-SEQ"`, one `trace` with its
 //! `vantage_point` and `common_fields` saying times are relative to a `reference_time`);
 //! every later record is one event: `time` in milliseconds (a float, microsecond
 //! precision), `name` (`transport:packet_sent`, `recovery:metrics_updated`, …) and `data`.
@@ -29,7 +29,10 @@ use serde_json::{Map, Value};
 use crate::trace::{Event, EventKind, PacketId, Side, TimerKind, Trace, REASON_LOST};
 
 /// The qlog version written in the header.
-pub const QLOG_VERSION: &str = "0.4";
+/// "0.3" is the newest version qvis opens (its loader accepts "draft-02", "qlog-03-WIP"
+/// and "0.3"; a file saying "0.4" is refused as unparseable); the events and fields
+/// written here are those of that schema.
+pub const QLOG_VERSION: &str = "0.3";
 /// The RFC 7464 record separator written before each record.
 pub const RECORD_SEPARATOR: u8 = 0x1E;
 /// The `packet_type` written in every packet header. udpchat has one packet-number
@@ -1039,7 +1042,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert!(lines.iter().all(|line| line.starts_with('\u{1e}')));
-        assert!(lines[0].contains(r#""qlog_version":"0.4""#));
+        assert!(lines[0].contains(r#""qlog_version":"0.3""#));
         assert!(lines[0].contains(r#""vantage_point":{"type":"network","name":"link"}"#));
         assert_eq!(
             lines[1],
@@ -1051,7 +1054,7 @@ mod tests {
 
     #[test]
     fn json_lines_without_separators_are_read_too() {
-        let text = "{\"qlog_version\":\"0.4\",\"trace\":{\"vantage_point\":{\"type\":\"server\"}}}\n\
+        let text = "{\"qlog_version\":\"0.3\",\"trace\":{\"vantage_point\":{\"type\":\"server\"}}}\n\
                     {\"time\":2,\"name\":\"transport:packet_received\",\"data\":{\"header\":{\"packet_number\":5}}}\n\
                     {\"time\":3,\"name\":\"quic:something_else\",\"data\":{}}\n";
         let file = read_qlog(text).unwrap();

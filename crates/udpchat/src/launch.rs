@@ -326,8 +326,18 @@ pub(crate) fn endpoint(
         .with_downloads(settings.downloads.clone(), settings.accept_files);
     if let Some(path) = &settings.trace {
         let title = format!("udpchat on {local}");
-        endpoint =
-            endpoint.with_tracer(crate::trace::Tracer::create(path, &title, Instant::now())?);
+        // The peer with the higher address is the "server" in the file, so a qlog tool
+        // pairs the two runs' files (both sides apply the same rule).
+        let server = peer.is_some_and(|p| {
+            // Our address as the peer sees it: the source the route to it would use
+            // (a socket bound to 0.0.0.0 says nothing), found without sending anything.
+            let ip = std::net::UdpSocket::bind((local.ip(), 0))
+                .and_then(|s| s.connect(p).and_then(|()| s.local_addr()))
+                .map_or(local.ip(), |a| a.ip());
+            (ip, local.port()) > (p.ip(), p.port())
+        });
+        let tracer = crate::trace::Tracer::create(path, &title, Instant::now(), server)?;
+        endpoint = endpoint.with_tracer(tracer);
     }
     // Only before the session's own verdict, which says more (and gives up messages).
     let hint_after = crate::endpoint::SILENCE_HINT_AFTER;

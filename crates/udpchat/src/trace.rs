@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use udpchat_lab::qlog::{QlogWriter, Vantage};
+use udpchat_lab::qlog::{QlogWriter, Vantage, VantageKind};
 use udpchat_lab::{Event, EventKind, PacketId, Side, TimerKind};
 use udpchat_stack::Stack;
 
@@ -121,7 +121,15 @@ impl Tracer {
     ///
     /// # Errors
     /// The file cannot be created or written, with its path.
-    pub(crate) fn create(path: &Path, title: &str, now: Instant) -> anyhow::Result<Self> {
+    /// `server`: which of the two peers this run is to a qlog tool. qvis pairs a client's
+    /// file with a server's (two clients' sends would never meet), so the two runs of
+    /// a chat must differ: the caller names the one with the higher address the server.
+    pub(crate) fn create(
+        path: &Path,
+        title: &str,
+        now: Instant,
+        server: bool,
+    ) -> anyhow::Result<Self> {
         let file = File::create(path)
             .with_context(|| format!("cannot create the trace file {}", path.display()))?;
         let reference_ms = SystemTime::now()
@@ -129,13 +137,17 @@ impl Tracer {
             .map_or(0.0, |d| d.as_secs_f64() * 1e3);
         // This run is the left endpoint of its own file; `udpchat lab --from-trace`
         // puts the second file on the right.
-        let out = QlogWriter::with_reference_time(
-            BufWriter::new(file),
-            title,
-            &Vantage::side(Side::A),
-            reference_ms,
-        )
-        .with_context(|| format!("cannot write the trace file {}", path.display()))?;
+        let vantage = Vantage {
+            kind: if server {
+                VantageKind::Server
+            } else {
+                VantageKind::Client
+            },
+            ..Vantage::side(Side::A)
+        };
+        let out =
+            QlogWriter::with_reference_time(BufWriter::new(file), title, &vantage, reference_ms)
+                .with_context(|| format!("cannot write the trace file {}", path.display()))?;
         Ok(Self {
             out: Some(out),
             recent: None,
