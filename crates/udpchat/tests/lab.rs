@@ -207,14 +207,21 @@ fn two_real_runs_traces_draw_as_one_diagram() {
     b.close_stdin();
     assert!(a.wait_exit_or_dump(&b).success(), "{}", a.dump());
     assert!(b.wait_exit_or_dump(&a).success(), "{}", b.dump());
-    // Each file is qlog JSON-SEQ: a record separator before each record, a header first.
+    // Each file is qlog JSON-SEQ: a record separator before each record, a header first,
+    // in a version qvis opens; one run is the client and the other the server, so qvis
+    // pairs their sends and arrivals.
+    let mut vantage = Vec::new();
     for file in [&ta, &tb] {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.starts_with('\u{1e}'), "{}", file.display());
         let header: serde_json::Value =
             serde_json::from_str(text[1..].lines().next().unwrap()).unwrap();
         assert_eq!(header["qlog_format"], "JSON-SEQ", "{header}");
+        assert_eq!(header["qlog_version"], "0.3", "{header}");
+        vantage.push(header["trace"]["vantage_point"]["type"].clone());
     }
+    vantage.sort_by_key(ToString::to_string);
+    assert_eq!(vantage, ["client", "server"]);
     let svg = dir.join("both.svg");
     let out = lab(&[
         "--from-trace",
