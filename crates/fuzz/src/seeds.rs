@@ -189,10 +189,37 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
             seq: 8,
             payload: Payload::Nick("ada".into()),
         }]),
+        packet(vec![
+            Frame::Data {
+                seq: 10,
+                payload: Payload::Part("the beginning of ".into()),
+            },
+            Frame::Data {
+                seq: 11,
+                payload: Payload::Text("a longer message".into()),
+            },
+        ]),
+        packet(vec![Frame::Data {
+            seq: 12,
+            payload: Payload::File(udpchat_proto::FileFrame::Offer {
+                transfer: 1,
+                size: 5,
+                hash: [7; 32],
+                name: "dir/a.txt".into(),
+            }),
+        }]),
+        packet(vec![Frame::Data {
+            seq: 13,
+            payload: Payload::File(udpchat_proto::FileFrame::Chunk {
+                transfer: 1,
+                offset: 0,
+                data: b"hello".to_vec(),
+            }),
+        }]),
         packet(vec![Frame::Data {
             seq: 9,
             payload: Payload::Unknown {
-                kind: 9,
+                kind: 10,
                 bytes: vec![1, 2, 3],
             },
         }]),
