@@ -88,6 +88,8 @@ impl Downloads {
         file.seek(SeekFrom::Start(received)).map_err(write_err)?;
         Ok(Incoming {
             file,
+            pending: Vec::new(),
+            on_disk: received,
             partial,
             dir: self.dir.clone(),
             offered_name: offered_name.to_owned(),
@@ -99,13 +101,23 @@ impl Downloads {
     }
 }
 
+/// Bytes of chunks gathered before one write to the partial file.
+const WRITE_BLOCK: usize = 256 * 1024;
+
 /// A file being received into its partial file. Chunks are written in order with
 /// [`write_at`](Self::write_at); [`finish`](Self::finish) verifies the hash and gives
-/// the file its final name. Dropping an `Incoming` keeps the partial file, which is
-/// what lets the transfer resume; [`discard`](Self::discard) deletes it.
+/// the file its final name. Dropping an `Incoming` keeps the partial file as far as it
+/// was written ([`flush`](Self::flush); at most [`WRITE_BLOCK`] bytes are pending),
+/// which is what lets the transfer resume; [`discard`](Self::discard) deletes it.
 #[derive(Debug)]
 pub struct Incoming {
     file: File,
+    /// Chunks accepted and not yet written: written in blocks of [`WRITE_BLOCK`], one
+    /// system call each instead of one per chunk. Lost if the process dies, which only
+    /// means the transfer resumes from what is on disk.
+    pending: Vec<u8>,
+    /// Bytes of the partial file on disk (and hashed): `received` less `pending`.
+    on_disk: u64,
     partial: PathBuf,
     dir: PathBuf,
     offered_name: String,
@@ -168,15 +180,34 @@ impl Incoming {
         if end > self.size {
             return Err(too_long());
         }
-        if let Err(e) = self.file.write_all(data) {
-            // Part of the chunk may be on disk and the position past it: go back to the
-            // end of what was received. If even that fails, the next write fails too.
-            let _ = self.file.set_len(self.received);
-            let _ = self.file.seek(SeekFrom::Start(self.received));
+        self.pending.extend_from_slice(data);
+        self.received = end;
+        if self.pending.len() >= WRITE_BLOCK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what was accepted to the partial file. On an error (a full disk) the
+    /// partial file goes back to what was on disk before, and so does
+    /// [`received`](Self::received): a resumed transfer asks for the rest.
+    pub fn flush(&mut self) -> Result<(), FileError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all(&self.pending) {
+            // Part of the block may be on disk and the position past it: go back to the
+            // end of what was written before. If even that fails, the next write fails.
+            let _ = self.file.set_len(self.on_disk);
+            let _ = self.file.seek(SeekFrom::Start(self.on_disk));
+            self.pending.clear();
+            self.received = self.on_disk;
             return Err(FileError::write(&self.partial, e));
         }
-        self.hasher.update(data);
-        self.received = end;
+        // Hashed once written, so the hash always covers exactly what is on disk.
+        self.hasher.update(&self.pending);
+        self.on_disk = self.received;
+        self.pending.clear();
         Ok(())
     }
 
@@ -186,6 +217,7 @@ impl Incoming {
     /// [`safe_name`], creating its subdirectories. It never overwrites: if `name.ext`
     /// exists it becomes `name (1).ext`, then `name (2).ext`... Returns the final path.
     pub fn finish(mut self) -> Result<PathBuf, FileError> {
+        self.flush()?;
         if !self.is_complete() {
             return Err(FileError::Incomplete {
                 path: self.partial,
@@ -250,6 +282,7 @@ impl Incoming {
 
     /// Gives up on this file: deletes its partial file.
     pub fn discard(self) -> Result<(), FileError> {
+        // What is pending is dropped with the file.
         drop(self.file);
         match fs::remove_file(&self.partial) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {

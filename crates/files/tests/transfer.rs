@@ -176,6 +176,7 @@ fn a_dropped_transfer_resumes_where_it_stopped() {
 
     let mut incoming = offer(&downloads, &outgoing);
     send(&mut outgoing, &mut incoming, 100_000);
+    incoming.flush().unwrap();
     let half = incoming.received();
     assert!(!incoming.is_complete());
     drop(incoming);
@@ -404,9 +405,10 @@ fn a_full_disk_says_so() {
         err.to_string(),
         format!("disk full while writing {}", partial.display())
     );
-    // What was received is still on disk, and nothing more: the transfer could resume.
+    // What was written before is still on disk, and nothing more (chunks are written in
+    // blocks of 256 KiB, so here that is nothing): the transfer could resume from it.
     let received = incoming.received();
-    assert!(received > 0 && received < 64 * 1024, "{received}");
+    assert!(received < 64 * 1024, "{received}");
     assert_eq!(fs::metadata(&partial).unwrap().len(), received);
     drop(incoming);
     assert_eq!(

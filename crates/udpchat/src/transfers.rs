@@ -570,7 +570,9 @@ impl Transfers {
         self.start_over(now, stack);
         // The peer's transfers went with its run; what arrived stays on disk and
         // resumes when it offers the files again.
-        self.receiving.clear();
+        for r in std::mem::take(&mut self.receiving).into_values() {
+            keep(r);
+        }
     }
 
     /// The peer left (its CLOSE): our transfers fail, theirs are dropped (their partial
@@ -580,7 +582,8 @@ impl Transfers {
             let name = s.file.name().to_owned();
             self.fail(OUT, s.transfer, name, "peer_left", "the peer left".into());
         }
-        for (transfer, r) in std::mem::take(&mut self.receiving) {
+        for (transfer, mut r) in std::mem::take(&mut self.receiving) {
+            r = keep(r);
             self.fail(
                 IN,
                 transfer,
@@ -625,6 +628,7 @@ impl Transfers {
         if stack.peer_state() == PeerState::Unreachable && !self.receiving.is_empty() {
             // Theirs: what arrived stays on disk and resumes when the peer offers again.
             for (transfer, r) in std::mem::take(&mut self.receiving) {
+                let r = keep(r);
                 let detail = "the peer stopped answering; what arrived is kept and resumes".into();
                 self.fail(IN, transfer, r.name, "peer_unreachable", detail);
             }
@@ -761,6 +765,17 @@ impl Transfers {
             s.state = OutState::AllQueued { from, base };
         }
     }
+}
+
+/// Writes out what a download holds before it is dropped, so a resumed transfer goes
+/// on from all of it (a failure here only means more is sent again).
+fn keep(mut r: Receiving) -> Receiving {
+    if let Some(file) = r.file.as_mut() {
+        if let Err(e) = file.flush() {
+            tracing::debug!("partial download not written out: {e}");
+        }
+    }
+    r
 }
 
 /// The reports' name for a cancel reason.
