@@ -394,7 +394,7 @@ impl Session {
     /// message: no event reports them, and their acknowledgement is counted in
     /// [`file_bytes_acked`](Self::file_bytes_acked) for chunks.
     pub fn send_file_frame(&mut self, now: Instant, frame: FileFrame) -> Result<(), SendError> {
-        let len = Payload::File(frame.clone()).wire_len();
+        let len = frame.wire_len();
         if len > self.max_text_len() {
             return Err(SendError::TooLong {
                 len,

@@ -272,7 +272,8 @@ impl FileFrame {
         }
     }
 
-    fn wire_len(&self) -> usize {
+    /// Bytes of the payload on the wire (the DATA frame's `len`).
+    pub fn wire_len(&self) -> usize {
         match self {
             Self::Offer { name, .. } => OFFER_HEADER_LEN + name.len(),
             Self::Accept { .. } => 16,
