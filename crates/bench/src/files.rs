@@ -126,9 +126,11 @@ fn one_run(bin: &Path, home: &Path, file: &Path, downloads: &Path) -> anyhow::Re
         match event["event"].as_str() {
             Some("file_progress") if typed_at.is_none() => {
                 if let Some(stdin) = sender_stdin.as_mut() {
+                    // Taken before the write: the receiver may print it before this
+                    // thread runs again.
+                    typed_at = Some(Instant::now());
                     stdin.write_all(b"typed during the transfer\n")?;
                     stdin.flush()?;
-                    typed_at = Some(Instant::now());
                 }
             }
             Some("received") => line_latency = typed_at.map(|t| at.saturating_duration_since(t)),
