@@ -53,6 +53,28 @@ fn done(p: &Proc, direction: &str) -> Vec<Value> {
         .collect()
 }
 
+/// `udpchat --send SOURCE` into `udpchat --accept-files DOWNLOADS` on loopback: waits
+/// for the sender to leave (it must exit 0) and returns both, the receiver still running.
+fn send_to_downloads(source: &Path, downloads: &Path) -> (Proc, Proc) {
+    let (pa, pb) = (free_port(), free_port());
+    let dir = downloads.to_str().unwrap();
+    let receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
+    let mut sender = Proc::chat(
+        "sender",
+        pa,
+        localhost(pb),
+        &["--send", source.to_str().unwrap()],
+    );
+    sender.close_stdin();
+    assert!(
+        sender.wait_exit_or_dump(&receiver).success(),
+        "{}\n{}",
+        sender.dump(),
+        receiver.dump()
+    );
+    (receiver, sender)
+}
+
 #[test]
 fn a_file_arrives_whole_and_checked_and_never_overwrites() {
     let work = temp_home("files");
@@ -61,18 +83,7 @@ fn a_file_arrives_whole_and_checked_and_never_overwrites() {
     let source = write_file(&work.join("out"), "report.bin", &bytes);
     // Something of that name is already there: it stays as it is.
     write_file(&downloads, "report.bin", b"mine");
-    let (pa, pb) = (free_port(), free_port());
-    let dir = downloads.to_str().unwrap();
-    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
-    let mut sender = Proc::chat(
-        "sender",
-        pa,
-        localhost(pb),
-        &["--send", source.to_str().unwrap()],
-    );
-    sender.close_stdin();
-    let status = sender.wait_exit_or_dump(&receiver);
-    assert!(status.success(), "{}\n{}", sender.dump(), receiver.dump());
+    let (mut receiver, sender) = send_to_downloads(&source, &downloads);
     receiver.wait_event("the file", |e| e["event"] == "file_done");
     let arrived = std::fs::read(downloads.join("report (1).bin")).unwrap();
     assert!(arrived == bytes, "the file arrived different");
@@ -104,21 +115,7 @@ fn a_directory_is_sent_as_its_files() {
     let tree = work.join("out").join("album");
     write_file(&tree, "a.txt", b"first");
     write_file(&tree.join("sub"), "b.txt", &pattern(100_000, 2));
-    let (pa, pb) = (free_port(), free_port());
-    let dir = downloads.to_str().unwrap();
-    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
-    let mut sender = Proc::chat(
-        "sender",
-        pa,
-        localhost(pb),
-        &["--send", tree.to_str().unwrap()],
-    );
-    sender.close_stdin();
-    assert!(
-        sender.wait_exit_or_dump(&receiver).success(),
-        "{}",
-        sender.dump()
-    );
+    let (mut receiver, _sender) = send_to_downloads(&tree, &downloads);
     receiver.wait_until("both files", |events| {
         events.iter().filter(|e| e["event"] == "file_done").count() == 2
     });
@@ -312,22 +309,8 @@ fn a_gigabyte_arrives_with_a_matching_blake3() {
             out.write_all(&b).unwrap();
         }
     }
-    let (pa, pb) = (free_port(), free_port());
-    let dir = downloads.to_str().unwrap();
-    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
     let started = std::time::Instant::now();
-    let mut sender = Proc::chat(
-        "sender",
-        pa,
-        localhost(pb),
-        &["--send", source.to_str().unwrap()],
-    );
-    sender.close_stdin();
-    assert!(
-        sender.wait_exit_or_dump(&receiver).success(),
-        "{}",
-        sender.dump()
-    );
+    let (mut receiver, _sender) = send_to_downloads(&source, &downloads);
     let done = receiver.wait_event("the file", |e| e["event"] == "file_done");
     let seconds = done["seconds"].as_f64().unwrap();
     eprintln!(
