@@ -320,6 +320,13 @@ impl Sender {
         self.queue.len() + self.in_flight.len()
     }
 
+    /// Drops the queued chunks of one transfer.
+    pub(crate) fn drop_queued_chunks(&mut self, transfer: u64) {
+        self.bulk.retain(|q| {
+            !matches!(&q.payload, Payload::File(FileFrame::Chunk { transfer: t, .. }) if *t == transfer)
+        });
+    }
+
     /// File chunks queued and not yet sent.
     pub(crate) fn bulk_queued(&self) -> usize {
         self.bulk.len()
@@ -706,8 +713,12 @@ impl Sender {
     /// File chunks are dropped instead: the new run knows no transfer, and the layer
     /// above offers the file again from what the peer holds.
     pub(crate) fn restart_stream(&mut self) -> usize {
+        // Every file frame was for the run that ended (the new one knows no transfer):
+        // the layer above offers its files again, and the peer offers its own.
+        let file = |p: &Payload| matches!(p, Payload::File(_));
         self.bulk.clear();
-        self.in_flight.retain(|m| !is_bulk(&m.payload));
+        self.in_flight.retain(|m| !file(&m.payload));
+        self.queue.retain(|q| !file(&q.payload));
         let resent = self.in_flight.len();
         for m in self.in_flight.drain(..).rev() {
             self.queue.push_front(Queued {

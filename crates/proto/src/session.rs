@@ -410,6 +410,14 @@ impl Session {
         if self.goodbye.closed || (self.goodbye.done.is_some() && !answer) {
             return Err(SendError::Finished);
         }
+        // Chunks are held back by the caller (it keeps few queued); anything else counts
+        // against the queue, so a peer that never acknowledges cannot grow it.
+        let chunk = matches!(frame, FileFrame::Chunk { .. });
+        if !chunk && !self.can_send() {
+            return Err(SendError::QueueFull {
+                limit: self.config.send_queue,
+            });
+        }
         let now = self.advance(now);
         let id = MessageId(self.next_id);
         self.next_id += 1;
@@ -421,6 +429,12 @@ impl Session {
     /// Bytes of file data a chunk may carry under this configuration.
     pub fn max_chunk_len(&self) -> usize {
         self.max_text_len().saturating_sub(CHUNK_HEADER_LEN)
+    }
+
+    /// Drops the queued, not yet sent, chunks of `transfer`: the peer lost track of it,
+    /// and what it needs next is the offer, then chunks from where it says.
+    pub fn drop_file_chunks(&mut self, transfer: u64) {
+        self.sender.drop_queued_chunks(transfer);
     }
 
     /// File chunks queued and not yet sent: a driver reading a file keeps this short
@@ -782,6 +796,11 @@ impl Session {
             match frame {
                 Frame::Hello => {}
                 Frame::Skip { below } => {
+                    if below > self.receiver.expected() {
+                        // The sender gave up what it had not sent whole: a longer message
+                        // begun before the gap never ends, and must not start the next.
+                        self.reassembly = None;
+                    }
                     let ready = self.receiver.on_skip(below);
                     self.deliver(ready);
                     must_ack = true;

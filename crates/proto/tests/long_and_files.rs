@@ -296,3 +296,31 @@ fn file_frames_round_trip_on_the_wire() {
         assert_eq!(Packet::decode(&packet.encode()), Ok(packet));
     }
 }
+
+#[test]
+fn a_long_message_given_up_halfway_does_not_start_the_next() {
+    let config = Config {
+        max_retries: 2,
+        ..Config::default()
+    };
+    let mut link = Link::new(config);
+    link.run(Duration::from_secs(1), |_, _| false);
+    let long = long_text();
+    link.a.send(link.now, long.clone()).unwrap();
+    // Its first datagrams arrive, then nothing from A gets through until it gives up.
+    let mut healed = false;
+    let start = link.sent[0];
+    link.run(Duration::from_secs(120), |dir, n| dir == 0 && n > start + 3);
+    assert!(link
+        .a_events
+        .iter()
+        .any(|e| matches!(e, Event::Failed { .. })));
+    // The link is back: the next line must arrive as itself.
+    link.a.send(link.now, "after".into()).unwrap();
+    link.run(Duration::from_secs(60), |_, _| {
+        healed = true;
+        false
+    });
+    assert!(healed);
+    assert_eq!(received(&link.b_events), ["after"]);
+}

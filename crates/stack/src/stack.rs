@@ -246,6 +246,11 @@ impl Stack {
         self.session.send_file_frame(now, frame)
     }
 
+    /// Drops the queued chunks of `transfer` (see [`Session::drop_file_chunks`]).
+    pub fn drop_file_chunks(&mut self, transfer: u64) {
+        self.session.drop_file_chunks(transfer);
+    }
+
     /// Bytes of file data one chunk carries.
     pub fn max_chunk_len(&self) -> usize {
         self.session.max_chunk_len()

@@ -296,6 +296,12 @@ pub(crate) struct Driver {
     /// `--send`: leave once the peer confirmed everything, without waiting for its
     /// own end of input.
     send_mode: bool,
+    /// `--accept-files`: the end of input does not end the run before the peer has
+    /// finished (its DONE) or left, so `udpchat PEER --accept-files DIR < /dev/null`
+    /// waits for the files.
+    wait_for_peer: bool,
+    /// The peer's stream ended (DONE) or it left.
+    peer_finished: bool,
 }
 
 impl Driver {
@@ -325,7 +331,16 @@ impl Driver {
             peer_nick: None,
             files_to_send: Vec::new(),
             send_mode: false,
+            wait_for_peer: false,
+            peer_finished: false,
         }
+    }
+
+    /// Waits for the peer to finish or leave before its own goodbye, even after the end
+    /// of input (`--accept-files`: the files are what the run is for).
+    pub(crate) fn waiting_for_files(mut self, wait: bool) -> Self {
+        self.wait_for_peer = wait;
+        self
     }
 
     /// Files to send (`--send`): offered at the start; the run leaves once the peer
@@ -423,7 +438,10 @@ impl Driver {
             if self.net.refused().is_some() {
                 return self.end_refused().await;
             }
-            if self.all_read() && !self.goodbye_started && self.net.transfers_under_way() == (0, 0)
+            if self.all_read()
+                && !self.goodbye_started
+                && self.net.transfers_under_way() == (0, 0)
+                && (!self.wait_for_peer || self.peer_finished)
             {
                 // End of input, every line queued: a DONE goes after the last of them,
                 // and what waits in the outbox has one more chance before it.
@@ -607,6 +625,7 @@ impl Driver {
             }
             match &event {
                 Event::PeerNick { nick } => self.peer_nick = Some(nick.clone()),
+                Event::PeerDone | Event::PeerLeft { .. } => self.peer_finished = true,
                 // The peer's new run has not heard our nickname.
                 Event::PeerRestarted { .. } => self.announce_nick()?,
                 _ => {}

@@ -93,6 +93,7 @@ pub(crate) fn run(mut settings: Settings) -> anyhow::Result<Finish> {
         let invitation = prepared.invitation.map(|r| with_address(r, local));
         Driver::new(net, seed, output, lines)
             .with_files(settings.send.clone())
+            .waiting_for_files(settings.accept_files)
             .with_nick(nick)
             .with_notices(notices)
             .with_invitation(invitation)
