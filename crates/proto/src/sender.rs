@@ -320,11 +320,19 @@ impl Sender {
         self.queue.len() + self.in_flight.len()
     }
 
-    /// Drops the queued chunks of one transfer.
-    pub(crate) fn drop_queued_chunks(&mut self, transfer: u64) {
-        self.bulk.retain(|q| {
-            !matches!(&q.payload, Payload::File(FileFrame::Chunk { transfer: t, .. }) if *t == transfer)
+    /// Drops the queued chunks of one transfer; returns the file bytes they held.
+    pub(crate) fn drop_queued_chunks(&mut self, transfer: u64) -> usize {
+        let mut dropped = 0;
+        self.bulk.retain(|q| match &q.payload {
+            Payload::File(FileFrame::Chunk {
+                transfer: t, data, ..
+            }) if *t == transfer => {
+                dropped += data.len();
+                false
+            }
+            _ => true,
         });
+        dropped
     }
 
     /// File chunks queued and not yet sent.

@@ -432,9 +432,10 @@ impl Session {
     }
 
     /// Drops the queued, not yet sent, chunks of `transfer`: the peer lost track of it,
-    /// and what it needs next is the offer, then chunks from where it says.
-    pub fn drop_file_chunks(&mut self, transfer: u64) {
-        self.sender.drop_queued_chunks(transfer);
+    /// and what it needs next is the offer, then chunks from where it says. Returns the
+    /// file bytes they held.
+    pub fn drop_file_chunks(&mut self, transfer: u64) -> u64 {
+        self.sender.drop_queued_chunks(transfer) as u64
     }
 
     /// File chunks queued and not yet sent: a driver reading a file keeps this short

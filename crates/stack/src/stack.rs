@@ -247,8 +247,8 @@ impl Stack {
     }
 
     /// Drops the queued chunks of `transfer` (see [`Session::drop_file_chunks`]).
-    pub fn drop_file_chunks(&mut self, transfer: u64) {
-        self.session.drop_file_chunks(transfer);
+    pub fn drop_file_chunks(&mut self, transfer: u64) -> u64 {
+        self.session.drop_file_chunks(transfer)
     }
 
     /// Bytes of file data one chunk carries.

@@ -250,14 +250,19 @@ impl Endpoint {
             silence_hint: None,
             announcements: HashSet::new(),
             tracer: None,
-            transfers: Transfers::new(None, false),
+            transfers: Transfers::new(None, false, false),
         }
     }
 
-    /// Where accepted files land, and whether every offer is accepted at once
-    /// (`--accept-files DIR`).
-    pub(crate) fn with_downloads(mut self, dir: Option<PathBuf>, accept_all: bool) -> Self {
-        self.transfers = Transfers::new(dir, accept_all);
+    /// Where accepted files land, whether every offer is accepted at once
+    /// (`--accept-files DIR`), and whether someone can answer one (a terminal).
+    pub(crate) fn with_downloads(
+        mut self,
+        dir: Option<PathBuf>,
+        accept_all: bool,
+        can_ask: bool,
+    ) -> Self {
+        self.transfers = Transfers::new(dir, accept_all, can_ask);
         self
     }
 

@@ -323,8 +323,11 @@ pub(crate) fn endpoint(
         Instant::now(),
     );
     let impairment = Impairment::new(settings.impairment.clone(), seed);
-    let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts)
-        .with_downloads(settings.downloads.clone(), settings.accept_files);
+    let mut endpoint = Endpoint::new(socket, stack, impairment, mode, contacts).with_downloads(
+        settings.downloads.clone(),
+        settings.accept_files,
+        io::stdin().is_terminal(),
+    );
     if let Some(path) = &settings.trace {
         let title = format!("udpchat on {local}");
         // The peer with the higher address is the "server" in the file, so a qlog tool

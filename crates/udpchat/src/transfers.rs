@@ -29,6 +29,14 @@ const CHUNKS_AHEAD: usize = 512;
 /// cannot grow this side's memory with offers.
 const MAX_RECEIVING: usize = 256;
 
+/// Our files offered and not yet settled at once; the rest wait their turn, so a
+/// directory of thousands of files never meets the peer's limit above.
+const MAX_OFFERED: usize = 64;
+
+/// The peer's transfers answered "unknown" remembered at once; past this no more such
+/// answers go out (a peer inventing transfer numbers gets silence).
+const MAX_TOLD_UNKNOWN: usize = 1024;
+
 /// Bytes read from a file at once, then cut into chunks.
 const READ_BLOCK: usize = 64 * 1024;
 
@@ -48,6 +56,8 @@ struct Sending {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum OutState {
+    /// Not offered yet: [`MAX_OFFERED`] others are.
+    Waiting,
     /// Offered; waiting for the peer's answer.
     Offered,
     /// Accepted from this byte on; waiting for the files before it.
@@ -68,6 +78,9 @@ struct Receiving {
     file: Option<Incoming>,
     /// What was already there when it was accepted.
     from: u64,
+    /// `--accept-files` took it, but the same content is being received under another
+    /// transfer (one partial file per content): it is opened when that one is done.
+    deferred: bool,
     progress: Progress,
     started: Instant,
 }
@@ -78,6 +91,15 @@ pub(crate) struct Transfers {
     downloads: Option<PathBuf>,
     /// Accept every offer at once (`--accept-files DIR`).
     accept_all: bool,
+    /// Someone can answer an offer (`/accept`): a terminal. Otherwise an offer that is
+    /// not taken at once is declined at once, so neither side waits for nobody.
+    can_ask: bool,
+    /// The peer's transfers stored whole (number, hash, size): an offer of one of them
+    /// again (its sender started over after our answer was lost) is answered stored.
+    stored: std::collections::BTreeSet<(u64, [u8; 32], u64)>,
+    /// The peer's state when last looked at: back from unreachable, our unsettled
+    /// offers go again (an answer may have been given up).
+    last_state: PeerState,
     /// Ours, in the order offered; the first that is accepted is read.
     sending: VecDeque<Sending>,
     next_transfer: u64,
@@ -107,11 +129,15 @@ impl std::fmt::Debug for Transfers {
 }
 
 impl Transfers {
-    /// No transfers yet; offers are accepted into `downloads` at once when `accept_all`.
-    pub(crate) fn new(downloads: Option<PathBuf>, accept_all: bool) -> Self {
+    /// No transfers yet; offers are accepted into `downloads` at once when `accept_all`,
+    /// wait for `/accept` when `can_ask`, and are declined otherwise.
+    pub(crate) fn new(downloads: Option<PathBuf>, accept_all: bool, can_ask: bool) -> Self {
         Self {
             downloads,
             accept_all,
+            can_ask,
+            stored: std::collections::BTreeSet::new(),
+            last_state: PeerState::Connecting,
             sending: VecDeque::new(),
             next_transfer: 1,
             receiving: BTreeMap::new(),
@@ -138,7 +164,8 @@ impl Transfers {
         self.receiving.len()
     }
 
-    /// Our transfers that ended without the peer's confirmation.
+    /// Files that did not arrive: ours the peer did not confirm, and theirs that failed
+    /// here (not those declined here).
     pub(crate) fn failed(&self) -> u64 {
         self.failed
     }
@@ -169,17 +196,35 @@ impl Transfers {
                 size: file.size(),
                 waiting: false,
             });
-            let sending = Sending {
+            self.sending.push_back(Sending {
                 transfer,
                 progress: Progress::new(now, 0),
                 file,
-                state: OutState::Offered,
+                state: OutState::Waiting,
                 started: now,
-            };
-            Self::send_offer(now, stack, &sending);
-            self.sending.push_back(sending);
+            });
         }
+        self.offer_more(now, stack);
         Ok(())
+    }
+
+    /// Offers waiting files while fewer than [`MAX_OFFERED`] are offered.
+    fn offer_more(&mut self, now: Instant, stack: &mut Stack) {
+        let mut offered = self
+            .sending
+            .iter()
+            .filter(|s| s.state != OutState::Waiting)
+            .count();
+        for s in &mut self.sending {
+            if offered >= MAX_OFFERED {
+                break;
+            }
+            if s.state == OutState::Waiting {
+                s.state = OutState::Offered;
+                Self::send_offer(now, stack, s);
+                offered += 1;
+            }
+        }
     }
 
     fn send_offer(now: Instant, stack: &mut Stack, sending: &Sending) {
@@ -212,6 +257,7 @@ impl Transfers {
             .clone()
             .ok_or_else(|| "no download directory (--download-dir DIR)".to_owned())?;
         self.open_download(now, stack, transfer, dir)
+            .map_err(|e| e.to_string())
     }
 
     /// Declines the peer's offer `transfer` (the oldest waiting one when `None`).
@@ -259,22 +305,97 @@ impl Transfers {
         stack: &mut Stack,
         transfer: u64,
         dir: PathBuf,
-    ) -> Result<(), String> {
+    ) -> Result<(), FileError> {
         let Some(r) = self.receiving.get_mut(&transfer) else {
-            return Err(format!("no file offer {transfer} is waiting"));
+            return Ok(());
         };
-        let opened = Downloads::new(dir).and_then(|d| d.incoming(&r.name, r.size, r.hash));
-        match opened {
-            Ok(file) => {
-                let from = file.received();
-                r.progress = Progress::new(now, from);
-                r.started = now;
-                r.from = from;
-                r.file = Some(file);
-                self.answer(now, stack, FileFrame::Accept { transfer, from });
-                Ok(())
+        let file = Downloads::new(dir).and_then(|d| d.incoming(&r.name, r.size, r.hash))?;
+        let from = file.received();
+        r.progress = Progress::new(now, from);
+        r.started = now;
+        r.from = from;
+        r.deferred = false;
+        let complete = file.is_complete();
+        r.file = Some(file);
+        self.answer(now, stack, FileFrame::Accept { transfer, from });
+        if complete {
+            // Nothing to send (an empty file, or all of it was here already): no chunk
+            // will come to finish it, so it is finished now.
+            self.complete(now, stack, transfer);
+        }
+        Ok(())
+    }
+
+    /// The last byte of the peer's `transfer` is here: check it, give it its name and
+    /// say so (or say why not); then open what waited for the same content.
+    fn complete(&mut self, now: Instant, stack: &mut Stack, transfer: u64) {
+        let Some(r) = self.receiving.remove(&transfer) else {
+            return;
+        };
+        let Some(file) = r.file else {
+            return;
+        };
+        match file.finish() {
+            Ok(path) => {
+                if self.stored.len() >= MAX_TOLD_UNKNOWN {
+                    self.stored.clear();
+                }
+                self.stored.insert((transfer, r.hash, r.size));
+                self.answer(now, stack, FileFrame::Stored { transfer });
+                self.reports.push_back(Report::FileDone {
+                    direction: IN,
+                    transfer,
+                    name: r.name,
+                    size: r.size,
+                    path: Some(path.display().to_string()),
+                    from: r.from,
+                    seconds: now.saturating_duration_since(r.started).as_secs_f64(),
+                });
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                let reason = match e {
+                    FileError::Mismatch(_) => CancelReason::Damaged,
+                    _ => CancelReason::CannotStore,
+                };
+                self.answer(now, stack, FileFrame::Cancel { transfer, reason });
+                self.fail(IN, transfer, r.name, cancel_code(reason), e.to_string());
+            }
+        }
+        self.open_deferred(now, stack);
+    }
+
+    /// Opens the downloads `--accept-files` took while the same content was being
+    /// received: that one is done now.
+    fn open_deferred(&mut self, now: Instant, stack: &mut Stack) {
+        let Some(dir) = self.downloads.clone() else {
+            return;
+        };
+        let deferred: Vec<u64> = self
+            .receiving
+            .iter()
+            .filter(|(_, r)| r.deferred)
+            .map(|(t, _)| *t)
+            .collect();
+        for transfer in deferred {
+            match self.open_download(now, stack, transfer, dir.clone()) {
+                Ok(()) | Err(FileError::Busy(_)) => {}
+                Err(e) => self.refuse(now, stack, transfer, &e),
+            }
+        }
+    }
+
+    /// Declines the peer's `transfer` because it cannot be stored here.
+    fn refuse(&mut self, now: Instant, stack: &mut Stack, transfer: u64, e: &FileError) {
+        if let Some(r) = self.receiving.remove(&transfer) {
+            self.answer(
+                now,
+                stack,
+                FileFrame::Cancel {
+                    transfer,
+                    reason: CancelReason::CannotStore,
+                },
+            );
+            self.fail(IN, transfer, r.name, "cannot_store", e.to_string());
         }
     }
 
@@ -292,7 +413,9 @@ impl Transfers {
         reason: &'static str,
         detail: String,
     ) {
-        if direction == OUT {
+        // A file that did not arrive fails the run (exit status 1), ours or theirs, but
+        // not one this side declined.
+        if direction == OUT || reason != "declined" {
             self.failed += 1;
         }
         self.reports.push_back(Report::FileFailed {
@@ -314,20 +437,26 @@ impl Transfers {
                 name,
             } => self.on_offer(now, stack, transfer, size, hash, name),
             FileFrame::Accept { transfer, from } => {
-                if let Some(s) = self.sending.iter_mut().find(|s| s.transfer == transfer) {
-                    let from = from.min(s.file.size());
-                    s.state = OutState::Accepted { from };
-                    s.progress = Progress::new(now, from);
-                    s.started = now;
-                } else {
-                    self.answer(
+                match self.sending.iter_mut().find(|s| s.transfer == transfer) {
+                    // Only an offer waits for an answer: a second accept (to an offer
+                    // sent again while the file was already going) changes nothing.
+                    Some(s) if s.state == OutState::Offered => {
+                        let from = from.min(s.file.size());
+                        s.state = OutState::Accepted { from };
+                        s.progress = Progress::new(now, from);
+                        s.started = now;
+                    }
+                    Some(_) => {}
+                    // Not ours (any more): a sender's reason, so the peer takes it for
+                    // its download and drops it.
+                    None => self.answer(
                         now,
                         stack,
                         FileFrame::Cancel {
                             transfer,
-                            reason: CancelReason::Unknown,
+                            reason: CancelReason::Stopped,
                         },
-                    );
+                    ),
                 }
             }
             FileFrame::Cancel { transfer, reason } => self.on_cancel(now, stack, transfer, reason),
@@ -344,7 +473,7 @@ impl Transfers {
                             OutState::Accepted { from }
                             | OutState::Reading { from, .. }
                             | OutState::AllQueued { from, .. } => from,
-                            OutState::Offered => 0,
+                            OutState::Offered | OutState::Waiting => 0,
                         };
                         self.reports.push_back(Report::FileDone {
                             direction: OUT,
@@ -371,6 +500,11 @@ impl Transfers {
         name: String,
     ) {
         self.told_unknown.remove(&transfer);
+        // Stored already (our answer was lost, and the peer offers again): say so again.
+        if self.stored.contains(&(transfer, hash, size)) {
+            self.answer(now, stack, FileFrame::Stored { transfer });
+            return;
+        }
         // An offer again (the peer's sending started over): answer from what is here.
         if let Some(r) = self.receiving.get_mut(&transfer) {
             if r.hash == hash && r.size == size {
@@ -409,6 +543,7 @@ impl Transfers {
                 hash,
                 file: None,
                 from: 0,
+                deferred: false,
                 progress: Progress::new(now, 0),
                 started: now,
             },
@@ -420,47 +555,72 @@ impl Transfers {
             size,
             waiting: !(self.accept_all && self.downloads.is_some()),
         });
-        if self.accept_all {
-            if let Some(dir) = self.downloads.clone() {
-                if let Err(e) = self.open_download(now, stack, transfer, dir) {
-                    if let Some(r) = self.receiving.remove(&transfer) {
-                        self.answer(
-                            now,
-                            stack,
-                            FileFrame::Cancel {
-                                transfer,
-                                reason: CancelReason::CannotStore,
-                            },
-                        );
-                        self.fail(IN, transfer, r.name, "cannot_store", e);
+        match (self.accept_all, self.downloads.clone()) {
+            (true, Some(dir)) => match self.open_download(now, stack, transfer, dir) {
+                Ok(()) => {}
+                // The same content is being received under another number: this one
+                // opens when that one is done (one partial file per content).
+                Err(FileError::Busy(_)) => {
+                    if let Some(r) = self.receiving.get_mut(&transfer) {
+                        r.deferred = true;
                     }
                 }
+                Err(e) => self.refuse(now, stack, transfer, &e),
+            },
+            // Nobody here can answer (a pipe, no --accept-files): declined at once, so
+            // neither side waits for an answer that never comes.
+            _ if !self.can_ask => {
+                if let Some(r) = self.receiving.remove(&transfer) {
+                    self.answer(
+                        now,
+                        stack,
+                        FileFrame::Cancel {
+                            transfer,
+                            reason: CancelReason::Declined,
+                        },
+                    );
+                    let detail = "declined: nobody can answer here (use --accept-files DIR)";
+                    self.fail(IN, transfer, r.name, "declined", detail.into());
+                }
             }
+            _ => {}
         }
     }
 
     fn on_cancel(&mut self, now: Instant, stack: &mut Stack, transfer: u64, reason: CancelReason) {
         let code = cancel_code(reason);
-        // The peer lost track of ours (it dropped it while we were silent): offer it
-        // again; its answer says from where.
-        if reason == CancelReason::Unknown {
-            if let Some(s) = self.sending.iter_mut().find(|s| s.transfer == transfer) {
-                s.state = OutState::Offered;
-                Self::send_offer(now, stack, s);
+        let detail = format!("the peer says: {}", reason.describe());
+        // Both sides number their transfers from 1: the reason says whose it is. A
+        // receiver declines, cannot store, finds damage or does not know; a sender
+        // stops, or its file changed.
+        let ours = match reason {
+            CancelReason::Declined
+            | CancelReason::CannotStore
+            | CancelReason::Damaged
+            | CancelReason::Unknown => Some(true),
+            CancelReason::Stopped | CancelReason::Changed => Some(false),
+            CancelReason::Other(_) => None,
+        };
+        if ours != Some(false) {
+            if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
+                if reason == CancelReason::Unknown {
+                    // The peer lost track of it (it dropped it while we were silent):
+                    // the chunks queued for it go, and the offer goes again; the answer
+                    // says from where.
+                    let dropped = stack.drop_file_chunks(transfer);
+                    self.bytes_queued = self.bytes_queued.saturating_sub(dropped);
+                    if let Some(s) = self.sending.get_mut(at) {
+                        s.state = OutState::Offered;
+                        Self::send_offer(now, stack, s);
+                    }
+                } else if let Some(s) = self.sending.remove(at) {
+                    self.fail(OUT, transfer, s.file.name().to_owned(), code, detail);
+                    self.offer_more(now, stack);
+                }
                 return;
             }
         }
-        // Ours: the peer declined it, or cannot store it, or it arrived damaged.
-        if let Some(at) = self.sending.iter().position(|s| s.transfer == transfer) {
-            if let Some(s) = self.sending.remove(at) {
-                self.fail(
-                    OUT,
-                    transfer,
-                    s.file.name().to_owned(),
-                    code,
-                    format!("the peer says: {}", reason.describe()),
-                );
-            }
+        if ours == Some(true) {
             return;
         }
         // Theirs: the peer stopped it. What arrived is kept for a later offer of the same
@@ -470,14 +630,12 @@ impl Transfers {
                 if let Some(file) = r.file {
                     let _ = file.discard();
                 }
+                self.fail(IN, transfer, r.name, code, detail);
+            } else {
+                let r = keep(r);
+                self.fail(IN, transfer, r.name, code, detail);
             }
-            self.fail(
-                IN,
-                transfer,
-                r.name,
-                code,
-                format!("the peer says: {}", reason.describe()),
-            );
+            self.open_deferred(now, stack);
         }
     }
 
@@ -492,7 +650,7 @@ impl Transfers {
         let Some(r) = self.receiving.get_mut(&transfer) else {
             // Not known here (dropped while the peer was silent, or from before a
             // restart of ours): say so once, and the peer offers it again.
-            if self.told_unknown.insert(transfer) {
+            if self.told_unknown.len() < MAX_TOLD_UNKNOWN && self.told_unknown.insert(transfer) {
                 self.answer(
                     now,
                     stack,
@@ -508,8 +666,10 @@ impl Transfers {
             return;
         };
         if let Err(e) = file.write_at(offset, data) {
+            // Only a receiver's reasons (a sender's, stopped and changed, would name
+            // a transfer of ours).
             let reason = match e {
-                FileError::OutOfOrder { .. } | FileError::TooLong { .. } => CancelReason::Stopped,
+                FileError::OutOfOrder { .. } | FileError::TooLong { .. } => CancelReason::Damaged,
                 _ => CancelReason::CannotStore,
             };
             if let Some(r) = self.receiving.remove(&transfer) {
@@ -534,40 +694,15 @@ impl Transfers {
             }
             return;
         }
-        let Some(r) = self.receiving.remove(&transfer) else {
-            return;
-        };
-        let Some(file) = r.file else {
-            return;
-        };
-        match file.finish() {
-            Ok(path) => {
-                self.answer(now, stack, FileFrame::Stored { transfer });
-                self.reports.push_back(Report::FileDone {
-                    direction: IN,
-                    transfer,
-                    name: r.name,
-                    size: r.size,
-                    path: Some(path.display().to_string()),
-                    from: r.from,
-                    seconds: now.saturating_duration_since(r.started).as_secs_f64(),
-                });
-            }
-            Err(e) => {
-                let reason = match e {
-                    FileError::Mismatch(_) => CancelReason::Damaged,
-                    _ => CancelReason::CannotStore,
-                };
-                self.answer(now, stack, FileFrame::Cancel { transfer, reason });
-                self.fail(IN, transfer, r.name, cancel_code(reason), e.to_string());
-            }
-        }
+        self.complete(now, stack, transfer);
     }
 
     /// What happened to the session that transfers must follow: the peer restarted
     /// (its new run knows no transfer), left, or frames were given up.
     pub(crate) fn on_peer_restarted(&mut self, now: Instant, stack: &mut Stack) {
         self.start_over(now, stack);
+        // Its new run numbers its transfers afresh.
+        self.stored.clear();
         // The peer's transfers went with its run; what arrived stays on disk and
         // resumes when it offers the files again.
         for r in std::mem::take(&mut self.receiving).into_values() {
@@ -600,8 +735,10 @@ impl Transfers {
         // Chunks the session dropped or gave up are not coming back.
         self.bytes_queued = stack.file_bytes_acked();
         for s in &mut self.sending {
-            s.state = OutState::Offered;
-            Self::send_offer(now, stack, s);
+            if s.state != OutState::Waiting {
+                s.state = OutState::Offered;
+                Self::send_offer(now, stack, s);
+            }
         }
     }
 
@@ -633,6 +770,21 @@ impl Transfers {
                 self.fail(IN, transfer, r.name, "peer_unreachable", detail);
             }
         }
+        // Back from a silence: an answer of the peer's may have been given up on its
+        // side (stored, accept), so our unsettled offers go again; it answers from
+        // what it has (stored again, or accept from what it holds).
+        let state = stack.peer_state();
+        if self.last_state == PeerState::Unreachable && state == PeerState::Online {
+            // Only what waits for an answer: a file being read goes on as it is, and an
+            // accept that comes back for one all queued is ignored (see `on_frame`).
+            for s in &mut self.sending {
+                if matches!(s.state, OutState::Offered | OutState::AllQueued { .. }) {
+                    Self::send_offer(now, stack, s);
+                }
+            }
+        }
+        self.last_state = state;
+        self.offer_more(now, stack);
         let acked = stack.file_bytes_acked();
         let mut reports = Vec::new();
         for s in &mut self.sending {

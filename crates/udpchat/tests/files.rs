@@ -115,10 +115,18 @@ fn a_directory_is_sent_as_its_files() {
     let tree = work.join("out").join("album");
     write_file(&tree, "a.txt", b"first");
     write_file(&tree.join("sub"), "b.txt", &pattern(100_000, 2));
+    // The same content twice, and an empty file: neither may hold the others up.
+    write_file(&tree.join("sub"), "a copy.txt", b"first");
+    write_file(&tree, "empty", b"");
     let (mut receiver, _sender) = send_to_downloads(&tree, &downloads);
-    receiver.wait_until("both files", |events| {
-        events.iter().filter(|e| e["event"] == "file_done").count() == 2
+    receiver.wait_until("all four files", |events| {
+        events.iter().filter(|e| e["event"] == "file_done").count() == 4
     });
+    assert_eq!(
+        std::fs::read(downloads.join("album/sub/a copy.txt")).unwrap(),
+        b"first"
+    );
+    assert_eq!(std::fs::read(downloads.join("album/empty")).unwrap(), b"");
     assert_eq!(
         std::fs::read(downloads.join("album/a.txt")).unwrap(),
         b"first"
@@ -129,6 +137,28 @@ fn a_directory_is_sent_as_its_files() {
     );
     receiver.close_stdin();
     receiver.wait_exit();
+}
+
+#[test]
+fn an_offer_nobody_can_answer_is_declined_at_once() {
+    let work = temp_home("nobody");
+    let source = write_file(&work.join("out"), "x.bin", b"data");
+    let (pa, pb) = (free_port(), free_port());
+    // From a pipe and without --accept-files, nobody can type /accept.
+    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &[]);
+    let mut sender = Proc::chat(
+        "sender",
+        pa,
+        localhost(pb),
+        &["--send", source.to_str().unwrap()],
+    );
+    sender.close_stdin();
+    let status = sender.wait_exit_or_dump(&receiver);
+    assert_eq!(status.code(), Some(1), "{}", sender.dump());
+    let failed = sender.wait_event("the refusal", |e| e["event"] == "file_failed");
+    assert_eq!(failed["reason"], "declined", "{failed}");
+    receiver.close_stdin();
+    assert!(receiver.wait_exit().success(), "{}", receiver.dump());
 }
 
 #[test]
