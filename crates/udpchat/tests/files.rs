@@ -56,7 +56,11 @@ fn done(p: &Proc, direction: &str) -> Vec<Value> {
 /// `udpchat --send SOURCE` into `udpchat --accept-files DOWNLOADS` on loopback: waits
 /// for the sender to leave (it must exit 0) and returns both, the receiver still running.
 fn send_to_downloads(source: &Path, downloads: &Path) -> (Proc, Proc) {
-    let (pa, pb) = (free_port(), free_port());
+    send_to_downloads_on(free_port(), free_port(), source, downloads)
+}
+
+/// [`send_to_downloads`] with the sender on `pa` and the receiver on `pb`.
+fn send_to_downloads_on(pa: u16, pb: u16, source: &Path, downloads: &Path) -> (Proc, Proc) {
     let dir = downloads.to_str().unwrap();
     let receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
     let mut sender = Proc::chat(
@@ -353,4 +357,41 @@ fn a_gigabyte_arrives_with_a_matching_blake3() {
     receiver.close_stdin();
     receiver.wait_exit();
     let _ = std::fs::remove_dir_all(&work);
+}
+
+#[test]
+fn a_receiver_that_vanishes_fails_the_send_and_a_later_send_resumes() {
+    let work = temp_home("vanish");
+    let downloads = work.join("downloads");
+    let size = 60_000_000;
+    let bytes = pattern(size, 6);
+    let source = write_file(&work.join("out"), "backup.tar", &bytes);
+    let (pa, pb) = (free_port(), free_port());
+    let dir = downloads.to_str().unwrap();
+    let src = source.to_str().unwrap();
+    let mut receiver = Proc::chat("receiver", pb, localhost(pa), &["--accept-files", dir]);
+    // Few retries, so giving up takes seconds, not a minute.
+    let mut sender = Proc::chat(
+        "sender",
+        pa,
+        localhost(pb),
+        &["--send", src, "--max-retries", "3"],
+    );
+    sender.close_stdin();
+    let held = wait_for_partial(&downloads, size as u64 / 4);
+    assert!(held < size as u64, "the whole file arrived first");
+    receiver.kill();
+    // The sender says the file did not arrive, and exits 1.
+    let status = sender.wait_exit();
+    assert_eq!(status.code(), Some(1), "{}", sender.dump());
+    let failed = sender.events_named("file_failed");
+    assert_eq!(failed.len(), 1, "{}", sender.dump());
+    assert_eq!(failed[0]["reason"], "peer_unreachable", "{}", sender.dump());
+    // Both again: the transfer resumes from what the first receiver wrote.
+    let (mut receiver, _sender) = send_to_downloads_on(pa, pb, &source, &downloads);
+    let arrived = receiver.wait_event("the file", |e| e["event"] == "file_done");
+    assert!(arrived["from"].as_u64().unwrap() >= size as u64 / 4 - 256 * 1024);
+    assert!(std::fs::read(downloads.join("backup.tar")).unwrap() == bytes);
+    receiver.close_stdin();
+    receiver.wait_exit();
 }
