@@ -10,6 +10,9 @@
 //!   download directory itself, named after the offered hash and size, so an offer made
 //!   again after either side restarted resumes where it stopped, and the final rename
 //!   to a free name made by [`safe_name`] is atomic and never overwrites anything.
+//! - [`transfers::Transfers`]: the transfers of one session both ways, over the
+//!   protocol's file frames (PROTOCOL.md §6c) and the files above; the program and the
+//!   simulator drive it alike.
 //! - [`Progress`] turns byte counts into a rate, an ETA and a rhythm for progress
 //!   events, without reading the clock itself.
 //!
@@ -29,6 +32,7 @@ mod incoming;
 mod name;
 mod outgoing;
 mod progress;
+pub mod transfers;
 
 pub use error::FileError;
 pub use expand::{expand, Source};

@@ -120,7 +120,7 @@ impl Bars {
                             "{msg} {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {eta} left",
                         )
                         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-                        let arrow = if *direction == crate::transfers::IN { "↓" } else { "↑" };
+                        let arrow = if *direction == udpchat_files::transfers::IN { "↓" } else { "↑" };
                         multi.add(
                             indicatif::ProgressBar::new(*size)
                                 .with_style(style)

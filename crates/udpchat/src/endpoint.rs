@@ -27,7 +27,7 @@ use crate::contacts::Contacts;
 use crate::journal::Journal;
 use crate::report::Report;
 use crate::trace::Tracer;
-use crate::transfers::Transfers;
+use udpchat_files::transfers::Transfers;
 
 /// Large enough for any UDP datagram, so an oversize one is received whole and
 /// rejected for its size instead of being silently truncated.
@@ -307,7 +307,7 @@ impl Endpoint {
 
     /// What the transfers have to say: offers, progress, completions, failures.
     pub(crate) fn take_file_report(&mut self) -> Option<Report> {
-        self.transfers.take_report()
+        self.transfers.take_report().map(Report::from)
     }
 
     /// Traces the run into `tracer` (`--trace FILE`).

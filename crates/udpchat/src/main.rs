@@ -25,7 +25,6 @@ mod reject_budget;
 mod report;
 mod secret;
 mod trace;
-mod transfers;
 mod tui_driver;
 
 use std::io::Write;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use serde::{Serialize, Serializer};
+use udpchat_files::transfers::TransferEvent;
 use udpchat_proto::Event;
 use udpchat_secure::{PublicKey, Refusal, SecureEvent};
 
@@ -375,6 +376,71 @@ pub(crate) enum Stream {
     Stderr,
 }
 
+impl From<TransferEvent> for Report {
+    fn from(event: TransferEvent) -> Self {
+        match event {
+            TransferEvent::FileOffered {
+                direction,
+                transfer,
+                name,
+                size,
+                waiting,
+            } => Self::FileOffered {
+                direction,
+                transfer,
+                name,
+                size,
+                waiting,
+            },
+            TransferEvent::FileProgress {
+                direction,
+                transfer,
+                name,
+                done,
+                size,
+                rate,
+            } => Self::FileProgress {
+                direction,
+                transfer,
+                name,
+                done,
+                size,
+                rate,
+            },
+            TransferEvent::FileDone {
+                direction,
+                transfer,
+                name,
+                size,
+                path,
+                from,
+                seconds,
+            } => Self::FileDone {
+                direction,
+                transfer,
+                name,
+                size,
+                path,
+                from,
+                seconds,
+            },
+            TransferEvent::FileFailed {
+                direction,
+                transfer,
+                name,
+                reason,
+                detail,
+            } => Self::FileFailed {
+                direction,
+                transfer,
+                name,
+                reason,
+                detail,
+            },
+        }
+    }
+}
+
 impl Report {
     /// Translates an event of the encryption layer; `None` for one the user need not
     /// hear about (a restart: the protocol reports it itself).
@@ -658,9 +724,9 @@ impl Report {
                 waiting,
             } => {
                 let size = udpchat_files::human_bytes(*size);
-                if *direction == crate::transfers::IN && !waiting {
+                if *direction == udpchat_files::transfers::IN && !waiting {
                     format!("the peer sends {} ({size})", printable(name))
-                } else if *direction == crate::transfers::IN {
+                } else if *direction == udpchat_files::transfers::IN {
                     format!(
                         "the peer offers {} ({size}): /accept {transfer} to take it, /decline {transfer} to refuse",
                         printable(name)
@@ -714,7 +780,7 @@ impl Report {
                 detail,
                 ..
             } => {
-                let what = if *direction == crate::transfers::IN {
+                let what = if *direction == udpchat_files::transfers::IN {
                     "not received"
                 } else {
                     "not sent"

@@ -555,7 +555,7 @@ fn drain(
                 ..
             } => {
                 *gauge = Some(Gauge {
-                    outgoing: *direction == crate::transfers::OUT,
+                    outgoing: *direction == udpchat_files::transfers::OUT,
                     name: name.clone(),
                     done: *done,
                     size: *size,

@@ -14,11 +14,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use udpchat_files::{Downloads, FileError, Incoming, Outgoing, Progress, Source};
+use crate::{Downloads, FileError, Incoming, Outgoing, Progress, Source};
 use udpchat_proto::{CancelReason, FileFrame, PeerState};
 use udpchat_stack::Stack;
-
-use crate::report::Report;
 
 /// File chunks kept queued in the session beyond what it has in flight: enough that
 /// the window never waits for the disk, few enough that memory does not grow with the
@@ -41,9 +39,74 @@ const MAX_TOLD_UNKNOWN: usize = 1024;
 const READ_BLOCK: usize = 64 * 1024;
 
 /// `in` or `out`, as the reports name a transfer's direction.
-pub(crate) const IN: &str = "in";
+pub const IN: &str = "in";
 /// See [`IN`].
-pub(crate) const OUT: &str = "out";
+pub const OUT: &str = "out";
+
+/// What the transfers tell the user; the program prints them (`file_offered`,
+/// `file_progress`, `file_done`, `file_failed` in its JSON, docs/JSON.md).
+#[derive(Clone, Debug, PartialEq)]
+pub enum TransferEvent {
+    /// A file is offered, by us ([`OUT`]) or to us ([`IN`]).
+    FileOffered {
+        /// [`IN`] or [`OUT`].
+        direction: &'static str,
+        /// The sender's number for the transfer.
+        transfer: u64,
+        /// The file's name, relative, made safe.
+        name: String,
+        /// Bytes.
+        size: u64,
+        /// It waits for an answer (`/accept`, `/decline`).
+        waiting: bool,
+    },
+    /// A transfer moves on (at most four a second).
+    FileProgress {
+        /// [`IN`] or [`OUT`].
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// Bytes confirmed (out) or written (in).
+        done: u64,
+        /// Bytes in all.
+        size: u64,
+        /// Bytes per second lately.
+        rate: f64,
+    },
+    /// A transfer is complete and checked.
+    FileDone {
+        /// [`IN`] or [`OUT`].
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// Bytes.
+        size: u64,
+        /// Where it landed ([`IN`]).
+        path: Option<String>,
+        /// Bytes already there when it started (a resume).
+        from: u64,
+        /// Seconds from the answer to the end.
+        seconds: f64,
+    },
+    /// A transfer ended without the file.
+    FileFailed {
+        /// [`IN`] or [`OUT`].
+        direction: &'static str,
+        /// The transfer.
+        transfer: u64,
+        /// The file's name.
+        name: String,
+        /// A stable code: `declined`, `stopped`, `changed`, `cannot_store`, `damaged`,
+        /// `unknown_transfer`, `peer_left`, `peer_unreachable` or `cancelled`.
+        reason: &'static str,
+        /// What happened, for a person.
+        detail: String,
+    },
+}
 
 /// One of our files, from the offer to the peer's confirmation.
 struct Sending {
@@ -86,7 +149,7 @@ struct Receiving {
 }
 
 /// Every transfer of this run, both ways.
-pub(crate) struct Transfers {
+pub struct Transfers {
     /// Where accepted files land; `None` until a directory is known.
     downloads: Option<PathBuf>,
     /// Accept every offer at once (`--accept-files DIR`).
@@ -112,7 +175,7 @@ pub(crate) struct Transfers {
     bytes_queued: u64,
     /// The session's count of given-up file frames when last looked at.
     failures_seen: u64,
-    reports: VecDeque<Report>,
+    reports: VecDeque<TransferEvent>,
     /// Transfers of ours that ended without the peer's confirmation.
     failed: u64,
 }
@@ -131,7 +194,7 @@ impl std::fmt::Debug for Transfers {
 impl Transfers {
     /// No transfers yet; offers are accepted into `downloads` at once when `accept_all`,
     /// wait for `/accept` when `can_ask`, and are declined otherwise.
-    pub(crate) fn new(downloads: Option<PathBuf>, accept_all: bool, can_ask: bool) -> Self {
+    pub fn new(downloads: Option<PathBuf>, accept_all: bool, can_ask: bool) -> Self {
         Self {
             downloads,
             accept_all,
@@ -150,23 +213,23 @@ impl Transfers {
     }
 
     /// What the transfers have to tell the user.
-    pub(crate) fn take_report(&mut self) -> Option<Report> {
+    pub fn take_report(&mut self) -> Option<TransferEvent> {
         self.reports.pop_front()
     }
 
     /// Our transfers not yet confirmed by the peer (or failed).
-    pub(crate) fn sending(&self) -> usize {
+    pub fn sending(&self) -> usize {
         self.sending.len()
     }
 
     /// The peer's transfers offered or under way.
-    pub(crate) fn receiving(&self) -> usize {
+    pub fn receiving(&self) -> usize {
         self.receiving.len()
     }
 
     /// Files that did not arrive: ours the peer did not confirm, and theirs that failed
     /// here (not those declined here).
-    pub(crate) fn failed(&self) -> u64 {
+    pub fn failed(&self) -> u64 {
         self.failed
     }
 
@@ -175,13 +238,13 @@ impl Transfers {
     ///
     /// # Errors
     /// A path that is missing, unreadable or empty: nothing is offered then.
-    pub(crate) fn offer(
+    pub fn offer(
         &mut self,
         now: Instant,
         stack: &mut Stack,
         paths: &[PathBuf],
     ) -> Result<(), FileError> {
-        let sources: Vec<Source> = udpchat_files::expand(paths)?;
+        let sources: Vec<Source> = crate::expand(paths)?;
         let files = sources
             .iter()
             .map(Outgoing::open)
@@ -189,7 +252,7 @@ impl Transfers {
         for file in files {
             let transfer = self.next_transfer;
             self.next_transfer += 1;
-            self.reports.push_back(Report::FileOffered {
+            self.reports.push_back(TransferEvent::FileOffered {
                 direction: OUT,
                 transfer,
                 name: file.name().to_owned(),
@@ -245,7 +308,7 @@ impl Transfers {
     ///
     /// # Errors
     /// Nothing is waiting, or the directory cannot be used; the offer stays.
-    pub(crate) fn accept(
+    pub fn accept(
         &mut self,
         now: Instant,
         stack: &mut Stack,
@@ -264,7 +327,7 @@ impl Transfers {
     ///
     /// # Errors
     /// Nothing is waiting.
-    pub(crate) fn decline(
+    pub fn decline(
         &mut self,
         now: Instant,
         stack: &mut Stack,
@@ -342,7 +405,7 @@ impl Transfers {
                 }
                 self.stored.insert((transfer, r.hash, r.size));
                 self.answer(now, stack, FileFrame::Stored { transfer });
-                self.reports.push_back(Report::FileDone {
+                self.reports.push_back(TransferEvent::FileDone {
                     direction: IN,
                     transfer,
                     name: r.name,
@@ -418,7 +481,7 @@ impl Transfers {
         if direction == OUT || reason != "declined" {
             self.failed += 1;
         }
-        self.reports.push_back(Report::FileFailed {
+        self.reports.push_back(TransferEvent::FileFailed {
             direction,
             transfer,
             name,
@@ -428,7 +491,7 @@ impl Transfers {
     }
 
     /// Takes a file frame the peer sent.
-    pub(crate) fn on_frame(&mut self, now: Instant, stack: &mut Stack, frame: FileFrame) {
+    pub fn on_frame(&mut self, now: Instant, stack: &mut Stack, frame: FileFrame) {
         match frame {
             FileFrame::Offer {
                 transfer,
@@ -475,7 +538,7 @@ impl Transfers {
                             | OutState::AllQueued { from, .. } => from,
                             OutState::Offered | OutState::Waiting => 0,
                         };
-                        self.reports.push_back(Report::FileDone {
+                        self.reports.push_back(TransferEvent::FileDone {
                             direction: OUT,
                             transfer,
                             name: s.file.name().to_owned(),
@@ -529,7 +592,7 @@ impl Transfers {
             self.fail(
                 IN,
                 transfer,
-                udpchat_files::safe_name(&name),
+                crate::safe_name(&name),
                 "cannot_store",
                 detail,
             );
@@ -538,7 +601,7 @@ impl Transfers {
         self.receiving.insert(
             transfer,
             Receiving {
-                name: udpchat_files::safe_name(&name),
+                name: crate::safe_name(&name),
                 size,
                 hash,
                 file: None,
@@ -548,10 +611,10 @@ impl Transfers {
                 started: now,
             },
         );
-        self.reports.push_back(Report::FileOffered {
+        self.reports.push_back(TransferEvent::FileOffered {
             direction: IN,
             transfer,
-            name: udpchat_files::safe_name(&name),
+            name: crate::safe_name(&name),
             size,
             waiting: !(self.accept_all && self.downloads.is_some()),
         });
@@ -682,7 +745,7 @@ impl Transfers {
         r.progress.update(now, done);
         if !file.is_complete() {
             if r.progress.due(now) {
-                let report = Report::FileProgress {
+                let report = TransferEvent::FileProgress {
                     direction: IN,
                     transfer,
                     name: r.name.clone(),
@@ -699,7 +762,7 @@ impl Transfers {
 
     /// What happened to the session that transfers must follow: the peer restarted
     /// (its new run knows no transfer), left, or frames were given up.
-    pub(crate) fn on_peer_restarted(&mut self, now: Instant, stack: &mut Stack) {
+    pub fn on_peer_restarted(&mut self, now: Instant, stack: &mut Stack) {
         self.start_over(now, stack);
         // Its new run numbers its transfers afresh.
         self.stored.clear();
@@ -712,7 +775,7 @@ impl Transfers {
 
     /// The peer left (its CLOSE): our transfers fail, theirs are dropped (their partial
     /// files stay, to resume).
-    pub(crate) fn on_peer_left(&mut self) {
+    pub fn on_peer_left(&mut self) {
         for s in std::mem::take(&mut self.sending) {
             let name = s.file.name().to_owned();
             self.fail(OUT, s.transfer, name, "peer_left", "the peer left".into());
@@ -744,7 +807,7 @@ impl Transfers {
 
     /// Queues file chunks while the session has room, and follows the session: given-up
     /// frames (the peer unreachable) start the transfers over, progress is reported.
-    pub(crate) fn pump(&mut self, now: Instant, stack: &mut Stack) {
+    pub fn pump(&mut self, now: Instant, stack: &mut Stack) {
         let failures = stack.file_frames_failed();
         if failures != self.failures_seen {
             self.failures_seen = failures;
@@ -794,7 +857,7 @@ impl Transfers {
                 let done = from + acked.saturating_sub(base).min(s.file.size() - from);
                 s.progress.update(now, done);
                 if s.progress.due(now) && done < s.file.size() {
-                    reports.push(Report::FileProgress {
+                    reports.push(TransferEvent::FileProgress {
                         direction: OUT,
                         transfer: s.transfer,
                         name: s.file.name().to_owned(),
