@@ -838,10 +838,17 @@ impl Transfers {
         // what it has (stored again, or accept from what it holds).
         let state = stack.peer_state();
         if self.last_state == PeerState::Unreachable && state == PeerState::Online {
-            // Only what waits for an answer: a file being read goes on as it is, and an
-            // accept that comes back for one all queued is ignored (see `on_frame`).
+            // Only what waits for an answer: a file being read goes on as it is. One all
+            // queued goes back to its offer, and its chunks not yet sent are dropped:
+            // the offer jumps ahead of them, and the answer says where to go on (the
+            // peer may have dropped the download meanwhile).
             for s in &mut self.sending {
-                if matches!(s.state, OutState::Offered | OutState::AllQueued { .. }) {
+                if matches!(s.state, OutState::AllQueued { .. }) {
+                    let dropped = stack.drop_file_chunks(s.transfer);
+                    self.bytes_queued = self.bytes_queued.saturating_sub(dropped);
+                    s.state = OutState::Offered;
+                }
+                if s.state == OutState::Offered {
                     Self::send_offer(now, stack, s);
                 }
             }

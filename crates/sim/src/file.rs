@@ -1,183 +1,161 @@
-//! A file from A to B beside the chat (PROTOCOL.md §6c), with the file in memory: the
-//! protocol's part of a transfer (offer, accept from what is held, chunks in order,
-//! stored), as the program's endpoint does it, so the simulator can check that chat and
-//! file share the stream under loss, duplication, reordering and restarts without a
-//! byte lost, repeated or misplaced, and that a typed line is never held behind the file.
+//! A file from A to B beside the chat (PROTOCOL.md §6c), sent by the program's own
+//! transfer code ([`udpchat_files::transfers::Transfers`]) over the simulated network,
+//! so the simulator checks that chat and file share the stream under loss, duplication,
+//! reordering and restarts without a byte lost, repeated or misplaced.
 //!
-//! B's received bytes stand for its partial file on disk: they survive a restart of B,
-//! and the new run accepts from their length, as a real receiver resumes.
+//! The files live in a directory of their own per run on `/dev/shm` (memory, so 10,000
+//! seeds cost no disk); B's download directory survives a restart of B, and the new run
+//! resumes from the partial file there, as a real receiver does.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use udpchat_proto::{FileFrame, PeerState};
+use udpchat_files::transfers::{TransferEvent, Transfers, IN, OUT};
+use udpchat_proto::FileFrame;
 use udpchat_stack::Stack;
 
-/// Chunks kept queued in the session ahead of the window, as the program does.
-const CHUNKS_AHEAD: usize = 256;
-
-/// The one transfer number of the simulated file.
-const TRANSFER: u64 = 1;
-
-/// The sending side's transfer.
+/// One side's transfers and what they reported.
 #[derive(Debug)]
-pub(crate) struct Outgoing {
-    data: Vec<u8>,
-    /// The next byte to queue once accepted.
-    next: Option<u64>,
-    /// The peer answered stored: the file is complete there.
-    pub(crate) stored: bool,
-    /// The session's count of given-up file frames when last looked at.
-    failures_seen: u64,
+pub(crate) struct SimFiles {
+    transfers: Transfers,
+    /// Our file reached the peer, checked.
+    pub(crate) sent: bool,
+    /// The peer's file is here, checked.
+    pub(crate) received: bool,
+    /// Every failure reported, as `direction: reason: detail`.
+    pub(crate) failures: Vec<String>,
 }
 
-impl Outgoing {
-    /// A file of `len` bytes that does not repeat in any short period.
-    pub(crate) fn new(len: usize, seed: u64) -> Self {
-        Self {
-            data: pattern(len, seed),
-            next: None,
-            stored: false,
-            failures_seen: 0,
-        }
-    }
+/// The run's directory for files: removed when dropped.
+#[derive(Debug)]
+pub(crate) struct WorkDir(pub(crate) PathBuf);
 
-    /// The file's bytes.
-    pub(crate) fn data(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Offers the file (at the start, and again to a new run of the peer).
-    pub(crate) fn offer(&mut self, stack: &mut Stack, now: Instant) {
-        self.next = None;
-        let frame = FileFrame::Offer {
-            transfer: TRANSFER,
-            size: self.data.len() as u64,
-            hash: [0; 32],
-            name: "sim.bin".into(),
+impl WorkDir {
+    pub(crate) fn new(seed: u64) -> Self {
+        let base = Path::new("/dev/shm");
+        let base = if base.is_dir() {
+            base.to_path_buf()
+        } else {
+            std::env::temp_dir()
         };
-        let _ = stack.send_file_frame(now, frame);
+        // Runs of one process may have the same seed at once (two tests): a counter
+        // keeps their directories apart.
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = base.join(format!("udpchat-sim-{}-{seed}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
     }
 
-    /// A frame from the peer.
-    pub(crate) fn on_frame(&mut self, frame: &FileFrame) {
-        match frame {
-            FileFrame::Accept { from, .. } => self.next = Some(*from),
-            FileFrame::Stored { .. } => {
-                self.stored = true;
-                self.next = None;
-            }
-            _ => {}
-        }
+    pub(crate) fn source(&self) -> PathBuf {
+        self.0.join("out").join("sim.bin")
     }
 
-    /// Queues chunks while the session holds fewer than [`CHUNKS_AHEAD`]; offers again
-    /// when the session gave file frames up (the peer was unreachable).
-    pub(crate) fn pump(&mut self, stack: &mut Stack, now: Instant) -> bool {
-        if stack.file_frames_failed() != self.failures_seen {
-            self.failures_seen = stack.file_frames_failed();
-            if !self.stored && stack.peer_state() != PeerState::Connecting {
-                self.offer(stack, now);
-            }
-        }
-        let Some(mut next) = self.next else {
-            return false;
+    pub(crate) fn downloads(&self) -> PathBuf {
+        self.0.join("downloads")
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl SimFiles {
+    /// A's side: writes a file of `len` bytes and offers it.
+    pub(crate) fn sender(
+        work: &WorkDir,
+        len: usize,
+        seed: u64,
+        stack: &mut Stack,
+        now: Instant,
+    ) -> Self {
+        let source = work.source();
+        let written = source
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&source, pattern(len, seed)));
+        let mut files = Self {
+            transfers: Transfers::new(None, false, false),
+            sent: false,
+            received: false,
+            failures: Vec::new(),
         };
-        let chunk = stack.max_chunk_len();
-        let mut moved = false;
-        while (next as usize) < self.data.len() && stack.file_chunks_queued() < CHUNKS_AHEAD {
-            let start = next as usize;
-            let end = (start + chunk).min(self.data.len());
-            let frame = FileFrame::Chunk {
-                transfer: TRANSFER,
-                offset: next,
-                data: self.data.get(start..end).unwrap_or_default().to_vec(),
-            };
-            if stack.send_file_frame(now, frame).is_err() {
-                break;
-            }
-            next = end as u64;
-            moved = true;
+        if let Err(e) = written {
+            files
+                .failures
+                .push(format!("cannot write the file to send: {e}"));
+        } else if let Err(e) = files.transfers.offer(now, stack, &[source]) {
+            files.failures.push(format!("cannot offer: {e}"));
         }
-        self.next = Some(next);
-        moved
+        files
     }
-}
 
-/// The receiving side's transfer.
-#[derive(Debug, Default)]
-pub(crate) struct Incoming {
-    /// What arrived, in order: the partial file.
-    pub(crate) data: Vec<u8>,
-    /// Its size, once offered.
-    size: Option<u64>,
-    /// What went wrong, if anything: a chunk out of order, past the end.
-    pub(crate) errors: Vec<String>,
-    /// It answered stored.
-    pub(crate) stored: bool,
-}
-
-impl Incoming {
-    /// What a new run of the receiver starts with: the partial file on disk.
-    pub(crate) fn after_restart(&self) -> Self {
+    /// B's side: takes every offer into the run's download directory.
+    pub(crate) fn receiver(work: &WorkDir) -> Self {
         Self {
-            data: self.data.clone(),
-            errors: self.errors.clone(),
-            ..Self::default()
+            transfers: Transfers::new(Some(work.downloads()), true, false),
+            sent: false,
+            received: false,
+            failures: Vec::new(),
         }
     }
 
-    /// A frame from the peer; answers go through `stack`.
+    /// A frame of the peer's.
     pub(crate) fn on_frame(&mut self, frame: FileFrame, stack: &mut Stack, now: Instant) {
-        match frame {
-            FileFrame::Offer { size, .. } => {
-                self.size = Some(size);
-                if self.stored {
-                    // Already complete: say so again.
-                    let _ = stack.send_file_frame(now, FileFrame::Stored { transfer: TRANSFER });
-                    return;
+        self.transfers.on_frame(now, stack, frame);
+        self.take_events();
+    }
+
+    /// The peer's new run.
+    pub(crate) fn on_peer_restarted(&mut self, stack: &mut Stack, now: Instant) {
+        self.transfers.on_peer_restarted(now, stack);
+        self.take_events();
+    }
+
+    /// The peer left (its CLOSE).
+    pub(crate) fn on_peer_left(&mut self) {
+        self.transfers.on_peer_left();
+        self.take_events();
+    }
+
+    /// Queues chunks while the session has room. True if it did anything.
+    pub(crate) fn pump(&mut self, stack: &mut Stack, now: Instant) -> bool {
+        let before = stack.file_chunks_queued();
+        self.transfers.pump(now, stack);
+        self.take_events();
+        stack.file_chunks_queued() != before
+    }
+
+    /// Nothing of ours is left to send and nothing of the peer's is under way.
+    pub(crate) fn settled(&self) -> bool {
+        self.transfers.sending() == 0 && self.transfers.receiving() == 0
+    }
+
+    fn take_events(&mut self) {
+        while let Some(event) = self.transfers.take_report() {
+            match event {
+                TransferEvent::FileDone { direction, .. } if direction == OUT => self.sent = true,
+                TransferEvent::FileDone { direction, .. } if direction == IN => {
+                    self.received = true;
                 }
-                let from = self.data.len() as u64;
-                let _ = stack.send_file_frame(
-                    now,
-                    FileFrame::Accept {
-                        transfer: TRANSFER,
-                        from,
-                    },
-                );
+                TransferEvent::FileFailed {
+                    direction,
+                    reason,
+                    detail,
+                    ..
+                } => self
+                    .failures
+                    .push(format!("{direction}: {reason}: {detail}")),
+                _ => {}
             }
-            FileFrame::Chunk { offset, data, .. } => {
-                let Some(size) = self.size else {
-                    self.errors
-                        .push(format!("chunk at {offset} before any offer"));
-                    return;
-                };
-                let held = self.data.len() as u64;
-                if offset + data.len() as u64 <= held {
-                    // A chunk from before a re-offer that the stream still delivers.
-                    return;
-                }
-                if offset != held {
-                    self.errors
-                        .push(format!("chunk at {offset} while holding {held} bytes"));
-                    return;
-                }
-                self.data.extend_from_slice(&data);
-                if self.data.len() as u64 > size {
-                    self.errors
-                        .push(format!("{} bytes of {size}", self.data.len()));
-                }
-                if self.data.len() as u64 == size && !self.stored {
-                    self.stored = true;
-                    let _ = stack.send_file_frame(now, FileFrame::Stored { transfer: TRANSFER });
-                }
-            }
-            _ => {}
         }
     }
 }
 
 /// `len` pseudo-random bytes (xorshift64).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {

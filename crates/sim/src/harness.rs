@@ -176,10 +176,8 @@ struct Side {
     /// Every message it will send has been offered: its input has ended.
     offered_all: bool,
     outcome: SideOutcome,
-    /// The file it sends (side A, if the scenario has one).
-    file_out: Option<crate::file::Outgoing>,
-    /// The file it receives.
-    file_in: crate::file::Incoming,
+    /// Its file transfers (both sides, if the scenario has a file: A sends, B takes).
+    files: Option<crate::file::SimFiles>,
     /// It is to receive a file (side B, if the scenario has one).
     expects_file: bool,
 }
@@ -195,8 +193,7 @@ impl Side {
             leaving: false,
             offered_all: false,
             outcome: SideOutcome::default(),
-            file_out: None,
-            file_in: crate::file::Incoming::default(),
+            files: None,
             expects_file: false,
         }
     }
@@ -220,13 +217,19 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let epoch_a = sub_seed(seed, 1) | 1;
     let epoch_b = sub_seed(seed, 2) | 1;
     let mut a = Side::new(new_stack(scenario, false, epoch_a, ADDR_B, t0, false));
-    if scenario.file > 0 {
-        let mut file = crate::file::Outgoing::new(scenario.file, sub_seed(seed, 6));
-        file.offer(&mut a.stack, t0);
-        a.file_out = Some(file);
+    let work = (scenario.file > 0).then(|| crate::file::WorkDir::new(seed));
+    if let Some(work) = &work {
+        a.files = Some(crate::file::SimFiles::sender(
+            work,
+            scenario.file,
+            sub_seed(seed, 6),
+            &mut a.stack,
+            t0,
+        ));
     }
     let mut b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, t0, false));
     b.expects_file = scenario.file > 0;
+    b.files = work.as_ref().map(crate::file::SimFiles::receiver);
     let mut ab: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 3));
     let mut ba: Impairment<()> = Impairment::new(scenario.link.clone(), sub_seed(seed, 4));
     let mut trace = Trace::default();
@@ -282,8 +285,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             // Whatever the old run had still to type died with it.
             reborn.offered = scenario.messages;
             // Its partial file is on disk: the new run resumes from it.
-            reborn.file_in = b.file_in.after_restart();
+            // Its download directory is on disk: the new run resumes from it.
+            reborn.files = work.as_ref().map(crate::file::SimFiles::receiver);
             reborn.expects_file = b.expects_file;
+            if let Some(old) = &b.files {
+                if let Some(files) = reborn.files.as_mut() {
+                    files.failures.extend(old.failures.iter().cloned());
+                }
+            }
             b = reborn;
             trace.note(now.saturating_duration_since(t0), "restart b");
         }
@@ -291,6 +300,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             b_running = true;
             b = Side::new(new_stack(scenario, true, epoch_b, ADDR_A, now, false));
             b.expects_file = scenario.file > 0;
+            b.files = work.as_ref().map(crate::file::SimFiles::receiver);
             trace.note(now.saturating_duration_since(t0), "b starts");
         }
         offer(&mut a, "a", scenario, t0, now);
@@ -378,23 +388,38 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     }
 
     let elapsed = now.saturating_duration_since(t0);
-    let file_violations = match &a.file_out {
+    let file_violations = match &work {
         None => Vec::new(),
-        Some(file) => {
-            let mut found: Vec<String> = b
-                .file_in
-                .errors
-                .iter()
+        Some(work) => {
+            let sent = a.files.as_ref().is_some_and(|f| f.sent);
+            // A download interrupted by a silent or departed peer is reported, and is no
+            // fault if the file then arrives whole; every other failure is.
+            let interrupted = |e: &String| {
+                e.starts_with("in: peer_unreachable:") || e.starts_with("in: peer_left:")
+            };
+            let mut found: Vec<String> = [&a.files, &b.files]
+                .into_iter()
+                .flatten()
+                .flat_map(|f| f.failures.iter())
+                .filter(|e| !(sent && interrupted(e)))
                 .map(|e| format!("file: {e}"))
                 .collect();
-            if !file.stored {
-                found.push(format!(
-                    "file: not stored by the end ({} of {} bytes arrived)",
-                    b.file_in.data.len(),
-                    file.data().len()
-                ));
-            } else if b.file_in.data != file.data() {
-                found.push("file: stored, but the bytes differ".into());
+            let arrived = std::fs::read(work.downloads().join("sim.bin")).ok();
+            let expected = crate::file::pattern(scenario.file, sub_seed(seed, 6));
+            if !sent {
+                found.push("file: not confirmed by the end".into());
+            }
+            match arrived {
+                Some(bytes) if bytes == expected => {}
+                Some(bytes) => found.push(format!(
+                    "file: {} bytes under its name, differing from the {} sent",
+                    bytes.len(),
+                    expected.len()
+                )),
+                None if sent => {
+                    found.push("file: confirmed, but not in the download directory".into())
+                }
+                None => {}
             }
             found
         }
@@ -461,8 +486,8 @@ fn due(side: &Side, scenario: &Scenario, t0: Instant) -> Instant {
 /// faster than the network is held back, never dropped. True if anything was offered.
 fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Instant) -> bool {
     let mut offered = false;
-    if let Some(file) = side.file_out.as_mut() {
-        offered |= file.pump(&mut side.stack, now);
+    if let Some(files) = side.files.as_mut() {
+        offered |= files.pump(&mut side.stack, now);
     }
     side.offered_all = side.offered == scenario.messages && file_settled(side);
     while side.offered < scenario.messages && due(side, scenario, t0) <= now {
@@ -487,7 +512,10 @@ fn offer(side: &mut Side, tag: &str, scenario: &Scenario, t0: Instant, now: Inst
 /// `--send` waits for its files), and it has stored the one it expects (a receiver is
 /// kept running until its file is in). Only then may its input end.
 fn file_settled(side: &Side) -> bool {
-    side.file_out.as_ref().is_none_or(|f| f.stored) && (!side.expects_file || side.file_in.stored)
+    side.files
+        .as_ref()
+        .is_none_or(crate::file::SimFiles::settled)
+        && (!side.expects_file || side.files.as_ref().is_some_and(|f| f.received))
 }
 
 /// When `side` will next have a message to offer, if it is waiting on the clock (one
@@ -588,17 +616,21 @@ fn flush(
             Event::PeerStateChanged { state } => side.outcome.peer_states.push(state),
             Event::NoAnswer { .. } => side.outcome.no_answers += 1,
             Event::PeerDone => side.outcome.peer_done = true,
-            Event::PeerLeft { .. } => side.outcome.peer_left = true,
-            Event::File { frame } => {
-                if let Some(file) = side.file_out.as_mut() {
-                    file.on_frame(&frame);
+            Event::PeerLeft { .. } => {
+                side.outcome.peer_left = true;
+                if let Some(files) = side.files.as_mut() {
+                    files.on_peer_left();
                 }
-                side.file_in.on_frame(frame, &mut side.stack, now);
+            }
+            Event::File { frame } => {
+                if let Some(files) = side.files.as_mut() {
+                    files.on_frame(frame, &mut side.stack, now);
+                }
             }
             Event::PeerRestarted { .. } => {
                 // The new run knows no transfer: offer again; it says where to go on.
-                if let Some(file) = side.file_out.as_mut().filter(|f| !f.stored) {
-                    file.offer(&mut side.stack, now);
+                if let Some(files) = side.files.as_mut() {
+                    files.on_peer_restarted(&mut side.stack, now);
                 }
             }
             Event::Connected { .. }

@@ -4,7 +4,9 @@
 //! heals at 20 s. Every chat message is shown once and in order or reported failed
 //! (never both, never neither), the file arrives byte for byte, and both leave by the
 //! goodbye. A third of the seeds crash B in the middle (it resumes the file from what it
-//! had), a third run encrypted. `UDPCHAT_FILE_SEEDS` asks for another count.
+//! had), a fifth cut the link for 20 s (B drops the transfer; A's chunks then meet a B
+//! that does not know it, and the file is offered again and resumes), a third run
+//! encrypted. The transfers are the program's own code (`udpchat_files::transfers`). `UDPCHAT_FILE_SEEDS` asks for another count.
 //!
 //! A second test shows a typed line is not held behind the file: on a clean 10 ms link,
 //! A's lines typed during a 4 MB transfer are acknowledged in about one round trip.
@@ -44,7 +46,10 @@ fn scenario(seed: u64) -> Scenario {
         b_starts_at: Duration::ZERO,
         goodbye: true,
         stall_b: None,
-        partition: None,
+        // A fifth of the seeds cut the link for 20 s in the middle: longer than the
+        // peer timeout (B drops the download, keeping what it wrote), shorter than A's
+        // retries, so A's chunks meet a B that no longer knows the transfer.
+        partition: (seed % 5 == 4).then_some((Duration::from_millis(300), Duration::from_secs(20))),
         security,
         file: 40_000,
     }
