@@ -358,8 +358,14 @@ fn wrong_passphrase_gets_nothing_and_the_right_one_chats() {
     // B goes away; A's next line waits in the outbox of this first contact, which was
     // kept under B's address (B's key was pinned only during this run), and A crashes.
     b.kill();
+    // A resend of this very line proves it is in the outbox (it is written down before
+    // it is first sent); an older resend, printed before, proves nothing.
+    let before = a.events().len();
     a.write_lines(["while B is away"]);
-    a.wait_event("a resend of the line", |e| e["event"] == "retransmitted");
+    let sent = a.wait_event_after(before, "the line sent", |e| e["event"] == "sent");
+    a.wait_event_after(before, "a resend of the line", |e| {
+        e["event"] == "retransmitted" && e["id"] == sent["id"]
+    });
     a.kill();
     // The next runs know B by its key: the line goes out, once, first.
     let mut b = chat("B", pb, localhost(pa), &[&hb[0], &hb[1]]);
@@ -425,11 +431,12 @@ fn a_first_contact_by_code_then_restarts_need_nothing_and_a_changed_key_is_refus
     let mut b = chat("B", pb, localhost(pa), &[&hb[0], &hb[1]]);
     assert_eq!(encrypted_event(&a)["verified"], "pinned");
     assert_eq!(encrypted_event(&b)["verified"], "pinned");
+    let before = a.events().len();
     a.write_lines(["back again"]);
     expect_received(&b, &["back again"]);
     // Until A has B's acknowledgement, a crash of B would have A send the line again
     // to B's next run (exactly-once across a crash needs stored state): wait for it.
-    a.wait_event("the acknowledgement", |e| e["event"] == "delivered");
+    a.wait_event_after(before, "the acknowledgement", |e| e["event"] == "delivered");
     // B crashes and restarts: A sees a restart, and nothing needs comparing.
     b.kill();
     let mut b = chat("B2", pb, localhost(pa), &[&hb[0], &hb[1]]);

@@ -343,6 +343,23 @@ impl Proc {
         self.events().into_iter().find(|e| pred(e)).unwrap()
     }
 
+    /// Waits for the first event satisfying `pred` among those printed after the first
+    /// `after` (see [`Proc::events`]`().len()` taken before an action): an event of the
+    /// same kind printed earlier must not answer for the action's.
+    pub fn wait_event_after(
+        &self,
+        after: usize,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.wait_until(what, |events| events.iter().skip(after).any(&pred));
+        self.events()
+            .into_iter()
+            .skip(after)
+            .find(|e| pred(e))
+            .unwrap()
+    }
+
     /// Writes lines to stdin.
     pub fn write_lines<S: AsRef<str>>(&mut self, lines: impl IntoIterator<Item = S>) {
         let stdin = self.stdin.as_mut().expect("stdin already closed");
