@@ -45,7 +45,8 @@ pub const OUT: &str = "out";
 
 /// What the transfers tell the user; the program prints them (`file_offered`,
 /// `file_progress`, `file_done`, `file_failed` in its JSON, docs/JSON.md).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum TransferEvent {
     /// A file is offered, by us ([`OUT`]) or to us ([`IN`]).
     FileOffered {

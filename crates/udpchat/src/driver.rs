@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use udpchat_files::transfers::TransferEvent;
 use udpchat_proto::Event;
 use udpchat_stack::StackEvent;
 
@@ -103,14 +104,14 @@ impl Bars {
     /// Shows a progress report; true if it was one (nothing else to print then).
     fn show(&mut self, report: &Report) -> bool {
         match report {
-            Report::FileProgress {
+            Report::File(TransferEvent::FileProgress {
                 direction,
                 transfer,
                 name,
                 done,
                 size,
                 ..
-            } => {
+            }) => {
                 let multi = &self.multi;
                 let bar = self
                     .by_transfer
@@ -130,16 +131,18 @@ impl Bars {
                 bar.set_position(*done);
                 true
             }
-            Report::FileDone {
-                direction,
-                transfer,
-                ..
-            }
-            | Report::FileFailed {
-                direction,
-                transfer,
-                ..
-            } => {
+            Report::File(
+                TransferEvent::FileDone {
+                    direction,
+                    transfer,
+                    ..
+                }
+                | TransferEvent::FileFailed {
+                    direction,
+                    transfer,
+                    ..
+                },
+            ) => {
                 if let Some(bar) = self.by_transfer.remove(&(*direction, *transfer)) {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);

@@ -267,69 +267,6 @@ pub(crate) enum Report {
         /// Why it is not delivered yet: as `failed`'s reasons.
         reason: &'static str,
     },
-    /// A file is offered: by us (`out`) or to us (`in`, waiting for `/accept` unless
-    /// `--accept-files` takes it at once).
-    FileOffered {
-        /// `in` or `out`.
-        direction: &'static str,
-        /// The transfer's number, the sender's; with the direction it names one transfer.
-        transfer: u64,
-        /// The file's name, relative (a directory's files carry its path), made safe.
-        name: String,
-        /// Bytes.
-        size: u64,
-        /// It waits for `/accept` or `/decline` (`in`, without `--accept-files`).
-        waiting: bool,
-    },
-    /// A transfer moves on: at most four a second each.
-    FileProgress {
-        /// `in` or `out`.
-        direction: &'static str,
-        /// The transfer.
-        transfer: u64,
-        /// The file's name.
-        name: String,
-        /// Bytes confirmed (out) or written (in) so far.
-        done: u64,
-        /// Bytes in all.
-        size: u64,
-        /// Bytes per second over the last two seconds.
-        rate: f64,
-    },
-    /// A transfer is complete and checked: the receiver compared the whole file with
-    /// the sender's BLAKE3 hash, and it is under its final name.
-    FileDone {
-        /// `in` or `out`.
-        direction: &'static str,
-        /// The transfer.
-        transfer: u64,
-        /// The file's name.
-        name: String,
-        /// Bytes.
-        size: u64,
-        /// Where it landed (`in`); `null` for ours.
-        path: Option<String>,
-        /// Bytes that were already there when it started: an interrupted transfer
-        /// resumed from here instead of starting over.
-        from: u64,
-        /// Seconds from the answer to the offer to the end.
-        seconds: f64,
-    },
-    /// A transfer ended without the file: declined, the peer left, the file changed,
-    /// cannot be stored or arrived damaged. No partial file is left under its name.
-    FileFailed {
-        /// `in` or `out`.
-        direction: &'static str,
-        /// The transfer.
-        transfer: u64,
-        /// The file's name.
-        name: String,
-        /// `declined`, `stopped`, `changed`, `cannot_store`, `damaged`,
-        /// `unknown_transfer`, `peer_left`, `peer_unreachable` or `cancelled`.
-        reason: &'static str,
-        /// What happened, for a person.
-        detail: String,
-    },
     /// A message we already had arrived again; acknowledged again, not shown.
     #[serde(rename = "duplicate_received")]
     Duplicate {
@@ -365,6 +302,10 @@ pub(crate) enum Report {
     },
     /// The program ends.
     Exit(Totals),
+    /// A file transfer's event (`file_offered`, `file_progress`, `file_done`,
+    /// `file_failed`), printed with its own name and fields.
+    #[serde(untagged)]
+    File(TransferEvent),
 }
 
 /// Where a human line goes: the conversation on stdout, everything else on stderr.
@@ -378,66 +319,7 @@ pub(crate) enum Stream {
 
 impl From<TransferEvent> for Report {
     fn from(event: TransferEvent) -> Self {
-        match event {
-            TransferEvent::FileOffered {
-                direction,
-                transfer,
-                name,
-                size,
-                waiting,
-            } => Self::FileOffered {
-                direction,
-                transfer,
-                name,
-                size,
-                waiting,
-            },
-            TransferEvent::FileProgress {
-                direction,
-                transfer,
-                name,
-                done,
-                size,
-                rate,
-            } => Self::FileProgress {
-                direction,
-                transfer,
-                name,
-                done,
-                size,
-                rate,
-            },
-            TransferEvent::FileDone {
-                direction,
-                transfer,
-                name,
-                size,
-                path,
-                from,
-                seconds,
-            } => Self::FileDone {
-                direction,
-                transfer,
-                name,
-                size,
-                path,
-                from,
-                seconds,
-            },
-            TransferEvent::FileFailed {
-                direction,
-                transfer,
-                name,
-                reason,
-                detail,
-            } => Self::FileFailed {
-                direction,
-                transfer,
-                name,
-                reason,
-                detail,
-            },
-        }
+        Self::File(event)
     }
 }
 
@@ -716,13 +598,13 @@ impl Report {
                 None => format!("error: {message}"),
             },
             Self::Warning { message } => format!("warning: {message}"),
-            Self::FileOffered {
+            Self::File(TransferEvent::FileOffered {
                 direction,
                 transfer,
                 name,
                 size,
                 waiting,
-            } => {
+            }) => {
                 let size = udpchat_files::human_bytes(*size);
                 if *direction == udpchat_files::transfers::IN && !waiting {
                     format!("the peer sends {} ({size})", printable(name))
@@ -735,13 +617,13 @@ impl Report {
                     format!("offering {} ({size})", printable(name))
                 }
             }
-            Self::FileProgress {
+            Self::File(TransferEvent::FileProgress {
                 name,
                 done,
                 size,
                 rate,
                 ..
-            } => {
+            }) => {
                 if !verbose {
                     return None;
                 }
@@ -753,13 +635,13 @@ impl Report {
                     udpchat_files::human_rate(*rate)
                 )
             }
-            Self::FileDone {
+            Self::File(TransferEvent::FileDone {
                 name,
                 size,
                 path,
                 seconds,
                 ..
-            } => {
+            }) => {
                 let rate = udpchat_files::human_rate(*size as f64 / seconds.max(1e-6));
                 let size = udpchat_files::human_bytes(*size);
                 match path {
@@ -774,12 +656,12 @@ impl Report {
                     ),
                 }
             }
-            Self::FileFailed {
+            Self::File(TransferEvent::FileFailed {
                 direction,
                 name,
                 detail,
                 ..
-            } => {
+            }) => {
                 let what = if *direction == udpchat_files::transfers::IN {
                     "not received"
                 } else {
@@ -1419,22 +1301,22 @@ mod tests {
             Report::Warning {
                 message: "no answer from 192.168.1.20:12000 for 10 s: is udpchat running there, on that port, and is UDP allowed? (still trying)".into(),
             },
-            Report::FileOffered {
+            Report::File(TransferEvent::FileOffered {
                 direction: "in",
                 transfer: 1,
                 name: "photos/harbour.jpg".into(),
                 size: 2_481_152,
                 waiting: true,
-            },
-            Report::FileProgress {
+            }),
+            Report::File(TransferEvent::FileProgress {
                 direction: "out",
                 transfer: 1,
                 name: "photos/harbour.jpg".into(),
                 done: 1_048_576,
                 size: 2_481_152,
                 rate: 52_428_800.0,
-            },
-            Report::FileDone {
+            }),
+            Report::File(TransferEvent::FileDone {
                 direction: "in",
                 transfer: 1,
                 name: "photos/harbour.jpg".into(),
@@ -1442,14 +1324,14 @@ mod tests {
                 path: Some("/home/ada/Downloads/photos/harbour.jpg".into()),
                 from: 0,
                 seconds: 0.05,
-            },
-            Report::FileFailed {
+            }),
+            Report::File(TransferEvent::FileFailed {
                 direction: "out",
                 transfer: 2,
                 name: "notes.txt".into(),
                 reason: "declined",
                 detail: "the peer says: declined".into(),
-            },
+            }),
             Report::Exit(totals),
         ];
         for s in &samples {
@@ -1481,10 +1363,7 @@ mod tests {
                 | Report::Rejected { .. }
                 | Report::Error { .. }
                 | Report::Warning { .. }
-                | Report::FileOffered { .. }
-                | Report::FileProgress { .. }
-                | Report::FileDone { .. }
-                | Report::FileFailed { .. }
+                | Report::File(_)
                 | Report::Exit(_) => {}
                 // Human output only (--stats); the `exit` event carries the same.
                 Report::Stats(_) => unreachable!(),

@@ -19,6 +19,7 @@ use crossterm::event::{
 use crossterm::execute;
 use futures_util::StreamExt;
 use tokio::signal::unix::{signal, SignalKind};
+use udpchat_files::transfers::TransferEvent;
 use udpchat_impair::ImpairConfig;
 use udpchat_secure::SecureEvent;
 use udpchat_stack::StackEvent;
@@ -546,14 +547,14 @@ fn drain(
     }
     while let Some(report) = net.take_file_report() {
         match &report {
-            Report::FileProgress {
+            Report::File(TransferEvent::FileProgress {
                 direction,
                 name,
                 done,
                 size,
                 rate,
                 ..
-            } => {
+            }) => {
                 *gauge = Some(Gauge {
                     outgoing: *direction == udpchat_files::transfers::OUT,
                     name: name.clone(),
@@ -563,7 +564,9 @@ fn drain(
                 });
                 continue;
             }
-            Report::FileDone { .. } | Report::FileFailed { .. } => *gauge = None,
+            Report::File(TransferEvent::FileDone { .. } | TransferEvent::FileFailed { .. }) => {
+                *gauge = None;
+            }
             _ => {}
         }
         if let Some(line) = report.sentence(false) {
