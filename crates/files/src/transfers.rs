@@ -335,17 +335,8 @@ impl Transfers {
         transfer: Option<u64>,
     ) -> Result<(), String> {
         let transfer = self.waiting_offer(transfer)?;
-        if let Some(r) = self.receiving.remove(&transfer) {
-            self.answer(
-                now,
-                stack,
-                FileFrame::Cancel {
-                    transfer,
-                    reason: CancelReason::Declined,
-                },
-            );
-            self.fail(IN, transfer, r.name, "declined", "you declined it".into());
-        }
+        let declined = CancelReason::Declined;
+        self.drop_theirs(now, stack, transfer, declined, "you declined it".into());
         Ok(())
     }
 
@@ -450,16 +441,27 @@ impl Transfers {
 
     /// Declines the peer's `transfer` because it cannot be stored here.
     fn refuse(&mut self, now: Instant, stack: &mut Stack, transfer: u64, e: &FileError) {
+        self.drop_theirs(
+            now,
+            stack,
+            transfer,
+            CancelReason::CannotStore,
+            e.to_string(),
+        );
+    }
+
+    /// Ends the peer's `transfer` here: tells the peer why and reports it.
+    fn drop_theirs(
+        &mut self,
+        now: Instant,
+        stack: &mut Stack,
+        transfer: u64,
+        reason: CancelReason,
+        detail: String,
+    ) {
         if let Some(r) = self.receiving.remove(&transfer) {
-            self.answer(
-                now,
-                stack,
-                FileFrame::Cancel {
-                    transfer,
-                    reason: CancelReason::CannotStore,
-                },
-            );
-            self.fail(IN, transfer, r.name, "cannot_store", e.to_string());
+            self.answer(now, stack, FileFrame::Cancel { transfer, reason });
+            self.fail(IN, transfer, r.name, cancel_code(reason), detail);
         }
     }
 
@@ -634,18 +636,8 @@ impl Transfers {
             // Nobody here can answer (a pipe, no --accept-files): declined at once, so
             // neither side waits for an answer that never comes.
             _ if !self.can_ask => {
-                if let Some(r) = self.receiving.remove(&transfer) {
-                    self.answer(
-                        now,
-                        stack,
-                        FileFrame::Cancel {
-                            transfer,
-                            reason: CancelReason::Declined,
-                        },
-                    );
-                    let detail = "declined: nobody can answer here (use --accept-files DIR)";
-                    self.fail(IN, transfer, r.name, "declined", detail.into());
-                }
+                let detail = "declined: nobody can answer here (use --accept-files DIR)";
+                self.drop_theirs(now, stack, transfer, CancelReason::Declined, detail.into());
             }
             _ => {}
         }
@@ -736,10 +728,7 @@ impl Transfers {
                 FileError::OutOfOrder { .. } | FileError::TooLong { .. } => CancelReason::Damaged,
                 _ => CancelReason::CannotStore,
             };
-            if let Some(r) = self.receiving.remove(&transfer) {
-                self.answer(now, stack, FileFrame::Cancel { transfer, reason });
-                self.fail(IN, transfer, r.name, cancel_code(reason), e.to_string());
-            }
+            self.drop_theirs(now, stack, transfer, reason, e.to_string());
             return;
         }
         let done = file.received();
