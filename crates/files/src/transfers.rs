@@ -450,6 +450,13 @@ impl Transfers {
         );
     }
 
+    /// Drops the chunks of our `transfer` still queued (it ended): nothing more of it goes
+    /// out, and the next file does not wait for their acknowledgement.
+    fn forget_chunks(&mut self, stack: &mut Stack, transfer: u64) {
+        let dropped = stack.drop_file_chunks(transfer);
+        self.bytes_queued = self.bytes_queued.saturating_sub(dropped);
+    }
+
     /// Ends the peer's `transfer` here: tells the peer why and reports it.
     fn drop_theirs(
         &mut self,
@@ -670,6 +677,7 @@ impl Transfers {
                         Self::send_offer(now, stack, s);
                     }
                 } else if let Some(s) = self.sending.remove(at) {
+                    self.forget_chunks(stack, transfer);
                     self.fail(OUT, transfer, s.file.name().to_owned(), code, detail);
                     self.offer_more(now, stack);
                 }
@@ -935,6 +943,7 @@ impl Transfers {
                         let transfer = s.transfer;
                         let name = s.file.name().to_owned();
                         self.sending.remove(at);
+                        self.forget_chunks(stack, transfer);
                         self.answer(now, stack, FileFrame::Cancel { transfer, reason });
                         self.fail(OUT, transfer, name, cancel_code(reason), e.to_string());
                         return;
@@ -963,6 +972,7 @@ impl Transfers {
                 let transfer = s.transfer;
                 let name = s.file.name().to_owned();
                 self.sending.remove(at);
+                self.forget_chunks(stack, transfer);
                 self.answer(
                     now,
                     stack,
