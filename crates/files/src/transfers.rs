@@ -573,6 +573,7 @@ impl Transfers {
         name: String,
     ) {
         self.told_unknown.remove(&transfer);
+        let name = crate::safe_name(&name);
         // Stored already (our answer was lost, and the peer offers again): say so again.
         if self.stored.contains(&(transfer, hash, size)) {
             self.answer(now, stack, FileFrame::Stored { transfer });
@@ -599,19 +600,13 @@ impl Transfers {
                 },
             );
             let detail = format!("more than {MAX_RECEIVING} offers at once");
-            self.fail(
-                IN,
-                transfer,
-                crate::safe_name(&name),
-                "cannot_store",
-                detail,
-            );
+            self.fail(IN, transfer, name, "cannot_store", detail);
             return;
         }
         self.receiving.insert(
             transfer,
             Receiving {
-                name: crate::safe_name(&name),
+                name: name.clone(),
                 size,
                 hash,
                 file: None,
@@ -624,7 +619,7 @@ impl Transfers {
         self.reports.push_back(TransferEvent::FileOffered {
             direction: IN,
             transfer,
-            name: crate::safe_name(&name),
+            name,
             size,
             waiting: !(self.accept_all && self.downloads.is_some()),
         });
@@ -670,8 +665,7 @@ impl Transfers {
                     // The peer lost track of it (it dropped it while we were silent):
                     // the chunks queued for it go, and the offer goes again; the answer
                     // says from where.
-                    let dropped = stack.drop_file_chunks(transfer);
-                    self.bytes_queued = self.bytes_queued.saturating_sub(dropped);
+                    self.forget_chunks(stack, transfer);
                     if let Some(s) = self.sending.get_mut(at) {
                         s.state = OutState::Offered;
                         Self::send_offer(now, stack, s);
@@ -840,10 +834,17 @@ impl Transfers {
             // queued goes back to its offer, and its chunks not yet sent are dropped:
             // the offer jumps ahead of them, and the answer says where to go on (the
             // peer may have dropped the download meanwhile).
+            let all_queued: Vec<u64> = self
+                .sending
+                .iter()
+                .filter(|s| matches!(s.state, OutState::AllQueued { .. }))
+                .map(|s| s.transfer)
+                .collect();
+            for transfer in all_queued {
+                self.forget_chunks(stack, transfer);
+            }
             for s in &mut self.sending {
                 if matches!(s.state, OutState::AllQueued { .. }) {
-                    let dropped = stack.drop_file_chunks(s.transfer);
-                    self.bytes_queued = self.bytes_queued.saturating_sub(dropped);
                     s.state = OutState::Offered;
                 }
                 if s.state == OutState::Offered {
