@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-use udpchat_proto::wire::STABLE_ID_LEN;
 use udpchat_proto::{Event, MessageId, PeerState, SendError, StableId};
 
 use crate::stack::Stack;
@@ -136,14 +135,17 @@ impl Ledger {
     /// before the stack's next `poll_transmit`: persist, then send.
     ///
     /// # Errors
-    /// Too long for a numbered text (the text comes back); nothing is recorded then.
+    /// Longer than this side sends ([`Stack::max_message_len`]; the text comes back);
+    /// nothing is recorded then.
     pub fn queue(
         &mut self,
         stack: &mut Stack,
         now: Instant,
         text: String,
     ) -> Result<(StableId, Option<MessageId>), (SendError, String)> {
-        let max = stack.max_text_len().saturating_sub(STABLE_ID_LEN);
+        // Refused before it is numbered, so no number is spent on it; a longer message
+        // than one datagram holds travels in parts, the id in its last frame.
+        let max = stack.max_message_len();
         if text.len() > max {
             return Err((
                 SendError::TooLong {

@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_usage_error, bin, free_port, run, Proc};
+use common::{assert_usage_error, bin, free_port, localhost, run, Proc};
 
 #[test]
 fn help_lists_every_option() {
@@ -154,7 +154,7 @@ fn chatting_with_oneself_receives_each_line_and_exits_0() {
 
 #[test]
 fn refused_lines_are_reported_with_their_text_and_the_chat_goes_on() {
-    let mut me = self_chat(&[]);
+    let mut me = self_chat(&["--max-message", "1500"]);
     let long = "x".repeat(2000);
     me.write_lines([long.as_str(), "after the long one"]);
     me.write_bytes(b"bad \xff utf-8\n");
@@ -172,7 +172,7 @@ fn refused_lines_are_reported_with_their_text_and_the_chat_goes_on() {
     assert_eq!(errors[0]["text"], long.as_str());
     let message = errors[0]["message"].as_str().unwrap();
     assert!(
-        message.contains("too long") && message.contains("limit is"),
+        message.contains("too long") && message.contains("limit is 1500 bytes"),
         "{message}"
     );
     assert!(errors[1]["message"].as_str().unwrap().contains("UTF-8"));
@@ -612,4 +612,46 @@ fn the_config_file_sets_defaults_below_flags_and_the_environment() {
         err.contains(&config.display().to_string()) && err.contains("nik"),
         "{err}"
     );
+}
+
+/// A line longer than a datagram, and one of many kilobytes, go in parts and arrive
+/// whole, once, in order between short ones, with the store (the default: the history
+/// keeps them) on both sides; the receiver's own `--max-message` limits only what it
+/// sends, so a longer message from the peer is shown, never refused after it was
+/// acknowledged.
+#[test]
+fn long_lines_arrive_whole_with_the_store_and_a_smaller_limit_on_the_receiver() {
+    let (pa, pb) = (free_port(), free_port());
+    let mut b = Proc::chat("b", pb, localhost(pa), &["--max-message", "2000"]);
+    let mut a = Proc::chat("a", pa, localhost(pb), &[]);
+    let long: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let medium = "é".repeat(1_000);
+    a.write_lines(["first", long.as_str(), medium.as_str(), "last"]);
+    a.close_stdin();
+    // A side whose input ends before it met the peer leaves at once: B ends its input
+    // only once everything arrived.
+    b.wait_until("the last line", |events| {
+        events
+            .iter()
+            .any(|e| e["event"] == "received" && e["text"] == "last")
+    });
+    b.close_stdin();
+    let status = a.wait_exit_or_dump(&b);
+    assert_eq!(status.code(), Some(0), "{}\n{}", a.dump(), b.dump());
+    assert_eq!(b.wait_exit().code(), Some(0), "{}", b.dump());
+    assert_eq!(
+        b.received(),
+        ["first", long.as_str(), medium.as_str(), "last"],
+        "{}",
+        b.dump()
+    );
+    assert_eq!(a.exit_event()["delivered"], 4, "{}", a.dump());
+    let too_long = b
+        .events_named("rejected")
+        .into_iter()
+        .filter(|e| e["reason"] == "text_too_long")
+        .count();
+    assert_eq!(too_long, 0, "{}", b.dump());
 }
