@@ -90,15 +90,19 @@ pub struct Config {
     /// store sets it, so a message the peer believes delivered is never lost to a crash
     /// (PROTOCOL.md §6b). Off by default: without a store there is nothing to wait for.
     pub durable_receive: bool,
-    /// The longest message, in bytes of UTF-8, this side sends or puts together from
-    /// parts (PROTOCOL.md §3, kind 4). Longer than one datagram's text, a message travels
-    /// as consecutive parts; a peer's message beyond this is dropped and reported, so a
-    /// peer cannot make this side hold more. 16 MiB by default.
+    /// The longest message, in bytes of UTF-8, this side sends; a longer one is refused
+    /// when it is queued ([`SendError::TooLong`](crate::SendError::TooLong)), with its
+    /// text still the caller's. Longer than one datagram's text, a message travels as
+    /// consecutive parts (PROTOCOL.md §3, kind 4). At most, and by default,
+    /// [`MAX_MESSAGE_LEN`]: what every receiver accepts, so a message this side sends is
+    /// never refused by the peer after it was acknowledged.
     pub max_message_len: usize,
 }
 
-/// The default [`Config::max_message_len`]: 16 MiB.
-pub const DEFAULT_MAX_MESSAGE_LEN: usize = 16 << 20;
+/// The longest message the protocol carries (PROTOCOL.md §3, kind 4): 16 MiB. Every
+/// receiver puts together any message up to this, and refuses a longer one, so a peer
+/// cannot make it hold more; it is also the default [`Config::max_message_len`].
+pub const MAX_MESSAGE_LEN: usize = 16 << 20;
 
 /// What a receiver adds to its own ACK delay when it advertises `max_ack_delay`: the
 /// process may be descheduled between reading a datagram and answering it. A peer's
@@ -123,7 +127,7 @@ impl Default for Config {
             max_datagram: MAX_DATAGRAM,
             ack_delay: Duration::ZERO,
             durable_receive: false,
-            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            max_message_len: MAX_MESSAGE_LEN,
         }
     }
 }

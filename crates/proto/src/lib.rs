@@ -82,7 +82,7 @@ mod transmit;
 pub mod wire;
 
 pub use config::{
-    Config, SeqBits, DEFAULT_MAX_MESSAGE_LEN, DEFAULT_WINDOW, MAX_WINDOW, MIN_DATAGRAM,
+    Config, SeqBits, DEFAULT_WINDOW, MAX_MESSAGE_LEN, MAX_WINDOW, MIN_DATAGRAM,
     SCHEDULING_ALLOWANCE,
 };
 pub use error::{DecodeError, RejectReason, SendError};

@@ -158,6 +158,10 @@ pub struct Session {
     /// peer's run to the layer below ([`Session::new_without_hello`]).
     sends_hello: bool,
     retired: VecDeque<u64>,
+    /// The peer's run that last left with a CLOSE: the copy of its last packet (a CLOSE
+    /// travels twice) and anything late from it are dropped without a word, as the end
+    /// it announced rather than a rejected datagram.
+    left_epoch: Option<u64>,
     /// Ids of nickname announcements in flight: delivered or failed like messages,
     /// but not counted as messages in [`Stats`].
     announcements: HashSet<MessageId>,
@@ -279,6 +283,7 @@ impl Session {
             peer_epoch: None,
             sends_hello,
             retired: VecDeque::new(),
+            left_epoch: None,
             announcements: HashSet::new(),
             long: HashMap::new(),
             reassembly: None,
@@ -366,14 +371,31 @@ impl Session {
         )
     }
 
-    /// Queues a message of any length up to [`Config::max_message_len`]: one DATA frame
+    /// The longest message this side sends: [`Config::max_message_len`], never more than
+    /// the protocol's [`MAX_MESSAGE_LEN`](crate::MAX_MESSAGE_LEN) (which every receiver
+    /// accepts) and never less than one datagram's text.
+    pub fn max_message_len(&self) -> usize {
+        self.config
+            .max_message_len
+            .min(crate::MAX_MESSAGE_LEN)
+            .max(self.max_text_len())
+    }
+
+    /// The longest message this side puts together from a peer's parts: the protocol's
+    /// maximum, whatever this side's own sending limit is, so that what the peer may send
+    /// is never refused after it was acknowledged.
+    fn max_accepted_len(&self) -> usize {
+        crate::MAX_MESSAGE_LEN.max(self.max_text_len())
+    }
+
+    /// Queues a message of any length up to [`max_message_len`](Self::max_message_len): one DATA frame
     /// when it fits, else parts (kind 4) and a last frame that carries its kind.
     fn queue_message(
         &mut self,
         now: Instant,
         message: LongMessage,
     ) -> Result<MessageId, SendError> {
-        let max = self.config.max_message_len.max(self.max_text_len());
+        let max = self.max_message_len();
         if message.text.len() > max {
             return Err(SendError::TooLong {
                 len: message.text.len(),
@@ -749,6 +771,9 @@ impl Session {
             Err(e) => return self.reject(e.into()),
         };
         if self.retired.contains(&packet.src_epoch) {
+            if self.left_epoch == Some(packet.src_epoch) {
+                return;
+            }
             return self.reject(RejectReason::StaleEpoch);
         }
         let has_hello = packet.frames.contains(&Frame::Hello);
@@ -892,6 +917,7 @@ impl Session {
         }
         if let Some(old) = self.peer_epoch.take() {
             self.retire(old);
+            self.left_epoch = Some(old);
         }
         self.reset_receiver();
         self.sender.restart_stream();
@@ -1398,7 +1424,7 @@ impl Session {
             return Some(last);
         };
         whole.len += last.len();
-        if whole.len > self.config.max_message_len.max(self.max_text_len()) {
+        if whole.len > self.max_accepted_len() {
             self.stats.rejected += 1;
             self.events.push_back(Event::Rejected {
                 reason: RejectReason::Malformed(DecodeError::TextTooLong { len: whole.len }),
@@ -1423,7 +1449,7 @@ impl Session {
             };
             match payload {
                 Payload::Part(part) => {
-                    let limit = self.config.max_message_len.max(self.max_text_len());
+                    let limit = self.max_accepted_len();
                     let whole = self.reassembly.get_or_insert_with(Reassembly::default);
                     whole.len += part.len();
                     // Past the limit the text is dropped, not kept: the peer cannot make
@@ -1716,6 +1742,12 @@ mod tests {
         }
         let ev = events(&mut a);
         assert!(ev.contains(&Event::PeerLeft { finished: false }), "{ev:?}");
+        // The CLOSE came twice; its copy is the end announced, not a rejected datagram.
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Rejected { .. })),
+            "{ev:?}"
+        );
+        assert_eq!(a.stats().rejected, 0);
         assert!(ev.iter().any(|e| matches!(
             e,
             Event::Failed { text, reason: FailReason::PeerLeft, .. } if text == "will you see this?"
@@ -2294,7 +2326,7 @@ mod tests {
     fn too_long_is_refused_and_nothing_is_queued() {
         let t0 = Instant::now();
         let (mut a, _) = pair(t0);
-        let limit = crate::DEFAULT_MAX_MESSAGE_LEN;
+        let limit = crate::MAX_MESSAGE_LEN;
         let err = a.send(t0, "é".repeat(limit / 2 + 1)).unwrap_err();
         assert_eq!(
             err,

@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -983,11 +983,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "554305000000000000000001000000000000000001b041534e";
+    pub(crate) const VECTOR_HELLO: &str = "5543060000000000000000010000000000000000017ee0f096";
     pub(crate) const VECTOR_DATA: &str =
-        "55430500000000000000000100000000000000020200000000000000000000026869caffdad0";
+        "554306000000000000000001000000000000000202000000000000000000000268698c14ab8d";
     pub(crate) const VECTOR_ACK: &str =
-        "554305000000000000000002000000000000000103000000000000000100010000000005000000000000000000d6078c4e";
+        "5543060000000000000000020000000000000001030000000000000001000100000000050000000000000000006506860c";
 
     #[test]
     fn vectors_match_the_protocol_document() {

@@ -183,20 +183,72 @@ fn a_receiver_restart_in_the_middle_of_a_long_message_gets_it_whole() {
 }
 
 #[test]
-fn a_peer_cannot_make_the_receiver_hold_more_than_its_limit() {
+fn a_sending_limit_refuses_at_home_and_never_after_the_peer_acknowledged() {
+    // A sends at most 5,000 bytes: a longer message is refused when it is queued, its
+    // text still the caller's, and nothing is sent.
     let mut link = Link::new(Config::default());
-    link.b = Session::new(
+    link.a = Session::new(
         Config {
             max_message_len: 5_000,
+            ..Config::default()
+        },
+        A,
+        addr(2),
+        link.now,
+    );
+    let err = link.a.send(link.now, "x".repeat(20_000)).unwrap_err();
+    assert_eq!(
+        err,
+        udpchat_proto::SendError::TooLong {
+            len: 20_000,
+            max: 5_000
+        }
+    );
+    // B's own sending limit is small too, yet it takes A's longer messages: every
+    // receiver accepts up to the protocol's maximum, so what is acknowledged is shown.
+    link.b = Session::new(
+        Config {
+            max_message_len: 2_000,
             ..Config::default()
         },
         B,
         addr(1),
         link.now,
     );
-    link.a.send(link.now, "x".repeat(20_000)).unwrap();
-    link.a.send(link.now, "short".into()).unwrap();
+    link.a.send(link.now, "y".repeat(5_000)).unwrap();
     link.run(Duration::from_secs(10), |_, _| false);
+    assert_eq!(received(&link.b_events), ["y".repeat(5_000).as_str()]);
+    assert_eq!(
+        count(&link.a_events, |e| matches!(e, Event::Delivered { .. })),
+        1
+    );
+}
+
+#[test]
+fn a_peer_cannot_make_the_receiver_hold_more_than_the_protocol_maximum() {
+    let mut link = Link::new(Config::default());
+    link.run(Duration::from_secs(1), |_, _| false);
+    // A peer that ignores the maximum: parts past 16 MiB, then the last piece and one
+    // more message, numbered by hand as A's stream toward B.
+    let part = "p".repeat(1_000);
+    let parts = udpchat_proto::MAX_MESSAGE_LEN / part.len() + 1;
+    let payloads = (0..parts)
+        .map(|_| Payload::Part(part.clone()))
+        .chain([Payload::Text("end".into()), Payload::Text("short".into())]);
+    for (seq, payload) in payloads.enumerate() {
+        let packet = Packet {
+            src_epoch: A,
+            dst_epoch: B,
+            frames: vec![Frame::Data {
+                seq: seq as u64,
+                payload,
+            }],
+        };
+        link.b.handle_datagram(link.now, addr(1), &packet.encode());
+        // B's acknowledgements are not for the real A, which sent none of this.
+        while link.b.poll_transmit().is_some() {}
+    }
+    link.drain();
     assert_eq!(received(&link.b_events), ["short"]);
     assert_eq!(
         count(&link.b_events, |e| matches!(e, Event::Rejected { .. })),

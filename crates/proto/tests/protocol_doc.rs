@@ -249,4 +249,8 @@ fn rejected_vectors_fail_for_the_stated_reason() {
 fn the_documented_text_limit_is_the_codes() {
     assert!(DOC.contains(&format!("**{MAX_TEXT_LEN}**")));
     assert!(DOC.contains("**1200 bytes**"));
+    // The protocol's longest message, which every receiver accepts.
+    let max = udpchat_proto::MAX_MESSAGE_LEN;
+    assert_eq!(max, 16 << 20);
+    assert!(DOC.contains("at most **16 MiB** (16,777,216 bytes"));
 }

@@ -461,9 +461,15 @@ impl Stack {
         self.session.is_idle()
     }
 
-    /// The longest message [`send`](Self::send) accepts, in bytes of UTF-8.
+    /// The longest text one datagram carries, in bytes of UTF-8; a longer message
+    /// travels in parts (up to [`max_message_len`](Self::max_message_len)).
     pub fn max_text_len(&self) -> usize {
         self.session.max_text_len()
+    }
+
+    /// The longest message this side sends (its parts included).
+    pub fn max_message_len(&self) -> usize {
+        self.session.max_message_len()
     }
 
     /// The protocol's counters.

@@ -334,12 +334,15 @@ pub(crate) struct ChatArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) download_dir: Option<PathBuf>,
 
-    /// The longest message sent or accepted, in bytes; a longer one travels in parts
-    /// [default: 16 MiB].
+    /// The longest message this side sends, in bytes; a longer one is refused with its
+    /// text. Every peer accepts up to 16 MiB, the most and the default [default: 16 MiB].
     #[arg(long, value_name = "BYTES", allow_negative_numbers = true,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     pub(crate) max_message: Option<u32>,
 }
+
+// `--max-message`'s range ends at the protocol's maximum.
+const _: () = assert!(udpchat_proto::MAX_MESSAGE_LEN == 16_777_216);
 
 /// A mistake in how udpchat was invoked: reported in one line, exit status 2.
 #[derive(Debug, Error)]
@@ -460,7 +463,7 @@ impl ChatArgs {
             protocol: Config {
                 max_message_len: self
                     .max_message
-                    .map_or(udpchat_proto::DEFAULT_MAX_MESSAGE_LEN, |n| n as usize),
+                    .map_or(udpchat_proto::MAX_MESSAGE_LEN, |n| n as usize),
                 max_retries: self.max_retries,
                 connect_timeout: self
                     .connect_timeout

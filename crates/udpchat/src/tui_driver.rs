@@ -478,7 +478,7 @@ impl TuiDriver {
             sim_ack_drop: impairment.ack_loss,
             security: self.security.clone(),
             // A longer message travels in parts (PROTOCOL.md §3, kind 4).
-            max_text: stack.config().max_message_len.max(stack.max_text_len()),
+            max_text: stack.max_message_len(),
             transfer: self.gauge.clone(),
         };
         self.chat.update(Msg::Status(Box::new(status)));
