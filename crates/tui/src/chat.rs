@@ -686,7 +686,7 @@ impl Chat {
             return Vec::new();
         }
         if line.contains('\n') {
-            return self.send_pasted_lines();
+            return self.send_paste();
         }
         if let Some(parsed) = command::parse(&line) {
             self.input.take();
@@ -730,22 +730,17 @@ impl Chat {
         }
     }
 
-    /// A multi-line paste: each line that is not blank goes as its own message, in
-    /// order, as typed (a pasted line starting with `/` is text, not a command). If one
-    /// is too long nothing is sent and the paste stays in the input to be shortened.
-    fn send_pasted_lines(&mut self) -> Vec<Effect> {
+    /// A multi-line paste goes as one message, its line breaks kept (a log or a code
+    /// block stays whole and in one piece on the other side); blank lines before and
+    /// after it are dropped, and a line starting with `/` is text, not a command. If it
+    /// is too long nothing is sent and it stays in the input to be shortened.
+    fn send_paste(&mut self) -> Vec<Effect> {
         let max = self.status.max_text;
-        let lines: Vec<String> = self
-            .input
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_owned)
-            .collect();
-        if let Some((i, long)) = lines.iter().enumerate().find(|(_, l)| l.len() > max) {
+        let text = trim_blank_lines(self.input.text()).to_owned();
+        if text.len() > max {
             self.note(&format!(
-                "pasted line {} is too long: {} bytes, the limit is {max}; shorten it and press Enter",
-                i + 1,
-                long.len()
+                "paste too long: {} bytes, the limit is {max}; shorten it and press Enter",
+                text.len()
             ));
             return Vec::new();
         }
@@ -753,13 +748,8 @@ impl Chat {
         self.conversation.scroll_down(usize::MAX);
         let clock = self.clock.clone();
         let nick = self.my_nick.clone();
-        lines
-            .into_iter()
-            .map(|text| {
-                let entry = self.conversation.push(&clock, Author::Me, &nick, &text);
-                Effect::Send { entry, text }
-            })
-            .collect()
+        let entry = self.conversation.push(&clock, Author::Me, &nick, &text);
+        vec![Effect::Send { entry, text }]
     }
 
     fn run(&mut self, cmd: Command) -> Vec<Effect> {
@@ -903,6 +893,30 @@ impl Chat {
             | Event::File { .. } => {}
         }
     }
+}
+
+/// `text` without the blank (empty or whitespace-only) lines at its start and end.
+fn trim_blank_lines(text: &str) -> &str {
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        if !line.trim().is_empty() {
+            break;
+        }
+        start += line.len();
+    }
+    let text = &text[start..];
+    let mut end = text.len();
+    while let Some(at) = text[..end].rfind('\n') {
+        if !text[at + 1..end].trim().is_empty() {
+            break;
+        }
+        end = at;
+    }
+    // A last line of only spaces (no line break after it) goes too.
+    if text[..end].trim().is_empty() {
+        end = 0;
+    }
+    &text[..end]
 }
 
 /// The `/stats` line.
@@ -1085,11 +1099,16 @@ mod tests {
     }
 
     #[test]
-    fn a_multi_line_paste_goes_as_one_message_per_line_after_enter() {
+    fn a_multi_line_paste_goes_as_one_message_after_enter() {
         let mut chat = Chat::new("me", "p");
-        chat.update(Msg::Paste("first\r\n\n/not a command\nlast".into()));
+        chat.update(Msg::Paste(
+            "\n  \nfirst\r\n\n/not a command\n\tlast\n\n".into(),
+        ));
         // Nothing is sent until Enter: the paste can be read and edited first.
-        assert_eq!(chat.input.display(), "first↵↵/not a command↵last");
+        assert_eq!(
+            chat.input.display(),
+            "↵  ↵first↵↵/not a command↵        last↵↵"
+        );
         let sent: Vec<String> = chat
             .update(key(KeyCode::Enter))
             .into_iter()
@@ -1098,16 +1117,18 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(sent, ["first", "/not a command", "last"]);
+        // One message, its inner blank line and indentation kept, the blank lines
+        // around it dropped; the `/` line is text.
+        assert_eq!(sent, ["first\n\n/not a command\n        last"]);
         assert!(chat.input.is_empty());
-        // A line over the limit: nothing goes, the paste stays.
+        // Over the limit: nothing goes, the paste stays.
         chat.status.max_text = 8;
         chat.update(Msg::Paste("short\nmuch too long".into()));
         assert!(chat.update(key(KeyCode::Enter)).is_empty());
         assert_eq!(chat.input.text(), "short\nmuch too long");
         let last = chat.conversation.entries().last().unwrap();
         assert!(
-            last.text.contains("pasted line 2 is too long"),
+            last.text.contains("paste too long: 19 bytes"),
             "{}",
             last.text
         );

@@ -54,15 +54,32 @@ impl InputLine {
     }
 
     /// Inserts text at the cursor (a key or a paste). Line breaks of a paste are kept
-    /// (Windows' and old Macs' as `\n`), so Enter sends each pasted line as its own
-    /// message; other control characters are dropped.
+    /// (Windows' and old Macs' as `\n`), so a pasted log goes as one message of
+    /// several lines; a tab becomes spaces to the next multiple of 8 columns of its line
+    /// (the terminal cannot draw a tab inside the chat), and other control characters
+    /// are dropped.
     pub fn insert(&mut self, s: &str) {
-        let clean: String = s
-            .replace("\r\n", "\n")
-            .chars()
-            .map(|c| if c == '\r' { '\n' } else { c })
-            .filter(|&c| c == '\n' || !c.is_control())
-            .collect();
+        let mut clean = String::with_capacity(s.len());
+        let line_start = self.text[..self.cursor].rfind('\n').map_or(0, |at| at + 1);
+        let mut column = self.text[line_start..self.cursor].chars().count();
+        for c in s.replace("\r\n", "\n").chars() {
+            match c {
+                '\n' | '\r' => {
+                    clean.push('\n');
+                    column = 0;
+                }
+                '\t' => {
+                    let spaces = 8 - column % 8;
+                    clean.extend(std::iter::repeat_n(' ', spaces));
+                    column += spaces;
+                }
+                c if c.is_control() => {}
+                c => {
+                    clean.push(c);
+                    column += 1;
+                }
+            }
+        }
         self.text.insert_str(self.cursor, &clean);
         self.cursor += clean.len();
         self.browsing = None;
@@ -284,5 +301,9 @@ mod tests {
         assert_eq!(i.lines().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
         assert_eq!(i.display(), "a↵b↵c↵d");
         assert_eq!(i.cursor_column(), 7);
+        // Tabs stop every 8 columns of their line, counting what was typed before.
+        let mut i = typed("ab");
+        i.insert("\tx\n\ty");
+        assert_eq!(i.text(), "ab      x\n        y");
     }
 }

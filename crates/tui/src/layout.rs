@@ -32,6 +32,9 @@ pub(crate) enum Part {
     Failed,
 }
 
+/// The most rows one message takes on screen; the rest of a longer one is counted.
+pub(crate) const MAX_MESSAGE_ROWS: usize = 500;
+
 /// One screen row: pieces of text, each with what it is.
 pub(crate) type Row = Vec<(String, Part)>;
 
@@ -119,10 +122,28 @@ fn entry_rows(entry: &Entry, width: usize) -> Vec<Row> {
         Part::Text
     };
     let first_width = width.saturating_sub(prefix).max(1);
-    let mut pieces = wrap(&entry.text, first_width);
-    if pieces.len() > 1 {
-        let rest = pieces.split_off(1).join(" ");
-        pieces.extend(wrap(&rest, width.saturating_sub(indent).max(1)));
+    let rest_width = width.saturating_sub(indent).max(1);
+    // A message of several lines (a paste) keeps its line breaks; each line wraps
+    // on its own under the text. A very long one is cut at MAX_MESSAGE_ROWS rows, so
+    // a pasted log does not bury the conversation or slow every frame.
+    let mut pieces = Vec::new();
+    let mut hard_lines = entry.text.split('\n');
+    if let Some(first) = hard_lines.next() {
+        pieces = wrap(first, first_width);
+        if pieces.len() > 1 {
+            let rest = pieces.split_off(1).join(" ");
+            pieces.extend(wrap(&rest, rest_width));
+        }
+    }
+    for line in hard_lines.by_ref() {
+        if pieces.len() >= MAX_MESSAGE_ROWS {
+            let more = 1 + hard_lines.count();
+            pieces.truncate(MAX_MESSAGE_ROWS);
+            let noun = if more == 1 { "line" } else { "lines" };
+            pieces.push(format!("… {more} more {noun} not shown"));
+            break;
+        }
+        pieces.extend(wrap(line, rest_width));
     }
     let mut rows: Vec<Row> = pieces
         .into_iter()
@@ -209,6 +230,43 @@ mod tests {
                 &("✓ 12ms".to_owned(), Part::Delivered)
             );
         }
+    }
+
+    #[test]
+    fn a_message_of_several_lines_keeps_its_breaks_and_a_huge_one_is_cut() {
+        let mut c = Conversation::default();
+        c.push(
+            "10:00",
+            Author::Peer,
+            "bo",
+            "first line\n  indented\n\nlast",
+        );
+        let entry = c.entries().next().unwrap().clone();
+        let text: Vec<String> = entry_rows(&entry, 40)
+            .iter()
+            .map(|row| row.iter().map(|(s, _)| s.as_str()).collect())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "10:00 bo: first line",
+                // The line's own indentation is kept under the text's.
+                "            indented",
+                "          ",
+                "          last"
+            ]
+        );
+        let log: String = (0..10_000).map(|i| format!("log line {i}\n")).collect();
+        c.push("10:01", Author::Peer, "bo", &log);
+        let entry = c.entries().last().unwrap().clone();
+        let rows = entry_rows(&entry, 40);
+        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
+        let last: String = rows[MAX_MESSAGE_ROWS]
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        // 10,000 lines and the empty one after the final break; 500 are shown.
+        assert!(last.ends_with("… 9501 more lines not shown"), "{last}");
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub(crate) struct Output {
     pub(crate) interactive: bool,
     /// Progress bars of file transfers, when stderr is a terminal (human output only).
     bars: Option<Bars>,
+    /// Stdout is a terminal: a message of several lines is shown with its breaks.
+    stdout_terminal: bool,
 }
 
 /// One progress bar per transfer under way, drawn on stderr by indicatif; status lines
@@ -182,6 +184,7 @@ impl Output {
             verbose,
             stats,
             bars,
+            stdout_terminal: !json && io::stdout().is_terminal(),
             ..Self::default()
         }
     }
@@ -198,6 +201,8 @@ impl Output {
             Some((Stream::Stdout, stamped(report.to_json(), SystemTime::now())))
         } else if matches!(report, Report::Started { .. }) && !self.interactive && !self.verbose {
             None
+        } else if self.stdout_terminal {
+            report.to_terminal(self.verbose)
         } else {
             report.to_human(self.verbose)
         };

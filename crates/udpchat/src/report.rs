@@ -460,6 +460,29 @@ impl Report {
         }
     }
 
+    /// The human line(s) for this report when stdout is a terminal: a received message
+    /// of several lines (a paste) is shown with its line breaks, each line after the
+    /// first indented under the text. Into a pipe every message stays one line
+    /// ([`to_human`](Self::to_human), breaks escaped), so a script reads one per line.
+    pub(crate) fn to_terminal(&self, verbose: bool) -> Option<(Stream, String)> {
+        match self {
+            Self::Received { text, nick, .. } if text.contains('\n') => {
+                let lead = format!("{}> ", nick.as_deref().map_or("peer".into(), printable));
+                let indent = " ".repeat(lead.chars().count());
+                let mut out = lead;
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        out.push('\n');
+                        out.push_str(&indent);
+                    }
+                    out.push_str(&printable(line));
+                }
+                Some((Stream::Stdout, out))
+            }
+            _ => self.to_human(verbose),
+        }
+    }
+
     /// What this report says to a person, without the program's name: the line
     /// interface prefixes it, the full-screen chat shows it as a note. `None` for what is
     /// shown only when `verbose`, or not at all.
@@ -1440,5 +1463,23 @@ mod tests {
             "{},\"ts\":\"2026-12-01T14:20:00.000Z\"}}",
             &json[..json.len() - 1]
         )
+    }
+
+    #[test]
+    fn a_message_of_several_lines_keeps_its_breaks_only_on_a_terminal() {
+        let r = Report::Received {
+            from: "127.0.0.1:1".parse().unwrap(),
+            seq: 0,
+            text: "first\n\tsecond\u{7}".into(),
+            nick: Some("bo".into()),
+        };
+        assert_eq!(
+            r.to_human(false),
+            Some((Stream::Stdout, "bo> first\\n\tsecond\\u{7}".into()))
+        );
+        assert_eq!(
+            r.to_terminal(false),
+            Some((Stream::Stdout, "bo> first\n    \tsecond\\u{7}".into()))
+        );
     }
 }

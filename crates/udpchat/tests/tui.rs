@@ -329,21 +329,32 @@ fn paste_signals_and_a_dumb_terminal() {
     // The status bar fits the pane's 100 columns from the first frame.
     pane.wait_for("the status bar", |s| s.contains("● online"));
 
-    // A paste of three lines waits in the input, then goes as three messages.
-    pane.paste("first line\nsecond line\nthird line");
+    // A paste of three lines waits in the input, then goes as one message of three
+    // lines, shown with its line breaks on both sides.
+    pane.paste("first line\nsecond line\n\tthird line");
     pane.wait_for("the paste in the input", |s| {
-        s.contains("first line↵second line↵third line")
+        s.contains("first line↵second line↵        third line")
     });
     pane.press("Enter");
-    bob.wait_until("the three lines", |events| {
-        events.iter().filter(|e| e["event"] == "received").count() >= 3
+    bob.wait_until("the pasted message", |events| {
+        events.iter().any(|e| e["event"] == "received")
     });
     assert_eq!(
         bob.received(),
-        ["first line", "second line", "third line"],
+        ["first line\nsecond line\n        third line"],
         "{}",
         bob.dump()
     );
+    pane.wait_for("the paste shown as three rows", |s| {
+        let rows: Vec<&str> = s.lines().collect();
+        rows.iter().enumerate().any(|(i, row)| {
+            row.ends_with("ada: first line")
+                && rows.get(i + 1).is_some_and(|r| r.trim() == "second line")
+                && rows
+                    .get(i + 2)
+                    .is_some_and(|r| r.trim_start().starts_with("third line"))
+        })
+    });
 
     // /trace draws the last datagrams as a small sequence diagram.
     pane.type_line("/trace");
