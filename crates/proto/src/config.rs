@@ -74,8 +74,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Largest packet this session builds, in bytes: [`MAX_DATAGRAM`] in the clear, less
     /// when a layer below adds its own bytes (encryption: 1171), so the datagram on the
-    /// wire still fits 1200. The longest message shrinks by the same amount
-    /// ([`Session::max_text_len`](crate::Session::max_text_len)). Clamped to
+    /// wire still fits 1200. The longest text of one DATA frame shrinks by the same
+    /// amount ([`Session::max_text_len`](crate::Session::max_text_len)); a longer
+    /// message goes in parts. Clamped to
     /// [`MIN_DATAGRAM`]..=[`MAX_DATAGRAM`].
     pub max_datagram: usize,
     /// How long the receiver may hold an acknowledgement to cover more messages with it
@@ -149,8 +150,8 @@ impl Config {
         self.max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM)
     }
 
-    /// The longest message text under this configuration, in bytes of UTF-8:
-    /// [`MAX_TEXT_LEN`] less what the smaller datagram limit takes away.
+    /// The longest text one DATA frame carries under this configuration, in bytes of
+    /// UTF-8: [`MAX_TEXT_LEN`] less what the smaller datagram limit takes away.
     pub fn max_text_len(&self) -> usize {
         MAX_TEXT_LEN - (MAX_DATAGRAM - self.effective_max_datagram())
     }

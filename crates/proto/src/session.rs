@@ -360,6 +360,7 @@ impl Session {
     /// [`Event::Delivered`] or [`Event::Failed`] carrying the same id. Refused, with the
     /// text left to the caller, when it is too long or the queue is full.
     pub fn send(&mut self, now: Instant, text: String) -> Result<MessageId, SendError> {
+        let max = self.max_message_len();
         self.queue_message(
             now,
             LongMessage {
@@ -368,6 +369,7 @@ impl Session {
                 started: false,
                 failed: false,
             },
+            max,
         )
     }
 
@@ -388,14 +390,14 @@ impl Session {
         crate::MAX_MESSAGE_LEN.max(self.max_text_len())
     }
 
-    /// Queues a message of any length up to [`max_message_len`](Self::max_message_len): one DATA frame
-    /// when it fits, else parts (kind 4) and a last frame that carries its kind.
+    /// Queues a message of any length up to `max`: one DATA frame when it fits, else
+    /// parts (kind 4) and a last frame that carries its kind.
     fn queue_message(
         &mut self,
         now: Instant,
         message: LongMessage,
+        max: usize,
     ) -> Result<MessageId, SendError> {
-        let max = self.max_message_len();
         if message.text.len() > max {
             return Err(SendError::TooLong {
                 len: message.text.len(),
@@ -480,14 +482,17 @@ impl Session {
     /// Queues a message that carries the caller's stable id for it (its store and its
     /// number there, kept by the caller): sent again after a restart of either side, it
     /// keeps the id, so the peer shows it once (PROTOCOL.md §6b). Otherwise as
-    /// [`send`](Self::send); the longest text is
-    /// [`STABLE_ID_LEN`](crate::wire::STABLE_ID_LEN) bytes shorter.
+    /// [`send`](Self::send), except for the length: the caller numbered and kept it
+    /// under the sending limit of its time (perhaps an earlier run's), so only what the
+    /// protocol cannot carry ([`MAX_MESSAGE_LEN`](crate::MAX_MESSAGE_LEN)) is refused
+    /// here; a kept message never blocks the ones behind it after a lower limit.
     pub fn send_numbered(
         &mut self,
         now: Instant,
         id: StableId,
         text: String,
     ) -> Result<MessageId, SendError> {
+        let max = self.max_accepted_len();
         self.queue_message(
             now,
             LongMessage {
@@ -496,6 +501,7 @@ impl Session {
                 started: false,
                 failed: false,
             },
+            max,
         )
     }
 

@@ -135,8 +135,9 @@ impl Ledger {
     /// before the stack's next `poll_transmit`: persist, then send.
     ///
     /// # Errors
-    /// Longer than this side sends ([`Stack::max_message_len`]; the text comes back);
-    /// nothing is recorded then.
+    /// Longer than this side sends now ([`Stack::max_message_len`]; the text comes
+    /// back); nothing is recorded then. What is kept goes later whatever the limit is
+    /// then ([`release`](Self::release)).
     pub fn queue(
         &mut self,
         stack: &mut Stack,
@@ -412,5 +413,48 @@ mod tests {
             ]
         );
         assert_eq!((ledger.duplicates(), ledger.unacknowledged()), (3, 1));
+    }
+
+    #[test]
+    fn a_kept_message_longer_than_todays_limit_still_goes_and_new_ones_are_refused() {
+        use crate::pair::Pair;
+        use crate::{Security, StackEvent};
+        use udpchat_proto::Config;
+        // An earlier run kept a 5,000-byte line; this run sends at most 2,000 bytes.
+        let config = Config {
+            max_message_len: 2_000,
+            ..Config::default()
+        };
+        let mut p = Pair::new(config, Security::Plaintext, Security::Plaintext);
+        p.exchange();
+        let kept = "k".repeat(5_000);
+        let mut ledger = Ledger::new(&Conversation {
+            origin: 1,
+            next_number: 1,
+            shown: HashMap::new(),
+            outbox: vec![(0, kept.clone())],
+        });
+        let taken = ledger.release(&mut p.a, p.now);
+        assert_eq!(taken.len(), 1, "the kept message went to the session");
+        // A new line over today's limit is refused with its text, and nothing is numbered.
+        let (err, text) = ledger
+            .queue(&mut p.a, p.now, "n".repeat(3_000))
+            .unwrap_err();
+        assert!(
+            matches!(err, SendError::TooLong { max: 2_000, .. }),
+            "{err:?}"
+        );
+        assert_eq!(text.len(), 3_000);
+        assert!(ledger.take_records().is_empty());
+        p.exchange();
+        let shown: Vec<String> = p
+            .events_b()
+            .into_iter()
+            .filter_map(|e| match e {
+                StackEvent::Session(Event::Received { text, .. }) => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, [kept]);
     }
 }

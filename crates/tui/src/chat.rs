@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use udpchat_proto::wire::MAX_TEXT_LEN;
 use udpchat_proto::{Event, FailReason, MessageId, PeerState, Stats};
 
 use crate::command::{self, Command};
@@ -36,8 +35,8 @@ pub struct Status {
     pub sim_ack_drop: f64,
     /// How the conversation is protected; `None` before the driver has said.
     pub security: Option<Security>,
-    /// The longest message the session accepts, in bytes of UTF-8 (less under
-    /// encryption).
+    /// The longest message this side sends, in bytes of UTF-8 (a longer one than a
+    /// datagram holds goes in parts).
     pub max_text: usize,
     /// The file transfer under way, if any, for the gauge.
     pub transfer: Option<Gauge>,
@@ -89,7 +88,7 @@ impl Default for Status {
             sim_drop: 0.0,
             sim_ack_drop: 0.0,
             security: None,
-            max_text: MAX_TEXT_LEN,
+            max_text: udpchat_proto::MAX_MESSAGE_LEN,
             transfer: None,
         }
     }
@@ -408,6 +407,7 @@ impl Chat {
             }
             Msg::Resize { width, height } => {
                 self.size = (width, height);
+                self.conversation.width = usize::from(width);
                 let max = self.max_scroll();
                 self.conversation.scroll = self.conversation.scroll.min(max);
                 Vec::new()
@@ -943,6 +943,7 @@ pub fn stats_text(status: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use udpchat_proto::wire::MAX_TEXT_LEN;
 
     fn key(code: KeyCode) -> Msg {
         Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
@@ -1012,7 +1013,11 @@ mod tests {
     #[test]
     fn too_long_keeps_the_text_and_says_why() {
         let mut chat = Chat::new("me", "p");
-        let long = "x".repeat(MAX_TEXT_LEN + 1);
+        // Before the driver says otherwise, the limit is the protocol's: a line longer
+        // than a datagram goes (in parts).
+        assert_eq!(chat.status.max_text, udpchat_proto::MAX_MESSAGE_LEN);
+        chat.status.max_text = 100;
+        let long = "x".repeat(101);
         assert!(type_line(&mut chat, &long).is_empty());
         assert_eq!(chat.input.text(), long);
         let last = chat.conversation.entries().last().unwrap();

@@ -78,6 +78,9 @@ pub struct Conversation {
     pub scroll: usize,
     /// Entries that arrived while scrolled up, for the "new messages" marker.
     pub unseen: usize,
+    /// The width the conversation is drawn at, so a new entry's rows are known while
+    /// scrolled up (the view must not move by them).
+    pub width: usize,
 }
 
 /// Handles start here, so entries loaded later from the kept conversation can be put
@@ -92,6 +95,7 @@ impl Default for Conversation {
             by_message: HashMap::new(),
             scroll: 0,
             unseen: 0,
+            width: 80,
         }
     }
 }
@@ -121,8 +125,13 @@ impl Conversation {
             delivery,
         });
         if self.scroll > 0 {
-            // Keep the reader's view still: the new entry pushes the bottom down.
-            self.scroll += 1;
+            // Keep the reader's view still: the new entry pushes the bottom down by
+            // its rows (a pasted log may take hundreds).
+            let rows = self
+                .entries
+                .back()
+                .map_or(1, |e| crate::layout::entry_rows(e, self.width).len());
+            self.scroll += rows;
             self.unseen += 1;
         }
         id
@@ -279,6 +288,14 @@ mod tests {
         assert_eq!(c.unseen, 2);
         c.scroll_down(10);
         assert_eq!((c.scroll, c.unseen), (0, 0));
+    }
+
+    #[test]
+    fn a_message_of_many_rows_arriving_while_scrolled_up_keeps_the_view_still() {
+        let mut c = Conversation::default();
+        c.scroll_up(3, 10);
+        c.push("t", Author::Peer, "bob", "one\ntwo\nthree\nfour");
+        assert_eq!((c.scroll, c.unseen), (7, 1));
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl InputLine {
     pub fn insert(&mut self, s: &str) {
         let mut clean = String::with_capacity(s.len());
         let line_start = self.text[..self.cursor].rfind('\n').map_or(0, |at| at + 1);
-        let mut column = self.text[line_start..self.cursor].chars().count();
+        let mut column = self.text[line_start..self.cursor].width();
         for c in s.replace("\r\n", "\n").chars() {
             match c {
                 '\n' | '\r' => {
@@ -76,7 +76,7 @@ impl InputLine {
                 c if c.is_control() => {}
                 c => {
                     clean.push(c);
-                    column += 1;
+                    column += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
                 }
             }
         }
@@ -305,5 +305,9 @@ mod tests {
         let mut i = typed("ab");
         i.insert("\tx\n\ty");
         assert_eq!(i.text(), "ab      x\n        y");
+        // Columns are display columns: a wide character takes two.
+        let mut i = typed("日本");
+        i.insert("\tz");
+        assert_eq!(i.text(), "日本    z");
     }
 }

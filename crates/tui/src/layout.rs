@@ -65,11 +65,21 @@ pub(crate) fn short(d: Duration) -> String {
 /// Splits `text` into lines no wider than `width` columns, breaking at spaces where it
 /// can and inside a word only when the word alone is too wide.
 pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    wrap_at_most(text, width, usize::MAX).0
+}
+
+/// [`wrap`], stopping once `max_rows` rows are made; true when text was left over.
+/// Every row but possibly the last is a prefix of what remains of `text` with the
+/// space at the break dropped, so a caller can find where the rows end.
+fn wrap_at_most(text: &str, width: usize, max_rows: usize) -> (Vec<String>, bool) {
     let width = width.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
     let mut line_width = 0;
     for word in text.split_word_bounds() {
+        if lines.len() >= max_rows {
+            return (lines, true);
+        }
         let w = word.width();
         if line_width + w <= width {
             line.push_str(word);
@@ -96,13 +106,16 @@ pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
             line_width += gw;
         }
     }
+    if lines.len() >= max_rows && !line.is_empty() {
+        return (lines, true);
+    }
     if !line.is_empty() || lines.is_empty() {
         lines.push(line);
     }
-    lines
+    (lines, false)
 }
 
-fn entry_rows(entry: &Entry, width: usize) -> Vec<Row> {
+pub(crate) fn entry_rows(entry: &Entry, width: usize) -> Vec<Row> {
     let nick_part = match entry.author {
         Author::Me => Part::MyNick,
         Author::Peer => Part::PeerNick,
@@ -124,26 +137,49 @@ fn entry_rows(entry: &Entry, width: usize) -> Vec<Row> {
     let first_width = width.saturating_sub(prefix).max(1);
     let rest_width = width.saturating_sub(indent).max(1);
     // A message of several lines (a paste) keeps its line breaks; each line wraps
-    // on its own under the text. A very long one is cut at MAX_MESSAGE_ROWS rows, so
-    // a pasted log does not bury the conversation or slow every frame.
+    // on its own under the text. A very long one (many lines, or one huge line) is
+    // cut at MAX_MESSAGE_ROWS rows, wrapping no further, so a pasted log does not
+    // bury the conversation or slow every frame.
     let mut pieces = Vec::new();
     let mut hard_lines = entry.text.split('\n');
+    // Why the message was cut: a line shown in part, or whole lines not shown.
+    let mut partly_shown = false;
+    let mut not_shown = 0;
     if let Some(first) = hard_lines.next() {
-        pieces = wrap(first, first_width);
-        if pieces.len() > 1 {
-            let rest = pieces.split_off(1).join(" ");
-            pieces.extend(wrap(&rest, rest_width));
+        let (mut head, more) = wrap_at_most(first, first_width, 2);
+        if head.len() > 1 || more {
+            // The first row sits beside the nickname; the rest wraps under the text.
+            let rest = first[head[0].len()..].trim_start();
+            head.truncate(1);
+            let (tail, more) = wrap_at_most(rest, rest_width, MAX_MESSAGE_ROWS - 1);
+            head.extend(tail);
+            partly_shown = more;
         }
+        pieces = head;
     }
-    for line in hard_lines.by_ref() {
-        if pieces.len() >= MAX_MESSAGE_ROWS {
-            let more = 1 + hard_lines.count();
-            pieces.truncate(MAX_MESSAGE_ROWS);
-            let noun = if more == 1 { "line" } else { "lines" };
-            pieces.push(format!("… {more} more {noun} not shown"));
+    while !partly_shown {
+        let Some(line) = hard_lines.next() else { break };
+        let room = MAX_MESSAGE_ROWS.saturating_sub(pieces.len());
+        if room == 0 {
+            not_shown = 1;
             break;
         }
-        pieces.extend(wrap(line, rest_width));
+        let (rows, more) = wrap_at_most(line, rest_width, room);
+        pieces.extend(rows);
+        partly_shown = more;
+    }
+    not_shown += hard_lines.count();
+    if partly_shown || not_shown > 0 {
+        let lines = match not_shown {
+            1 => "1 more line".to_owned(),
+            n => format!("{n} more lines"),
+        };
+        let note = match (partly_shown, not_shown) {
+            (true, 0) => "… the rest is not shown".to_owned(),
+            (true, _) => format!("… the rest and {lines} not shown"),
+            (false, _) => format!("… {lines} not shown"),
+        };
+        pieces.extend(wrap(&note, rest_width));
     }
     let mut rows: Vec<Row> = pieces
         .into_iter()
@@ -267,6 +303,21 @@ mod tests {
             .collect();
         // 10,000 lines and the empty one after the final break; 500 are shown.
         assert!(last.ends_with("… 9501 more lines not shown"), "{last}");
+        // One huge line (from a pipe) is cut too, without wrapping all of it.
+        c.push("10:02", Author::Peer, "bo", &"word ".repeat(1_000_000));
+        let entry = c.entries().last().unwrap().clone();
+        let rows = entry_rows(&entry, 40);
+        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
+        let last: String = rows[MAX_MESSAGE_ROWS]
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert!(last.ends_with("… the rest is not shown"), "{last}");
+        // On a narrow screen the note wraps like the text, never wider than the screen.
+        for row in entry_rows(&entry, 12) {
+            let w: usize = row.iter().map(|(s, _)| s.width()).sum();
+            assert!(w <= 12, "{row:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use udpchat_impair::{Impairment, PacketClass};
 use udpchat_proto::wire::{classify, Classification};
-use udpchat_proto::{Event, MessageId, SendError};
+use udpchat_proto::{DecodeError, Event, MessageId, RejectReason, SendError};
 use udpchat_secure::wire::{TYPE_INITIATION, V1_TYPES};
 use udpchat_secure::{Reject, SecureEvent};
 use udpchat_stack::{Opened, Seen, Stack, StackEvent};
@@ -606,6 +606,18 @@ impl Endpoint {
                     .on_peer_restarted(Instant::now(), &mut self.stack);
             }
             StackEvent::Session(Event::PeerLeft { .. }) => self.transfers.on_peer_left(),
+            // The session takes datagrams only from the peer (or, encrypted, from inside
+            // its authenticated channel): another protocol version there means the
+            // two programs differ, which nothing else would tell the user.
+            StackEvent::Session(Event::Rejected {
+                reason: RejectReason::Malformed(DecodeError::UnsupportedVersion { version }),
+            }) => {
+                let hint = format!(
+                    "the peer runs another version of udpchat (protocol v{version}, this one speaks v{}); both sides need the same version",
+                    udpchat_proto::wire::VERSION
+                );
+                self.hint_once("protocol version", hint);
+            }
             _ => {}
         }
         if let StackEvent::Session(Event::File { frame }) = event {
@@ -771,11 +783,16 @@ impl Endpoint {
             ),
             _ => return,
         };
+        self.hint_once(key, hint.to_owned());
+    }
+
+    /// Notes `hint` unless one under `key` was given already. The peer is there and has
+    /// said why nothing connects: no "no answer" hint too.
+    fn hint_once(&mut self, key: &'static str, hint: String) {
         if !self.hints_given.contains(&key) {
             self.hints_given.push(key);
-            self.hints.push_back(hint.to_owned());
+            self.hints.push_back(hint);
         }
-        // The peer is there and has said why nothing connects: no "no answer" too.
         self.silence_hint = None;
     }
 

@@ -148,6 +148,27 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
         "unknown_source"
     );
     assert!(chat.received().is_empty(), "{}", chat.dump());
+    // Another protocol version from the peer is said once, as the likely reason.
+    let version_hint = |e: &serde_json::Value| {
+        e["event"] == "warning"
+            && e["message"].as_str().is_some_and(|m| {
+                m.contains("another version of udpchat")
+                    && m.contains(&format!("v{}", udpchat_proto::wire::VERSION + 1))
+            })
+    };
+    chat.wait_event("the version hint", version_hint);
+    // The other version again: the hint, already out, is not said again.
+    let (again, _) = bad
+        .iter()
+        .find(|(_, reason)| *reason == Some("unsupported_version"))
+        .unwrap();
+    peer.send_to(again, target).unwrap();
+    expected += 1;
+    chat.wait_until("one more rejection", |ev| {
+        ev.iter().filter(|e| e["event"] == "rejected").count() >= expected
+    });
+    let hints = chat.events().iter().filter(|e| version_hint(e)).count();
+    assert_eq!(hints, 1, "{}", chat.dump());
 
     // The chat goes on: our message is shown and acknowledged...
     peer.send_to(&valid, target).unwrap();
