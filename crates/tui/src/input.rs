@@ -60,23 +60,33 @@ impl InputLine {
     /// are dropped.
     pub fn insert(&mut self, s: &str) {
         let mut clean = String::with_capacity(s.len());
-        let line_start = self.text[..self.cursor].rfind('\n').map_or(0, |at| at + 1);
-        let mut column = self.text[line_start..self.cursor].width();
+        // The line so far, typed and pasted: a tab's stop is measured on it whole, as
+        // the screen draws it (an emoji sequence is not the sum of its characters).
+        // Kept only when there is a tab to place, so a key press copies nothing.
+        let tabs = s.contains('\t');
+        let mut line = String::new();
+        if tabs {
+            let line_start = self.text[..self.cursor].rfind('\n').map_or(0, |at| at + 1);
+            line.push_str(&self.text[line_start..self.cursor]);
+        }
         for c in s.replace("\r\n", "\n").chars() {
             match c {
                 '\n' | '\r' => {
                     clean.push('\n');
-                    column = 0;
+                    line.clear();
                 }
                 '\t' => {
-                    let spaces = 8 - column % 8;
-                    clean.extend(std::iter::repeat_n(' ', spaces));
-                    column += spaces;
+                    let spaces = 8 - line.width() % 8;
+                    let stop: String = std::iter::repeat_n(' ', spaces).collect();
+                    clean.push_str(&stop);
+                    line.push_str(&stop);
                 }
                 c if c.is_control() => {}
                 c => {
                     clean.push(c);
-                    column += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                    if tabs {
+                        line.push(c);
+                    }
                 }
             }
         }
@@ -309,5 +319,10 @@ mod tests {
         let mut i = typed("日本");
         i.insert("\tz");
         assert_eq!(i.text(), "日本    z");
+        // An emoji sequence is measured as the screen draws it, typed or pasted.
+        let mut typed_first = typed("❤\u{fe0f}");
+        typed_first.insert("\t.");
+        let pasted = typed("❤\u{fe0f}\t.");
+        assert_eq!(typed_first.text(), pasted.text());
     }
 }

@@ -68,17 +68,18 @@ pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     wrap_at_most(text, width, usize::MAX).0
 }
 
-/// [`wrap`], stopping once `max_rows` rows are made; true when text was left over.
-/// Every row but possibly the last is a prefix of what remains of `text` with the
-/// space at the break dropped, so a caller can find where the rows end.
+/// [`wrap`], stopping once `max_rows` rows are made (however long a word is); true
+/// when more than whitespace was left over. The first row is a byte prefix of `text`
+/// (whole characters, trailing spaces at a break dropped), so a caller can find where
+/// it ends.
 fn wrap_at_most(text: &str, width: usize, max_rows: usize) -> (Vec<String>, bool) {
     let width = width.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
     let mut line_width = 0;
-    for word in text.split_word_bounds() {
+    for (at, word) in text.split_word_bound_indices() {
         if lines.len() >= max_rows {
-            return (lines, true);
+            return (lines, !text[at..].trim().is_empty());
         }
         let w = word.width();
         if line_width + w <= width {
@@ -101,12 +102,17 @@ fn wrap_at_most(text: &str, width: usize, max_rows: usize) -> (Vec<String>, bool
             if line_width + gw > width && !line.is_empty() {
                 lines.push(std::mem::take(&mut line));
                 line_width = 0;
+                // One word may be the whole text (a hex dump, a line of one letter):
+                // the budget holds inside it too. `g` is still to be placed.
+                if lines.len() >= max_rows {
+                    return (lines, true);
+                }
             }
             line.push_str(g);
             line_width += gw;
         }
     }
-    if lines.len() >= max_rows && !line.is_empty() {
+    if lines.len() >= max_rows && !line.trim().is_empty() {
         return (lines, true);
     }
     if !line.is_empty() || lines.is_empty() {
@@ -313,6 +319,19 @@ mod tests {
             .map(|(s, _)| s.as_str())
             .collect();
         assert!(last.ends_with("… the rest is not shown"), "{last}");
+        // And one word as long as a line can be: a hex dump, a line of one letter.
+        c.push("10:03", Author::Peer, "bo", &"x".repeat(1_000_000));
+        let entry = c.entries().last().unwrap().clone();
+        let rows = entry_rows(&entry, 40);
+        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
+        assert_eq!(
+            wrap_at_most("abcdefgh", 2, 2),
+            (vec!["ab".into(), "cd".into()], true)
+        );
+        assert_eq!(
+            wrap_at_most("ab cd   ", 2, 2),
+            (vec!["ab".into(), "cd".into()], false)
+        );
         // On a narrow screen the note wraps like the text, never wider than the screen.
         for row in entry_rows(&entry, 12) {
             let w: usize = row.iter().map(|(s, _)| s.width()).sum();
