@@ -897,26 +897,21 @@ impl Chat {
 
 /// `text` without the blank (empty or whitespace-only) lines at its start and end.
 fn trim_blank_lines(text: &str) -> &str {
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        if !line.trim().is_empty() {
-            break;
-        }
-        start += line.len();
-    }
+    let blank = |line: &&str| line.trim().is_empty();
+    let start: usize = text
+        .split_inclusive('\n')
+        .take_while(blank)
+        .map(str::len)
+        .sum();
     let text = &text[start..];
-    let mut end = text.len();
-    while let Some(at) = text[..end].rfind('\n') {
-        if !text[at + 1..end].trim().is_empty() {
-            break;
-        }
-        end = at;
-    }
-    // A last line of only spaces (no line break after it) goes too.
-    if text[..end].trim().is_empty() {
-        end = 0;
-    }
-    &text[..end]
+    let after: usize = text
+        .split_inclusive('\n')
+        .rev()
+        .take_while(blank)
+        .map(str::len)
+        .sum();
+    // What is left ends with a line that is not blank, and perhaps its line break.
+    text[..text.len() - after].trim_end_matches('\n')
 }
 
 /// The `/stats` line.

@@ -48,11 +48,6 @@ impl InputLine {
         shown(&self.text)
     }
 
-    /// The lines of the text: one, or several after a multi-line paste.
-    pub fn lines(&self) -> impl Iterator<Item = &str> {
-        self.text.split('\n')
-    }
-
     /// Inserts text at the cursor (a key or a paste). Line breaks of a paste are kept
     /// (Windows' and old Macs' as `\n`), so a pasted log goes as one message of
     /// several lines; a tab becomes spaces to the next multiple of 8 columns of its line
@@ -308,7 +303,7 @@ mod tests {
     #[test]
     fn a_paste_keeps_its_lines_and_drops_control_characters() {
         let i = typed("a\nb\r\nc\u{7}\rd");
-        assert_eq!(i.lines().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(i.text(), "a\nb\nc\nd");
         assert_eq!(i.display(), "a↵b↵c↵d");
         assert_eq!(i.cursor_column(), 7);
         // Tabs stop every 8 columns of their line, counting what was typed before.

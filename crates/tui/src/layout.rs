@@ -274,22 +274,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_message_of_several_lines_keeps_its_breaks_and_a_huge_one_is_cut() {
+    /// The rows of a message from `bo` at `width`, as the screen shows them.
+    fn shown_rows(text: &str, width: usize) -> Vec<String> {
         let mut c = Conversation::default();
-        c.push(
-            "10:00",
-            Author::Peer,
-            "bo",
-            "first line\n  indented\n\nlast",
-        );
+        c.push("10:00", Author::Peer, "bo", text);
         let entry = c.entries().next().unwrap().clone();
-        let text: Vec<String> = entry_rows(&entry, 40)
+        entry_rows(&entry, width)
             .iter()
             .map(|row| row.iter().map(|(s, _)| s.as_str()).collect())
-            .collect();
+            .collect()
+    }
+
+    /// Asserts that `text` is cut at MAX_MESSAGE_ROWS and ends with `note`.
+    fn assert_cut(text: &str, note: &str) {
+        let rows = shown_rows(text, 40);
+        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
+        let last = &rows[MAX_MESSAGE_ROWS];
+        assert!(last.ends_with(note), "{last}");
+    }
+
+    #[test]
+    fn a_message_of_several_lines_keeps_its_breaks_and_a_huge_one_is_cut() {
         assert_eq!(
-            text,
+            shown_rows("first line\n  indented\n\nlast", 40),
             [
                 "10:00 bo: first line",
                 // The line's own indentation is kept under the text's.
@@ -298,32 +305,14 @@ mod tests {
                 "          last"
             ]
         );
-        let log: String = (0..10_000).map(|i| format!("log line {i}\n")).collect();
-        c.push("10:01", Author::Peer, "bo", &log);
-        let entry = c.entries().last().unwrap().clone();
-        let rows = entry_rows(&entry, 40);
-        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
-        let last: String = rows[MAX_MESSAGE_ROWS]
-            .iter()
-            .map(|(s, _)| s.as_str())
-            .collect();
         // 10,000 lines and the empty one after the final break; 500 are shown.
-        assert!(last.ends_with("… 9501 more lines not shown"), "{last}");
+        let log: String = (0..10_000).map(|i| format!("log line {i}\n")).collect();
+        assert_cut(&log, "… 9501 more lines not shown");
         // One huge line (from a pipe) is cut too, without wrapping all of it.
-        c.push("10:02", Author::Peer, "bo", &"word ".repeat(1_000_000));
-        let entry = c.entries().last().unwrap().clone();
-        let rows = entry_rows(&entry, 40);
-        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
-        let last: String = rows[MAX_MESSAGE_ROWS]
-            .iter()
-            .map(|(s, _)| s.as_str())
-            .collect();
-        assert!(last.ends_with("… the rest is not shown"), "{last}");
+        assert_cut(&"word ".repeat(1_000_000), "… the rest is not shown");
         // And one word as long as a line can be: a hex dump, a line of one letter.
-        c.push("10:03", Author::Peer, "bo", &"x".repeat(1_000_000));
-        let entry = c.entries().last().unwrap().clone();
-        let rows = entry_rows(&entry, 40);
-        assert_eq!(rows.len(), MAX_MESSAGE_ROWS + 1);
+        let one_word = "x".repeat(1_000_000);
+        assert_cut(&one_word, "… the rest is not shown");
         assert_eq!(
             wrap_at_most("abcdefgh", 2, 2),
             (vec!["ab".into(), "cd".into()], true)
@@ -333,9 +322,8 @@ mod tests {
             (vec!["ab".into(), "cd".into()], false)
         );
         // On a narrow screen the note wraps like the text, never wider than the screen.
-        for row in entry_rows(&entry, 12) {
-            let w: usize = row.iter().map(|(s, _)| s.width()).sum();
-            assert!(w <= 12, "{row:?}");
+        for row in shown_rows(&one_word, 12) {
+            assert!(row.width() <= 12, "{row:?}");
         }
     }
 

@@ -448,11 +448,7 @@ impl Report {
         match self {
             Self::Received { text, nick, .. } => Some((
                 Stream::Stdout,
-                format!(
-                    "{}> {}",
-                    nick.as_deref().map_or("peer".into(), printable),
-                    printable(text)
-                ),
+                format!("{}{}", received_lead(nick.as_deref()), printable(text)),
             )),
             _ => self
                 .sentence(verbose)
@@ -467,7 +463,7 @@ impl Report {
     pub(crate) fn to_terminal(&self, verbose: bool) -> Option<(Stream, String)> {
         match self {
             Self::Received { text, nick, .. } if text.contains('\n') => {
-                let lead = format!("{}> ", nick.as_deref().map_or("peer".into(), printable));
+                let lead = received_lead(nick.as_deref());
                 let indent = " ".repeat(lead.chars().count());
                 let mut out = lead;
                 for (i, line) in text.split('\n').enumerate() {
@@ -788,6 +784,12 @@ fn plural(n: u64) -> &'static str {
 
 /// Escapes control characters so a peer cannot move the cursor, clear the screen or
 /// forge extra lines on the user's terminal.
+/// What a received message's line starts with: the peer's nickname (escaped), or
+/// `peer` until it gave one.
+fn received_lead(nick: Option<&str>) -> String {
+    format!("{}> ", nick.map_or("peer".into(), printable))
+}
+
 pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
