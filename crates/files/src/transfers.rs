@@ -2,10 +2,11 @@
 //! out and in, reading files into chunks as the session takes them, writing what arrives
 //! into partial files that resume, and the end-to-end BLAKE3 check.
 //!
-//! The protocol frames travel in the session's one ordered stream, so chunks arrive in
-//! order and a partial download is always a prefix of the file: its length is where an
-//! interrupted transfer resumes. Chunks wait behind chat messages at the sender, so a
-//! line typed during a transfer is never queued behind file data.
+//! The protocol frames travel in the session's files stream, delivered in its own order,
+//! so chunks arrive in order and a partial download is always a prefix of the file: its
+//! length is where an interrupted transfer resumes. Chunks wait behind chat messages at
+//! the sender, and chat is delivered without waiting for them, so a line typed during a
+//! transfer is never queued behind file data.
 //!
 //! Files go one at a time (the others wait, accepted or not), so the session's count of
 //! acknowledged file bytes is the active transfer's progress.

@@ -183,24 +183,29 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
         packet(vec![Frame::Hello]),
         packet(vec![Frame::Data {
             seq: 7,
+            after: 0,
             payload: Payload::Text("hello".into()),
         }]),
         packet(vec![Frame::Data {
             seq: 8,
+            after: 0,
             payload: Payload::Nick("ada".into()),
         }]),
         packet(vec![
             Frame::Data {
                 seq: 10,
+                after: 0,
                 payload: Payload::Part("the beginning of ".into()),
             },
             Frame::Data {
                 seq: 11,
+                after: 0,
                 payload: Payload::Text("a longer message".into()),
             },
         ]),
         packet(vec![Frame::Data {
             seq: 12,
+            after: 0,
             payload: Payload::File(udpchat_proto::FileFrame::Offer {
                 transfer: 1,
                 size: 5,
@@ -210,6 +215,7 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
         }]),
         packet(vec![Frame::Data {
             seq: 13,
+            after: 0,
             payload: Payload::File(udpchat_proto::FileFrame::Chunk {
                 transfer: 1,
                 offset: 0,
@@ -218,6 +224,7 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
         }]),
         packet(vec![Frame::Data {
             seq: 9,
+            after: 0,
             payload: Payload::Unknown {
                 kind: 10,
                 bytes: vec![1, 2, 3],
@@ -233,10 +240,12 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
             Frame::Skip { below: 3 },
             Frame::Data {
                 seq: 3,
+                after: 0,
                 payload: Payload::Text("after a skip".into()),
             },
             Frame::Data {
                 seq: 4,
+                after: 0,
                 payload: Payload::Text("é".into()),
             },
         ]),
@@ -244,6 +253,7 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
         packet(vec![
             Frame::Data {
                 seq: 3,
+                after: 0,
                 payload: Payload::Done,
             },
             Frame::Close {

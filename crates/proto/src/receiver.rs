@@ -1,5 +1,6 @@
-//! The receiving half of one direction: delivers each message once, in order, and says
-//! what it holds in acknowledgements.
+//! The receiving half of one direction: delivers each message once, in the order of its
+//! stream (a chat message never waits for a lost file chunk), and says what it holds in
+//! acknowledgements.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -12,10 +13,10 @@ const MAX_DUPLICATES_REPORTED: usize = 64;
 /// What became of one received DATA frame.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Arrival {
-    /// These messages are now deliverable, in order (the arrived one and any buffered
-    /// ones it unblocked).
+    /// These messages are now deliverable, in the order of each stream (the arrived one
+    /// and any held ones it unblocked).
     Deliver(Vec<(u64, Payload)>),
-    /// Held until the gap before it fills.
+    /// Held until the frame it is delivered after arrives.
     Buffered,
     /// Seen before; acknowledge again, show nothing.
     Duplicate,
@@ -23,13 +24,28 @@ pub(crate) enum Arrival {
     BeyondWindow,
 }
 
+/// A frame received above a gap.
+#[derive(Debug)]
+enum Slot {
+    /// Waiting for the frame it is delivered after (its stream's previous, or with
+    /// `after` 0 every earlier one).
+    Held(Payload),
+    /// Already delivered, because its stream's previous frame was: kept so that the
+    /// acknowledgement reports it and a copy counts as a duplicate.
+    Delivered,
+}
+
 /// Receive state of the stream from the peer's current epoch.
 #[derive(Debug)]
 pub(crate) struct Receiver {
-    /// Next sequence number to deliver; everything below was delivered or skipped.
+    /// Next sequence number to deliver in the order of the whole stream; everything
+    /// below was delivered or skipped.
     expected: u64,
-    /// Messages after a gap, keyed by sequence number; never more than `window - 1`.
-    buffered: BTreeMap<u64, Payload>,
+    /// Frames after a gap, keyed by sequence number; never more than `window - 1`.
+    buffered: BTreeMap<u64, Slot>,
+    /// Held frames waiting for their stream's previous frame, keyed by that frame's
+    /// sequence number (each frame is the previous of at most one in its stream).
+    waiting_on: BTreeMap<u64, u64>,
     window: u16,
     seq_bits: SeqBits,
     /// Messages that arrived again since they were last reported, oldest first: each
@@ -43,14 +59,16 @@ impl Receiver {
         Self {
             expected: 0,
             buffered: BTreeMap::new(),
+            waiting_on: BTreeMap::new(),
             window,
             seq_bits,
             duplicates: VecDeque::new(),
         }
     }
 
-    /// Handles one DATA frame whose sequence number, as carried on the wire, is `wire_seq`.
-    pub(crate) fn on_data(&mut self, wire_seq: u64, payload: Payload) -> Arrival {
+    /// Handles one DATA frame whose sequence number, as carried on the wire, is
+    /// `wire_seq`, and whose `after` field is `after` (PROTOCOL.md §6).
+    pub(crate) fn on_data(&mut self, wire_seq: u64, after: u16, payload: Payload) -> Arrival {
         match self.seq_bits {
             // The alternating bit: "is it the one I expect?" is all it can ask, so a late
             // copy of the message two back looks new. That is the flaw the teeth test shows.
@@ -64,11 +82,11 @@ impl Receiver {
                     Arrival::Duplicate
                 }
             }
-            SeqBits::Full => self.on_full_data(wire_seq, payload),
+            SeqBits::Full => self.on_full_data(wire_seq, after, payload),
         }
     }
 
-    fn on_full_data(&mut self, seq: u64, payload: Payload) -> Arrival {
+    fn on_full_data(&mut self, seq: u64, after: u16, payload: Payload) -> Arrival {
         if seq < self.expected || self.buffered.contains_key(&seq) {
             self.note_duplicate(seq);
             return Arrival::Duplicate;
@@ -76,25 +94,67 @@ impl Receiver {
         if seq - self.expected >= u64::from(self.window) {
             return Arrival::BeyondWindow;
         }
-        if seq > self.expected {
-            self.buffered.insert(seq, payload);
-            return Arrival::Buffered;
+        let mut ready = Vec::new();
+        if seq == self.expected {
+            self.expected += 1;
+            self.show(seq, payload, &mut ready);
+            self.drain_ready(&mut ready);
+            return Arrival::Deliver(ready);
         }
-        let mut ready = vec![(seq, payload)];
-        self.expected += 1;
-        self.drain_ready(&mut ready);
-        Arrival::Deliver(ready)
+        // Above a gap: its stream may still be complete up to it.
+        let previous = match after {
+            0 => Some(self.expected),
+            after => seq.checked_sub(u64::from(after)),
+        };
+        match previous {
+            Some(p)
+                if p >= self.expected
+                    && !matches!(self.buffered.get(&p), Some(Slot::Delivered)) =>
+            {
+                if after != 0 {
+                    self.waiting_on.insert(p, seq);
+                }
+                self.buffered.insert(seq, Slot::Held(payload));
+                Arrival::Buffered
+            }
+            _ => {
+                self.buffered.insert(seq, Slot::Delivered);
+                self.show(seq, payload, &mut ready);
+                Arrival::Deliver(ready)
+            }
+        }
     }
 
+    /// Delivers frame `seq`, then every held frame its delivery unblocks in its stream,
+    /// each marked delivered where it is buffered.
+    fn show(&mut self, seq: u64, payload: Payload, ready: &mut Vec<(u64, Payload)>) {
+        ready.push((seq, payload));
+        let mut previous = seq;
+        while let Some(next) = self.waiting_on.remove(&previous) {
+            let Some(slot) = self.buffered.get_mut(&next) else {
+                break;
+            };
+            if let Slot::Held(payload) = std::mem::replace(slot, Slot::Delivered) {
+                ready.push((next, payload));
+            }
+            previous = next;
+        }
+    }
+
+    /// Delivers what is now next in the order of the whole stream, passing over what
+    /// its own stream delivered already.
     fn drain_ready(&mut self, ready: &mut Vec<(u64, Payload)>) {
-        while let Some(payload) = self.buffered.remove(&self.expected) {
-            ready.push((self.expected, payload));
+        while let Some(slot) = self.buffered.remove(&self.expected) {
+            let seq = self.expected;
             self.expected += 1;
+            if let Slot::Held(payload) = slot {
+                self.show(seq, payload, ready);
+            }
         }
     }
 
     /// The sender gave up on everything below `below`: stop waiting for it, and deliver
-    /// whatever buffered messages that unblocks. Returns them in order.
+    /// whatever held messages that unblocks. Returns them in the order of each stream.
     pub(crate) fn on_skip(&mut self, below: u64) -> Vec<(u64, Payload)> {
         let mut ready = Vec::new();
         if self.seq_bits == SeqBits::One || below <= self.expected {
@@ -102,6 +162,17 @@ impl Receiver {
         }
         self.expected = below;
         self.buffered = self.buffered.split_off(&below);
+        // Frames whose previous was given up wait for nothing more; those given up
+        // themselves are gone.
+        let still_waiting = self.waiting_on.split_off(&below);
+        let unblocked = std::mem::replace(&mut self.waiting_on, still_waiting);
+        for (_, seq) in unblocked {
+            if let Some(slot) = self.buffered.get_mut(&seq) {
+                if let Slot::Held(payload) = std::mem::replace(slot, Slot::Delivered) {
+                    self.show(seq, payload, &mut ready);
+                }
+            }
+        }
         self.drain_ready(&mut ready);
         ready
     }
@@ -118,9 +189,15 @@ impl Receiver {
         !self.duplicates.is_empty()
     }
 
-    /// The next sequence number to deliver.
+    /// The next sequence number to deliver in the order of the whole stream.
     pub(crate) fn expected(&self) -> u64 {
         self.expected
+    }
+
+    /// True while something is received above a gap: acknowledgements then go at once,
+    /// since the sender's loss detection waits for them.
+    pub(crate) fn has_gap(&self) -> bool {
+        !self.buffered.is_empty()
     }
 
     /// The acknowledgement describing what has been received, with the oldest duplicate
@@ -136,6 +213,7 @@ impl Receiver {
     ) -> AckFrame {
         let cumulative = self.expected.min(durable);
         let mut sack = Sack::EMPTY;
+        // Frames delivered ahead of a gap count as received like held ones.
         for &seq in self.buffered.keys() {
             // Buffered sequence numbers are within the window above expected, which the
             // bitmap covers (beyond it, when `durable` holds the cumulative point back,
@@ -173,23 +251,23 @@ mod tests {
     #[test]
     fn stop_and_wait_delivers_in_order_and_flags_duplicates() {
         let mut r = Receiver::new(1, SeqBits::Full);
-        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
-        assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
-        assert_eq!(r.on_data(2, t("c")), Arrival::BeyondWindow);
-        assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
+        assert_eq!(texts(r.on_data(0, 0, t("a"))), vec![0]);
+        assert_eq!(r.on_data(0, 0, t("a")), Arrival::Duplicate);
+        assert_eq!(r.on_data(2, 0, t("c")), Arrival::BeyondWindow);
+        assert_eq!(texts(r.on_data(1, 0, t("b"))), vec![1]);
         assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 2);
     }
 
     #[test]
     fn window_buffers_and_releases_in_order_with_sack() {
         let mut r = Receiver::new(8, SeqBits::Full);
-        assert_eq!(r.on_data(2, t("c")), Arrival::Buffered);
-        assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
-        assert_eq!(r.on_data(3, t("d")), Arrival::Duplicate);
+        assert_eq!(r.on_data(2, 0, t("c")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, 0, t("d")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, 0, t("d")), Arrival::Duplicate);
         let ack = r.ack(0, 0, u64::MAX);
         assert_eq!((ack.cumulative, ack.sack), (0, Sack::from_bits(0b110)));
-        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
-        assert_eq!(texts(r.on_data(1, t("b"))), vec![1, 2, 3]);
+        assert_eq!(texts(r.on_data(0, 0, t("a"))), vec![0]);
+        assert_eq!(texts(r.on_data(1, 0, t("b"))), vec![1, 2, 3]);
         assert_eq!(
             (r.ack(0, 0, u64::MAX).cumulative, r.ack(0, 0, u64::MAX).sack),
             (4, Sack::EMPTY)
@@ -199,23 +277,98 @@ mod tests {
     #[test]
     fn skip_moves_past_abandoned_messages() {
         let mut r = Receiver::new(8, SeqBits::Full);
-        assert_eq!(r.on_data(3, t("d")), Arrival::Buffered);
-        assert_eq!(r.on_data(1, t("b")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, 0, t("d")), Arrival::Buffered);
+        assert_eq!(r.on_data(1, 0, t("b")), Arrival::Buffered);
         let ready: Vec<u64> = r.on_skip(2).into_iter().map(|(s, _)| s).collect();
         assert!(ready.is_empty());
         assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 2);
         assert!(r.on_skip(1).is_empty(), "a skip never goes backwards");
-        assert_eq!(texts(r.on_data(2, t("c"))), vec![2, 3]);
+        assert_eq!(texts(r.on_data(2, 0, t("c"))), vec![2, 3]);
     }
 
     #[test]
     fn one_bit_compares_only_the_low_bit() {
         let mut r = Receiver::new(1, SeqBits::One);
-        assert_eq!(texts(r.on_data(0, t("a"))), vec![0]);
-        assert_eq!(r.on_data(0, t("a")), Arrival::Duplicate);
+        assert_eq!(texts(r.on_data(0, 0, t("a"))), vec![0]);
+        assert_eq!(r.on_data(0, 0, t("a")), Arrival::Duplicate);
         assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 1);
-        assert_eq!(texts(r.on_data(1, t("b"))), vec![1]);
+        assert_eq!(texts(r.on_data(1, 0, t("b"))), vec![1]);
         // A late copy of message 0 is indistinguishable from message 2.
-        assert_eq!(texts(r.on_data(0, t("a"))), vec![2]);
+        assert_eq!(texts(r.on_data(0, 0, t("a"))), vec![2]);
+    }
+
+    fn chunk(offset: u64) -> Payload {
+        Payload::File(crate::wire::FileFrame::Chunk {
+            transfer: 1,
+            offset,
+            data: vec![0; 4],
+        })
+    }
+
+    fn seqs(ready: Vec<(u64, Payload)>) -> Vec<u64> {
+        ready.into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn a_chat_message_is_not_held_behind_a_lost_chunk() {
+        let mut r = Receiver::new(64, SeqBits::Full);
+        // 0: chat, 1: chunk (lost), 2: chunk, 3: chat after 0, 4: chat after 3.
+        assert_eq!(texts(r.on_data(0, u16::MAX, t("a"))), vec![0]);
+        assert_eq!(r.on_data(2, 1, chunk(4)), Arrival::Buffered);
+        assert_eq!(texts(r.on_data(3, 3, t("b"))), vec![3]);
+        assert_eq!(texts(r.on_data(4, 1, t("c"))), vec![4]);
+        // Reported received, and a copy is a duplicate, though not yet cumulative.
+        let ack = r.ack(0, 0, u64::MAX);
+        assert_eq!((ack.cumulative, ack.sack), (1, Sack::from_bits(0b111)));
+        assert_eq!(r.on_data(3, 3, t("b")), Arrival::Duplicate);
+        // The chunks follow in their own order once the lost one comes; the chat
+        // messages are not shown again.
+        assert_eq!(texts(r.on_data(1, u16::MAX, chunk(0))), vec![1, 2]);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 5);
+    }
+
+    #[test]
+    fn a_stream_keeps_its_own_order_and_done_waits_for_everything() {
+        let mut r = Receiver::new(64, SeqBits::Full);
+        // 0: chunk (lost), 1: chat "a" (lost), 2: chat "b" after 1, 3: DONE.
+        assert_eq!(r.on_data(2, 1, t("b")), Arrival::Buffered);
+        assert_eq!(r.on_data(3, 0, Payload::Done), Arrival::Buffered);
+        assert_eq!(texts(r.on_data(1, u16::MAX, t("a"))), vec![1, 2]);
+        assert_eq!(texts(r.on_data(0, u16::MAX, chunk(0))), vec![0, 3]);
+    }
+
+    #[test]
+    fn a_distance_below_what_was_delivered_waits_for_nothing() {
+        let mut r = Receiver::new(64, SeqBits::Full);
+        assert_eq!(texts(r.on_data(0, 0, t("a"))), vec![0]);
+        // Its stream's previous is 0, delivered; 1 is a missing chunk.
+        assert_eq!(texts(r.on_data(2, 2, t("b"))), vec![2]);
+        // A chunk after the missing 1 waits; 65535 back reaches below 0.
+        assert_eq!(r.on_data(3, 2, chunk(4)), Arrival::Buffered);
+        assert_eq!(texts(r.on_data(4, u16::MAX, t("c"))), vec![4]);
+    }
+
+    #[test]
+    fn a_skip_releases_what_waited_for_a_given_up_frame() {
+        let mut r = Receiver::new(64, SeqBits::Full);
+        // 1 (chat) is given up; 3 (chat after 1) and 2 (chunk after 0) wait.
+        assert_eq!(r.on_data(3, 2, t("c")), Arrival::Buffered);
+        assert_eq!(r.on_data(2, 2, chunk(8)), Arrival::Buffered);
+        assert_eq!(seqs(r.on_skip(2)), vec![2, 3]);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 4);
+        assert!(!r.has_gap());
+    }
+
+    #[test]
+    fn a_chain_of_held_messages_goes_out_in_order_when_its_head_arrives() {
+        let mut r = Receiver::new(64, SeqBits::Full);
+        // 0: chunk (lost); chat 1, 3, 5 with chunks 2, 4 between, arriving backwards.
+        assert_eq!(r.on_data(5, 2, t("c")), Arrival::Buffered);
+        assert_eq!(r.on_data(4, 2, chunk(8)), Arrival::Buffered);
+        assert_eq!(r.on_data(3, 2, t("b")), Arrival::Buffered);
+        assert_eq!(r.on_data(2, 2, chunk(4)), Arrival::Buffered);
+        assert_eq!(texts(r.on_data(1, u16::MAX, t("a"))), vec![1, 3, 5]);
+        assert_eq!(texts(r.on_data(0, u16::MAX, chunk(0))), vec![0, 2, 4]);
+        assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 6);
     }
 }

@@ -9,7 +9,7 @@ use crate::config::SeqBits;
 use crate::congestion::{NewReno, Pacer};
 use crate::event::{FailReason, MessageId};
 use crate::wire::{
-    AckFrame, FileFrame, Payload, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM,
+    AckFrame, FileFrame, Payload, Stream, CRC_LEN, DATA_FRAME_OVERHEAD, HEADER_LEN, MAX_DATAGRAM,
     SKIP_FRAME_LEN,
 };
 
@@ -44,9 +44,29 @@ pub(crate) enum Cause {
 const PROBE_BYTES: usize = MAX_DATAGRAM - HEADER_LEN - CRC_LEN - SKIP_FRAME_LEN;
 
 /// File chunks wait in a queue of their own, behind every other message, so a line typed
-/// during a transfer goes out at once.
+/// during a transfer goes out at once; and they leave part of the window free (see
+/// [`chat_reserve`]), so the line finds room on the wire even while the window is full
+/// of chunks waiting for one lost ahead of them.
 fn is_bulk(payload: &Payload) -> bool {
     matches!(payload, Payload::File(FileFrame::Chunk { .. }))
+}
+
+/// Sequence numbers of the window that file chunks leave to the chat: a sixteenth, so
+/// with the default window 127 messages can go out while a lost chunk holds the
+/// cumulative acknowledgement back (their stream is delivered without it, PROTOCOL.md
+/// §5), and nothing with a window under 16.
+fn chat_reserve(window: usize) -> usize {
+    window / 16
+}
+
+/// The `after` field (PROTOCOL.md §3) of frame `seq` whose stream's previous frame is
+/// `previous`: the distance back to it, or 65535 when there is none or it is farther
+/// back than that. A frame that far back was acknowledged before this one could be
+/// sent (the window is at most 2040), so the receiver has nothing to wait for.
+fn after_previous(seq: u64, previous: Option<u64>) -> u16 {
+    previous
+        .and_then(|p| u16::try_from(seq.saturating_sub(p)).ok())
+        .unwrap_or(u16::MAX)
 }
 
 /// A message accepted by `send` and not yet on the wire.
@@ -62,6 +82,8 @@ struct Queued {
 struct InFlight {
     id: MessageId,
     seq: u64,
+    /// The DATA frame's `after`: every transmission carries the same.
+    after: u16,
     payload: Payload,
     queued_at: Instant,
     first_sent_at: Instant,
@@ -86,6 +108,7 @@ pub(crate) enum SenderOutput {
     Transmit {
         id: MessageId,
         seq: u64,
+        after: u16,
         payload: Payload,
         attempt: u32,
     },
@@ -133,6 +156,9 @@ pub(crate) struct Sender {
     bulk: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
     next_seq: u64,
+    /// The latest sequence number given to a frame of each stream (by
+    /// [`Stream::index`]), for the next one's `after`.
+    stream_last: [Option<u64>; Stream::ALL.len()],
     /// Everything below has been acknowledged or skipped.
     acked_below: u64,
     /// Messages below this were given up; the receiver must be told (SKIP frame).
@@ -190,6 +216,7 @@ impl Sender {
             bulk: VecDeque::new(),
             in_flight: VecDeque::new(),
             next_seq: 0,
+            stream_last: [None; Stream::ALL.len()],
             acked_below: 0,
             skip_below: 0,
             window,
@@ -369,6 +396,24 @@ impl Sender {
         usize::from(self.window.min(self.peer_window).max(1))
     }
 
+    /// The part of the window file chunks may fill (see [`chat_reserve`]).
+    fn bulk_window(&self) -> usize {
+        let window = self.effective_window();
+        window - chat_reserve(window)
+    }
+
+    /// The `after` of frame `seq` of `stream`, noting it as its stream's latest. With
+    /// the alternating bit there is one stream and nothing to tell: 0.
+    fn after_for(&mut self, seq: u64, stream: Option<Stream>) -> u16 {
+        match (self.seq_bits, stream) {
+            (SeqBits::Full, Some(stream)) => {
+                after_previous(seq, self.stream_last[stream.index()].replace(seq))
+            }
+            // DONE (and a kind without a stream) comes after everything before it.
+            _ => 0,
+        }
+    }
+
     /// Moves queued messages onto the wire while the window has room.
     pub(crate) fn fill_window(
         &mut self,
@@ -381,9 +426,17 @@ impl Sender {
         // Until something stops us short of an empty queue, we are not using the window.
         let mut limited = false;
         while self.in_flight.len() < self.effective_window() {
-            let Some(size) = self.next_queue().front().map(|q| frame_size(&q.payload)) else {
+            let Some((size, bulk)) = self
+                .next_queue()
+                .front()
+                .map(|q| (frame_size(&q.payload), is_bulk(&q.payload)))
+            else {
                 break;
             };
+            if bulk && self.in_flight.len() >= self.bulk_window() {
+                // The rest of the window is the chat's: not a test of the path.
+                break;
+            }
             let cwnd = self.cc.window();
             // Always one message when nothing is in flight, however large.
             if self.bytes_in_flight > 0 && self.bytes_in_flight + size > cwnd {
@@ -402,16 +455,19 @@ impl Sender {
             self.bytes_in_flight += size;
             let seq = self.next_seq;
             self.next_seq += 1;
+            let after = self.after_for(seq, q.payload.stream());
             let last_tx = self.next_tx();
             out.push(SenderOutput::Transmit {
                 id: q.id,
                 seq: self.seq_bits.on_wire(seq),
+                after,
                 payload: q.payload.clone(),
                 attempt: 1,
             });
             self.in_flight.push_back(InFlight {
                 id: q.id,
                 seq,
+                after,
                 payload: q.payload,
                 queued_at: q.queued_at,
                 first_sent_at: now,
@@ -423,8 +479,12 @@ impl Sender {
                 retransmitted_by: None,
             });
         }
-        let waiting = !self.queue.is_empty() || !self.bulk.is_empty();
-        if waiting && self.in_flight.len() >= self.effective_window() {
+        let window_full = match self.next_queue().front() {
+            Some(q) if is_bulk(&q.payload) => self.in_flight.len() >= self.bulk_window(),
+            Some(_) => self.in_flight.len() >= self.effective_window(),
+            None => false,
+        };
+        if window_full {
             // Held back by the receiver's window: not a test of the path either.
             limited = false;
         }
@@ -568,6 +628,7 @@ impl Sender {
         out.push(SenderOutput::Transmit {
             id: m.id,
             seq: self.seq_bits.on_wire(m.seq),
+            after: m.after,
             payload: m.payload.clone(),
             attempt: m.attempts,
         });
@@ -736,6 +797,7 @@ impl Sender {
             });
         }
         self.next_seq = 0;
+        self.stream_last = [None; Stream::ALL.len()];
         self.acked_below = 0;
         self.skip_below = 0;
         self.peer_window = self.window;

@@ -72,8 +72,10 @@ impl LongMessage {
 }
 
 /// A message of the peer's arriving in parts (PROTOCOL.md §3, kind 4).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Reassembly {
+    /// The sequence number of its first part: a SKIP above it gave the rest up.
+    first: u64,
     text: String,
     /// Bytes that arrived, kept or not: past the limit the text is dropped.
     len: usize,
@@ -828,9 +830,10 @@ impl Session {
             match frame {
                 Frame::Hello => {}
                 Frame::Skip { below } => {
-                    if below > self.receiver.expected() {
+                    if self.reassembly.as_ref().is_some_and(|r| r.first < below) {
                         // The sender gave up what it had not sent whole: a longer message
                         // begun before the gap never ends, and must not start the next.
+                        // (One begun after it, delivered ahead of a lost chunk, goes on.)
                         self.reassembly = None;
                     }
                     let ready = self.receiver.on_skip(below);
@@ -838,10 +841,19 @@ impl Session {
                     must_ack = true;
                     ack_at_once = true;
                 }
-                Frame::Data { seq, payload } => {
+                Frame::Data {
+                    seq,
+                    after,
+                    payload,
+                } => {
                     must_ack = true;
-                    match self.receiver.on_data(seq, payload) {
-                        Arrival::Deliver(ready) => self.deliver(ready),
+                    match self.receiver.on_data(seq, after, payload) {
+                        Arrival::Deliver(ready) => {
+                            self.deliver(ready);
+                            // Delivered above a gap, or the gap only partly filled: the
+                            // sender's loss detection needs to know at once.
+                            ack_at_once |= self.receiver.has_gap();
+                        }
                         Arrival::Duplicate => {
                             self.stats.duplicates += 1;
                             self.events.push_back(Event::Duplicate { seq });
@@ -1284,6 +1296,7 @@ impl Session {
                 SenderOutput::Transmit {
                     id,
                     seq,
+                    after,
                     payload,
                     attempt,
                 } => {
@@ -1294,7 +1307,11 @@ impl Session {
                             .long
                             .get_mut(&id)
                             .is_some_and(|m| std::mem::replace(&mut m.started, true));
-                    batch.push(Frame::Data { seq, payload });
+                    batch.push(Frame::Data {
+                        seq,
+                        after,
+                        payload,
+                    });
                     let done = self.goodbye.done == Some(id) || file;
                     if later_part {
                         self.stats.data_sent += 1;
@@ -1456,7 +1473,11 @@ impl Session {
             match payload {
                 Payload::Part(part) => {
                     let limit = self.max_accepted_len();
-                    let whole = self.reassembly.get_or_insert_with(Reassembly::default);
+                    let whole = self.reassembly.get_or_insert_with(|| Reassembly {
+                        first: seq,
+                        text: String::new(),
+                        len: 0,
+                    });
                     whole.len += part.len();
                     // Past the limit the text is dropped, not kept: the peer cannot make
                     // this side hold more than the limit.
@@ -1889,6 +1910,7 @@ mod tests {
             dst_epoch: A,
             frames: vec![Frame::Data {
                 seq: 1,
+                after: 0,
                 payload: Payload::Text("ghost".into()),
             }],
         };
@@ -2188,6 +2210,7 @@ mod tests {
             dst_epoch: A,
             frames: vec![Frame::Data {
                 seq: 0,
+                after: 0,
                 payload: Payload::Text("spoof".into()),
             }],
         };
@@ -2505,6 +2528,7 @@ mod tests {
             dst_epoch: B,
             frames: vec![Frame::Data {
                 seq: 0,
+                after: 0,
                 payload: Payload::Unknown {
                     kind: 10,
                     bytes: vec![1, 2, 3],

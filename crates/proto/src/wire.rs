@@ -4,7 +4,7 @@
 //! ```text
 //! offset  size  field
 //!      0     2  magic      0x55 0x43 ("UC")
-//!      2     1  version    0x05
+//!      2     1  version    0x07
 //!      3     1  flags      reserved, sent as 0, a packet with any bit set is rejected
 //!      4     8  src_epoch  sender's session id, big-endian, never 0
 //!     12     8  dst_epoch  the receiver's session id as the sender knows it, 0 = unknown
@@ -23,7 +23,7 @@ use crate::error::DecodeError;
 /// The two bytes every packet starts with, "UC".
 pub const MAGIC: [u8; 2] = *b"UC";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 /// Bytes before the first frame.
 pub const HEADER_LEN: usize = 20;
 /// Bytes of the CRC-32C trailer.
@@ -48,8 +48,8 @@ pub const SKIP_FRAME_LEN: usize = 1 + 8;
 pub const PING_FRAME_LEN: usize = 1 + 8;
 /// Encoded size of a CLOSE frame.
 pub const CLOSE_FRAME_LEN: usize = 1 + 1;
-/// Encoded size of a DATA frame without its payload.
-pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 1 + 2;
+/// Encoded size of a DATA frame without its payload: type, seq, after, kind, length.
+pub const DATA_FRAME_OVERHEAD: usize = 1 + 8 + 2 + 1 + 2;
 /// Longest nickname in bytes of UTF-8.
 pub const MAX_NICK_LEN: usize = 64;
 /// Longest message text in bytes of UTF-8: it fits in one datagram together with an
@@ -90,8 +90,9 @@ pub const CHUNK_HEADER_LEN: usize = 16;
 pub const OFFER_HEADER_LEN: usize = 8 + 8 + 32;
 
 /// A frame of the file transfer protocol (PROTOCOL.md §6c), carried as a DATA payload in
-/// the one ordered stream. Offers and answers travel with the chat messages; chunks wait
-/// behind them at the sender, so a typed message never queues behind file data.
+/// the files [`Stream`], delivered in its own order. Chunks wait behind the chat at the
+/// sender and leave part of the window to it, and the receiver shows chat without
+/// waiting for them, so a typed message never queues behind file data.
 #[derive(Clone, PartialEq, Eq)]
 pub enum FileFrame {
     /// Kind 5: "may I send you this file?" `transfer` is the sender's name for the
@@ -389,10 +390,16 @@ pub enum Frame {
     /// "I am `src_epoch`; I believe you are `dst_epoch`." Answered with a HELLO when the
     /// receiver's epoch differs from `dst_epoch`, so both sides learn each other's epoch.
     Hello,
-    /// One message of the reliable, ordered stream.
+    /// One message of the reliable stream.
     Data {
         /// Message sequence number within the (src_epoch → dst_epoch) stream.
         seq: u64,
+        /// How far back, in sequence numbers, the frame this one is delivered after:
+        /// the previous frame of its own stream (chat, or files), so a chat message
+        /// never waits for a lost file chunk. 0 means after every earlier frame (the
+        /// order of versions before 7); a distance reaching below what the receiver
+        /// has delivered means nothing to wait for (PROTOCOL.md §6).
+        after: u16,
         /// What it carries.
         payload: Payload,
     },
@@ -455,9 +462,10 @@ impl CloseReason {
     }
 }
 
-/// What a DATA frame carries, told apart by its kind byte. Every kind travels in the
-/// same ordered stream, so a nickname change lands exactly between the messages typed
-/// before and after it.
+/// What a DATA frame carries, told apart by its kind byte. Every kind shares one
+/// sequence space (for acknowledgement and the window) and is delivered in the order of
+/// its [`Stream`]: a nickname change lands exactly between the messages typed before and
+/// after it, and a file chunk lost on the way holds back no chat message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// Kind 0: a chat message, UTF-8, at most [`MAX_TEXT_LEN`] bytes.
@@ -480,7 +488,7 @@ pub enum Payload {
     },
     /// Kind 4: the beginning of a longer message, UTF-8 cut at a character boundary: the
     /// message is every consecutive part and the text or numbered text that ends it
-    /// (PROTOCOL.md §3). Lets a message of any length travel in the one stream.
+    /// (PROTOCOL.md §3). Lets a message of any length travel in the chat stream.
     Part(String),
     /// Kinds 5–9: file transfer (PROTOCOL.md §6c).
     File(FileFrame),
@@ -494,7 +502,43 @@ pub enum Payload {
     },
 }
 
+/// The orders a receiver delivers in (PROTOCOL.md §6): within one, frames are shown in
+/// sequence order; between two, nothing waits. One sequence space carries both, so
+/// acknowledgement, loss detection and the window stay as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// Messages, their parts and nicknames.
+    Chat,
+    /// Every frame of the file transfer protocol: offers, answers and chunks.
+    Files,
+}
+
+impl Stream {
+    /// Every stream, in the order of their index.
+    pub const ALL: [Self; 2] = [Self::Chat, Self::Files];
+
+    /// A small index, for per-stream tables.
+    pub fn index(self) -> usize {
+        match self {
+            Self::Chat => 0,
+            Self::Files => 1,
+        }
+    }
+}
+
 impl Payload {
+    /// The stream this payload is delivered in; `None` for the end of the sender's
+    /// stream (DONE), which is delivered after every frame before it, of any stream.
+    pub fn stream(&self) -> Option<Stream> {
+        match self {
+            Self::Text(_) | Self::Nick(_) | Self::Numbered { .. } | Self::Part(_) => {
+                Some(Stream::Chat)
+            }
+            Self::File(_) => Some(Stream::Files),
+            Self::Done | Self::Unknown { .. } => None,
+        }
+    }
+
     /// The kind byte on the wire.
     pub fn kind(&self) -> u8 {
         match self {
@@ -653,9 +697,14 @@ impl Frame {
     fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Self::Hello => out.push(frame_type::HELLO),
-            Self::Data { seq, payload } => {
+            Self::Data {
+                seq,
+                after,
+                payload,
+            } => {
                 out.push(frame_type::DATA);
                 out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&after.to_be_bytes());
                 out.push(payload.kind());
                 // Callers keep payloads within MAX_TEXT_LEN, so the length fits in u16;
                 // saturating keeps a misuse detectable (the packet fails to decode)
@@ -895,6 +944,7 @@ impl<'a> Reader<'a> {
             frame_type::HELLO => Ok(Frame::Hello),
             frame_type::DATA => {
                 let seq = self.u64()?;
+                let after = self.u16()?;
                 let kind = self.u8()?;
                 let len = usize::from(self.u16()?);
                 if len > MAX_TEXT_LEN {
@@ -941,7 +991,11 @@ impl<'a> Reader<'a> {
                         },
                     },
                 };
-                Ok(Frame::Data { seq, payload })
+                Ok(Frame::Data {
+                    seq,
+                    after,
+                    payload,
+                })
             }
             frame_type::ACK => {
                 let cumulative = self.u64()?;
@@ -983,11 +1037,11 @@ mod tests {
 
     // The vectors below are copied verbatim into docs/PROTOCOL.md; the doc test in
     // tests/protocol_doc.rs checks that the document still carries them.
-    pub(crate) const VECTOR_HELLO: &str = "5543060000000000000000010000000000000000017ee0f096";
+    pub(crate) const VECTOR_HELLO: &str = "554307000000000000000001000000000000000001c7dbbc71";
     pub(crate) const VECTOR_DATA: &str =
-        "554306000000000000000001000000000000000202000000000000000000000268698c14ab8d";
+        "5543070000000000000000010000000000000002020000000000000000ffff0000026869494561aa";
     pub(crate) const VECTOR_ACK: &str =
-        "5543060000000000000000020000000000000001030000000000000001000100000000050000000000000000006506860c";
+        "554307000000000000000002000000000000000103000000000000000100010000000005000000000000000000f75dad9d";
 
     #[test]
     fn vectors_match_the_protocol_document() {
@@ -1001,6 +1055,7 @@ mod tests {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: 0,
+                after: u16::MAX,
                 payload: Payload::Text("hi".into()),
             }],
         };
@@ -1044,6 +1099,7 @@ mod tests {
                 }),
                 Frame::Data {
                     seq: 4,
+                    after: 0,
                     payload: Payload::Text("x".repeat(MAX_TEXT_LEN)),
                 },
             ],
@@ -1085,6 +1141,7 @@ mod tests {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: 0,
+                after: 0,
                 payload: Payload::Text("ab".into()),
             }],
         };
@@ -1106,6 +1163,7 @@ mod tests {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: 0,
+                after: 0,
                 payload: Payload::Numbered {
                     id: StableId {
                         origin: 5,
@@ -1161,19 +1219,23 @@ mod tests {
             Just(Frame::Hello),
             (any::<u64>(), "\\PC{0,40}").prop_map(|(seq, text)| Frame::Data {
                 seq,
+                after: 0,
                 payload: Payload::Text(text)
             }),
             (any::<u64>(), "\\PC{0,16}").prop_map(|(seq, nick)| Frame::Data {
                 seq,
+                after: 0,
                 payload: Payload::Nick(nick)
             }),
             any::<u64>().prop_map(|seq| Frame::Data {
                 seq,
+                after: 0,
                 payload: Payload::Done
             }),
             (any::<u64>(), any::<u64>(), any::<u64>(), "\\PC{0,40}").prop_map(
                 |(seq, origin, number, text)| Frame::Data {
                     seq,
+                    after: 0,
                     payload: Payload::Numbered {
                         id: StableId { origin, number },
                         text
@@ -1187,6 +1249,7 @@ mod tests {
             )
                 .prop_map(|(seq, kind, bytes)| Frame::Data {
                     seq,
+                    after: 0,
                     payload: Payload::Unknown { kind, bytes }
                 }),
             (

@@ -2,6 +2,9 @@
 //! between two sessions in virtual time: whole, once, in order, also across a loss, a
 //! restart of the receiver and a failure.
 
+// A test file: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,8 @@ struct Link {
     now: Instant,
     a_events: Vec<Event>,
     b_events: Vec<Event>,
+    /// When each of `b_events` was taken.
+    b_at: Vec<Instant>,
     sent: [usize; 2],
 }
 
@@ -35,6 +40,7 @@ impl Link {
             now,
             a_events: Vec::new(),
             b_events: Vec::new(),
+            b_at: Vec::new(),
             sent: [0, 0],
         }
     }
@@ -42,25 +48,36 @@ impl Link {
     fn drain(&mut self) {
         self.a_events
             .extend(std::iter::from_fn(|| self.a.poll_event()));
-        self.b_events
-            .extend(std::iter::from_fn(|| self.b.poll_event()));
+        while let Some(event) = self.b.poll_event() {
+            self.b_events.push(event);
+            self.b_at.push(self.now);
+        }
     }
 
     /// Runs until both are idle or `limit` of virtual time has passed.
     fn run(&mut self, limit: Duration, mut lose: impl FnMut(usize, usize) -> bool) {
+        self.run_seeing(limit, |direction, number, _, _| lose(direction, number));
+    }
+
+    /// As [`run`](Self::run), with `lose` also seeing the time and the datagram.
+    fn run_seeing(
+        &mut self,
+        limit: Duration,
+        mut lose: impl FnMut(usize, usize, Instant, &[u8]) -> bool,
+    ) {
         let end = self.now + limit;
         while self.now < end {
             self.drain();
             let mut in_transit = Vec::new();
             while let Some(t) = self.a.poll_transmit() {
                 self.sent[0] += 1;
-                if !lose(0, self.sent[0]) {
+                if !lose(0, self.sent[0], self.now, &t.payload) {
                     in_transit.push((1, t.payload));
                 }
             }
             while let Some(t) = self.b.poll_transmit() {
                 self.sent[1] += 1;
-                if !lose(1, self.sent[1]) {
+                if !lose(1, self.sent[1], self.now, &t.payload) {
                     in_transit.push((0, t.payload));
                 }
             }
@@ -115,7 +132,7 @@ fn long_text() -> String {
 fn a_long_message_arrives_whole_once_between_short_ones_under_loss() {
     let mut link = Link::new(Config::default());
     let long = long_text();
-    assert!(long.len() > 30 * 1123);
+    assert!(long.len() > 30 * 1121);
     link.a.send(link.now, "before".into()).unwrap();
     link.a.send(link.now, long.clone()).unwrap();
     link.a.send(link.now, "after".into()).unwrap();
@@ -241,6 +258,7 @@ fn a_peer_cannot_make_the_receiver_hold_more_than_the_protocol_maximum() {
             dst_epoch: B,
             frames: vec![Frame::Data {
                 seq: seq as u64,
+                after: 0,
                 payload,
             }],
         };
@@ -312,6 +330,111 @@ fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
     );
 }
 
+/// True if the datagram carries the file chunk at `offset`.
+fn carries_chunk(bytes: &[u8], offset: u64) -> bool {
+    Packet::decode(bytes).is_ok_and(|p| {
+        p.frames.iter().any(|f| {
+            matches!(f, Frame::Data { payload: Payload::File(FileFrame::Chunk { offset: o, .. }), .. } if *o == offset)
+        })
+    })
+}
+
+#[test]
+fn a_line_typed_after_a_lost_chunk_is_shown_before_the_chunk_is_repaired() {
+    line_after_a_lost_chunk(Config::default());
+}
+
+#[test]
+fn a_window_full_of_chunks_behind_a_lost_one_leaves_room_for_a_line() {
+    // 64 messages: the chunks stop at 60 in flight, and the line takes the 61st.
+    line_after_a_lost_chunk(Config {
+        window: 64,
+        ..Config::default()
+    });
+}
+
+/// A file of 400 chunks whose first is lost for 200 ms; a line typed 20 ms in is shown
+/// within a few milliseconds on a 1 ms link, long before the chunk is repaired, and the
+/// file still arrives whole and in order.
+fn line_after_a_lost_chunk(config: Config) {
+    let mut link = Link::new(config);
+    link.run(Duration::from_secs(1), |_, _| false);
+    let chunk = link.a.max_chunk_len();
+    let chunks = 400u64;
+    link.a
+        .send_file_frame(
+            link.now,
+            FileFrame::Offer {
+                transfer: 1,
+                size: chunks * chunk as u64,
+                hash: [7; 32],
+                name: "big.bin".into(),
+            },
+        )
+        .unwrap();
+    for i in 0..chunks {
+        let frame = FileFrame::Chunk {
+            transfer: 1,
+            offset: i * chunk as u64,
+            data: vec![i as u8; chunk],
+        };
+        link.a.send_file_frame(link.now, frame).unwrap();
+    }
+    // The chunk at offset 0 is lost, every time it is sent, for the first 200 ms; the
+    // rest of the file fills the window behind it.
+    let start = link.now;
+    let hole = start + Duration::from_millis(200);
+    let lose_first_chunk = |direction: usize, _: usize, now: Instant, bytes: &[u8]| {
+        direction == 0 && now < hole && carries_chunk(bytes, 0)
+    };
+    link.run_seeing(Duration::from_millis(20), lose_first_chunk);
+    assert!(link.b_events.is_empty() || !received(&link.b_events).contains(&"typed"));
+    let typed_at = link.now;
+    link.a.send(link.now, "typed".into()).unwrap();
+    link.run_seeing(Duration::from_secs(30), lose_first_chunk);
+
+    let at = |what: &dyn Fn(&Event) -> bool| {
+        let i = link.b_events.iter().position(what).unwrap();
+        link.b_at[i]
+    };
+    let shown = at(&|e| matches!(e, Event::Received { text, .. } if text == "typed"));
+    let repaired = at(&|e| {
+        matches!(
+            e,
+            Event::File {
+                frame: FileFrame::Chunk { offset: 0, .. }
+            }
+        )
+    });
+    assert!(
+        shown - typed_at <= Duration::from_millis(5),
+        "the line took {:?} on a 1 ms link",
+        shown - typed_at
+    );
+    assert!(
+        repaired >= hole,
+        "the chunk was repaired at {:?}",
+        repaired - start
+    );
+    // Every chunk arrived once, in order, after the hole was filled.
+    let offsets: Vec<u64> = link
+        .b_events
+        .iter()
+        .filter_map(|e| match e {
+            Event::File {
+                frame: FileFrame::Chunk { offset, .. },
+            } => Some(*offset),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        offsets,
+        (0..chunks).map(|i| i * chunk as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(received(&link.b_events), vec!["typed"]);
+    assert_eq!(link.a.file_bytes_acked(), chunks * chunk as u64);
+}
+
 #[test]
 fn file_frames_round_trip_on_the_wire() {
     let frames = [
@@ -342,6 +465,7 @@ fn file_frames_round_trip_on_the_wire() {
             dst_epoch: 2,
             frames: vec![Frame::Data {
                 seq: seq as u64,
+                after: 0,
                 payload: Payload::File(frame),
             }],
         };

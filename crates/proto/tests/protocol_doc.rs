@@ -50,6 +50,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 0,
+                after: u16::MAX,
                 payload: Payload::Text("hi".into()),
             }],
         ),
@@ -84,6 +85,7 @@ fn every_vector_in_the_document_matches_the_codec() {
                 Frame::Skip { below: 5 },
                 Frame::Data {
                     seq: 5,
+                    after: 1,
                     payload: Payload::Text("€".into()),
                 },
             ],
@@ -93,6 +95,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 6,
+                after: 1,
                 payload: Payload::Nick("ada".into()),
             }],
         ),
@@ -104,10 +107,12 @@ fn every_vector_in_the_document_matches_the_codec() {
             vec![
                 Frame::Data {
                     seq: 3,
+                    after: 3,
                     payload: Payload::Text("a".into()),
                 },
                 Frame::Data {
                     seq: 4,
+                    after: 1,
                     payload: Payload::Text("b".into()),
                 },
             ],
@@ -117,6 +122,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 8,
+                after: 0,
                 payload: Payload::Done,
             }],
         ),
@@ -125,6 +131,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 9,
+                after: 3,
                 payload: Payload::Numbered {
                     id: StableId {
                         origin: 0x0123_4567_89ab_cdef,
@@ -157,10 +164,12 @@ fn every_vector_in_the_document_matches_the_codec() {
             vec![
                 Frame::Data {
                     seq: 10,
+                    after: 1,
                     payload: Payload::Part("long ".into()),
                 },
                 Frame::Data {
                     seq: 11,
+                    after: 1,
                     payload: Payload::Text("text".into()),
                 },
             ],
@@ -170,6 +179,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 12,
+                after: u16::MAX,
                 payload: Payload::File(FileFrame::Offer {
                     transfer: 1,
                     size: 5,
@@ -183,6 +193,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             1,
             vec![Frame::Data {
                 seq: 10,
+                after: u16::MAX,
                 payload: Payload::File(FileFrame::Accept {
                     transfer: 1,
                     from: 0,
@@ -194,6 +205,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             2,
             vec![Frame::Data {
                 seq: 13,
+                after: 1,
                 payload: Payload::File(FileFrame::Chunk {
                     transfer: 1,
                     offset: 0,
@@ -206,6 +218,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             1,
             vec![Frame::Data {
                 seq: 11,
+                after: 1,
                 payload: Payload::File(FileFrame::Stored { transfer: 1 }),
             }],
         ),
@@ -214,6 +227,7 @@ fn every_vector_in_the_document_matches_the_codec() {
             1,
             vec![Frame::Data {
                 seq: 12,
+                after: 1,
                 payload: Payload::File(FileFrame::Cancel {
                     transfer: 2,
                     reason: CancelReason::Declined,

@@ -1029,7 +1029,7 @@ mod tests {
         let long = "x".repeat(MAX_TEXT_LEN - 28);
         assert!(type_line(&mut chat, &long).is_empty());
         let last = chat.conversation.entries().last().unwrap();
-        assert!(last.text.contains("the limit is 1094"), "{}", last.text);
+        assert!(last.text.contains("the limit is 1092"), "{}", last.text);
         // The refused text stays in the input; start again.
         chat.input.take();
         let fits = "x".repeat(MAX_TEXT_LEN - 29);

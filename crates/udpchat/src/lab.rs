@@ -305,7 +305,7 @@ pub(crate) fn describe(bytes: &[u8]) -> Described {
     let mut ack = None;
     for frame in &packet.frames {
         match frame {
-            Frame::Data { seq, payload } => {
+            Frame::Data { seq, payload, .. } => {
                 seqs.push(*seq);
                 let what = match payload {
                     Payload::Nick(_) => "NICK",

@@ -80,6 +80,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
     // The garbage, with the reason each must be rejected for (None: any reason).
     let valid = packet(vec![Frame::Data {
         seq: 0,
+        after: 0,
         payload: Payload::Text("a valid message".into()),
     }])
     .encode();
@@ -190,6 +191,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
             data.frames.as_slice(),
             [Frame::Data {
                 seq: 0,
+                after: u16::MAX,
                 payload: Payload::Numbered { id, text },
             }] if id.number == 0 && text == "still here"
         ),
@@ -228,6 +230,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
         done.frames,
         vec![Frame::Data {
             seq: 1,
+            after: 0,
             payload: Payload::Done
         }]
     );
@@ -240,6 +243,7 @@ fn garbage_is_rejected_counted_and_the_chat_goes_on() {
             }),
             Frame::Data {
                 seq: 1,
+                after: 0,
                 payload: Payload::Done,
             },
         ])
