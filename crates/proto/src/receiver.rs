@@ -31,8 +31,10 @@ enum Slot {
     /// `after` 0 every earlier one).
     Held(Payload),
     /// Already delivered, because its stream's previous frame was: kept so that the
-    /// acknowledgement reports it and a copy counts as a duplicate.
-    Delivered,
+    /// acknowledgement reports it and a copy counts as a duplicate. Reported only once
+    /// `durable` (at once, unless the caller persists before acknowledging): a sender
+    /// counts a frame reported and shown as delivered when it gives up.
+    Delivered { durable: bool },
 }
 
 /// Receive state of the stream from the peer's current epoch.
@@ -48,6 +50,9 @@ pub(crate) struct Receiver {
     waiting_on: BTreeMap<u64, u64>,
     window: u16,
     seq_bits: SeqBits,
+    /// Frames shown ahead of a gap wait for [`confirm_shown`](Self::confirm_shown)
+    /// before the acknowledgement reports them (persist, then acknowledge).
+    durable_receive: bool,
     /// Messages that arrived again since they were last reported, oldest first: each
     /// acknowledgement reports one as a D-SACK (bounded: a flood of copies is not
     /// worth more than this many acknowledgements).
@@ -62,7 +67,28 @@ impl Receiver {
             waiting_on: BTreeMap::new(),
             window,
             seq_bits,
+            durable_receive: false,
             duplicates: VecDeque::new(),
+        }
+    }
+
+    /// The same, reporting frames shown ahead of a gap only once confirmed durable.
+    pub(crate) fn with_durable_receive(mut self, durable_receive: bool) -> Self {
+        self.durable_receive = durable_receive;
+        self
+    }
+
+    /// Frame `seq`, shown ahead of a gap, is now durable: acknowledgements report it.
+    pub(crate) fn confirm_shown(&mut self, seq: u64) {
+        if let Some(Slot::Delivered { durable }) = self.buffered.get_mut(&seq) {
+            *durable = true;
+        }
+    }
+
+    /// A slot for a frame shown ahead of a gap.
+    fn shown_slot(&self) -> Slot {
+        Slot::Delivered {
+            durable: !self.durable_receive,
         }
     }
 
@@ -109,7 +135,7 @@ impl Receiver {
         match previous {
             Some(p)
                 if p >= self.expected
-                    && !matches!(self.buffered.get(&p), Some(Slot::Delivered)) =>
+                    && !matches!(self.buffered.get(&p), Some(Slot::Delivered { .. })) =>
             {
                 if after != 0 {
                     self.waiting_on.insert(p, seq);
@@ -118,7 +144,7 @@ impl Receiver {
                 Arrival::Buffered
             }
             _ => {
-                self.buffered.insert(seq, Slot::Delivered);
+                self.buffered.insert(seq, self.shown_slot());
                 self.show(seq, payload, &mut ready);
                 Arrival::Deliver(ready)
             }
@@ -131,10 +157,11 @@ impl Receiver {
         ready.push((seq, payload));
         let mut previous = seq;
         while let Some(next) = self.waiting_on.remove(&previous) {
+            let shown = self.shown_slot();
             let Some(slot) = self.buffered.get_mut(&next) else {
                 break;
             };
-            if let Slot::Held(payload) = std::mem::replace(slot, Slot::Delivered) {
+            if let Slot::Held(payload) = std::mem::replace(slot, shown) {
                 ready.push((next, payload));
             }
             previous = next;
@@ -167,8 +194,9 @@ impl Receiver {
         let still_waiting = self.waiting_on.split_off(&below);
         let unblocked = std::mem::replace(&mut self.waiting_on, still_waiting);
         for (_, seq) in unblocked {
+            let shown = self.shown_slot();
             if let Some(slot) = self.buffered.get_mut(&seq) {
-                if let Slot::Held(payload) = std::mem::replace(slot, Slot::Delivered) {
+                if let Slot::Held(payload) = std::mem::replace(slot, shown) {
                     self.show(seq, payload, &mut ready);
                 }
             }
@@ -204,7 +232,8 @@ impl Receiver {
     /// not yet reported (which it then forgets), the time it was held, and the longest it
     /// may ever be held. Nothing at or above `durable` counts as received but what is
     /// buffered after a gap: messages delivered to the caller and not yet made durable
-    /// are not acknowledged (persist, then acknowledge).
+    /// are not acknowledged (persist, then acknowledge), and a frame shown ahead of a gap
+    /// is reported only once confirmed durable (when the caller persists).
     pub(crate) fn ack(
         &mut self,
         ack_delay_us: u32,
@@ -213,8 +242,11 @@ impl Receiver {
     ) -> AckFrame {
         let cumulative = self.expected.min(durable);
         let mut sack = Sack::EMPTY;
-        // Frames delivered ahead of a gap count as received like held ones.
-        for &seq in self.buffered.keys() {
+        // Frames delivered ahead of a gap count as received like held ones, once durable.
+        for (&seq, slot) in &self.buffered {
+            if matches!(slot, Slot::Delivered { durable: false }) {
+                continue;
+            }
             // Buffered sequence numbers are within the window above expected, which the
             // bitmap covers (beyond it, when `durable` holds the cumulative point back,
             // `insert` ignores them).
@@ -370,5 +402,18 @@ mod tests {
         assert_eq!(texts(r.on_data(1, u16::MAX, t("a"))), vec![1, 3, 5]);
         assert_eq!(texts(r.on_data(0, u16::MAX, chunk(0))), vec![0, 2, 4]);
         assert_eq!(r.ack(0, 0, u64::MAX).cumulative, 6);
+    }
+
+    #[test]
+    fn a_durable_receiver_reports_a_line_shown_ahead_only_once_confirmed() {
+        let mut r = Receiver::new(64, SeqBits::Full).with_durable_receive(true);
+        // 0: chunk (lost), 1: chat shown ahead, 2: chunk held.
+        assert_eq!(texts(r.on_data(1, u16::MAX, t("a"))), vec![1]);
+        assert_eq!(r.on_data(2, 2, chunk(4)), Arrival::Buffered);
+        // A sender giving up would count a reported line delivered: not before it is
+        // durable. The held chunk is reported at once (loss detection needs it).
+        assert_eq!(r.ack(0, 0, 0).sack, Sack::from_bits(0b10));
+        r.confirm_shown(1);
+        assert_eq!(r.ack(0, 0, 0).sack, Sack::from_bits(0b11));
     }
 }

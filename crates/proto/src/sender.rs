@@ -61,8 +61,8 @@ fn chat_reserve(window: usize) -> usize {
 
 /// The `after` field (PROTOCOL.md §3) of frame `seq` whose stream's previous frame is
 /// `previous`: the distance back to it, or 65535 when there is none or it is farther
-/// back than that. A frame that far back was acknowledged before this one could be
-/// sent (the window is at most 2040), so the receiver has nothing to wait for.
+/// back than that. A frame that far back was acknowledged or given up before this one
+/// could be sent (the window is at most 2040), so the receiver has nothing to wait for.
 fn after_previous(seq: u64, previous: Option<u64>) -> u16 {
     previous
         .and_then(|p| u16::try_from(seq.saturating_sub(p)).ok())
@@ -711,7 +711,7 @@ impl Sender {
             return false;
         };
         if self.in_flight[oldest].attempts > self.max_retries {
-            self.fail_all(out);
+            self.fail_all(now, out);
             return true;
         }
         self.consecutive_timeouts += 1;
@@ -734,20 +734,67 @@ impl Sender {
     }
 
     /// Gives up every message in flight or queued, in order, and arranges for the
-    /// receiver to be told to stop waiting for them.
-    pub(crate) fn fail_all(&mut self, out: &mut Vec<SenderOutput>) {
-        self.fail_all_because(None, out);
+    /// receiver to be told to stop waiting for them. A message the receiver has shown
+    /// ahead of a gap (see [`shown_ahead`](Self::shown_ahead)) is delivered instead.
+    pub(crate) fn fail_all(&mut self, now: Instant, out: &mut Vec<SenderOutput>) {
+        self.fail_all_because(now, None, out);
+    }
+
+    /// Which messages in flight the receiver has shown although the cumulative
+    /// acknowledgement has not passed them (PROTOCOL.md §6), by position in the window:
+    /// selectively acknowledged, and the frame each comes after acknowledged, given up,
+    /// or shown itself. Not DONE (`after` 0), which is shown only in the order of the
+    /// whole stream. What the sender cannot know (an acknowledgement that was lost) it
+    /// does not count: this never says shown of what was not.
+    fn shown_ahead(&self) -> Vec<bool> {
+        // Below this every frame was acknowledged, or given up with a SKIP that went
+        // ahead of every later frame, so the receiver was past it when they arrived.
+        let settled_below = self.acked_below.max(self.skip_below);
+        let mut shown: Vec<bool> = Vec::with_capacity(self.in_flight.len());
+        for m in &self.in_flight {
+            let previous_shown = match m.seq.checked_sub(u64::from(m.after)) {
+                None => true,
+                Some(p) if p < settled_below => true,
+                Some(p) => self
+                    .in_flight
+                    .binary_search_by_key(&p, |f| f.seq)
+                    .ok()
+                    .and_then(|i| shown.get(i).copied())
+                    .unwrap_or(false),
+            };
+            shown
+                .push(self.seq_bits == SeqBits::Full && m.sacked && m.after != 0 && previous_shown);
+        }
+        shown
+    }
+
+    /// The message the receiver showed ahead of a gap, reported delivered.
+    fn delivered_ahead(m: &InFlight, now: Instant) -> SenderOutput {
+        SenderOutput::Delivered {
+            id: m.id,
+            seq: m.seq,
+            attempts: m.attempts,
+            elapsed: now.saturating_duration_since(m.queued_at),
+            kind: m.payload.kind(),
+            len: m.payload.wire_len(),
+        }
     }
 
     /// [`fail_all`](Self::fail_all), every message for `reason` when it is given (else
     /// the first for running out of retries and the rest for an unreachable peer).
     pub(crate) fn fail_all_because(
         &mut self,
+        now: Instant,
         reason: Option<FailReason>,
         out: &mut Vec<SenderOutput>,
     ) {
         let mut first = true;
-        for m in self.in_flight.drain(..) {
+        let shown = self.shown_ahead();
+        for (m, shown) in self.in_flight.drain(..).zip(shown) {
+            if shown {
+                out.push(Self::delivered_ahead(&m, now));
+                continue;
+            }
             let reason = match reason {
                 Some(reason) => reason,
                 None if first && !m.sacked => {
@@ -778,10 +825,21 @@ impl Sender {
     }
 
     /// The peer restarted: its new run expects our stream from 0. Every unacknowledged
-    /// message goes back to the queue, in order, to be renumbered. Returns how many.
-    /// File chunks are dropped instead: the new run knows no transfer, and the layer
-    /// above offers the file again from what the peer holds.
-    pub(crate) fn restart_stream(&mut self) -> usize {
+    /// message goes back to the queue, in order, to be renumbered; one the ended run
+    /// showed ahead of a gap is delivered instead (into `out`). Returns how many went
+    /// back. File chunks are dropped instead: the new run knows no transfer, and the
+    /// layer above offers the file again from what the peer holds.
+    pub(crate) fn restart_stream(&mut self, now: Instant, out: &mut Vec<SenderOutput>) -> usize {
+        let shown = self.shown_ahead();
+        let mut index = 0;
+        self.in_flight.retain(|m| {
+            let keep = !shown.get(index).copied().unwrap_or(false);
+            index += 1;
+            if !keep {
+                out.push(Self::delivered_ahead(m, now));
+            }
+            keep
+        });
         // Every file frame was for the run that ended (the new one knows no transfer):
         // the layer above offers its files again, and the peer offers its own.
         let file = |p: &Payload| matches!(p, Payload::File(_));
@@ -1033,7 +1091,9 @@ mod tests {
         s.on_ack(ack(1, 0), t0, RTO, &mut out);
         out.clear();
         s.fill_window(t0, RTO, None, &mut out);
-        assert_eq!(s.restart_stream(), 2);
+        out.clear();
+        assert_eq!(s.restart_stream(t0, &mut out), 2);
+        assert!(out.is_empty(), "nothing was shown ahead: {out:?}");
         out.clear();
         s.fill_window(t0, RTO, None, &mut out);
         let sent: Vec<_> = out

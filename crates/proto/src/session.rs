@@ -143,6 +143,10 @@ struct Durability {
     /// Deliveries not yet confirmed: the count of events up to and including each
     /// delivery's last one, and the receiver's next expected sequence number after it.
     unconfirmed: VecDeque<(u64, u64)>,
+    /// Frames shown ahead of a gap and not yet confirmed: the count of events up to and
+    /// including theirs, and their sequence number. Acknowledgements report them only
+    /// once confirmed, since a sender that gives up counts them delivered.
+    shown_ahead: VecDeque<(u64, u64)>,
 }
 
 /// A reliable, ordered, exactly-once message session with one peer.
@@ -277,7 +281,8 @@ impl Session {
                 config.max_retries,
                 config.effective_max_datagram(),
             ),
-            receiver: Receiver::new(window, config.seq_bits),
+            receiver: Receiver::new(window, config.seq_bits)
+                .with_durable_receive(config.durable_receive),
             rtt: RttEstimator::new(config.rto),
             config,
             local_epoch: local_epoch.max(1),
@@ -519,11 +524,20 @@ impl Session {
             self.durable.upto = self.durable.upto.max(upto);
             self.durable.unconfirmed.pop_front();
         }
+        while let Some(&(last_event, seq)) = self.durable.shown_ahead.front() {
+            if last_event > self.events_taken {
+                break;
+            }
+            self.receiver.confirm_shown(seq);
+            self.durable.shown_ahead.pop_front();
+        }
     }
 
     /// Received messages are waiting to be made durable before they may be acknowledged.
     fn awaiting_durability(&self) -> bool {
-        self.config.durable_receive && self.durable.upto < self.receiver.expected()
+        self.config.durable_receive
+            && (self.durable.upto < self.receiver.expected()
+                || !self.durable.shown_ahead.is_empty())
     }
 
     /// Tells the peer our nickname, in order with our messages: it applies from the next
@@ -915,7 +929,8 @@ impl Session {
     }
 
     /// The peer's run said it is leaving. What it acknowledged is settled (the ACK came
-    /// first); everything else of ours fails as not shown; its run is retired, and the
+    /// first), and what it showed ahead of a gap is delivered; everything else of ours
+    /// fails as not shown; its run is retired, and the
     /// session waits for a new one (a restart connects as at the start).
     fn on_peer_close(&mut self, now: Instant, reason: CloseReason) {
         let finished = reason == CloseReason::Finished;
@@ -925,7 +940,7 @@ impl Session {
         self.set_peer_state(PeerState::Connecting);
         let mut out = Vec::new();
         self.sender
-            .fail_all_because(Some(FailReason::PeerLeft), &mut out);
+            .fail_all_because(now, Some(FailReason::PeerLeft), &mut out);
         self.apply(out, now);
         if finished {
             // Our CLOSE in answer ends the peer's closing period at once.
@@ -938,7 +953,10 @@ impl Session {
             self.left_epoch = Some(old);
         }
         self.reset_receiver();
-        self.sender.restart_stream();
+        // Everything in flight was given up just above.
+        let mut out = Vec::new();
+        self.sender.restart_stream(now, &mut out);
+        self.apply(out, now);
         self.ack_pending = false;
         self.ack_due_at = None;
         self.unacked_packets = 0;
@@ -1191,7 +1209,10 @@ impl Session {
                 self.goodbye.peer_done = false;
                 self.stats.peer_restarts += 1;
                 self.reset_receiver();
-                let resent = self.sender.restart_stream();
+                let now = self.now;
+                let mut out = Vec::new();
+                let resent = self.sender.restart_stream(now, &mut out);
+                self.apply(out, now);
                 self.requeue_long_messages();
                 self.ping = None;
                 self.events.push_back(Event::PeerRestarted {
@@ -1229,7 +1250,7 @@ impl Session {
             waited: now.saturating_duration_since(self.started),
         });
         let mut out = Vec::new();
-        self.sender.fail_all(&mut out);
+        self.sender.fail_all(now, &mut out);
         self.apply(out, now);
         self.no_answer_at = self.no_answer_after(now);
     }
@@ -1459,6 +1480,7 @@ impl Session {
     }
 
     fn deliver(&mut self, ready: Vec<(u64, Payload)>) {
+        let shown: Vec<u64> = ready.iter().map(|(seq, _)| *seq).collect();
         for (seq, payload) in ready {
             let payload = match payload {
                 Payload::Text(text) => self.whole_text(text).map(Payload::Text),
@@ -1518,6 +1540,15 @@ impl Session {
         // What the stream advanced by (delivered, or skipped by the sender) becomes
         // acknowledgeable once the events so far are taken and confirmed.
         let expected = self.receiver.expected();
+        if self.config.durable_receive {
+            let last_event = self.events_taken + self.events.len() as u64;
+            self.durable.shown_ahead.extend(
+                shown
+                    .into_iter()
+                    .filter(|&seq| seq >= expected)
+                    .map(|seq| (last_event, seq)),
+            );
+        }
         let recorded = self
             .durable
             .unconfirmed
@@ -1543,7 +1574,8 @@ impl Session {
     /// A new stream from the peer (it restarted or left): nothing of it is durable yet.
     fn reset_receiver(&mut self) {
         self.reassembly = None;
-        self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits);
+        self.receiver = Receiver::new(self.config.effective_window(), self.config.seq_bits)
+            .with_durable_receive(self.config.durable_receive);
         self.durable = Durability::default();
     }
 

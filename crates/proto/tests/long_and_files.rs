@@ -435,6 +435,90 @@ fn line_after_a_lost_chunk(config: Config) {
     assert_eq!(link.a.file_bytes_acked(), chunks * chunk as u64);
 }
 
+/// Sends the offer and `chunks` chunks of a file from A, queued at once.
+fn queue_file(link: &mut Link, chunks: u64) {
+    let chunk = link.a.max_chunk_len();
+    link.a
+        .send_file_frame(
+            link.now,
+            FileFrame::Offer {
+                transfer: 1,
+                size: chunks * chunk as u64,
+                hash: [7; 32],
+                name: "big.bin".into(),
+            },
+        )
+        .unwrap();
+    for i in 0..chunks {
+        let frame = FileFrame::Chunk {
+            transfer: 1,
+            offset: i * chunk as u64,
+            data: vec![i as u8; chunk],
+        };
+        link.a.send_file_frame(link.now, frame).unwrap();
+    }
+}
+
+#[test]
+fn a_line_shown_ahead_of_a_lost_chunk_is_delivered_when_the_peer_leaves() {
+    let mut link = Link::new(Config::default());
+    link.run(Duration::from_secs(1), |_, _| false);
+    queue_file(&mut link, 50);
+    // The first chunk never arrives; B shows the line ahead of it, then its person
+    // quits before the chunk is repaired.
+    let lose_first_chunk = |direction: usize, _: usize, _: Instant, bytes: &[u8]| {
+        direction == 0 && carries_chunk(bytes, 0)
+    };
+    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
+    let id = link.a.send(link.now, "hi".into()).unwrap();
+    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
+    assert_eq!(received(&link.b_events), vec!["hi"]);
+    link.b.close(link.now);
+    link.run_seeing(Duration::from_secs(5), lose_first_chunk);
+    assert!(
+        link.a_events
+            .iter()
+            .any(|e| matches!(e, Event::Delivered { id: d, .. } if *d == id)),
+        "{:?}",
+        link.a_events
+    );
+    assert_eq!(
+        count(
+            &link.a_events,
+            |e| matches!(e, Event::Failed { text, .. } if text == "hi")
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_line_shown_ahead_of_a_lost_chunk_is_not_sent_again_to_a_restarted_peer() {
+    let mut link = Link::new(Config::default());
+    link.run(Duration::from_secs(1), |_, _| false);
+    queue_file(&mut link, 50);
+    let lose_first_chunk = |direction: usize, _: usize, _: Instant, bytes: &[u8]| {
+        direction == 0 && carries_chunk(bytes, 0)
+    };
+    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
+    let id = link.a.send(link.now, "hi".into()).unwrap();
+    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
+    assert_eq!(received(&link.b_events), vec!["hi"]);
+    // B crashes and starts again: its new run must not be sent the line it showed.
+    link.b = Session::new(Config::default(), B + 1, addr(1), link.now);
+    link.b_events.clear();
+    link.b_at.clear();
+    link.run(Duration::from_secs(5), |_, _| false);
+    assert!(
+        received(&link.b_events).is_empty(),
+        "{:?}",
+        received(&link.b_events)
+    );
+    assert!(link
+        .a_events
+        .iter()
+        .any(|e| matches!(e, Event::Delivered { id: d, .. } if *d == id)));
+}
+
 #[test]
 fn file_frames_round_trip_on_the_wire() {
     let frames = [
