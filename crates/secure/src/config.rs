@@ -55,6 +55,59 @@ pub struct SecureConfig {
     /// Initiations per second, from all sources together, answered without a cookie:
     /// above it the endpoint is under load, and an initiation must carry a valid MAC2.
     pub load_rate: u32,
+    /// The cipher of the sessions this side initiates (a responder takes the
+    /// initiator's): ChaCha20-Poly1305 by default, so every test run is the same on
+    /// every machine; the program asks for [`SessionCipher::for_this_processor`].
+    pub cipher: SessionCipher,
+}
+
+/// The AEAD of a session's transport packets (PROTOCOL.md §9.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SessionCipher {
+    /// ChaCha20-Poly1305: fast everywhere, constant-time without special instructions.
+    #[default]
+    ChaChaPoly,
+    /// AES-256-GCM: several times cheaper per byte where the processor has AES and
+    /// carry-less multiplication instructions.
+    AesGcm,
+}
+
+impl SessionCipher {
+    /// The cipher an initiation's flags name.
+    pub(crate) fn from_flags(flags: u8) -> Self {
+        if flags & crate::wire::FLAG_AES_GCM != 0 {
+            Self::AesGcm
+        } else {
+            Self::ChaChaPoly
+        }
+    }
+
+    /// The initiation flag that names it.
+    pub(crate) fn flag(self) -> u8 {
+        match self {
+            Self::ChaChaPoly => 0,
+            Self::AesGcm => crate::wire::FLAG_AES_GCM,
+        }
+    }
+
+    /// AES-256-GCM where this processor has AES instructions (x86-64: AES-NI and
+    /// PCLMULQDQ; AArch64: AES and PMULL), else ChaCha20-Poly1305.
+    #[must_use]
+    pub fn for_this_processor() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let hardware = std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq");
+        #[cfg(target_arch = "aarch64")]
+        let hardware = std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull");
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let hardware = false;
+        if hardware {
+            Self::AesGcm
+        } else {
+            Self::ChaChaPoly
+        }
+    }
 }
 
 impl SecureConfig {
@@ -73,6 +126,7 @@ impl SecureConfig {
             handshake_rate_per_source: 20,
             handshake_burst: 5,
             load_rate: 50,
+            cipher: SessionCipher::ChaChaPoly,
         }
     }
 }

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use snow::HandshakeState;
 use zeroize::Zeroizing;
 
-use crate::config::SecureConfig;
+use crate::config::{SecureConfig, SessionCipher};
 use crate::cookie::{
     constant_time_eq, mac, open_cookie, seal_cookie, CookieSecrets, Mac1Key, COOKIE_LIFETIME,
 };
@@ -118,6 +118,11 @@ struct Recipe {
 }
 
 impl Recipe {
+    /// The cipher the initiation's flags name.
+    fn cipher(&self) -> SessionCipher {
+        SessionCipher::from_flags(self.header.get(initiation::FLAGS).copied().unwrap_or(0))
+    }
+
     /// The responder's state after reading message 1 and writing message 2 (whose Noise
     /// part goes to `out`, when given).
     fn make(
@@ -125,8 +130,8 @@ impl Recipe {
         identity: &crate::Identity,
         out: Option<&mut [u8]>,
     ) -> Result<(HandshakeState, Vec<u8>), Reject> {
-        let mut hs =
-            noise::build(false, identity, &self.header, self.seed).map_err(|_| Reject::Internal)?;
+        let mut hs = noise::build(false, identity, &self.header, self.seed, self.cipher())
+            .map_err(|_| Reject::Internal)?;
         let mut p1 = [0u8; payload1::LEN + 16];
         let n = hs
             .read_message(&self.noise1, &mut p1)
@@ -616,7 +621,8 @@ impl SecureEndpoint {
     /// Reads message 1 with a throwaway state and checks its payload; returns the SPAKE2
     /// message it carries (zeros without a code).
     fn read_initiation(&self, msg: &Initiation<'_>) -> Result<[u8; SPAKE_LEN], Reject> {
-        let mut probe = noise::build(false, &self.config.identity, msg.header(), [0; 32])
+        let cipher = SessionCipher::from_flags(msg.flags());
+        let mut probe = noise::build(false, &self.config.identity, msg.header(), [0; 32], cipher)
             .map_err(|_| Reject::Internal)?;
         let mut p1 = [0u8; payload1::LEN + 16];
         let n = probe
@@ -1220,7 +1226,8 @@ impl SecureEndpoint {
             (None, None, None, Some(key)) => Mac1Key::Static(key),
         }
         .derive();
-        let flags = if code.is_some() { FLAG_PAKE } else { 0 };
+        let pake_flag = if code.is_some() { FLAG_PAKE } else { 0 };
+        let flags = pake_flag | self.config.cipher.flag();
         let (pake, spake) = match code {
             Some(code) => {
                 let (pake, msg) = Pake::start(&code, &mut self.rng);
@@ -1238,11 +1245,17 @@ impl SecureEndpoint {
         body[initiation::SENDER_INDEX].copy_from_slice(&local_index.to_be_bytes());
         let seed = noise::seed(&mut self.rng);
         let header = body[initiation::HEADER].to_vec();
-        let written =
-            noise::build(true, &self.config.identity, &header, seed).and_then(|mut hs| {
-                let n = hs.write_message(&p1, &mut body[initiation::NOISE])?;
-                Ok((hs, n))
-            });
+        let written = noise::build(
+            true,
+            &self.config.identity,
+            &header,
+            seed,
+            self.config.cipher,
+        )
+        .and_then(|mut hs| {
+            let n = hs.write_message(&p1, &mut body[initiation::NOISE])?;
+            Ok((hs, n))
+        });
         let Ok((hs, n)) = written else {
             self.stats.internal_errors += 1;
             self.handshake_at = Some(now + RETRY_MAX);

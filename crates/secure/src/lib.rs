@@ -111,7 +111,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use config::{SecureConfig, Trust};
+pub use config::{SecureConfig, SessionCipher, Trust};
 pub use cookie::COOKIE_SECRET_LIFETIME;
 pub use endpoint::{
     SecureEndpoint, CONFIRM_RETRIES, MAX_CODE_FAILURES, MAX_PENDING, MAX_PENDING_PER_SOURCE,
@@ -124,7 +124,7 @@ pub use invite::{CodeError, InviteCode, CODE_SPACE, MAX_CODE_ATTEMPTS};
 pub use key::{
     derive_psk, derive_psk_with, KdfParams, KeyError, Psk, PSK_LEN, PSK_SALT, ROOM_SEPARATOR,
 };
-pub use noise::{PATTERN, PROLOGUE};
+pub use noise::{PATTERN, PATTERN_AES_GCM, PROLOGUE};
 pub use ratelimit::MAX_SOURCES;
 pub use replay::{ReplayWindow, WINDOW};
 pub use stats::{SecureStats, StateSize};

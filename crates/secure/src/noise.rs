@@ -28,11 +28,17 @@ use snow::types::{Cipher, Dh, Hash, Random};
 use snow::{Builder, HandshakeState};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::config::SessionCipher;
 use crate::identity::Identity;
 use crate::key::Psk;
 
 /// The handshake pattern.
 pub const PATTERN: &str = "Noise_XXpsk2_25519_ChaChaPoly_BLAKE2s";
+/// The same with AES-256-GCM, for an initiation with
+/// [`FLAG_AES_GCM`](crate::wire::FLAG_AES_GCM): on a processor with AES instructions it
+/// costs a fraction of ChaCha20-Poly1305 per byte, which is most of a file transfer's
+/// CPU (docs/BENCHMARKS.md), as QUIC and TLS prefer AES-GCM there.
+pub const PATTERN_AES_GCM: &str = "Noise_XXpsk2_25519_AESGCM_BLAKE2s";
 /// The Noise prologue; the initiation's header (type, version, flags, sender index) is
 /// appended, so a header changed on the way makes the handshake fail.
 pub const PROLOGUE: &[u8] = b"udpchat/v2";
@@ -80,15 +86,21 @@ impl CryptoResolver for SeededResolver {
 }
 
 /// Builds one side of a handshake with our static key; `header` is the initiation's
-/// header, bound through the prologue. The PSK is set later ([`set_psk`]), once the
-/// SPAKE2 key is known.
+/// header, bound through the prologue (its flags name `cipher`, so a relay that changes
+/// them makes the handshake fail). The PSK is set later ([`set_psk`]), once the SPAKE2
+/// key is known.
 pub(crate) fn build(
     initiator: bool,
     identity: &Identity,
     header: &[u8],
     seed: [u8; 32],
+    cipher: SessionCipher,
 ) -> Result<HandshakeState, snow::Error> {
-    let params: NoiseParams = PATTERN.parse()?;
+    let pattern = match cipher {
+        SessionCipher::ChaChaPoly => PATTERN,
+        SessionCipher::AesGcm => PATTERN_AES_GCM,
+    };
+    let params: NoiseParams = pattern.parse()?;
     let mut prologue = PROLOGUE.to_vec();
     prologue.extend_from_slice(header);
     let builder = Builder::with_resolver(params, Box::new(SeededResolver { seed }))
@@ -158,8 +170,8 @@ mod tests {
     fn run(psk: &[u8; 32]) -> (Vec<u8>, Vec<u8>, Vec<u8>, [u8; 32]) {
         let a = Identity::from_private([0xA1; 32]);
         let b = Identity::from_private([0xB2; 32]);
-        let mut i = build(true, &a, &[0], [1; 32]).unwrap();
-        let mut r = build(false, &b, &[0], [2; 32]).unwrap();
+        let mut i = build(true, &a, &[0], [1; 32], SessionCipher::ChaChaPoly).unwrap();
+        let mut r = build(false, &b, &[0], [2; 32], SessionCipher::ChaChaPoly).unwrap();
         set_psk(&mut i, psk).unwrap();
         set_psk(&mut r, psk).unwrap();
         let mut p = [0u8; 200];
@@ -240,8 +252,8 @@ b8d88b2507d9488c16905f091adf5d4b7c555abdeb1212c16896037741c7a2c3
     fn a_different_psk_fails_message_2() {
         let a = Identity::from_private([0xA1; 32]);
         let b = Identity::from_private([0xB2; 32]);
-        let mut i = build(true, &a, &[0], [1; 32]).unwrap();
-        let mut r = build(false, &b, &[0], [2; 32]).unwrap();
+        let mut i = build(true, &a, &[0], [1; 32], SessionCipher::ChaChaPoly).unwrap();
+        let mut r = build(false, &b, &[0], [2; 32], SessionCipher::ChaChaPoly).unwrap();
         set_psk(&mut i, &[1; 32]).unwrap();
         set_psk(&mut r, &[2; 32]).unwrap();
         let mut m = [0u8; 200];
@@ -256,8 +268,8 @@ b8d88b2507d9488c16905f091adf5d4b7c555abdeb1212c16896037741c7a2c3
     fn prologue_flags_separate_handshakes() {
         let a = Identity::from_private([0xA1; 32]);
         let b = Identity::from_private([0xB2; 32]);
-        let mut i = build(true, &a, &[0], [1; 32]).unwrap();
-        let mut r = build(false, &b, &[1], [2; 32]).unwrap();
+        let mut i = build(true, &a, &[0], [1; 32], SessionCipher::ChaChaPoly).unwrap();
+        let mut r = build(false, &b, &[1], [2; 32], SessionCipher::ChaChaPoly).unwrap();
         set_psk(&mut i, &[1; 32]).unwrap();
         set_psk(&mut r, &[1; 32]).unwrap();
         let mut m = [0u8; 200];

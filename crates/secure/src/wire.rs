@@ -16,7 +16,7 @@ use crate::error::Reject;
 pub type Field = Range<usize>;
 
 /// The version of the encrypted protocol this crate speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// A datagram never exceeds this many bytes, encrypted or not (the protocol's limit).
 pub const MAX_DATAGRAM: usize = 1200;
@@ -39,6 +39,11 @@ pub const V1_TYPES: RangeInclusive<u8> = 0xE1..=0xE4;
 /// Initiation and response flag: the message carries a SPAKE2 message (first contact by
 /// an invitation code). The other bits are reserved and must be zero.
 pub const FLAG_PAKE: u8 = 0x01;
+/// Initiation flag: the session's cipher is AES-256-GCM
+/// ([`PATTERN_AES_GCM`](crate::PATTERN_AES_GCM)) instead of ChaCha20-Poly1305. The
+/// initiator chooses, by its processor; the flag is in the prologue, so a relay that
+/// changes it makes the handshake fail.
+pub const FLAG_AES_GCM: u8 = 0x02;
 
 /// X25519 public key length.
 pub const DH_LEN: usize = 32;
@@ -279,9 +284,9 @@ fn check(bytes: &[u8], len: usize, version_at: usize) -> Result<(), Reject> {
     Ok(())
 }
 
-/// Checks a flags byte: only [`FLAG_PAKE`] may be set.
-fn check_flags(flags: u8) -> Result<u8, Reject> {
-    if flags & !FLAG_PAKE != 0 {
+/// Checks a flags byte: only those in `allowed` may be set.
+fn check_flags(flags: u8, allowed: u8) -> Result<u8, Reject> {
+    if flags & !allowed != 0 {
         return Err(Reject::BadFlags { flags });
     }
     Ok(flags)
@@ -295,7 +300,7 @@ impl<'a> Initiation<'a> {
     /// Checks length, version and flags.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
         check(bytes, initiation::LEN, initiation::VERSION)?;
-        check_flags(bytes[initiation::FLAGS])?;
+        check_flags(bytes[initiation::FLAGS], FLAG_PAKE | FLAG_AES_GCM)?;
         Ok(Self(bytes))
     }
     pub(crate) fn flags(&self) -> u8 {
@@ -336,7 +341,8 @@ pub(crate) struct Response<'a>(&'a [u8]);
 impl<'a> Response<'a> {
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Reject> {
         check(bytes, response::LEN, response::VERSION)?;
-        check_flags(bytes[response::FLAGS])?;
+        // The responder takes the initiator's cipher: nothing to say about it.
+        check_flags(bytes[response::FLAGS], FLAG_PAKE)?;
         Ok(Self(bytes))
     }
     pub(crate) fn flags(&self) -> u8 {
@@ -461,10 +467,12 @@ mod tests {
         m[0] = TYPE_INITIATION;
         m[1] = VERSION;
         assert!(Initiation::parse(&m).is_ok());
-        m[1] = 3;
+        m[1] = VERSION + 1;
         assert_eq!(
             Initiation::parse(&m).unwrap_err(),
-            Reject::OtherVersion { version: 3 }
+            Reject::OtherVersion {
+                version: VERSION + 1
+            }
         );
         m[1] = VERSION;
         m[2] = 0x80;

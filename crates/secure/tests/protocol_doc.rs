@@ -292,7 +292,7 @@ fn an_independent_reading_of_the_document_reproduces_the_transcripts() {
         }
     }
     let out = Command::new(python)
-        .arg(format!("{dir}/kat/v2_transcript.py"))
+        .arg(format!("{dir}/kat/v3_transcript.py"))
         .arg(format!("{dir}/../../docs/PROTOCOL.md"))
         .output()
         .unwrap();

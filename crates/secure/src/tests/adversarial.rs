@@ -444,9 +444,12 @@ fn empty_oversize_plaintext_and_version_1_datagrams() {
         (b"UC\x01\x00plaintext".to_vec(), "not_secure"),
         (old_initiation, "other_version"),
         (vec![0xE3; 60], "other_version"),
-        (vec![TYPE_INITIATION, 3, 0], "other_version"),
-        (vec![TYPE_INITIATION, 2, 0], "bad_length"),
-        (vec![TYPE_FINISH, 2], "bad_length"),
+        (
+            vec![TYPE_INITIATION, crate::wire::VERSION + 1, 0],
+            "other_version",
+        ),
+        (vec![TYPE_INITIATION, crate::wire::VERSION, 0], "bad_length"),
+        (vec![TYPE_FINISH, crate::wire::VERSION], "bad_length"),
     ] {
         let o = inject(ep, now, from, &bytes);
         expect_nothing(code, &o).unwrap();

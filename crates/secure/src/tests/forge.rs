@@ -98,7 +98,9 @@ pub(crate) fn initiation(key: Mac1Key<'_>, e_pub: &[u8; 32], sender_index: u32) 
 fn forged_message_matches_snow() {
     let id = crate::Identity::from_private([4; 32]);
     for header in [&[TYPE_INITIATION, VERSION, 0, 0, 0, 0, 1][..], &[1, 2, 3]] {
-        let mut hs = crate::noise::build(true, &id, header, [3; 32]).unwrap();
+        let mut hs =
+            crate::noise::build(true, &id, header, [3; 32], crate::SessionCipher::ChaChaPoly)
+                .unwrap();
         let mut m = [0u8; 200];
         let n = hs.write_message(&[7; 61], &mut m).unwrap();
         let e: [u8; 32] = m[..32].try_into().unwrap();

@@ -607,3 +607,74 @@ fn a_spoofed_initiation_flood_delays_a_first_contact_by_at_most_a_round_trip() {
         .iter()
         .any(|r| r.to == Side::A && r.bytes[0] == TYPE_COOKIE_REPLY));
 }
+
+/// A and B pinned to each other, A initiating with `cipher`.
+fn net_with_cipher(cipher: crate::SessionCipher) -> Net {
+    let (ia, ib) = identities(7);
+    let (aa, ba) = (addr(1001), addr(1002));
+    let t0 = std::time::Instant::now();
+    let mut ca = config(Mode::Pinned, &ia, &ib, Some(ba));
+    ca.cipher = cipher;
+    let a = SecureEndpoint::new(ca, 0xA0A0, t0, [7; 32]);
+    let b = SecureEndpoint::new(
+        config(Mode::Pinned, &ib, &ia, Some(aa)),
+        0xB0B0,
+        t0,
+        [107; 32],
+    );
+    Net::with(a, b, aa, ba, t0)
+}
+
+#[test]
+fn an_initiator_that_asks_for_aes_gcm_gets_it_and_both_sides_talk() {
+    let mut aes = net_with_cipher(crate::SessionCipher::AesGcm);
+    aes.connect();
+    aes.chat(3, "hi");
+    assert_eq!(strings(&aes.b.received), ["hi a0", "hi a1", "hi a2"]);
+    assert_eq!(strings(&aes.a.received), ["hi b0", "hi b1", "hi b2"]);
+    let initiation = &aes.log[0].bytes;
+    assert_eq!(initiation[0], TYPE_INITIATION);
+    assert_eq!(
+        initiation[2] & crate::wire::FLAG_AES_GCM,
+        crate::wire::FLAG_AES_GCM
+    );
+    // The protocol name is the first thing hashed: the same keys and randomness with
+    // ChaCha20-Poly1305 give another handshake.
+    let mut chacha = net_with_cipher(crate::SessionCipher::ChaChaPoly);
+    chacha.connect();
+    chacha.chat(1, "hi");
+    assert_eq!(chacha.log[0].bytes[2] & crate::wire::FLAG_AES_GCM, 0);
+    assert_ne!(aes.a.ep.handshake_hash(), chacha.a.ep.handshake_hash());
+    assert_eq!(aes.a.ep.handshake_hash(), aes.b.ep.handshake_hash());
+}
+
+#[test]
+fn a_relay_that_changes_the_cipher_flag_gets_no_session() {
+    // The attacker's best try: clear (or set) the flag on the way and make MAC1 valid
+    // again (without a passphrase its key is the responder's public key, known to all).
+    for cipher in [
+        crate::SessionCipher::AesGcm,
+        crate::SessionCipher::ChaChaPoly,
+    ] {
+        let mut net = net_with_cipher(cipher);
+        let now = net.now;
+        net.a.ep.connect(now);
+        let Some(t) = net.a.ep.poll_transmit() else {
+            panic!("no initiation");
+        };
+        let mut bytes = t.payload;
+        bytes[crate::wire::initiation::FLAGS] ^= crate::wire::FLAG_AES_GCM;
+        let key = identities(7).1.public();
+        let mac1_end = crate::wire::initiation::MAC1;
+        let mac1 = crate::cookie::mac(
+            crate::cookie::Mac1Key::Static(&key).derive().as_ref(),
+            &bytes[..mac1_end.start],
+        );
+        bytes[mac1_end].copy_from_slice(&mac1);
+        let from = net.a.addr;
+        net.deliver(Side::B, from, bytes);
+        net.advance(Duration::from_millis(1));
+        assert_eq!(net.b.established(), 0, "{cipher:?}: {:?}", net.b.events);
+        assert!(!net.b.rejects.is_empty(), "{cipher:?}: rejected nothing");
+    }
+}

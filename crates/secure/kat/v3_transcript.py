@@ -1,11 +1,11 @@
-"""An independent reading of docs/PROTOCOL.md section 9 (encrypted protocol version 2):
+"""An independent reading of docs/PROTOCOL.md section 9 (encrypted protocol version 3):
 rebuilds the `transcript-pinned`, `transcript-cookie` and `transcript-code` vectors from
 the document's rules alone, with the `noiseprotocol` Python package (not snow),
 `cryptography`'s ChaCha20 as the seeded random stream and X25519, `hashlib`'s BLAKE2s,
 PyNaCl's XChaCha20-Poly1305 and magic-wormhole's `spake2`.
 
     pip install noiseprotocol cryptography pynacl spake2
-    python3 v2_transcript.py ../../../docs/PROTOCOL.md
+    python3 v3_transcript.py ../../../docs/PROTOCOL.md
 
 Exits with status 1 and names the first vector that differs.
 """
@@ -52,6 +52,8 @@ want = vectors(doc, 'transcript-pinned')
 sa, sb = bytes.fromhex(ids['private_a']), bytes.fromhex(ids['private_b'])
 pa, pb = public(sa), public(sb)
 assert pa.hex() == ids['public_a'] and pb.hex() == ids['public_b']
+# The version byte of every handshake message (section 9.2).
+VERSION = 3
 fp = lambda k: '-'.join(b2(b'udpchat/v2/fingerprint', k)[:16].hex()[i:i + 4] for i in range(0, 32, 4))
 assert fp(pa) == ids['fingerprint_a'] and fp(pb) == ids['fingerprint_b']
 
@@ -71,7 +73,7 @@ def conn(initiator, static, eph, header):
     c.start_handshake()
     return c
 
-header = bytes([0xD1, 2, 0]) + struct.pack('>I', index_a)
+header = bytes([0xD1, VERSION, 0]) + struct.pack('>I', index_a)
 a = conn(True, sa, ea, header)
 body = header + a.write_message(bytes(61))
 body += mac(b2(b'udpchat/v2/mac1/static', pb), body)
@@ -82,10 +84,10 @@ index_b = rb.u32()
 eb = Stream(hs_seed_b).take(32)
 b = conn(False, sb, eb, header)
 assert b.read_message(initiation[7:116]) == bytes(61)
-response = bytes([0xD2, 2, 0]) + struct.pack('>I', index_a) + bytes(33) + \
+response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
     b.write_message(struct.pack('>IQ', index_b, 0xB))
 assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
-finish = bytes([0xD3, 2]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
+finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
 assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
 
 def transport(index, n, ct):
@@ -121,7 +123,7 @@ def cookie_reply(rng_b, secret_b, initiation, k1, index):
     cookie = mac(secret_b, A_ADDR)
     nonce = rng_b.take(24)
     sealed = xseal(cookie, initiation[116:132], nonce, b2(b'udpchat/v2/cookie', k1))
-    reply = bytes([0xD4, 2]) + struct.pack('>I', index) + nonce + sealed
+    reply = bytes([0xD4, VERSION]) + struct.pack('>I', index) + nonce + sealed
     return reply, initiation[:132] + mac(cookie, initiation[:132])
 
 # transcript-cookie: B under load.
@@ -131,7 +133,7 @@ ra.take(32)
 secret_b = rb.take(32)
 index_a = ra.u32()
 ea = Stream(ra.take(32)).take(32)
-header = bytes([0xD1, 2, 0]) + struct.pack('>I', index_a)
+header = bytes([0xD1, VERSION, 0]) + struct.pack('>I', index_a)
 a = conn(True, sa, ea, header)
 k1 = b2(b'udpchat/v2/mac1/static', pb)
 body = header + a.write_message(bytes(61))
@@ -142,10 +144,10 @@ hs_seed_b = rb.take(32)
 index_b = rb.u32()
 b = conn(False, sb, Stream(hs_seed_b).take(32), header)
 assert b.read_message(again[7:116]) == bytes(61)
-response = bytes([0xD2, 2, 0]) + struct.pack('>I', index_a) + bytes(33) + \
+response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
     b.write_message(struct.pack('>IQ', index_b, 0xB))
 assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
-finish = bytes([0xD3, 2]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
+finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
 b.read_message(finish[6:])
 got = {'initiation': initiation, 'cookie_reply': reply, 'initiation_with_mac2': again,
        'response': response, 'finish': finish, **after_handshake(a, b, index_a, index_b)}
@@ -181,7 +183,7 @@ code = b'7-ribbon-tunnel'
 sp_a, msg_a = spake(ra, code)
 index_a = ra.u32()
 ea = Stream(ra.take(32)).take(32)
-header = bytes([0xD1, 2, 1]) + struct.pack('>I', index_a)
+header = bytes([0xD1, VERSION, 1]) + struct.pack('>I', index_a)
 k1 = b2(b'udpchat/v2/mac1/open')
 a = conn(True, sa, ea, header)
 body = header + a.write_message(msg_a + bytes(28))
@@ -202,10 +204,10 @@ psk = b2(b'udpchat/v2/psk', b'\x00', b'\x01' + k_a)
 a.noise_protocol.psks = [psk]
 b = conn(False, sb, eb, header)
 assert b.read_message(again[7:116]) == msg_a + bytes(28)
-response = bytes([0xD2, 2, 1]) + struct.pack('>I', index_a) + msg_b + \
+response = bytes([0xD2, VERSION, 1]) + struct.pack('>I', index_a) + msg_b + \
     b.write_message(struct.pack('>IQ', index_b, 0xB))
 assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
-finish = bytes([0xD3, 2]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
+finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
 assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
 got = {'initiation': initiation, 'cookie_reply': reply, 'initiation_with_mac2': again,
        'response': response, 'finish': finish, **after_handshake(a, b, index_a, index_b)}
