@@ -955,7 +955,7 @@ impl Transfers {
                     let frame = FileFrame::Chunk {
                         transfer: s.transfer,
                         offset: next,
-                        data: piece.to_vec(),
+                        data: piece.into(),
                     };
                     if stack.send_file_frame(now, frame).is_err() {
                         return;

@@ -219,7 +219,7 @@ fn plaintext_packets() -> Vec<Vec<u8>> {
             payload: Payload::File(udpchat_proto::FileFrame::Chunk {
                 transfer: 1,
                 offset: 0,
-                data: b"hello".to_vec(),
+                data: b"hello".to_vec().into(),
             }),
         }]),
         packet(vec![Frame::Data {

@@ -333,7 +333,7 @@ mod tests {
         Payload::File(crate::wire::FileFrame::Chunk {
             transfer: 1,
             offset,
-            data: vec![0; 4],
+            data: vec![0; 4].into(),
         })
     }
 

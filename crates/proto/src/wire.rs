@@ -127,8 +127,9 @@ pub enum FileFrame {
         transfer: u64,
         /// Position of the first byte in the file.
         offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes: shared, so the copy the sender keeps for retransmission and the
+        /// one it puts on the wire are one allocation (a chunk is most of a datagram).
+        data: std::sync::Arc<[u8]>,
     },
     /// Kind 9: the receiver checked the whole file against the offer's hash and it is
     /// under its final name: the transfer is complete.
@@ -344,7 +345,7 @@ impl FileFrame {
                     Self::Chunk {
                         transfer,
                         offset,
-                        data: r.take(r.bytes.len())?.to_vec(),
+                        data: r.take(r.bytes.len())?.into(),
                     }
                 }
                 _ => Self::Stored { transfer },

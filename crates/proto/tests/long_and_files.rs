@@ -294,7 +294,7 @@ fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
         let frame = FileFrame::Chunk {
             transfer: 1,
             offset: i * chunk as u64,
-            data: vec![i as u8; chunk],
+            data: vec![i as u8; chunk].into(),
         };
         link.a.send_file_frame(link.now, frame).unwrap();
     }
@@ -376,7 +376,7 @@ fn line_after_a_lost_chunk(config: Config) {
         let frame = FileFrame::Chunk {
             transfer: 1,
             offset: i * chunk as u64,
-            data: vec![i as u8; chunk],
+            data: vec![i as u8; chunk].into(),
         };
         link.a.send_file_frame(link.now, frame).unwrap();
     }
@@ -453,7 +453,7 @@ fn queue_file(link: &mut Link, chunks: u64) {
         let frame = FileFrame::Chunk {
             transfer: 1,
             offset: i * chunk as u64,
-            data: vec![i as u8; chunk],
+            data: vec![i as u8; chunk].into(),
         };
         link.a.send_file_frame(link.now, frame).unwrap();
     }
@@ -539,7 +539,7 @@ fn file_frames_round_trip_on_the_wire() {
         FileFrame::Chunk {
             transfer: 1,
             offset: 3,
-            data: b"lo".to_vec(),
+            data: b"lo".to_vec().into(),
         },
         FileFrame::Stored { transfer: 1 },
     ];

@@ -209,7 +209,7 @@ fn every_vector_in_the_document_matches_the_codec() {
                 payload: Payload::File(FileFrame::Chunk {
                     transfer: 1,
                     offset: 0,
-                    data: b"hello".to_vec(),
+                    data: b"hello".to_vec().into(),
                 }),
             }],
         ),
