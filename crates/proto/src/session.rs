@@ -15,8 +15,8 @@ use crate::sender::{Sender, SenderOutput};
 use crate::stats::Stats;
 use crate::transmit::Transmit;
 use crate::wire::{
-    AckFrame, CloseReason, FileFrame, Frame, Packet, Payload, StableId, CHUNK_HEADER_LEN, CRC_LEN,
-    HEADER_LEN, MAX_NICK_LEN, STABLE_ID_LEN,
+    AckFrame, CloseReason, FileFrame, Frame, Packet, Payload, StableId, Trailer, CHUNK_HEADER_LEN,
+    CRC_LEN, HEADER_LEN, MAX_NICK_LEN, STABLE_ID_LEN,
 };
 
 /// Payload kinds that are not messages of their own (see [`Payload`]).
@@ -720,7 +720,7 @@ impl Session {
             return;
         };
         let ack = draining.ack.clone();
-        let Ok(packet) = Packet::decode(bytes) else {
+        let Ok(packet) = Packet::decode_with(bytes, self.trailer()) else {
             return;
         };
         let ours = from == self.peer_addr
@@ -788,7 +788,7 @@ impl Session {
             self.reject(RejectReason::UnknownSource);
             return;
         }
-        let packet = match Packet::decode(bytes) {
+        let packet = match Packet::decode_with(bytes, self.trailer()) {
             Ok(p) => p,
             Err(e) => return self.reject(e.into()),
         };
@@ -1606,7 +1606,17 @@ impl Session {
             dst_epoch,
             frames: vec![Frame::Hello],
         };
-        self.push_encoded(packet.encode());
+        self.push_encoded(packet.encode_with(self.trailer()));
+    }
+
+    /// A session under the secure layer (no HELLO) sends its packets inside an AEAD:
+    /// their trailer is not a checksum (PROTOCOL.md §9.2).
+    fn trailer(&self) -> Trailer {
+        if self.sends_hello {
+            Trailer::Crc32c
+        } else {
+            Trailer::Authenticated
+        }
     }
 
     fn push_packet(&mut self, frames: Vec<Frame>) {
@@ -1615,7 +1625,7 @@ impl Session {
             dst_epoch: self.peer_epoch.unwrap_or(0),
             frames,
         };
-        self.push_encoded(packet.encode());
+        self.push_encoded(packet.encode_with(self.trailer()));
     }
 
     fn push_encoded(&mut self, payload: Vec<u8>) {
@@ -2116,7 +2126,7 @@ mod tests {
         loop {
             let mut moved = false;
             while let Some(t) = a.poll_transmit() {
-                assert!(!Packet::decode(&t.payload)
+                assert!(!Packet::decode_with(&t.payload, Trailer::Authenticated)
                     .unwrap()
                     .frames
                     .contains(&Frame::Hello));
@@ -2124,7 +2134,7 @@ mod tests {
                 moved = true;
             }
             while let Some(t) = b.poll_transmit() {
-                assert!(!Packet::decode(&t.payload)
+                assert!(!Packet::decode_with(&t.payload, Trailer::Authenticated)
                     .unwrap()
                     .frames
                     .contains(&Frame::Hello));
@@ -2173,7 +2183,7 @@ mod tests {
             ]
         );
         let data = a.poll_transmit().unwrap();
-        let packet = Packet::decode(&data.payload).unwrap();
+        let packet = Packet::decode_with(&data.payload, Trailer::Authenticated).unwrap();
         assert_eq!((packet.src_epoch, packet.dst_epoch), (A, B));
         assert!(matches!(packet.frames[..], [Frame::Data { seq: 0, .. }]));
         assert!(a.poll_transmit().is_none());
@@ -2228,7 +2238,9 @@ mod tests {
             new_epoch: 0xB2,
             resent: 1
         }));
-        let resent = Packet::decode(&a.poll_transmit().unwrap().payload).unwrap();
+        let resent =
+            Packet::decode_with(&a.poll_transmit().unwrap().payload, Trailer::Authenticated)
+                .unwrap();
         assert_eq!(resent.dst_epoch, 0xB2);
         assert!(matches!(resent.frames[..], [Frame::Data { seq: 0, .. }]));
         b2.handle_datagram(t1, addr(1), &resent.encode());
@@ -2331,7 +2343,7 @@ mod tests {
         assert!(events(&mut a).contains(&Event::Connected { peer_epoch: B }));
         // No more HELLOs: the message goes straight to B, which learns A from it.
         let data = a.poll_transmit().unwrap();
-        let packet = Packet::decode(&data.payload).unwrap();
+        let packet = Packet::decode_with(&data.payload, Trailer::Authenticated).unwrap();
         assert_eq!(packet.dst_epoch, B);
         assert!(!packet.frames.contains(&Frame::Hello));
         assert!(a

@@ -9,7 +9,8 @@
 //!      4     8  src_epoch  sender's session id, big-endian, never 0
 //!     12     8  dst_epoch  the receiver's session id as the sender knows it, 0 = unknown
 //!     20     …  frames     at least one
-//!    N-4     4  crc32c     CRC-32C (Castagnoli) of bytes 0..N-4, big-endian
+//!    N-4     4  crc32c     CRC-32C (Castagnoli) of bytes 0..N-4, big-endian; zeros
+//!                          inside the encrypted transport ([`Trailer`])
 //! ```
 //!
 //! `docs/PROTOCOL.md` is the normative description; the tests at the bottom of this file
@@ -773,9 +774,14 @@ impl Packet {
         HEADER_LEN + self.frames.iter().map(Frame::encoded_len).sum::<usize>() + CRC_LEN
     }
 
-    /// Serialises the packet. The session never builds a packet larger than
-    /// [`MAX_DATAGRAM`]; `decode` rejects one that is.
+    /// Serialises the packet with its CRC-32C. The session never builds a packet larger
+    /// than [`MAX_DATAGRAM`]; `decode` rejects one that is.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(Trailer::Crc32c)
+    }
+
+    /// Serialises the packet with the given trailer.
+    pub fn encode_with(&self, trailer: Trailer) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
         out.extend_from_slice(&MAGIC);
         out.push(VERSION);
@@ -785,7 +791,10 @@ impl Packet {
         for frame in &self.frames {
             frame.encode_into(&mut out);
         }
-        let crc = crc32c::crc32c(&out);
+        let crc = match trailer {
+            Trailer::Crc32c => crc32c::crc32c(&out),
+            Trailer::Authenticated => 0,
+        };
         out.extend_from_slice(&crc.to_be_bytes());
         out
     }
@@ -793,6 +802,12 @@ impl Packet {
     /// Parses and validates one datagram: size, magic, version, flags, checksum, epoch,
     /// every frame, UTF-8 of every text.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_with(bytes, Trailer::Crc32c)
+    }
+
+    /// As [`decode`](Self::decode), the trailer taken as `trailer` says: with
+    /// [`Trailer::Authenticated`] it is not checked.
+    pub fn decode_with(bytes: &[u8], trailer: Trailer) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_DATAGRAM {
             return Err(DecodeError::TooLarge { len: bytes.len() });
         }
@@ -805,9 +820,9 @@ impl Packet {
         if bytes[2] != VERSION {
             return Err(DecodeError::UnsupportedVersion { version: bytes[2] });
         }
-        let (body, trailer) = bytes.split_at(bytes.len() - CRC_LEN);
-        let carried = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        if crc32c::crc32c(body) != carried {
+        let (body, carried) = bytes.split_at(bytes.len() - CRC_LEN);
+        let carried = u32::from_be_bytes([carried[0], carried[1], carried[2], carried[3]]);
+        if trailer == Trailer::Crc32c && crc32c::crc32c(body) != carried {
             return Err(DecodeError::BadChecksum);
         }
         if body[3] != 0 {
@@ -832,6 +847,17 @@ impl Packet {
             frames,
         })
     }
+}
+
+/// What a packet's last four bytes hold (PROTOCOL.md §2, §9.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trailer {
+    /// The CRC-32C of the bytes before it: a packet in the clear.
+    Crc32c,
+    /// Zeros, not checked: the packet travels inside the encrypted transport, whose AEAD
+    /// tag authenticates every byte, so a checksum would only cost time (about 6% of a
+    /// file transfer's CPU on each side).
+    Authenticated,
 }
 
 /// What a datagram is, for the impairment layer and for logs, without trusting it.
@@ -1133,6 +1159,19 @@ mod tests {
         for cut in 0..good.len() {
             assert!(Packet::decode(&good[..cut]).is_err(), "truncation at {cut}");
         }
+    }
+
+    #[test]
+    fn inside_the_encryption_the_trailer_is_zeros_and_not_checked() {
+        let packet = Packet::decode(&hex::decode(VECTOR_DATA).unwrap()).unwrap();
+        let inner = packet.encode_with(Trailer::Authenticated);
+        assert_eq!(inner[inner.len() - CRC_LEN..], [0; CRC_LEN]);
+        assert_eq!(
+            Packet::decode_with(&inner, Trailer::Authenticated),
+            Ok(packet)
+        );
+        // In the clear the same bytes are damaged.
+        assert_eq!(Packet::decode(&inner), Err(DecodeError::BadChecksum));
     }
 
     #[test]

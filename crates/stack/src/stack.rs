@@ -754,7 +754,11 @@ mod tests {
         let [inner] = tapped.as_slice() else {
             panic!("{tapped:?}");
         };
-        let packet = udpchat_proto::wire::Packet::decode(inner).unwrap();
+        let packet = udpchat_proto::wire::Packet::decode_with(
+            inner,
+            udpchat_proto::wire::Trailer::Authenticated,
+        )
+        .unwrap();
         assert!(packet
             .frames
             .iter()

@@ -292,7 +292,15 @@ impl SentSeqs {
 
 /// Describes a protocol packet (the plaintext inside the encryption, if any).
 pub(crate) fn describe(bytes: &[u8]) -> Described {
-    let Ok(packet) = Packet::decode(bytes) else {
+    // Inside the encryption the trailer is zeros, not a checksum (PROTOCOL.md §9.2); in
+    // the clear a damaged packet stays undecodable.
+    let inner = bytes.len() >= 4 && bytes[bytes.len() - 4..] == [0; 4];
+    let trailer = if inner {
+        udpchat_proto::wire::Trailer::Authenticated
+    } else {
+        udpchat_proto::wire::Trailer::Crc32c
+    };
+    let Ok(packet) = Packet::decode_with(bytes, trailer) else {
         return Described {
             summary: "undecodable".to_owned(),
             seqs: Vec::new(),
