@@ -279,25 +279,7 @@ fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
     let mut link = Link::new(Config::default());
     link.run(Duration::from_secs(1), |_, _| false);
     let chunk = link.a.max_chunk_len();
-    link.a
-        .send_file_frame(
-            link.now,
-            FileFrame::Offer {
-                transfer: 1,
-                size: 3000 * chunk as u64,
-                hash: [7; 32],
-                name: "big.bin".into(),
-            },
-        )
-        .unwrap();
-    for i in 0..3000u64 {
-        let frame = FileFrame::Chunk {
-            transfer: 1,
-            offset: i * chunk as u64,
-            data: vec![i as u8; chunk].into(),
-        };
-        link.a.send_file_frame(link.now, frame).unwrap();
-    }
+    queue_file(&mut link, 3000);
     link.a.send(link.now, "typed".into()).unwrap();
     let queued = link.a.file_chunks_queued();
     assert!(queued > 2000, "{queued} chunks queued");
@@ -310,16 +292,7 @@ fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
         .position(|e| matches!(e, Event::Received { .. }))
         .unwrap();
     assert!(position < 100, "the line came after {position} file frames");
-    let offsets: Vec<u64> = link
-        .b_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::File {
-                frame: FileFrame::Chunk { offset, .. },
-            } => Some(*offset),
-            _ => None,
-        })
-        .collect();
+    let offsets = chunk_offsets(&link.b_events);
     assert_eq!(offsets.len(), 3000);
     assert!(offsets.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(link.a.file_bytes_acked(), 3000 * chunk as u64);
@@ -328,6 +301,19 @@ fn a_line_typed_during_a_transfer_overtakes_the_queued_chunks() {
         count(&link.a_events, |e| matches!(e, Event::Sent { .. })),
         1
     );
+}
+
+/// The offsets of the file chunks among `events`, in the order they came.
+fn chunk_offsets(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::File {
+                frame: FileFrame::Chunk { offset, .. },
+            } => Some(*offset),
+            _ => None,
+        })
+        .collect()
 }
 
 /// True if the datagram carries the file chunk at `offset`.
@@ -361,25 +347,7 @@ fn line_after_a_lost_chunk(config: Config) {
     link.run(Duration::from_secs(1), |_, _| false);
     let chunk = link.a.max_chunk_len();
     let chunks = 400u64;
-    link.a
-        .send_file_frame(
-            link.now,
-            FileFrame::Offer {
-                transfer: 1,
-                size: chunks * chunk as u64,
-                hash: [7; 32],
-                name: "big.bin".into(),
-            },
-        )
-        .unwrap();
-    for i in 0..chunks {
-        let frame = FileFrame::Chunk {
-            transfer: 1,
-            offset: i * chunk as u64,
-            data: vec![i as u8; chunk].into(),
-        };
-        link.a.send_file_frame(link.now, frame).unwrap();
-    }
+    queue_file(&mut link, chunks);
     // The chunk at offset 0 is lost, every time it is sent, for the first 200 ms; the
     // rest of the file fills the window behind it.
     let start = link.now;
@@ -417,16 +385,7 @@ fn line_after_a_lost_chunk(config: Config) {
         repaired - start
     );
     // Every chunk arrived once, in order, after the hole was filled.
-    let offsets: Vec<u64> = link
-        .b_events
-        .iter()
-        .filter_map(|e| match e {
-            Event::File {
-                frame: FileFrame::Chunk { offset, .. },
-            } => Some(*offset),
-            _ => None,
-        })
-        .collect();
+    let offsets = chunk_offsets(&link.b_events);
     assert_eq!(
         offsets,
         (0..chunks).map(|i| i * chunk as u64).collect::<Vec<_>>()
@@ -459,20 +418,29 @@ fn queue_file(link: &mut Link, chunks: u64) {
     }
 }
 
-#[test]
-fn a_line_shown_ahead_of_a_lost_chunk_is_delivered_when_the_peer_leaves() {
+/// True for A's datagrams carrying the first chunk: it never arrives.
+fn lose_first_chunk(direction: usize, _: usize, _: Instant, bytes: &[u8]) -> bool {
+    direction == 0 && carries_chunk(bytes, 0)
+}
+
+/// A sends a file of 50 chunks whose first never arrives, and then the line "hi", which
+/// B shows ahead of it. Returns the link and the line's id.
+fn line_shown_ahead_of_a_chunk_never_repaired() -> (Link, udpchat_proto::MessageId) {
     let mut link = Link::new(Config::default());
     link.run(Duration::from_secs(1), |_, _| false);
     queue_file(&mut link, 50);
-    // The first chunk never arrives; B shows the line ahead of it, then its person
-    // quits before the chunk is repaired.
-    let lose_first_chunk = |direction: usize, _: usize, _: Instant, bytes: &[u8]| {
-        direction == 0 && carries_chunk(bytes, 0)
-    };
     link.run_seeing(Duration::from_millis(10), lose_first_chunk);
     let id = link.a.send(link.now, "hi".into()).unwrap();
     link.run_seeing(Duration::from_millis(10), lose_first_chunk);
     assert_eq!(received(&link.b_events), vec!["hi"]);
+    (link, id)
+}
+
+#[test]
+fn a_line_shown_ahead_of_a_lost_chunk_is_delivered_when_the_peer_leaves() {
+    // B shows the line ahead of the lost chunk, then its person quits before the chunk
+    // is repaired.
+    let (mut link, id) = line_shown_ahead_of_a_chunk_never_repaired();
     link.b.close(link.now);
     link.run_seeing(Duration::from_secs(5), lose_first_chunk);
     assert!(
@@ -493,16 +461,7 @@ fn a_line_shown_ahead_of_a_lost_chunk_is_delivered_when_the_peer_leaves() {
 
 #[test]
 fn a_line_shown_ahead_of_a_lost_chunk_is_not_sent_again_to_a_restarted_peer() {
-    let mut link = Link::new(Config::default());
-    link.run(Duration::from_secs(1), |_, _| false);
-    queue_file(&mut link, 50);
-    let lose_first_chunk = |direction: usize, _: usize, _: Instant, bytes: &[u8]| {
-        direction == 0 && carries_chunk(bytes, 0)
-    };
-    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
-    let id = link.a.send(link.now, "hi".into()).unwrap();
-    link.run_seeing(Duration::from_millis(10), lose_first_chunk);
-    assert_eq!(received(&link.b_events), vec!["hi"]);
+    let (mut link, id) = line_shown_ahead_of_a_chunk_never_repaired();
     // B crashes and starts again: its new run must not be sent the line it showed.
     link.b = Session::new(Config::default(), B + 1, addr(1), link.now);
     link.b_events.clear();
