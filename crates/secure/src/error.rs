@@ -29,7 +29,10 @@ pub enum Reject {
     },
     /// A packet of another version of the encrypted protocol: version 1's types, or a
     /// handshake packet whose version byte is not ours.
-    #[error("packet of encrypted protocol version {version}; this udpchat speaks version 2")]
+    #[error(
+        "packet of encrypted protocol version {version}; this udpchat speaks version {}",
+        crate::wire::VERSION
+    )]
     OtherVersion {
         /// The version the packet says it is (1 for version 1's types).
         version: u8,

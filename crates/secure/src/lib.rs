@@ -2,11 +2,11 @@
 //! key you pinned, nobody reads or injects messages, and nobody in the middle passes a
 //! first contact.
 //!
-//! Encrypted protocol version 2 (normative text: `docs/PROTOCOL.md`, section 9):
+//! Encrypted protocol version 3 (normative text: `docs/PROTOCOL.md`, section 9):
 //!
 //! - **Identity.** Each installation has a long-term X25519 key pair ([`Identity`]);
-//!   people see its [`Fingerprint`]. The handshake, `Noise_XXpsk2_25519_ChaChaPoly_BLAKE2s`,
-//!   proves both sides' keys. After a first contact a peer's key is pinned ([`Trust`]);
+//!   people see its [`Fingerprint`]. The handshake, `Noise_XXpsk2_25519_ChaChaPoly_BLAKE2s`
+//!   (or `..._AESGCM_...` when the initiator asks, [`SessionCipher`]), proves both sides' keys. After a first contact a peer's key is pinned ([`Trust`]);
 //!   later sessions (restarts too) need nothing compared, and another key is refused
 //!   ([`Refusal::KeyChanged`]).
 //! - **First contact** is proved by an invitation code ([`InviteCode`], `7-ribbon-tunnel`)
@@ -15,7 +15,7 @@
 //!   ([`derive_psk`], Argon2id). Both are mixed into the handshake's PSK. Without either,
 //!   an unknown key is refused ([`Refusal::UnknownContact`]).
 //! - **Transport**: every datagram carries one inner (plaintext protocol) packet,
-//!   encrypted with ChaCha20-Poly1305 under an explicit 64-bit nonce that travels in the
+//!   encrypted with ChaCha20-Poly1305 or AES-256-GCM under an explicit 64-bit nonce that travels in the
 //!   packet and is used statelessly (snow's `StatelessTransportState`), with an
 //!   RFC 6479 replay window. The reliable, ordered protocol runs unchanged **inside**.
 //! - **Denial of service**: an initiation must carry MAC1, keyed by the passphrase or the

@@ -1,4 +1,4 @@
-//! The encrypted packet layouts (protocol version 2): five datagram types, each a view
+//! The encrypted packet layouts (protocol version 3): five datagram types, each a view
 //! over bytes with named field ranges (the smoltcp idiom), and the payloads carried
 //! inside the Noise messages. Normative description: `docs/PROTOCOL.md`, section 9.
 //!
@@ -474,6 +474,9 @@ mod tests {
                 version: VERSION + 1
             }
         );
+        // The person is told which version this side speaks.
+        let told = Reject::OtherVersion { version: 2 }.to_string();
+        assert!(told.ends_with(&format!("speaks version {VERSION}")), "{told}");
         m[1] = VERSION;
         m[2] = 0x80;
         assert_eq!(

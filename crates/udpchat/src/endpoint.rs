@@ -313,7 +313,7 @@ impl Endpoint {
     /// Traces the run into `tracer` (`--trace FILE`).
     pub(crate) fn with_tracer(mut self, tracer: Tracer) -> Self {
         self.stack.trace_sent_packets(true);
-        self.tracer = Some(tracer);
+        self.tracer = Some(tracer.inside_encryption(self.stack.is_encrypted()));
         self
     }
 
@@ -323,7 +323,8 @@ impl Endpoint {
             Some(t) => t.keep_recent(),
             None => {
                 self.stack.trace_sent_packets(true);
-                self.tracer = Some(Tracer::in_memory(now));
+                self.tracer =
+                    Some(Tracer::in_memory(now).inside_encryption(self.stack.is_encrypted()));
             }
         }
     }

@@ -291,15 +291,9 @@ impl SentSeqs {
 }
 
 /// Describes a protocol packet (the plaintext inside the encryption, if any).
-pub(crate) fn describe(bytes: &[u8]) -> Described {
-    // Inside the encryption the trailer is zeros, not a checksum (PROTOCOL.md §9.2); in
-    // the clear a damaged packet stays undecodable.
-    let inner = bytes.len() >= 4 && bytes[bytes.len() - 4..] == [0; 4];
-    let trailer = if inner {
-        udpchat_proto::wire::Trailer::Authenticated
-    } else {
-        udpchat_proto::wire::Trailer::Crc32c
-    };
+/// `trailer` says whether it travelled inside the encryption (PROTOCOL.md §9.2): in the
+/// clear a damaged packet stays undecodable, as the session found it.
+pub(crate) fn describe(bytes: &[u8], trailer: udpchat_proto::wire::Trailer) -> Described {
     let Ok(packet) = Packet::decode_with(bytes, trailer) else {
         return Described {
             summary: "undecodable".to_owned(),
@@ -449,7 +443,7 @@ fn simulate(setup: &Setup) -> Trace {
                     moved = true;
                     let id = next_id;
                     next_id += 1;
-                    let d = describe(&t.payload);
+                    let d = describe(&t.payload, udpchat_proto::wire::Trailer::Crc32c);
                     let retransmission = end.sent_seqs.is_retransmission(&d);
                     let class = match classify(&t.payload) {
                         Classification::Data { .. } => PacketClass::Data,

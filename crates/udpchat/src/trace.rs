@@ -20,6 +20,8 @@ use udpchat_lab::qlog::{QlogWriter, Vantage, VantageKind};
 use udpchat_lab::{Event, EventKind, PacketId, Side, TimerKind};
 use udpchat_stack::Stack;
 
+use udpchat_proto::wire::Trailer;
+
 use crate::lab::{describe, SentSeqs};
 
 /// The trace of this run, being written.
@@ -43,6 +45,8 @@ pub(crate) struct Tracer {
     /// drawn as sent no earlier (half a round trip is a guess; an answer drawn before
     /// the datagram it answers would be wrong).
     last_sent_us: u64,
+    /// What the protocol packets' trailers are: zeros inside the encryption.
+    trailer: Trailer,
 }
 
 /// Events `/trace` keeps: about the last 30 datagrams, each a send and an arrival.
@@ -155,6 +159,17 @@ impl Tracer {
         })
     }
 
+    /// Says the protocol packets travel inside the encryption, so their trailer is not
+    /// a checksum (PROTOCOL.md §9.2).
+    pub(crate) fn inside_encryption(mut self, encrypted: bool) -> Self {
+        self.trailer = if encrypted {
+            Trailer::Authenticated
+        } else {
+            Trailer::Crc32c
+        };
+        self
+    }
+
     /// A trace that writes no file and keeps only the last datagrams, for `/trace`.
     pub(crate) fn in_memory(now: Instant) -> Self {
         Self {
@@ -167,6 +182,7 @@ impl Tracer {
             failure: None,
             recent: Some(VecDeque::with_capacity(RECENT)),
             last_sent_us: 0,
+            trailer: Trailer::Crc32c,
         }
     }
 
@@ -219,7 +235,7 @@ impl Tracer {
 
     /// A protocol packet this run sent.
     pub(crate) fn sent(&mut self, now: Instant, bytes: &[u8]) {
-        let d = describe(bytes);
+        let d = describe(bytes, self.trailer);
         let retransmission = self.sent_seqs.is_retransmission(&d);
         let id = packet_id(bytes);
         let sent = EventKind::PacketSent {
@@ -252,7 +268,7 @@ impl Tracer {
         let id = packet_id(bytes);
         if self.recent.is_some() {
             let at = self.micros(now);
-            let d = describe(bytes);
+            let d = describe(bytes, self.trailer);
             self.remember(
                 at.saturating_sub(self.half_rtt_us()).max(self.last_sent_us),
                 EventKind::PacketSent {
