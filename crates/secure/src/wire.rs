@@ -476,7 +476,10 @@ mod tests {
         );
         // The person is told which version this side speaks.
         let told = Reject::OtherVersion { version: 2 }.to_string();
-        assert!(told.ends_with(&format!("speaks version {VERSION}")), "{told}");
+        assert!(
+            told.ends_with(&format!("speaks version {VERSION}")),
+            "{told}"
+        );
         m[1] = VERSION;
         m[2] = 0x80;
         assert_eq!(
