@@ -1,5 +1,6 @@
 """An independent reading of docs/PROTOCOL.md section 9 (encrypted protocol version 3):
-rebuilds the `transcript-pinned`, `transcript-cookie` and `transcript-code` vectors from
+rebuilds the `transcript-pinned`, `transcript-pinned-aesgcm`, `transcript-cookie` and
+`transcript-code` vectors from
 the document's rules alone, with the `noiseprotocol` Python package (not snow),
 `cryptography`'s ChaCha20 as the seeded random stream and X25519, `hashlib`'s BLAKE2s,
 PyNaCl's XChaCha20-Poly1305 and magic-wormhole's `spake2`.
@@ -63,8 +64,11 @@ index_a = ra.u32()
 ea = Stream(ra.take(32)).take(32)                        # A's ephemeral private key
 psk = b2(b'udpchat/v2/psk', b'\x00', b'\x00')
 
-def conn(initiator, static, eph, header):
-    c = NoiseConnection.from_name(b'Noise_XXpsk2_25519_ChaChaPoly_BLAKE2s')
+CHACHA = b'Noise_XXpsk2_25519_ChaChaPoly_BLAKE2s'
+AESGCM = b'Noise_XXpsk2_25519_AESGCM_BLAKE2s'    # initiation flag 0x02 (section 9.1)
+
+def conn(initiator, static, eph, header, name=CHACHA):
+    c = NoiseConnection.from_name(name)
     c.set_as_initiator() if initiator else c.set_as_responder()
     c.set_psks(psk=psk)
     c.set_prologue(b'udpchat/v2' + header)
@@ -113,6 +117,25 @@ def check(name, got, want, how='independently'):
 got = {'initiation': initiation, 'response': response, 'finish': finish,
        **after_handshake(a, b, index_a, index_b)}
 check('pinned', got, want)
+
+# transcript-pinned-aesgcm: the same two with the initiation's flag 0x02, so the pattern
+# is AESGCM (its nonces big-endian); the same random streams.
+want = vectors(doc, 'transcript-pinned-aesgcm')
+header = bytes([0xD1, VERSION, 0x02]) + struct.pack('>I', index_a)
+a = conn(True, sa, ea, header, AESGCM)
+body = header + a.write_message(bytes(61))
+body += mac(b2(b'udpchat/v2/mac1/static', pb), body)
+initiation = body + bytes(16)
+b = conn(False, sb, eb, header, AESGCM)
+assert b.read_message(initiation[7:116]) == bytes(61)
+response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
+    b.write_message(struct.pack('>IQ', index_b, 0xB))
+assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
+finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
+assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
+got = {'initiation': initiation, 'response': response, 'finish': finish,
+       **after_handshake(a, b, index_a, index_b)}
+check('pinned-aesgcm', got, want)
 
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt as xseal
 

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use udpchat_secure::{
-    derive_psk, Identity, InviteCode, Psk, SecureConfig, SecureEndpoint, SecureEvent, Trust,
-    Verification,
+    derive_psk, Identity, InviteCode, Psk, SecureConfig, SecureEndpoint, SecureEvent,
+    SessionCipher, Trust, Verification,
 };
 
 const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
@@ -73,12 +73,13 @@ enum Proof {
 /// A transcript of section 9.9: A (epoch 0xA, seed 0x0A…) initiates to B (epoch 0xB,
 /// seed 0x0B…); B answers; A finishes; B confirms with a keepalive; A sends `hello`,
 /// B answers `hi`.
-fn transcript(proof: &Proof) -> Vec<(String, String)> {
+fn transcript(proof: &Proof, cipher: SessionCipher) -> Vec<(String, String)> {
     let (a_addr, b_addr): (SocketAddr, SocketAddr) = (A.parse().unwrap(), B.parse().unwrap());
     let now = Instant::now();
     let config = |me: Identity, other: &Identity, peer| {
         let mut c = SecureConfig::new(me);
         c.peer = Some(peer);
+        c.cipher = cipher;
         match proof {
             Proof::Pinned | Proof::Cookie => {
                 c.trust = Trust {
@@ -194,8 +195,8 @@ fn the_key_derivation_vectors_match() {
         let documented = Psk::from_bytes(unhex32(&value("kdf", name)));
         let derived = derive_psk(b"correct horse battery staple", room).unwrap();
         assert_eq!(
-            transcript(&Proof::Passphrase(documented)),
-            transcript(&Proof::Passphrase(derived)),
+            transcript(&Proof::Passphrase(documented), SessionCipher::ChaChaPoly),
+            transcript(&Proof::Passphrase(derived), SessionCipher::ChaChaPoly),
             "docs/PROTOCOL.md: `{name}` is not the key of the passphrase"
         );
     }
@@ -204,30 +205,52 @@ fn the_key_derivation_vectors_match() {
 
 #[test]
 fn the_pinned_transcript_matches() {
-    check("transcript-pinned", transcript(&Proof::Pinned));
+    check(
+        "transcript-pinned",
+        transcript(&Proof::Pinned, SessionCipher::ChaChaPoly),
+    );
+}
+
+#[test]
+fn the_pinned_aes_gcm_transcript_matches() {
+    // The same, with the initiation's flag 0x02: the AESGCM pattern and its nonces.
+    check(
+        "transcript-pinned-aesgcm",
+        transcript(&Proof::Pinned, SessionCipher::AesGcm),
+    );
 }
 
 #[test]
 fn the_passphrase_transcript_matches() {
     let psk = Psk::from_bytes(unhex32(&value("kdf", "psk")));
-    check("transcript-passphrase", transcript(&Proof::Passphrase(psk)));
+    check(
+        "transcript-passphrase",
+        transcript(&Proof::Passphrase(psk), SessionCipher::ChaChaPoly),
+    );
 }
 
 #[test]
 fn the_invitation_code_transcript_matches() {
     let code = InviteCode::parse("7-ribbon-tunnel").unwrap();
-    check("transcript-code", transcript(&Proof::Code(code)));
+    check(
+        "transcript-code",
+        transcript(&Proof::Code(code), SessionCipher::ChaChaPoly),
+    );
 }
 
 #[test]
 fn the_cookie_transcript_matches() {
-    check("transcript-cookie", transcript(&Proof::Cookie));
+    check(
+        "transcript-cookie",
+        transcript(&Proof::Cookie, SessionCipher::ChaChaPoly),
+    );
 }
 
 #[test]
 fn the_documented_sizes_hold() {
     for block in [
         "transcript-pinned",
+        "transcript-pinned-aesgcm",
         "transcript-passphrase",
         "transcript-code",
         "transcript-cookie",
@@ -249,14 +272,15 @@ fn the_documented_sizes_hold() {
 fn every_vector_block_is_checked() {
     let all = DOC.matches("```secure-vectors ").count();
     assert_eq!(
-        all, 6,
+        all, 7,
         "a vector block was added or removed: update this test"
     );
 }
 
 /// The document is enough: an implementation written from section 9 alone, in Python,
 /// with other libraries (noiseprotocol, cryptography, PyNaCl, magic-wormhole's spake2),
-/// rebuilds the pinned, cookie and invitation-code transcripts byte for byte. Installs the packages
+/// rebuilds the pinned (ChaCha20-Poly1305 and AES-256-GCM), cookie and invitation-code
+/// transcripts byte for byte. Installs the packages
 /// if it can; skips, saying why, if it cannot.
 #[test]
 fn an_independent_reading_of_the_document_reproduces_the_transcripts() {
