@@ -893,6 +893,7 @@ impl SecureEndpoint {
                 peer_key: key,
                 handshake_hash: [0; 32],
                 finish_digest: None,
+                cipher: SessionCipher::from_flags(init.body[initiation::FLAGS]),
             },
         )?;
         let (verified, new_contact) = match judged {
@@ -1007,6 +1008,7 @@ impl SecureEndpoint {
                 peer_key: key,
                 handshake_hash: [0; 32],
                 finish_digest: Some(finish_digest(bytes)),
+                cipher: r.recipe.cipher(),
             },
         )?;
         self.remember_ephemeral(r.their_ephemeral);
@@ -1227,7 +1229,13 @@ impl SecureEndpoint {
         }
         .derive();
         let pake_flag = if code.is_some() { FLAG_PAKE } else { 0 };
-        let flags = pake_flag | self.config.cipher.flag();
+        // A rekey keeps the session's cipher, whoever chose it: a transfer does not change
+        // cipher halfway (and the responder's side of a mixed pair keeps what it had).
+        let cipher = self
+            .current
+            .as_ref()
+            .map_or(self.config.cipher, |s| s.cipher);
+        let flags = pake_flag | cipher.flag();
         let (pake, spake) = match code {
             Some(code) => {
                 let (pake, msg) = Pake::start(&code, &mut self.rng);
@@ -1245,17 +1253,11 @@ impl SecureEndpoint {
         body[initiation::SENDER_INDEX].copy_from_slice(&local_index.to_be_bytes());
         let seed = noise::seed(&mut self.rng);
         let header = body[initiation::HEADER].to_vec();
-        let written = noise::build(
-            true,
-            &self.config.identity,
-            &header,
-            seed,
-            self.config.cipher,
-        )
-        .and_then(|mut hs| {
-            let n = hs.write_message(&p1, &mut body[initiation::NOISE])?;
-            Ok((hs, n))
-        });
+        let written =
+            noise::build(true, &self.config.identity, &header, seed, cipher).and_then(|mut hs| {
+                let n = hs.write_message(&p1, &mut body[initiation::NOISE])?;
+                Ok((hs, n))
+            });
         let Ok((hs, n)) = written else {
             self.stats.internal_errors += 1;
             self.handshake_at = Some(now + RETRY_MAX);

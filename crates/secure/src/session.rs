@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use snow::StatelessTransportState;
 
+use crate::config::SessionCipher;
 use crate::error::{Reject, SealError};
 use crate::identity::PublicKey;
 use crate::replay::ReplayWindow;
@@ -41,6 +42,8 @@ pub(crate) struct Session {
     pub created: Instant,
     /// Whether we initiated the handshake.
     pub initiator: bool,
+    /// The AEAD its initiator chose; a rekey from either side keeps it.
+    pub cipher: SessionCipher,
     /// The peer's epoch, from the authenticated handshake.
     pub peer_epoch: u64,
     /// The peer's long-term key, proved by the handshake.
@@ -67,6 +70,7 @@ pub(crate) struct SessionParams {
     pub peer_key: PublicKey,
     pub handshake_hash: [u8; 32],
     pub finish_digest: Option<[u8; MAC_LEN]>,
+    pub cipher: SessionCipher,
 }
 
 impl Session {
@@ -77,6 +81,7 @@ impl Session {
             transport,
             created: p.created,
             initiator: p.initiator,
+            cipher: p.cipher,
             peer_epoch: p.peer_epoch,
             peer_key: p.peer_key,
             handshake_hash: p.handshake_hash,

@@ -678,3 +678,39 @@ fn a_relay_that_changes_the_cipher_flag_gets_no_session() {
         assert!(!net.b.rejects.is_empty(), "{cipher:?}: rejected nothing");
     }
 }
+
+#[test]
+fn a_rekey_keeps_the_session_s_cipher_whoever_starts_it() {
+    // A asks for AES-GCM; B, left to itself, would choose ChaCha20-Poly1305, and it is B
+    // that rekeys first (by message count): its initiation keeps AES-GCM.
+    let (ia, ib) = identities(7);
+    let (aa, ba) = (addr(1001), addr(1002));
+    let t0 = std::time::Instant::now();
+    let mut ca = config(Mode::Pinned, &ia, &ib, Some(ba));
+    ca.cipher = crate::SessionCipher::AesGcm;
+    let mut cb = config(Mode::Pinned, &ib, &ia, Some(aa));
+    cb.rekey_after_messages = 5;
+    let a = SecureEndpoint::new(ca, 0xA0A0, t0, [7; 32]);
+    let b = SecureEndpoint::new(cb, 0xB0B0, t0, [107; 32]);
+    let mut net = Net::with(a, b, aa, ba, t0);
+    net.connect();
+    net.chat(8, "m");
+    assert!(net.b.rekeyed() >= 1, "B never rekeyed");
+    assert_eq!(net.a.received.len(), 8);
+    let initiations: Vec<(Side, u8)> = net
+        .log
+        .iter()
+        .filter(|r| r.bytes[0] == TYPE_INITIATION)
+        .map(|r| (r.to, r.bytes[crate::wire::initiation::FLAGS]))
+        .collect();
+    assert!(
+        initiations.iter().any(|(to, _)| *to == Side::A),
+        "{initiations:?}"
+    );
+    assert!(
+        initiations
+            .iter()
+            .all(|(_, flags)| flags & crate::wire::FLAG_AES_GCM != 0),
+        "{initiations:?}"
+    );
+}
