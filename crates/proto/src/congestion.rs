@@ -120,6 +120,11 @@ impl NewReno {
         }
     }
 
+    /// The smallest round trip measured so far.
+    pub(crate) fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+
     /// A round trip was measured (from a message's first transmission to its
     /// acknowledgement).
     pub(crate) fn on_rtt_sample(&mut self, rtt: Duration) {

@@ -87,6 +87,8 @@ struct InFlight {
     payload: Payload,
     queued_at: Instant,
     first_sent_at: Instant,
+    /// When it was last sent (the first time, or its latest retransmission).
+    last_sent_at: Instant,
     /// Transmissions so far.
     attempts: u32,
     retransmit_at: Instant,
@@ -197,6 +199,23 @@ pub(crate) struct Sender {
     probe_at: Option<Instant>,
     /// A probe was sent and nothing new has been acknowledged since: one per tail.
     probe_sent: bool,
+}
+
+/// Which transmission of `m` an acknowledgement arriving `now` is taken to report, for
+/// loss detection: the latest, unless `m` was sent again less than the smallest round
+/// trip ago, when the acknowledgement must be for an earlier copy (RACK's guard, RFC
+/// 8985 §6.2 step 2), and then the first. Taking a fresh retransmission for acknowledged
+/// would make every message sent between its two copies look overtaken and lost: after
+/// a timeout, hundreds of spurious retransmissions at once.
+fn transmission_acked(m: &InFlight, now: Instant, min_rtt: Option<Duration>) -> u64 {
+    if m.attempts == 1 {
+        return m.last_tx;
+    }
+    let since = now.saturating_duration_since(m.last_sent_at);
+    match min_rtt {
+        Some(min) if since >= min => m.last_tx,
+        _ => m.first_tx,
+    }
 }
 
 /// Bytes a message takes in a packet: its DATA frame.
@@ -471,6 +490,7 @@ impl Sender {
                 payload: q.payload,
                 queued_at: q.queued_at,
                 first_sent_at: now,
+                last_sent_at: now,
                 attempts: 1,
                 retransmit_at: now + rto,
                 sacked: false,
@@ -517,6 +537,7 @@ impl Sender {
         self.peer_window = ack.window.max(1);
         let mut sample = None;
         let mut acked_tx = 0;
+        let min_rtt = self.cc.min_rtt();
         while self.in_flight.front().is_some_and(|m| m.seq < cumulative) {
             let Some(done) = self.in_flight.pop_front() else {
                 break;
@@ -524,7 +545,7 @@ impl Sender {
             if done.attempts == 1 && !done.sacked {
                 sample = Some(now.saturating_duration_since(done.first_sent_at));
             }
-            acked_tx = acked_tx.max(done.last_tx);
+            acked_tx = acked_tx.max(transmission_acked(&done, now, min_rtt));
             result.progress = true;
             self.remember_retransmitted(done.seq, done.retransmitted_by);
             if !done.sacked {
@@ -553,7 +574,7 @@ impl Sender {
             if ack.sack.contains(offset) && !m.sacked {
                 m.sacked = true;
                 result.progress = true;
-                acked_tx = acked_tx.max(m.last_tx);
+                acked_tx = acked_tx.max(transmission_acked(m, now, min_rtt));
                 let size = frame_size(&m.payload);
                 self.bytes_in_flight = self.bytes_in_flight.saturating_sub(size);
                 self.cc.on_acked(size, m.last_tx, self.app_limited);
@@ -624,6 +645,7 @@ impl Sender {
         m.attempts += 1;
         m.retransmitted_by = Some(cause);
         m.last_tx = last_tx;
+        m.last_sent_at = now;
         m.retransmit_at = now + rto;
         out.push(SenderOutput::Transmit {
             id: m.id,
@@ -946,6 +968,32 @@ mod tests {
         );
         assert_eq!(r.rtt_sample, None);
         assert!(r.progress);
+    }
+
+    #[test]
+    fn an_ack_too_soon_after_a_retransmission_does_not_make_the_window_look_lost() {
+        let t0 = Instant::now();
+        let mut s = sender(16);
+        // Each fills most of a datagram, so a timer expiry resends one.
+        for i in 0..10 {
+            s.push(MessageId(i), Payload::Text("x".repeat(1000)), t0);
+        }
+        let mut out = Vec::new();
+        s.fill_window(t0, RTO, None, &mut out);
+        assert_eq!(sent_seqs(&out).len(), 10);
+        out.clear();
+        // A round trip of 10 ms is measured.
+        s.on_ack(ack(1, 0), t0 + Duration::from_millis(10), RTO, &mut out);
+        // The receiver stalls; the timer resends the oldest (message 1).
+        let now = s.next_timeout().unwrap();
+        assert!(s.on_timeout(now, RTO, &mut out));
+        assert_eq!(sent_seqs(&out), vec![1]);
+        out.clear();
+        // 1 ms later message 1 is acknowledged: too soon for the copy just sent, so the
+        // acknowledgement was for the first one, and messages 2-9 were not overtaken.
+        s.on_ack(ack(2, 0), now + Duration::from_millis(1), RTO, &mut out);
+        assert_eq!(sent_seqs(&out), Vec::<u64>::new());
+        // A later acknowledgement of message 1's copy would count as the copy's.
     }
 
     #[test]
