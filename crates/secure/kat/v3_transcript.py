@@ -77,22 +77,27 @@ def conn(initiator, static, eph, header, name=CHACHA):
     c.start_handshake()
     return c
 
-header = bytes([0xD1, VERSION, 0]) + struct.pack('>I', index_a)
-a = conn(True, sa, ea, header)
-body = header + a.write_message(bytes(61))
-body += mac(b2(b'udpchat/v2/mac1/static', pb), body)
-initiation = body + bytes(16)
-
 hs_seed_b = rb.take(32)
 index_b = rb.u32()
 eb = Stream(hs_seed_b).take(32)
-b = conn(False, sb, eb, header)
-assert b.read_message(initiation[7:116]) == bytes(61)
-response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
-    b.write_message(struct.pack('>IQ', index_b, 0xB))
-assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
-finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
-assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
+
+def pinned(flags, name):
+    """The pinned handshake (MAC1 keyed by B's public key) with these initiation flags
+    and this pattern: the two connections and the three handshake messages."""
+    header = bytes([0xD1, VERSION, flags]) + struct.pack('>I', index_a)
+    a = conn(True, sa, ea, header, name)
+    body = header + a.write_message(bytes(61))
+    body += mac(b2(b'udpchat/v2/mac1/static', pb), body)
+    initiation = body + bytes(16)
+    b = conn(False, sb, eb, header, name)
+    assert b.read_message(initiation[7:116]) == bytes(61)
+    response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
+        b.write_message(struct.pack('>IQ', index_b, 0xB))
+    assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
+    finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + \
+        a.write_message(struct.pack('>Q', 0xA))
+    assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
+    return a, b, {'initiation': initiation, 'response': response, 'finish': finish}
 
 def transport(index, n, ct):
     return bytes([0xD5]) + struct.pack('>IQ', index, n) + ct
@@ -114,28 +119,14 @@ def check(name, got, want, how='independently'):
             sys.exit(1)
     print(f'transcript-{name}: all', len(got), 'vectors reproduced', how)
 
-got = {'initiation': initiation, 'response': response, 'finish': finish,
-       **after_handshake(a, b, index_a, index_b)}
-check('pinned', got, want)
+a, b, got = pinned(0, CHACHA)
+check('pinned', {**got, **after_handshake(a, b, index_a, index_b)}, want)
 
 # transcript-pinned-aesgcm: the same two with the initiation's flag 0x02, so the pattern
 # is AESGCM (its nonces big-endian); the same random streams.
 want = vectors(doc, 'transcript-pinned-aesgcm')
-header = bytes([0xD1, VERSION, 0x02]) + struct.pack('>I', index_a)
-a = conn(True, sa, ea, header, AESGCM)
-body = header + a.write_message(bytes(61))
-body += mac(b2(b'udpchat/v2/mac1/static', pb), body)
-initiation = body + bytes(16)
-b = conn(False, sb, eb, header, AESGCM)
-assert b.read_message(initiation[7:116]) == bytes(61)
-response = bytes([0xD2, VERSION, 0]) + struct.pack('>I', index_a) + bytes(33) + \
-    b.write_message(struct.pack('>IQ', index_b, 0xB))
-assert a.read_message(response[40:]) == struct.pack('>IQ', index_b, 0xB)
-finish = bytes([0xD3, VERSION]) + struct.pack('>I', index_b) + a.write_message(struct.pack('>Q', 0xA))
-assert b.read_message(finish[6:]) == struct.pack('>Q', 0xA)
-got = {'initiation': initiation, 'response': response, 'finish': finish,
-       **after_handshake(a, b, index_a, index_b)}
-check('pinned-aesgcm', got, want)
+a, b, got = pinned(0x02, AESGCM)
+check('pinned-aesgcm', {**got, **after_handshake(a, b, index_a, index_b)}, want)
 
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt as xseal
 
