@@ -415,10 +415,15 @@ impl Sender {
         usize::from(self.window.min(self.peer_window).max(1))
     }
 
-    /// The part of the window file chunks may fill (see [`chat_reserve`]).
-    fn bulk_window(&self) -> usize {
+    /// How many messages may be in flight for the next one to go: the window, less the
+    /// chat's share of it when that is a file chunk (see [`chat_reserve`]).
+    fn window_for(&self, bulk: bool) -> usize {
         let window = self.effective_window();
-        window - chat_reserve(window)
+        if bulk {
+            window - chat_reserve(window)
+        } else {
+            window
+        }
     }
 
     /// The `after` of frame `seq` of `stream`, noting it as its stream's latest. With
@@ -442,18 +447,16 @@ impl Sender {
         out: &mut Vec<SenderOutput>,
     ) {
         self.next_send_at = None;
-        // Until something stops us short of an empty queue, we are not using the window.
+        // Until the congestion window or the pacer stops us, we are not testing the path.
         let mut limited = false;
-        while self.in_flight.len() < self.effective_window() {
-            let Some((size, bulk)) = self
-                .next_queue()
-                .front()
-                .map(|q| (frame_size(&q.payload), is_bulk(&q.payload)))
-            else {
-                break;
-            };
-            if bulk && self.in_flight.len() >= self.bulk_window() {
-                // The rest of the window is the chat's: not a test of the path.
+        while let Some((size, bulk)) = self
+            .next_queue()
+            .front()
+            .map(|q| (frame_size(&q.payload), is_bulk(&q.payload)))
+        {
+            if self.in_flight.len() >= self.window_for(bulk) {
+                // Held back by the receiver's window (or, for a chunk, the chat's share
+                // of it): not a test of the path either.
                 break;
             }
             let cwnd = self.cc.window();
@@ -498,15 +501,6 @@ impl Sender {
                 last_tx,
                 retransmitted_by: None,
             });
-        }
-        let window_full = match self.next_queue().front() {
-            Some(q) if is_bulk(&q.payload) => self.in_flight.len() >= self.bulk_window(),
-            Some(_) => self.in_flight.len() >= self.effective_window(),
-            None => false,
-        };
-        if window_full {
-            // Held back by the receiver's window: not a test of the path either.
-            limited = false;
         }
         self.app_limited = !limited;
     }
