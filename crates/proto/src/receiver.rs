@@ -92,6 +92,19 @@ impl Receiver {
         }
     }
 
+    /// Marks the buffered frame `seq` shown and returns its payload, if it was held.
+    fn release(&mut self, seq: u64) -> Option<Payload> {
+        let shown = self.shown_slot();
+        let slot = self.buffered.get_mut(&seq)?;
+        if !matches!(slot, Slot::Held(_)) {
+            return None;
+        }
+        match std::mem::replace(slot, shown) {
+            Slot::Held(payload) => Some(payload),
+            Slot::Delivered { .. } => None,
+        }
+    }
+
     /// Handles one DATA frame whose sequence number, as carried on the wire, is
     /// `wire_seq`, and whose `after` field is `after` (PROTOCOL.md §6).
     pub(crate) fn on_data(&mut self, wire_seq: u64, after: u16, payload: Payload) -> Arrival {
@@ -157,11 +170,10 @@ impl Receiver {
         ready.push((seq, payload));
         let mut previous = seq;
         while let Some(next) = self.waiting_on.remove(&previous) {
-            let shown = self.shown_slot();
-            let Some(slot) = self.buffered.get_mut(&next) else {
+            if !self.buffered.contains_key(&next) {
                 break;
-            };
-            if let Slot::Held(payload) = std::mem::replace(slot, shown) {
+            }
+            if let Some(payload) = self.release(next) {
                 ready.push((next, payload));
             }
             previous = next;
@@ -194,11 +206,8 @@ impl Receiver {
         let still_waiting = self.waiting_on.split_off(&below);
         let unblocked = std::mem::replace(&mut self.waiting_on, still_waiting);
         for (_, seq) in unblocked {
-            let shown = self.shown_slot();
-            if let Some(slot) = self.buffered.get_mut(&seq) {
-                if let Slot::Held(payload) = std::mem::replace(slot, shown) {
-                    self.show(seq, payload, &mut ready);
-                }
+            if let Some(payload) = self.release(seq) {
+                self.show(seq, payload, &mut ready);
             }
         }
         self.drain_ready(&mut ready);
