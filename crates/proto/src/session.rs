@@ -1480,7 +1480,18 @@ impl Session {
     }
 
     fn deliver(&mut self, ready: Vec<(u64, Payload)>) {
-        let shown: Vec<u64> = ready.iter().map(|(seq, _)| *seq).collect();
+        // Frames shown ahead of the gap are remembered only where they must be made
+        // durable before acknowledged: this runs for every frame of a file.
+        let expected = self.receiver.expected();
+        let shown_ahead: Vec<u64> = if self.config.durable_receive {
+            ready
+                .iter()
+                .map(|(seq, _)| *seq)
+                .filter(|&seq| seq >= expected)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for (seq, payload) in ready {
             let payload = match payload {
                 Payload::Text(text) => self.whole_text(text).map(Payload::Text),
@@ -1537,25 +1548,19 @@ impl Session {
                 Payload::Unknown { .. } => {}
             }
         }
-        // What the stream advanced by (delivered, or skipped by the sender) becomes
-        // acknowledgeable once the events so far are taken and confirmed.
-        let expected = self.receiver.expected();
-        if self.config.durable_receive {
-            let last_event = self.events_taken + self.events.len() as u64;
-            self.durable.shown_ahead.extend(
-                shown
-                    .into_iter()
-                    .filter(|&seq| seq >= expected)
-                    .map(|seq| (last_event, seq)),
-            );
-        }
+        // What the stream advanced by (delivered, or skipped by the sender), and what
+        // was shown ahead of the gap, becomes acknowledgeable once the events so far are
+        // taken and confirmed.
+        let last_event = self.events_taken + self.events.len() as u64;
+        self.durable
+            .shown_ahead
+            .extend(shown_ahead.into_iter().map(|seq| (last_event, seq)));
         let recorded = self
             .durable
             .unconfirmed
             .back()
             .map_or(self.durable.upto, |u| u.1);
         if self.config.durable_receive && expected > recorded {
-            let last_event = self.events_taken + self.events.len() as u64;
             self.durable.unconfirmed.push_back((last_event, expected));
         }
     }
