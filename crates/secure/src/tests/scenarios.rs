@@ -610,18 +610,20 @@ fn a_spoofed_initiation_flood_delays_a_first_contact_by_at_most_a_round_trip() {
 
 /// A and B pinned to each other, A initiating with `cipher`.
 fn net_with_cipher(cipher: crate::SessionCipher) -> Net {
+    net_with_ciphers(cipher, |_| {})
+}
+
+/// The same, with B's configuration changed by `b`.
+fn net_with_ciphers(cipher: crate::SessionCipher, b: impl FnOnce(&mut SecureConfig)) -> Net {
     let (ia, ib) = identities(7);
     let (aa, ba) = (addr(1001), addr(1002));
     let t0 = std::time::Instant::now();
     let mut ca = config(Mode::Pinned, &ia, &ib, Some(ba));
     ca.cipher = cipher;
+    let mut cb = config(Mode::Pinned, &ib, &ia, Some(aa));
+    b(&mut cb);
     let a = SecureEndpoint::new(ca, 0xA0A0, t0, [7; 32]);
-    let b = SecureEndpoint::new(
-        config(Mode::Pinned, &ib, &ia, Some(aa)),
-        0xB0B0,
-        t0,
-        [107; 32],
-    );
+    let b = SecureEndpoint::new(cb, 0xB0B0, t0, [107; 32]);
     Net::with(a, b, aa, ba, t0)
 }
 
@@ -683,16 +685,9 @@ fn a_relay_that_changes_the_cipher_flag_gets_no_session() {
 fn a_rekey_keeps_the_session_s_cipher_whoever_starts_it() {
     // A asks for AES-GCM; B, left to itself, would choose ChaCha20-Poly1305, and it is B
     // that rekeys first (by message count): its initiation keeps AES-GCM.
-    let (ia, ib) = identities(7);
-    let (aa, ba) = (addr(1001), addr(1002));
-    let t0 = std::time::Instant::now();
-    let mut ca = config(Mode::Pinned, &ia, &ib, Some(ba));
-    ca.cipher = crate::SessionCipher::AesGcm;
-    let mut cb = config(Mode::Pinned, &ib, &ia, Some(aa));
-    cb.rekey_after_messages = 5;
-    let a = SecureEndpoint::new(ca, 0xA0A0, t0, [7; 32]);
-    let b = SecureEndpoint::new(cb, 0xB0B0, t0, [107; 32]);
-    let mut net = Net::with(a, b, aa, ba, t0);
+    let mut net = net_with_ciphers(crate::SessionCipher::AesGcm, |b| {
+        b.rekey_after_messages = 5;
+    });
     net.connect();
     net.chat(8, "m");
     assert!(net.b.rekeyed() >= 1, "B never rekeyed");
